@@ -1,0 +1,36 @@
+//! Argument checks shared by every public function; each returns the [`LossError`] that names
+//! the argument.
+
+use crate::{Float, LossError};
+
+/// `len == expected`, else [`LossError::LengthMismatch`].
+pub(crate) fn same_len(
+    name: &'static str,
+    len: usize,
+    expected_name: &'static str,
+    expected: usize,
+) -> Result<(), LossError> {
+    if len == expected {
+        Ok(())
+    } else {
+        Err(LossError::LengthMismatch { name, len, expected_name, expected })
+    }
+}
+
+/// `value > 0` (so not NaN).
+pub(crate) fn positive<T: Float>(name: &'static str, value: T) -> Result<(), LossError> {
+    if value > T::ZERO {
+        Ok(())
+    } else {
+        Err(LossError::InvalidParameter { name, value: value.to_f64(), requirement: "> 0" })
+    }
+}
+
+/// `value >= 0` (so not NaN).
+pub(crate) fn non_negative<T: Float>(name: &'static str, value: T) -> Result<(), LossError> {
+    if value >= T::ZERO {
+        Ok(())
+    } else {
+        Err(LossError::InvalidParameter { name, value: value.to_f64(), requirement: ">= 0" })
+    }
+}

@@ -1,0 +1,121 @@
+//! The element types the kernels accept: `f32` and `f64`.
+
+use core::fmt::{Debug, Display};
+use core::ops::{Add, Div, Mul, Neg, Sub};
+
+use crate::simd::Lanes;
+
+/// An element type the losses are computed in: `f32` or `f64`.
+///
+/// The trait is sealed: it exists so that every public function can be written once for both
+/// widths, and it carries, hidden, the SIMD lane type of each instruction-set tier.
+///
+/// ```
+/// fn mean_abs_error<T: losskit::Float>(a: &[T], b: &[T]) -> Result<T, losskit::LossError> {
+///     losskit::l1(a, b, losskit::Reduction::Mean)
+/// }
+/// assert_eq!(mean_abs_error(&[1.0f32, 2.0], &[1.5, 2.5]).unwrap(), 0.5);
+/// assert_eq!(mean_abs_error(&[1.0f64, 2.0], &[1.5, 2.5]).unwrap(), 0.5);
+/// ```
+pub trait Float:
+    sealed::Sealed
+    + Copy
+    + Default
+    + Debug
+    + Display
+    + PartialOrd
+    + Send
+    + Sync
+    + 'static
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Div<Output = Self>
+    + Neg<Output = Self>
+{
+}
+
+impl Float for f32 {}
+impl Float for f64 {}
+
+pub(crate) mod sealed {
+    use super::*;
+
+    /// The hidden half of [`Float`](super::Float): conversions and the lane type per tier.
+    pub trait Sealed {
+        /// Lanes of the always-available scalar tier (one lane, plain arithmetic).
+        type Scalar: Lanes<Elem = Self, Isa = crate::simd::scalar::Scalar>;
+        /// Lanes of the portable tier (`wide`).
+        type Portable: Lanes<Elem = Self, Isa = crate::simd::portable::Portable>;
+        /// Lanes of the AVX2+FMA tier.
+        #[cfg(target_arch = "x86_64")]
+        type Avx2: Lanes<Elem = Self, Isa = crate::simd::avx2::Avx2>;
+        /// Lanes of the AVX-512F tier.
+        #[cfg(target_arch = "x86_64")]
+        type Avx512: Lanes<Elem = Self, Isa = crate::simd::avx512::Avx512>;
+
+        const ZERO: Self;
+        const ONE: Self;
+        /// `"f32"` or `"f64"`.
+        const NAME: &'static str;
+        fn to_f64(self) -> f64;
+        fn from_f64(x: f64) -> Self;
+        fn from_usize(x: usize) -> Self;
+        fn abs(self) -> Self;
+        fn exp(self) -> Self;
+        fn ln(self) -> Self;
+        fn ln_1p(self) -> Self;
+        fn is_nan(self) -> bool;
+    }
+
+    macro_rules! impl_sealed {
+        ($t:ident, $name:literal, $portable:ident, $avx2:ident, $avx512:ident) => {
+            impl Sealed for $t {
+                type Scalar = crate::simd::scalar::One<$t>;
+                type Portable = crate::simd::portable::$portable;
+                #[cfg(target_arch = "x86_64")]
+                type Avx2 = crate::simd::avx2::$avx2;
+                #[cfg(target_arch = "x86_64")]
+                type Avx512 = crate::simd::avx512::$avx512;
+
+                const ZERO: Self = 0.0;
+                const ONE: Self = 1.0;
+                const NAME: &'static str = $name;
+                #[inline(always)]
+                fn to_f64(self) -> f64 {
+                    self as f64
+                }
+                #[inline(always)]
+                fn from_f64(x: f64) -> Self {
+                    x as $t
+                }
+                #[inline(always)]
+                fn from_usize(x: usize) -> Self {
+                    x as $t
+                }
+                #[inline(always)]
+                fn abs(self) -> Self {
+                    $t::abs(self)
+                }
+                #[inline(always)]
+                fn exp(self) -> Self {
+                    $t::exp(self)
+                }
+                #[inline(always)]
+                fn ln(self) -> Self {
+                    $t::ln(self)
+                }
+                #[inline(always)]
+                fn ln_1p(self) -> Self {
+                    $t::ln_1p(self)
+                }
+                #[inline(always)]
+                fn is_nan(self) -> bool {
+                    $t::is_nan(self)
+                }
+            }
+        };
+    }
+    impl_sealed!(f32, "f32", F32x8, F32x8, F32x16);
+    impl_sealed!(f64, "f64", F64x4, F64x4, F64x8);
+}

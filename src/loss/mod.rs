@@ -1,0 +1,4 @@
+//! The losses: each a short map over lanes, run by the driver in [`crate::reduce`], with its
+//! scalar twin in [`crate::reference`].
+
+pub(crate) mod pointwise;

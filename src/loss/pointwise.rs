@@ -1,0 +1,211 @@
+//! Regression losses: `mse`, `l1`, `huber`, `smooth_l1`.
+
+use crate::reduce::{each2, sum2, Map2};
+use crate::simd::Lanes;
+use crate::{check, Float, LossError, Reduction};
+
+/// `(x - y)²`.
+pub(crate) struct Mse;
+
+impl<T: Float> Map2<T> for Mse {
+    #[inline(always)]
+    fn map<V: Lanes<Elem = T>>(&self, _: V::Isa, x: V, y: V) -> V {
+        let d = x - y;
+        d * d
+    }
+}
+
+/// `|x - y|`.
+pub(crate) struct L1;
+
+impl<T: Float> Map2<T> for L1 {
+    #[inline(always)]
+    fn map<V: Lanes<Elem = T>>(&self, _: V::Isa, x: V, y: V) -> V {
+        (x - y).abs()
+    }
+}
+
+/// `z = |x - y|`: `0.5 z²` if `z < delta`, else `delta (z - 0.5 delta)`.
+pub(crate) struct Huber<T> {
+    pub(crate) delta: T,
+}
+
+impl<T: Float> Map2<T> for Huber<T> {
+    #[inline(always)]
+    fn map<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, y: V) -> V {
+        let half = V::splat(isa, T::from_f64(0.5));
+        let delta = V::splat(isa, self.delta);
+        let z = (x - y).abs();
+        V::select(z.lt(delta), half * z * z, delta * (z - half * delta))
+    }
+}
+
+/// `z = |x - y|`: `0.5 z² / beta` if `z < beta`, else `z - 0.5 beta`.
+pub(crate) struct SmoothL1<T> {
+    pub(crate) beta: T,
+}
+
+impl<T: Float> Map2<T> for SmoothL1<T> {
+    #[inline(always)]
+    fn map<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, y: V) -> V {
+        let half = V::splat(isa, T::from_f64(0.5));
+        let beta = V::splat(isa, self.beta);
+        let z = (x - y).abs();
+        // Divides like PyTorch (a multiply by 0.5/beta would differ by an ulp); `z < beta` is
+        // never true for beta = 0, where the quotient is NaN and unused.
+        V::select(z.lt(beta), half * z * z / beta, z - half * beta)
+    }
+}
+
+/// Reduces a pointwise map over `input` and `target` after checking their lengths.
+fn reduce2<T: Float, M: Map2<T>>(
+    input: &[T],
+    target: &[T],
+    reduction: Reduction,
+    map: &M,
+) -> Result<T, LossError> {
+    check::same_len("target", target.len(), "input", input.len())?;
+    Ok(reduction.finish(sum2(input, target, map), input.len()))
+}
+
+/// Writes a pointwise map over `input` and `target` into `out` after checking lengths.
+fn each<T: Float, M: Map2<T>>(input: &[T], target: &[T], out: &mut [T], map: &M) -> Result<(), LossError> {
+    check::same_len("target", target.len(), "input", input.len())?;
+    check::same_len("out", out.len(), "input", input.len())?;
+    each2(input, target, out, map);
+    Ok(())
+}
+
+/// Mean squared error: `(input - target)²`, reduced.
+///
+/// # Errors
+/// [`LossError::LengthMismatch`] if `target.len() != input.len()`.
+///
+/// ```
+/// use losskit::Reduction;
+/// let input = [0.5f32, 1.0, 2.0];
+/// let target = [0.0f32, 1.0, 4.0];
+/// assert_eq!(losskit::mse(&input, &target, Reduction::Sum).unwrap(), 4.25);
+/// assert!(losskit::mse::<f32>(&[], &[], Reduction::Mean).unwrap().is_nan());
+/// ```
+pub fn mse<T: Float>(input: &[T], target: &[T], reduction: Reduction) -> Result<T, LossError> {
+    reduce2(input, target, reduction, &Mse)
+}
+
+/// `out[i] = (input[i] - target[i])²`: [`mse`] without reduction.
+///
+/// # Errors
+/// [`LossError::LengthMismatch`] if `target` or `out` is not as long as `input`.
+///
+/// ```
+/// let mut out = [0.0f64; 2];
+/// losskit::mse_each(&[1.0, 3.0], &[0.0, 1.0], &mut out).unwrap();
+/// assert_eq!(out, [1.0, 4.0]);
+/// ```
+pub fn mse_each<T: Float>(input: &[T], target: &[T], out: &mut [T]) -> Result<(), LossError> {
+    each(input, target, out, &Mse)
+}
+
+/// Mean absolute error: `|input - target|`, reduced.
+///
+/// # Errors
+/// [`LossError::LengthMismatch`] if `target.len() != input.len()`.
+///
+/// ```
+/// use losskit::Reduction;
+/// assert_eq!(losskit::l1(&[1.0f32, -1.0], &[0.0, 1.0], Reduction::Mean).unwrap(), 1.5);
+/// ```
+pub fn l1<T: Float>(input: &[T], target: &[T], reduction: Reduction) -> Result<T, LossError> {
+    reduce2(input, target, reduction, &L1)
+}
+
+/// `out[i] = |input[i] - target[i]|`: [`l1`] without reduction.
+///
+/// # Errors
+/// [`LossError::LengthMismatch`] if `target` or `out` is not as long as `input`.
+///
+/// ```
+/// let mut out = [0.0f32; 2];
+/// losskit::l1_each(&[1.0, -1.0], &[0.0, 1.0], &mut out).unwrap();
+/// assert_eq!(out, [1.0, 2.0]);
+/// ```
+pub fn l1_each<T: Float>(input: &[T], target: &[T], out: &mut [T]) -> Result<(), LossError> {
+    each(input, target, out, &L1)
+}
+
+fn check_delta<T: Float>(delta: T) -> Result<Huber<T>, LossError> {
+    check::positive("delta", delta)?;
+    Ok(Huber { delta })
+}
+
+fn check_beta<T: Float>(beta: T) -> Result<SmoothL1<T>, LossError> {
+    check::non_negative("beta", beta)?;
+    Ok(SmoothL1 { beta })
+}
+
+/// Huber loss (PyTorch's `huber_loss`): with `z = |input - target|`, `0.5 z²` where
+/// `z < delta`, else `delta (z - 0.5 delta)`; reduced.
+///
+/// # Errors
+/// - [`LossError::InvalidParameter`] if `delta` is not `> 0` (NaN included), as in PyTorch.
+/// - [`LossError::LengthMismatch`] if `target.len() != input.len()`.
+///
+/// ```
+/// use losskit::Reduction;
+/// let loss = losskit::huber(&[0.5f64, 3.0], &[0.0, 0.0], 1.0, Reduction::Sum).unwrap();
+/// assert_eq!(loss, 0.125 + 2.5);
+/// assert!(losskit::huber(&[1.0f32], &[0.0], -1.0, Reduction::Mean).is_err());
+/// ```
+pub fn huber<T: Float>(input: &[T], target: &[T], delta: T, reduction: Reduction) -> Result<T, LossError> {
+    let map = check_delta(delta)?;
+    reduce2(input, target, reduction, &map)
+}
+
+/// [`huber`] without reduction, into `out`.
+///
+/// # Errors
+/// - [`LossError::InvalidParameter`] if `delta` is not `> 0` (NaN included).
+/// - [`LossError::LengthMismatch`] if `target` or `out` is not as long as `input`.
+///
+/// ```
+/// let mut out = [0.0f32; 2];
+/// losskit::huber_each(&[0.5, 3.0], &[0.0, 0.0], 1.0, &mut out).unwrap();
+/// assert_eq!(out, [0.125, 2.5]);
+/// ```
+pub fn huber_each<T: Float>(input: &[T], target: &[T], delta: T, out: &mut [T]) -> Result<(), LossError> {
+    let map = check_delta(delta)?;
+    each(input, target, out, &map)
+}
+
+/// Smooth L1 loss (PyTorch's `smooth_l1_loss`): with `z = |input - target|`, `0.5 z² / beta`
+/// where `z < beta`, else `z - 0.5 beta`; `beta = 0` is plain L1. Reduced.
+///
+/// # Errors
+/// - [`LossError::InvalidParameter`] if `beta` is negative or NaN.
+/// - [`LossError::LengthMismatch`] if `target.len() != input.len()`.
+///
+/// ```
+/// use losskit::Reduction;
+/// let loss = losskit::smooth_l1(&[0.5f64, 3.0], &[0.0, 0.0], 1.0, Reduction::Sum).unwrap();
+/// assert_eq!(loss, 0.125 + 2.5);
+/// ```
+pub fn smooth_l1<T: Float>(input: &[T], target: &[T], beta: T, reduction: Reduction) -> Result<T, LossError> {
+    let map = check_beta(beta)?;
+    reduce2(input, target, reduction, &map)
+}
+
+/// [`smooth_l1`] without reduction, into `out`.
+///
+/// # Errors
+/// - [`LossError::InvalidParameter`] if `beta` is negative or NaN.
+/// - [`LossError::LengthMismatch`] if `target` or `out` is not as long as `input`.
+///
+/// ```
+/// let mut out = [0.0f64; 2];
+/// losskit::smooth_l1_each(&[0.5, 3.0], &[0.0, 0.0], 0.0, &mut out).unwrap();
+/// assert_eq!(out, [0.5, 3.0]);
+/// ```
+pub fn smooth_l1_each<T: Float>(input: &[T], target: &[T], beta: T, out: &mut [T]) -> Result<(), LossError> {
+    let map = check_beta(beta)?;
+    each(input, target, out, &map)
+}

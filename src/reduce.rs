@@ -1,0 +1,206 @@
+//! The one map-reduce driver every loss runs on.
+//!
+//! # Shape
+//!
+//! The input is cut into chunks of [`CHUNK`] elements (the last one shorter). Each chunk is
+//! reduced by one call of a [`Kernel`] on the active tier, and the chunks' partial results are
+//! combined in a balanced binary tree over the chunk indices. The cut points and the tree depend
+//! only on the input length, never on the number of threads, so the result is bit-identical for
+//! any rayon pool and across runs. Chunks run on rayon (`rayon::join` at each tree node) only
+//! when there are at least two of them, so small inputs never pay for threads.
+//!
+//! Inside a chunk, [`UNROLL`] independent vector accumulators hide the add latency. Every
+//! [`BLOCK_STEPS`] steps they are folded pairwise and added, widened exactly to `f64`, into an
+//! `f64` vector accumulator; the chunk's `f64` lanes are summed in a fixed order.
+//!
+//! # Error bound
+//!
+//! Let `u` be the unit roundoff of the element type (`2^-24` for f32, `2^-53` for f64) and
+//! `S = Σ|mᵢ|` the sum of the magnitudes of the mapped values. Each element-type lane
+//! accumulator adds at most `BLOCK_STEPS` values before it is flushed (at most
+//! `BLOCK_STEPS * UNROLL` in the tail of the last chunk), and the fold adds `log2(UNROLL)`
+//! levels, so the sum `ŝ` returned satisfies
+//!
+//! ```text
+//! |ŝ - Σmᵢ| ≤ (BLOCK_STEPS + 2)·u·S + (BLOCK_STEPS·UNROLL + 2)·u·S_tail + (n/LANES + log2 n)·2^-53·S
+//! ```
+//!
+//! where `S_tail` is the magnitude sum of the last, partial block (fewer than 1024 elements).
+//! For f32 that is `10·u ≈ 6.0e-7` relative for a sum of non-negative terms such as squared
+//! errors, at any length: the mean of 2^26 f32 squared errors is within 1e-6 of the exact value
+//! (tested). A plain sequential f32 sum has a bound of `n·u` instead, which at 2^26 is 4.
+
+use rayon::prelude::*;
+
+use crate::simd::dispatch::Resolved;
+use crate::simd::{Kernel, Lanes};
+use crate::Float;
+
+/// Elements per chunk: the unit of parallel work and of the fixed combine tree.
+pub(crate) const CHUNK: usize = 1 << 16;
+/// Independent vector accumulators per kernel.
+pub(crate) const UNROLL: usize = 4;
+/// Steps (of `UNROLL` vectors) an accumulator takes before it is flushed into `f64`.
+pub(crate) const BLOCK_STEPS: usize = 8;
+
+// The fold `(s0 + s1) + (s2 + s3)` in the kernels is written for four accumulators.
+const _: () = assert!(UNROLL == 4);
+
+/// A per-element map over two inputs, written once over lanes.
+///
+/// Implementations must be `#[inline(always)]` (see [`Kernel`]).
+pub(crate) trait Map2<T: Float>: Sync {
+    fn map<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, y: V) -> V;
+}
+
+/// A partial result of a chunk: combined by addition in the fixed tree.
+pub(crate) trait Partial: Copy + Send {
+    fn combine(self, other: Self) -> Self;
+}
+
+impl Partial for f64 {
+    #[inline]
+    fn combine(self, other: Self) -> Self {
+        self + other
+    }
+}
+
+impl Partial for [f64; 2] {
+    #[inline]
+    fn combine(self, other: Self) -> Self {
+        [self[0] + other[0], self[1] + other[1]]
+    }
+}
+
+/// Combines `leaf(i)` for `i in 0..count` in a balanced binary tree whose shape depends only on
+/// `count` (split at `count / 2`), running the halves with `rayon::join` when `parallel`.
+/// Returns `None` for `count == 0`.
+pub(crate) fn tree_reduce<P, F>(count: usize, parallel: bool, leaf: &F) -> Option<P>
+where
+    P: Partial,
+    F: Fn(usize) -> P + Sync,
+{
+    fn node<P: Partial, F: Fn(usize) -> P + Sync>(lo: usize, hi: usize, parallel: bool, leaf: &F) -> P {
+        if hi - lo == 1 {
+            return leaf(lo);
+        }
+        let mid = lo + (hi - lo) / 2;
+        let (left, right) = if parallel {
+            rayon::join(|| node(lo, mid, parallel, leaf), || node(mid, hi, parallel, leaf))
+        } else {
+            (node(lo, mid, parallel, leaf), node(mid, hi, parallel, leaf))
+        };
+        left.combine(right)
+    }
+    (count > 0).then(|| node(0, count, parallel, leaf))
+}
+
+/// `Σ map(a[i], b[i])` in `f64`, over `a.len()` elements (`b` must be as long).
+pub(crate) fn sum2<T: Float, M: Map2<T>>(a: &[T], b: &[T], map: &M) -> f64 {
+    debug_assert_eq!(a.len(), b.len());
+    let tier = Resolved::active();
+    let n = a.len().min(b.len());
+    let chunks = n.div_ceil(CHUNK);
+    let leaf = |i: usize| {
+        let range = i * CHUNK..n.min((i + 1) * CHUNK);
+        tier.run(Sum2 { a: &a[range.clone()], b: &b[range], map })
+    };
+    tree_reduce(chunks, chunks >= 2, &leaf).unwrap_or(0.0)
+}
+
+/// `out[i] = map(a[i], b[i])` (all three of one length).
+pub(crate) fn each2<T: Float, M: Map2<T>>(a: &[T], b: &[T], out: &mut [T], map: &M) {
+    debug_assert!(a.len() == b.len() && a.len() == out.len());
+    let tier = Resolved::active();
+    if out.len() < 2 * CHUNK {
+        tier.run(Each2 { a, b, out, map });
+        return;
+    }
+    out.par_chunks_mut(CHUNK)
+        .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
+        .for_each(|(out, (a, b))| tier.run(Each2 { a, b, out, map }));
+}
+
+/// Sums `map` over one chunk.
+struct Sum2<'a, T, M> {
+    a: &'a [T],
+    b: &'a [T],
+    map: &'a M,
+}
+
+impl<T: Float, M: Map2<T>> Kernel<T> for Sum2<'_, T, M> {
+    type Output = f64;
+
+    #[inline(always)]
+    fn run<V: Lanes<Elem = T>>(self, isa: V::Isa) -> f64 {
+        let lanes = V::LANES;
+        let step = lanes * UNROLL;
+        let block = step * BLOCK_STEPS;
+        let n = self.a.len().min(self.b.len());
+        let (a, b) = (&self.a[..n], &self.b[..n]);
+        let zero = V::splat(isa, T::ZERO);
+        let mut acc = V::acc_zero(isa);
+
+        let full = n - n % block;
+        for (ab, bb) in a[..full].chunks_exact(block).zip(b[..full].chunks_exact(block)) {
+            let mut s = [zero; UNROLL];
+            for (av, bv) in ab.chunks_exact(step).zip(bb.chunks_exact(step)) {
+                for (k, s) in s.iter_mut().enumerate() {
+                    let x = V::load(isa, &av[k * lanes..]);
+                    let y = V::load(isa, &bv[k * lanes..]);
+                    *s = *s + self.map.map(isa, x, y);
+                }
+            }
+            acc = V::acc_add(acc, (s[0] + s[1]) + (s[2] + s[3]));
+        }
+
+        // The last partial block: whole vectors, then one masked vector.
+        let (a, b) = (&a[full..], &b[full..]);
+        let whole = a.len() - a.len() % lanes;
+        let mut s = zero;
+        for (av, bv) in a[..whole].chunks_exact(lanes).zip(b[..whole].chunks_exact(lanes)) {
+            s = s + self.map.map(isa, V::load(isa, av), V::load(isa, bv));
+        }
+        let (a, b) = (&a[whole..], &b[whole..]);
+        if !a.is_empty() {
+            let x = V::load_prefix(isa, a, T::ZERO);
+            let y = V::load_prefix(isa, b, T::ZERO);
+            let v = self.map.map(isa, x, y);
+            s = s + V::select(V::first_lanes(isa, a.len()), v, zero);
+        }
+        V::acc_sum(V::acc_add(acc, s))
+    }
+}
+
+/// Writes `map` of one chunk.
+struct Each2<'a, T, M> {
+    a: &'a [T],
+    b: &'a [T],
+    out: &'a mut [T],
+    map: &'a M,
+}
+
+impl<T: Float, M: Map2<T>> Kernel<T> for Each2<'_, T, M> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<V: Lanes<Elem = T>>(self, isa: V::Isa) {
+        let lanes = V::LANES;
+        let n = self.out.len().min(self.a.len()).min(self.b.len());
+        let (a, b, out) = (&self.a[..n], &self.b[..n], &mut self.out[..n]);
+        let whole = n - n % lanes;
+        let (out_whole, out_tail) = out.split_at_mut(whole);
+        for ((o, av), bv) in out_whole
+            .chunks_exact_mut(lanes)
+            .zip(a[..whole].chunks_exact(lanes))
+            .zip(b[..whole].chunks_exact(lanes))
+        {
+            self.map.map(isa, V::load(isa, av), V::load(isa, bv)).store(o);
+        }
+        if !out_tail.is_empty() {
+            let x = V::load_prefix(isa, &a[whole..], T::ZERO);
+            let y = V::load_prefix(isa, &b[whole..], T::ZERO);
+            self.map.map(isa, x, y).store_prefix(out_tail);
+        }
+    }
+}

@@ -1,0 +1,491 @@
+//! The AVX2+FMA tier: 8 x f32 and 4 x f64 lanes in `ymm` registers, via `core::arch`.
+//!
+//! `wide`'s types are not upgraded inside `#[target_feature]` functions (they are chosen by
+//! compile-time `cfg`), so this tier is written with intrinsics. Every method is
+//! `#[inline(always)]` so that it is inlined into [`run`], which carries the target features.
+
+use core::arch::x86_64::*;
+use core::ops::{Add, Div, Mul, Neg, Sub};
+
+use super::{Kernel, Lanes};
+use crate::Float;
+
+/// Token of the AVX2+FMA tier: a value exists only on a CPU that has both.
+#[derive(Clone, Copy, Debug)]
+pub struct Avx2(());
+
+impl Avx2 {
+    /// The token, if this CPU has AVX2 and FMA.
+    #[inline]
+    pub fn detect() -> Option<Self> {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            Some(Avx2(()))
+        } else {
+            None
+        }
+    }
+}
+
+/// Runs `kernel` with this tier's lanes, compiled with AVX2 and FMA enabled.
+#[target_feature(enable = "avx2,fma")]
+pub(crate) fn run<T: Float, K: Kernel<T>>(isa: Avx2, kernel: K) -> K::Output {
+    kernel.run::<T::Avx2>(isa)
+}
+
+/// Eight `f32` lanes.
+#[derive(Clone, Copy, Debug)]
+#[repr(transparent)]
+pub struct F32x8(__m256);
+
+/// Four `f64` lanes.
+#[derive(Clone, Copy, Debug)]
+#[repr(transparent)]
+pub struct F64x4(__m256d);
+
+// SAFETY (for every `unsafe` block below that only calls intrinsics on register values): a
+// value of `F32x8`/`F64x4` can only be created through a method that takes the `Avx2` token
+// (or from another such value), and the token exists only when AVX2 and FMA were detected, so
+// the instructions are available. Blocks that also touch memory say why the access is in bounds.
+
+macro_rules! binary_ops {
+    ($v:ident, $add:ident, $sub:ident, $mul:ident, $div:ident, $xor:ident, $set1:ident) => {
+        impl Add for $v {
+            type Output = Self;
+            #[inline(always)]
+            fn add(self, rhs: Self) -> Self {
+                // SAFETY: register-only intrinsic; see the note above.
+                $v(unsafe { $add(self.0, rhs.0) })
+            }
+        }
+        impl Sub for $v {
+            type Output = Self;
+            #[inline(always)]
+            fn sub(self, rhs: Self) -> Self {
+                // SAFETY: register-only intrinsic; see the note above.
+                $v(unsafe { $sub(self.0, rhs.0) })
+            }
+        }
+        impl Mul for $v {
+            type Output = Self;
+            #[inline(always)]
+            fn mul(self, rhs: Self) -> Self {
+                // SAFETY: register-only intrinsic; see the note above.
+                $v(unsafe { $mul(self.0, rhs.0) })
+            }
+        }
+        impl Div for $v {
+            type Output = Self;
+            #[inline(always)]
+            fn div(self, rhs: Self) -> Self {
+                // SAFETY: register-only intrinsic; see the note above.
+                $v(unsafe { $div(self.0, rhs.0) })
+            }
+        }
+        impl Neg for $v {
+            type Output = Self;
+            #[inline(always)]
+            fn neg(self) -> Self {
+                // SAFETY: register-only intrinsics; see the note above.
+                $v(unsafe { $xor(self.0, $set1(-0.0)) })
+            }
+        }
+    };
+}
+binary_ops!(F32x8, _mm256_add_ps, _mm256_sub_ps, _mm256_mul_ps, _mm256_div_ps, _mm256_xor_ps, _mm256_set1_ps);
+binary_ops!(F64x4, _mm256_add_pd, _mm256_sub_pd, _mm256_mul_pd, _mm256_div_pd, _mm256_xor_pd, _mm256_set1_pd);
+
+const ROUND_NEAREST: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+
+/// `2^k` for integral `k` in `[-126, 127]`.
+///
+/// # Safety
+/// The CPU must have AVX2.
+#[inline(always)]
+unsafe fn pow2_f32(k: __m256) -> __m256 {
+    // SAFETY: register-only; AVX2 is the caller's obligation.
+    unsafe {
+        let bits = _mm256_castps_si256(_mm256_add_ps(k, _mm256_set1_ps(12582912.0)));
+        _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(bits, _mm256_set1_epi32(127))))
+    }
+}
+
+/// `2^k` for integral `k` in `[-1022, 1023]`.
+///
+/// # Safety
+/// The CPU must have AVX2.
+#[inline(always)]
+unsafe fn pow2_f64(k: __m256d) -> __m256d {
+    // SAFETY: register-only; AVX2 is the caller's obligation.
+    unsafe {
+        let bits = _mm256_castpd_si256(_mm256_add_pd(k, _mm256_set1_pd(6755399441055744.0)));
+        _mm256_castsi256_pd(_mm256_slli_epi64::<52>(_mm256_add_epi64(bits, _mm256_set1_epi64x(1023))))
+    }
+}
+
+impl Lanes for F32x8 {
+    type Elem = f32;
+    type Isa = Avx2;
+    type Mask = __m256;
+    type Acc = (__m256d, __m256d);
+    const LANES: usize = 8;
+
+    #[inline(always)]
+    fn splat(_: Avx2, x: f32) -> Self {
+        // SAFETY: the token proves AVX2; register-only.
+        F32x8(unsafe { _mm256_set1_ps(x) })
+    }
+    #[inline(always)]
+    fn load(_: Avx2, src: &[f32]) -> Self {
+        let src = &src[..8];
+        // SAFETY: the token proves AVX2; `src` has exactly 8 elements to read.
+        F32x8(unsafe { _mm256_loadu_ps(src.as_ptr()) })
+    }
+    #[inline(always)]
+    fn load_prefix(isa: Avx2, src: &[f32], fill: f32) -> Self {
+        let mask = Self::first_lanes(isa, src.len());
+        // SAFETY: the token proves AVX2. `vmaskmovps` reads only lanes whose mask bit is set,
+        // which are lanes `0..src.len()` (at most 8): all inside `src`. Masked-off lanes do not
+        // fault even when they would lie past the end of the allocation.
+        unsafe {
+            let v = _mm256_maskload_ps(src.as_ptr(), _mm256_castps_si256(mask));
+            F32x8(_mm256_blendv_ps(_mm256_set1_ps(fill), v, mask))
+        }
+    }
+    #[inline(always)]
+    fn store(self, dst: &mut [f32]) {
+        let dst = &mut dst[..8];
+        // SAFETY: the token proves AVX2; `dst` has exactly 8 elements to write.
+        unsafe { _mm256_storeu_ps(dst.as_mut_ptr(), self.0) }
+    }
+    #[inline(always)]
+    fn store_prefix(self, dst: &mut [f32]) {
+        let mask = Self::first_lanes(Avx2(()), dst.len());
+        // SAFETY: the token proves AVX2 (`self` exists). `vmaskmovps` writes only lanes
+        // `0..dst.len()` (at most 8), all inside `dst`.
+        unsafe { _mm256_maskstore_ps(dst.as_mut_ptr(), _mm256_castps_si256(mask), self.0) }
+    }
+    #[inline(always)]
+    fn mul_add(self, b: Self, c: Self) -> Self {
+        // SAFETY: register-only; FMA is part of the token's proof.
+        F32x8(unsafe { _mm256_fmadd_ps(self.0, b.0, c.0) })
+    }
+    #[inline(always)]
+    fn abs(self) -> Self {
+        // SAFETY: register-only.
+        F32x8(unsafe { _mm256_andnot_ps(_mm256_set1_ps(-0.0), self.0) })
+    }
+    #[inline(always)]
+    fn min(self, rhs: Self) -> Self {
+        // SAFETY: register-only.
+        F32x8(unsafe { _mm256_min_ps(self.0, rhs.0) })
+    }
+    #[inline(always)]
+    fn max(self, rhs: Self) -> Self {
+        // SAFETY: register-only.
+        F32x8(unsafe { _mm256_max_ps(self.0, rhs.0) })
+    }
+    #[inline(always)]
+    fn round(self) -> Self {
+        // SAFETY: register-only.
+        F32x8(unsafe { _mm256_round_ps::<ROUND_NEAREST>(self.0) })
+    }
+    #[inline(always)]
+    fn lt(self, rhs: Self) -> __m256 {
+        // SAFETY: register-only.
+        unsafe { _mm256_cmp_ps::<_CMP_LT_OQ>(self.0, rhs.0) }
+    }
+    #[inline(always)]
+    fn le(self, rhs: Self) -> __m256 {
+        // SAFETY: register-only.
+        unsafe { _mm256_cmp_ps::<_CMP_LE_OQ>(self.0, rhs.0) }
+    }
+    #[inline(always)]
+    fn eq(self, rhs: Self) -> __m256 {
+        // SAFETY: register-only.
+        unsafe { _mm256_cmp_ps::<_CMP_EQ_OQ>(self.0, rhs.0) }
+    }
+    #[inline(always)]
+    fn is_nan(self) -> __m256 {
+        // SAFETY: register-only.
+        unsafe { _mm256_cmp_ps::<_CMP_UNORD_Q>(self.0, self.0) }
+    }
+    #[inline(always)]
+    fn first_lanes(_: Avx2, n: usize) -> __m256 {
+        // SAFETY: the token proves AVX2; register-only.
+        unsafe {
+            let iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+            let n = _mm256_set1_epi32(n.min(8) as i32);
+            _mm256_castsi256_ps(_mm256_cmpgt_epi32(n, iota))
+        }
+    }
+    #[inline(always)]
+    fn select(mask: __m256, if_true: Self, if_false: Self) -> Self {
+        // SAFETY: register-only (the operands prove AVX2).
+        F32x8(unsafe { _mm256_blendv_ps(if_false.0, if_true.0, mask) })
+    }
+    #[inline(always)]
+    fn any(mask: __m256) -> bool {
+        // SAFETY: register-only; a mask of this tier comes from a comparison of its vectors.
+        unsafe { _mm256_movemask_ps(mask) != 0 }
+    }
+    #[inline(always)]
+    fn ldexp(self, n: Self) -> Self {
+        // 2^k from bits: adding 1.5 * 2^23 puts k in the low mantissa bits, and shifting
+        // (k + 127) into the exponent field drops everything above it. Two factors of at most
+        // 2^±125 cover every n for which the product is neither 0 nor inf at |self| ~ 1.
+        // SAFETY: register-only.
+        unsafe {
+            let lim = _mm256_set1_ps(250.0);
+            let n = _mm256_min_ps(_mm256_max_ps(n.0, _mm256_sub_ps(_mm256_setzero_ps(), lim)), lim);
+            let half = _mm256_round_ps::<ROUND_NEAREST>(_mm256_mul_ps(n, _mm256_set1_ps(0.5)));
+            let rest = _mm256_sub_ps(n, half);
+            F32x8(_mm256_mul_ps(_mm256_mul_ps(self.0, pow2_f32(half)), pow2_f32(rest)))
+        }
+    }
+    #[inline(always)]
+    fn frexp_centered(self) -> (Self, Self) {
+        // SAFETY: register-only.
+        unsafe {
+            let bits = _mm256_castps_si256(self.0);
+            let mant = _mm256_and_si256(bits, _mm256_set1_epi32((1 << 23) - 1));
+            let m = _mm256_castsi256_ps(_mm256_or_si256(mant, _mm256_castps_si256(_mm256_set1_ps(1.0))));
+            // The biased exponent as a float: OR it into the mantissa of 2^23.
+            let two23 = _mm256_set1_ps(8388608.0);
+            let field = _mm256_or_si256(_mm256_srli_epi32::<23>(bits), _mm256_castps_si256(two23));
+            let e = _mm256_sub_ps(_mm256_castsi256_ps(field), _mm256_set1_ps(8388608.0 + 127.0));
+            let big = _mm256_cmp_ps::<_CMP_GE_OQ>(m, _mm256_set1_ps(core::f32::consts::SQRT_2));
+            (
+                F32x8(_mm256_blendv_ps(m, _mm256_mul_ps(m, _mm256_set1_ps(0.5)), big)),
+                F32x8(_mm256_blendv_ps(e, _mm256_add_ps(e, _mm256_set1_ps(1.0)), big)),
+            )
+        }
+    }
+    #[inline(always)]
+    fn reduce_sum(self) -> f32 {
+        // Pairwise over halves: (lane i) + (lane i + 4), then + 2, then + 1.
+        // SAFETY: register-only.
+        unsafe {
+            let x = _mm_add_ps(_mm256_castps256_ps128(self.0), _mm256_extractf128_ps::<1>(self.0));
+            let x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+            _mm_cvtss_f32(_mm_add_ss(x, _mm_movehdup_ps(x)))
+        }
+    }
+    #[inline(always)]
+    fn reduce_max(self) -> f32 {
+        // SAFETY: register-only.
+        unsafe {
+            let x = _mm_max_ps(_mm256_castps256_ps128(self.0), _mm256_extractf128_ps::<1>(self.0));
+            let x = _mm_max_ps(x, _mm_movehl_ps(x, x));
+            _mm_cvtss_f32(_mm_max_ss(x, _mm_movehdup_ps(x)))
+        }
+    }
+    #[inline(always)]
+    fn acc_zero(_: Avx2) -> Self::Acc {
+        // SAFETY: the token proves AVX2; register-only.
+        unsafe { (_mm256_setzero_pd(), _mm256_setzero_pd()) }
+    }
+    #[inline(always)]
+    fn acc_add(acc: Self::Acc, v: Self) -> Self::Acc {
+        // SAFETY: register-only.
+        unsafe {
+            let lo = _mm256_cvtps_pd(_mm256_castps256_ps128(v.0));
+            let hi = _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(v.0));
+            (_mm256_add_pd(acc.0, lo), _mm256_add_pd(acc.1, hi))
+        }
+    }
+    #[inline(always)]
+    fn acc_sum(acc: Self::Acc) -> f64 {
+        // SAFETY: register-only.
+        F64x4(unsafe { _mm256_add_pd(acc.0, acc.1) }).reduce_sum()
+    }
+}
+
+impl Lanes for F64x4 {
+    type Elem = f64;
+    type Isa = Avx2;
+    type Mask = __m256d;
+    type Acc = __m256d;
+    const LANES: usize = 4;
+
+    #[inline(always)]
+    fn splat(_: Avx2, x: f64) -> Self {
+        // SAFETY: the token proves AVX2; register-only.
+        F64x4(unsafe { _mm256_set1_pd(x) })
+    }
+    #[inline(always)]
+    fn load(_: Avx2, src: &[f64]) -> Self {
+        let src = &src[..4];
+        // SAFETY: the token proves AVX2; `src` has exactly 4 elements to read.
+        F64x4(unsafe { _mm256_loadu_pd(src.as_ptr()) })
+    }
+    #[inline(always)]
+    fn load_prefix(isa: Avx2, src: &[f64], fill: f64) -> Self {
+        let mask = Self::first_lanes(isa, src.len());
+        // SAFETY: the token proves AVX2. `vmaskmovpd` reads only lanes `0..src.len()` (at most
+        // 4), all inside `src`; masked-off lanes do not fault.
+        unsafe {
+            let v = _mm256_maskload_pd(src.as_ptr(), _mm256_castpd_si256(mask));
+            F64x4(_mm256_blendv_pd(_mm256_set1_pd(fill), v, mask))
+        }
+    }
+    #[inline(always)]
+    fn store(self, dst: &mut [f64]) {
+        let dst = &mut dst[..4];
+        // SAFETY: the token proves AVX2; `dst` has exactly 4 elements to write.
+        unsafe { _mm256_storeu_pd(dst.as_mut_ptr(), self.0) }
+    }
+    #[inline(always)]
+    fn store_prefix(self, dst: &mut [f64]) {
+        let mask = Self::first_lanes(Avx2(()), dst.len());
+        // SAFETY: AVX2 is proven by `self`. `vmaskmovpd` writes only lanes `0..dst.len()`
+        // (at most 4), all inside `dst`.
+        unsafe { _mm256_maskstore_pd(dst.as_mut_ptr(), _mm256_castpd_si256(mask), self.0) }
+    }
+    #[inline(always)]
+    fn mul_add(self, b: Self, c: Self) -> Self {
+        // SAFETY: register-only; FMA is part of the token's proof.
+        F64x4(unsafe { _mm256_fmadd_pd(self.0, b.0, c.0) })
+    }
+    #[inline(always)]
+    fn abs(self) -> Self {
+        // SAFETY: register-only.
+        F64x4(unsafe { _mm256_andnot_pd(_mm256_set1_pd(-0.0), self.0) })
+    }
+    #[inline(always)]
+    fn min(self, rhs: Self) -> Self {
+        // SAFETY: register-only.
+        F64x4(unsafe { _mm256_min_pd(self.0, rhs.0) })
+    }
+    #[inline(always)]
+    fn max(self, rhs: Self) -> Self {
+        // SAFETY: register-only.
+        F64x4(unsafe { _mm256_max_pd(self.0, rhs.0) })
+    }
+    #[inline(always)]
+    fn round(self) -> Self {
+        // SAFETY: register-only.
+        F64x4(unsafe { _mm256_round_pd::<ROUND_NEAREST>(self.0) })
+    }
+    #[inline(always)]
+    fn lt(self, rhs: Self) -> __m256d {
+        // SAFETY: register-only.
+        unsafe { _mm256_cmp_pd::<_CMP_LT_OQ>(self.0, rhs.0) }
+    }
+    #[inline(always)]
+    fn le(self, rhs: Self) -> __m256d {
+        // SAFETY: register-only.
+        unsafe { _mm256_cmp_pd::<_CMP_LE_OQ>(self.0, rhs.0) }
+    }
+    #[inline(always)]
+    fn eq(self, rhs: Self) -> __m256d {
+        // SAFETY: register-only.
+        unsafe { _mm256_cmp_pd::<_CMP_EQ_OQ>(self.0, rhs.0) }
+    }
+    #[inline(always)]
+    fn is_nan(self) -> __m256d {
+        // SAFETY: register-only.
+        unsafe { _mm256_cmp_pd::<_CMP_UNORD_Q>(self.0, self.0) }
+    }
+    #[inline(always)]
+    fn first_lanes(_: Avx2, n: usize) -> __m256d {
+        // SAFETY: the token proves AVX2; register-only.
+        unsafe {
+            let iota = _mm256_setr_epi64x(0, 1, 2, 3);
+            let n = _mm256_set1_epi64x(n.min(4) as i64);
+            _mm256_castsi256_pd(_mm256_cmpgt_epi64(n, iota))
+        }
+    }
+    #[inline(always)]
+    fn select(mask: __m256d, if_true: Self, if_false: Self) -> Self {
+        // SAFETY: register-only.
+        F64x4(unsafe { _mm256_blendv_pd(if_false.0, if_true.0, mask) })
+    }
+    #[inline(always)]
+    fn any(mask: __m256d) -> bool {
+        // SAFETY: register-only.
+        unsafe { _mm256_movemask_pd(mask) != 0 }
+    }
+    #[inline(always)]
+    fn ldexp(self, n: Self) -> Self {
+        // As for f32, with 1.5 * 2^52, a bias of 1023 and two factors of at most 2^±1021.
+        // SAFETY: register-only.
+        unsafe {
+            let lim = _mm256_set1_pd(2042.0);
+            let n = _mm256_min_pd(_mm256_max_pd(n.0, _mm256_sub_pd(_mm256_setzero_pd(), lim)), lim);
+            let half = _mm256_round_pd::<ROUND_NEAREST>(_mm256_mul_pd(n, _mm256_set1_pd(0.5)));
+            let rest = _mm256_sub_pd(n, half);
+            F64x4(_mm256_mul_pd(_mm256_mul_pd(self.0, pow2_f64(half)), pow2_f64(rest)))
+        }
+    }
+    #[inline(always)]
+    fn frexp_centered(self) -> (Self, Self) {
+        // SAFETY: register-only.
+        unsafe {
+            let bits = _mm256_castpd_si256(self.0);
+            let mant = _mm256_and_si256(bits, _mm256_set1_epi64x((1 << 52) - 1));
+            let m = _mm256_castsi256_pd(_mm256_or_si256(mant, _mm256_castpd_si256(_mm256_set1_pd(1.0))));
+            let two52 = _mm256_set1_pd(4503599627370496.0);
+            let field = _mm256_or_si256(_mm256_srli_epi64::<52>(bits), _mm256_castpd_si256(two52));
+            let e = _mm256_sub_pd(_mm256_castsi256_pd(field), _mm256_set1_pd(4503599627370496.0 + 1023.0));
+            let big = _mm256_cmp_pd::<_CMP_GE_OQ>(m, _mm256_set1_pd(core::f64::consts::SQRT_2));
+            (
+                F64x4(_mm256_blendv_pd(m, _mm256_mul_pd(m, _mm256_set1_pd(0.5)), big)),
+                F64x4(_mm256_blendv_pd(e, _mm256_add_pd(e, _mm256_set1_pd(1.0)), big)),
+            )
+        }
+    }
+    #[inline(always)]
+    fn reduce_sum(self) -> f64 {
+        // SAFETY: register-only.
+        unsafe {
+            let x = _mm_add_pd(_mm256_castpd256_pd128(self.0), _mm256_extractf128_pd::<1>(self.0));
+            _mm_cvtsd_f64(_mm_add_sd(x, _mm_unpackhi_pd(x, x)))
+        }
+    }
+    #[inline(always)]
+    fn reduce_max(self) -> f64 {
+        // SAFETY: register-only.
+        unsafe {
+            let x = _mm_max_pd(_mm256_castpd256_pd128(self.0), _mm256_extractf128_pd::<1>(self.0));
+            _mm_cvtsd_f64(_mm_max_sd(x, _mm_unpackhi_pd(x, x)))
+        }
+    }
+    #[inline(always)]
+    fn acc_zero(_: Avx2) -> __m256d {
+        // SAFETY: the token proves AVX2; register-only.
+        unsafe { _mm256_setzero_pd() }
+    }
+    #[inline(always)]
+    fn acc_add(acc: __m256d, v: Self) -> __m256d {
+        // SAFETY: register-only.
+        unsafe { _mm256_add_pd(acc, v.0) }
+    }
+    #[inline(always)]
+    fn acc_sum(acc: __m256d) -> f64 {
+        F64x4(acc).reduce_sum()
+    }
+}
+
+impl Avx2 {
+    /// AVX-512F detection included AVX2 and FMA, so its token implies this one.
+    #[inline(always)]
+    pub(crate) fn from_avx512(_: super::avx512::Avx512) -> Self {
+        Avx2(())
+    }
+}
+
+impl F32x8 {
+    /// Wraps a register of this tier (the token proves the tier).
+    #[inline(always)]
+    pub(crate) fn from_raw(_: Avx2, v: __m256) -> Self {
+        F32x8(v)
+    }
+}
+
+impl F64x4 {
+    /// Wraps a register of this tier (the token proves the tier).
+    #[inline(always)]
+    pub(crate) fn from_raw(_: Avx2, v: __m256d) -> Self {
+        F64x4(v)
+    }
+}

@@ -1,0 +1,430 @@
+//! The AVX-512F tier: 16 x f32 and 8 x f64 lanes in `zmm` registers, via `core::arch`.
+//!
+//! Masks are `k` registers, tails use masked loads and stores, and `ldexp` is one `vscalefps`.
+//! As in `avx2.rs`, every method is `#[inline(always)]` so that it is inlined into [`run`].
+
+use core::arch::x86_64::*;
+use core::ops::{Add, Div, Mul, Neg, Sub};
+
+use super::{avx2, Kernel, Lanes};
+use crate::Float;
+
+/// Token of the AVX-512F tier: a value exists only on a CPU that has AVX-512F, AVX2 and FMA.
+#[derive(Clone, Copy, Debug)]
+pub struct Avx512(());
+
+impl Avx512 {
+    /// The token, if this CPU has AVX-512F (and the AVX2 and FMA that every such CPU has).
+    #[inline]
+    pub fn detect() -> Option<Self> {
+        if std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("fma")
+        {
+            Some(Avx512(()))
+        } else {
+            None
+        }
+    }
+
+    /// The AVX2 token, which this one implies.
+    #[inline(always)]
+    fn avx2(self) -> avx2::Avx2 {
+        // SAFETY-free: detection of this token included AVX2 and FMA.
+        avx2::Avx2::from_avx512(self)
+    }
+}
+
+/// Runs `kernel` with this tier's lanes, compiled with AVX-512F, AVX2 and FMA enabled.
+#[target_feature(enable = "avx512f,avx2,fma")]
+pub(crate) fn run<T: Float, K: Kernel<T>>(isa: Avx512, kernel: K) -> K::Output {
+    kernel.run::<T::Avx512>(isa)
+}
+
+/// Sixteen `f32` lanes.
+#[derive(Clone, Copy, Debug)]
+#[repr(transparent)]
+pub struct F32x16(__m512);
+
+/// Eight `f64` lanes.
+#[derive(Clone, Copy, Debug)]
+#[repr(transparent)]
+pub struct F64x8(__m512d);
+
+// SAFETY (for every `unsafe` block below that only calls intrinsics on register values): a
+// value of `F32x16`/`F64x8` can only be created through a method that takes the `Avx512` token
+// (or from another such value), and the token exists only when AVX-512F, AVX2 and FMA were
+// detected. Blocks that also touch memory say why the access is in bounds.
+
+macro_rules! binary_ops {
+    ($v:ident, $add:ident, $sub:ident, $mul:ident, $div:ident, $xor:ident, $cast:ident, $casti:ident, $set1:ident) => {
+        impl Add for $v {
+            type Output = Self;
+            #[inline(always)]
+            fn add(self, rhs: Self) -> Self {
+                // SAFETY: register-only intrinsic; see the note above.
+                $v(unsafe { $add(self.0, rhs.0) })
+            }
+        }
+        impl Sub for $v {
+            type Output = Self;
+            #[inline(always)]
+            fn sub(self, rhs: Self) -> Self {
+                // SAFETY: register-only intrinsic; see the note above.
+                $v(unsafe { $sub(self.0, rhs.0) })
+            }
+        }
+        impl Mul for $v {
+            type Output = Self;
+            #[inline(always)]
+            fn mul(self, rhs: Self) -> Self {
+                // SAFETY: register-only intrinsic; see the note above.
+                $v(unsafe { $mul(self.0, rhs.0) })
+            }
+        }
+        impl Div for $v {
+            type Output = Self;
+            #[inline(always)]
+            fn div(self, rhs: Self) -> Self {
+                // SAFETY: register-only intrinsic; see the note above.
+                $v(unsafe { $div(self.0, rhs.0) })
+            }
+        }
+        impl Neg for $v {
+            type Output = Self;
+            #[inline(always)]
+            fn neg(self) -> Self {
+                // SAFETY: register-only intrinsics; see the note above.
+                $v(unsafe { $casti($xor($cast(self.0), $cast($set1(-0.0)))) })
+            }
+        }
+    };
+}
+binary_ops!(F32x16, _mm512_add_ps, _mm512_sub_ps, _mm512_mul_ps, _mm512_div_ps,
+    _mm512_xor_si512, _mm512_castps_si512, _mm512_castsi512_ps, _mm512_set1_ps);
+binary_ops!(F64x8, _mm512_add_pd, _mm512_sub_pd, _mm512_mul_pd, _mm512_div_pd,
+    _mm512_xor_si512, _mm512_castpd_si512, _mm512_castsi512_pd, _mm512_set1_pd);
+
+const ROUND_NEAREST: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+
+impl Lanes for F32x16 {
+    type Elem = f32;
+    type Isa = Avx512;
+    type Mask = __mmask16;
+    type Acc = (__m512d, __m512d);
+    const LANES: usize = 16;
+
+    #[inline(always)]
+    fn splat(_: Avx512, x: f32) -> Self {
+        // SAFETY: the token proves AVX-512F; register-only.
+        F32x16(unsafe { _mm512_set1_ps(x) })
+    }
+    #[inline(always)]
+    fn load(_: Avx512, src: &[f32]) -> Self {
+        let src = &src[..16];
+        // SAFETY: the token proves AVX-512F; `src` has exactly 16 elements to read.
+        F32x16(unsafe { _mm512_loadu_ps(src.as_ptr()) })
+    }
+    #[inline(always)]
+    fn load_prefix(isa: Avx512, src: &[f32], fill: f32) -> Self {
+        let mask = Self::first_lanes(isa, src.len());
+        // SAFETY: the token proves AVX-512F. The masked load reads only lanes `0..src.len()`
+        // (at most 16), all inside `src`; masked-off lanes are not accessed and do not fault.
+        F32x16(unsafe { _mm512_mask_loadu_ps(_mm512_set1_ps(fill), mask, src.as_ptr()) })
+    }
+    #[inline(always)]
+    fn store(self, dst: &mut [f32]) {
+        let dst = &mut dst[..16];
+        // SAFETY: AVX-512F is proven by `self`; `dst` has exactly 16 elements to write.
+        unsafe { _mm512_storeu_ps(dst.as_mut_ptr(), self.0) }
+    }
+    #[inline(always)]
+    fn store_prefix(self, dst: &mut [f32]) {
+        let mask = Self::first_lanes(Avx512(()), dst.len());
+        // SAFETY: AVX-512F is proven by `self`. The masked store writes only lanes
+        // `0..dst.len()` (at most 16), all inside `dst`.
+        unsafe { _mm512_mask_storeu_ps(dst.as_mut_ptr(), mask, self.0) }
+    }
+    #[inline(always)]
+    fn mul_add(self, b: Self, c: Self) -> Self {
+        // SAFETY: register-only.
+        F32x16(unsafe { _mm512_fmadd_ps(self.0, b.0, c.0) })
+    }
+    #[inline(always)]
+    fn abs(self) -> Self {
+        // SAFETY: register-only.
+        F32x16(unsafe { _mm512_abs_ps(self.0) })
+    }
+    #[inline(always)]
+    fn min(self, rhs: Self) -> Self {
+        // SAFETY: register-only.
+        F32x16(unsafe { _mm512_min_ps(self.0, rhs.0) })
+    }
+    #[inline(always)]
+    fn max(self, rhs: Self) -> Self {
+        // SAFETY: register-only.
+        F32x16(unsafe { _mm512_max_ps(self.0, rhs.0) })
+    }
+    #[inline(always)]
+    fn round(self) -> Self {
+        // SAFETY: register-only.
+        F32x16(unsafe { _mm512_roundscale_ps::<ROUND_NEAREST>(self.0) })
+    }
+    #[inline(always)]
+    fn lt(self, rhs: Self) -> __mmask16 {
+        // SAFETY: register-only.
+        unsafe { _mm512_cmp_ps_mask::<_CMP_LT_OQ>(self.0, rhs.0) }
+    }
+    #[inline(always)]
+    fn le(self, rhs: Self) -> __mmask16 {
+        // SAFETY: register-only.
+        unsafe { _mm512_cmp_ps_mask::<_CMP_LE_OQ>(self.0, rhs.0) }
+    }
+    #[inline(always)]
+    fn eq(self, rhs: Self) -> __mmask16 {
+        // SAFETY: register-only.
+        unsafe { _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(self.0, rhs.0) }
+    }
+    #[inline(always)]
+    fn is_nan(self) -> __mmask16 {
+        // SAFETY: register-only.
+        unsafe { _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(self.0, self.0) }
+    }
+    #[inline(always)]
+    fn first_lanes(_: Avx512, n: usize) -> __mmask16 {
+        ((1u32 << n.min(16)) - 1) as __mmask16
+    }
+    #[inline(always)]
+    fn select(mask: __mmask16, if_true: Self, if_false: Self) -> Self {
+        // SAFETY: register-only.
+        F32x16(unsafe { _mm512_mask_blend_ps(mask, if_false.0, if_true.0) })
+    }
+    #[inline(always)]
+    fn any(mask: __mmask16) -> bool {
+        mask != 0
+    }
+    #[inline(always)]
+    fn ldexp(self, n: Self) -> Self {
+        // `vscalefps` computes self * 2^floor(n) with one rounding and IEEE overflow/underflow.
+        // SAFETY: register-only.
+        F32x16(unsafe { _mm512_scalef_ps(self.0, n.0) })
+    }
+    #[inline(always)]
+    fn frexp_centered(self) -> (Self, Self) {
+        // SAFETY: register-only.
+        unsafe {
+            let bits = _mm512_castps_si512(self.0);
+            let mant = _mm512_and_si512(bits, _mm512_set1_epi32((1 << 23) - 1));
+            let m = _mm512_castsi512_ps(_mm512_or_si512(mant, _mm512_castps_si512(_mm512_set1_ps(1.0))));
+            let two23 = _mm512_set1_ps(8388608.0);
+            let field = _mm512_or_si512(_mm512_srli_epi32::<23>(bits), _mm512_castps_si512(two23));
+            let e = _mm512_sub_ps(_mm512_castsi512_ps(field), _mm512_set1_ps(8388608.0 + 127.0));
+            let big = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(m, _mm512_set1_ps(core::f32::consts::SQRT_2));
+            (
+                F32x16(_mm512_mask_mul_ps(m, big, m, _mm512_set1_ps(0.5))),
+                F32x16(_mm512_mask_add_ps(e, big, e, _mm512_set1_ps(1.0))),
+            )
+        }
+    }
+    #[inline(always)]
+    fn reduce_sum(self) -> f32 {
+        // Pairwise over halves, then the AVX2 tier's pairwise sum of the 8-lane half.
+        let (lo, hi) = self.halves();
+        (lo + hi).reduce_sum()
+    }
+    #[inline(always)]
+    fn reduce_max(self) -> f32 {
+        let (lo, hi) = self.halves();
+        lo.max(hi).reduce_max()
+    }
+    #[inline(always)]
+    fn acc_zero(_: Avx512) -> Self::Acc {
+        // SAFETY: the token proves AVX-512F; register-only.
+        unsafe { (_mm512_setzero_pd(), _mm512_setzero_pd()) }
+    }
+    #[inline(always)]
+    fn acc_add(acc: Self::Acc, v: Self) -> Self::Acc {
+        // SAFETY: register-only.
+        unsafe {
+            let lo = _mm512_castps512_ps256(v.0);
+            let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v.0)));
+            (_mm512_add_pd(acc.0, _mm512_cvtps_pd(lo)), _mm512_add_pd(acc.1, _mm512_cvtps_pd(hi)))
+        }
+    }
+    #[inline(always)]
+    fn acc_sum(acc: Self::Acc) -> f64 {
+        // SAFETY: register-only.
+        F64x8(unsafe { _mm512_add_pd(acc.0, acc.1) }).reduce_sum()
+    }
+}
+
+impl F32x16 {
+    /// The low and high eight lanes, as AVX2-tier vectors.
+    #[inline(always)]
+    fn halves(self) -> (avx2::F32x8, avx2::F32x8) {
+        let isa = Avx512(()).avx2();
+        // SAFETY: register-only; AVX-512F is proven by `self`.
+        let (lo, hi) = unsafe {
+            (
+                _mm512_castps512_ps256(self.0),
+                _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(self.0))),
+            )
+        };
+        (avx2::F32x8::from_raw(isa, lo), avx2::F32x8::from_raw(isa, hi))
+    }
+}
+
+impl Lanes for F64x8 {
+    type Elem = f64;
+    type Isa = Avx512;
+    type Mask = __mmask8;
+    type Acc = __m512d;
+    const LANES: usize = 8;
+
+    #[inline(always)]
+    fn splat(_: Avx512, x: f64) -> Self {
+        // SAFETY: the token proves AVX-512F; register-only.
+        F64x8(unsafe { _mm512_set1_pd(x) })
+    }
+    #[inline(always)]
+    fn load(_: Avx512, src: &[f64]) -> Self {
+        let src = &src[..8];
+        // SAFETY: the token proves AVX-512F; `src` has exactly 8 elements to read.
+        F64x8(unsafe { _mm512_loadu_pd(src.as_ptr()) })
+    }
+    #[inline(always)]
+    fn load_prefix(isa: Avx512, src: &[f64], fill: f64) -> Self {
+        let mask = Self::first_lanes(isa, src.len());
+        // SAFETY: the token proves AVX-512F. The masked load reads only lanes `0..src.len()`
+        // (at most 8), all inside `src`; masked-off lanes are not accessed and do not fault.
+        F64x8(unsafe { _mm512_mask_loadu_pd(_mm512_set1_pd(fill), mask, src.as_ptr()) })
+    }
+    #[inline(always)]
+    fn store(self, dst: &mut [f64]) {
+        let dst = &mut dst[..8];
+        // SAFETY: AVX-512F is proven by `self`; `dst` has exactly 8 elements to write.
+        unsafe { _mm512_storeu_pd(dst.as_mut_ptr(), self.0) }
+    }
+    #[inline(always)]
+    fn store_prefix(self, dst: &mut [f64]) {
+        let mask = Self::first_lanes(Avx512(()), dst.len());
+        // SAFETY: AVX-512F is proven by `self`. The masked store writes only lanes
+        // `0..dst.len()` (at most 8), all inside `dst`.
+        unsafe { _mm512_mask_storeu_pd(dst.as_mut_ptr(), mask, self.0) }
+    }
+    #[inline(always)]
+    fn mul_add(self, b: Self, c: Self) -> Self {
+        // SAFETY: register-only.
+        F64x8(unsafe { _mm512_fmadd_pd(self.0, b.0, c.0) })
+    }
+    #[inline(always)]
+    fn abs(self) -> Self {
+        // SAFETY: register-only.
+        F64x8(unsafe { _mm512_abs_pd(self.0) })
+    }
+    #[inline(always)]
+    fn min(self, rhs: Self) -> Self {
+        // SAFETY: register-only.
+        F64x8(unsafe { _mm512_min_pd(self.0, rhs.0) })
+    }
+    #[inline(always)]
+    fn max(self, rhs: Self) -> Self {
+        // SAFETY: register-only.
+        F64x8(unsafe { _mm512_max_pd(self.0, rhs.0) })
+    }
+    #[inline(always)]
+    fn round(self) -> Self {
+        // SAFETY: register-only.
+        F64x8(unsafe { _mm512_roundscale_pd::<ROUND_NEAREST>(self.0) })
+    }
+    #[inline(always)]
+    fn lt(self, rhs: Self) -> __mmask8 {
+        // SAFETY: register-only.
+        unsafe { _mm512_cmp_pd_mask::<_CMP_LT_OQ>(self.0, rhs.0) }
+    }
+    #[inline(always)]
+    fn le(self, rhs: Self) -> __mmask8 {
+        // SAFETY: register-only.
+        unsafe { _mm512_cmp_pd_mask::<_CMP_LE_OQ>(self.0, rhs.0) }
+    }
+    #[inline(always)]
+    fn eq(self, rhs: Self) -> __mmask8 {
+        // SAFETY: register-only.
+        unsafe { _mm512_cmp_pd_mask::<_CMP_EQ_OQ>(self.0, rhs.0) }
+    }
+    #[inline(always)]
+    fn is_nan(self) -> __mmask8 {
+        // SAFETY: register-only.
+        unsafe { _mm512_cmp_pd_mask::<_CMP_UNORD_Q>(self.0, self.0) }
+    }
+    #[inline(always)]
+    fn first_lanes(_: Avx512, n: usize) -> __mmask8 {
+        ((1u32 << n.min(8)) - 1) as __mmask8
+    }
+    #[inline(always)]
+    fn select(mask: __mmask8, if_true: Self, if_false: Self) -> Self {
+        // SAFETY: register-only.
+        F64x8(unsafe { _mm512_mask_blend_pd(mask, if_false.0, if_true.0) })
+    }
+    #[inline(always)]
+    fn any(mask: __mmask8) -> bool {
+        mask != 0
+    }
+    #[inline(always)]
+    fn ldexp(self, n: Self) -> Self {
+        // SAFETY: register-only.
+        F64x8(unsafe { _mm512_scalef_pd(self.0, n.0) })
+    }
+    #[inline(always)]
+    fn frexp_centered(self) -> (Self, Self) {
+        // SAFETY: register-only.
+        unsafe {
+            let bits = _mm512_castpd_si512(self.0);
+            let mant = _mm512_and_si512(bits, _mm512_set1_epi64((1 << 52) - 1));
+            let m = _mm512_castsi512_pd(_mm512_or_si512(mant, _mm512_castpd_si512(_mm512_set1_pd(1.0))));
+            let two52 = _mm512_set1_pd(4503599627370496.0);
+            let field = _mm512_or_si512(_mm512_srli_epi64::<52>(bits), _mm512_castpd_si512(two52));
+            let e = _mm512_sub_pd(_mm512_castsi512_pd(field), _mm512_set1_pd(4503599627370496.0 + 1023.0));
+            let big = _mm512_cmp_pd_mask::<_CMP_GE_OQ>(m, _mm512_set1_pd(core::f64::consts::SQRT_2));
+            (
+                F64x8(_mm512_mask_mul_pd(m, big, m, _mm512_set1_pd(0.5))),
+                F64x8(_mm512_mask_add_pd(e, big, e, _mm512_set1_pd(1.0))),
+            )
+        }
+    }
+    #[inline(always)]
+    fn reduce_sum(self) -> f64 {
+        let (lo, hi) = self.halves();
+        (lo + hi).reduce_sum()
+    }
+    #[inline(always)]
+    fn reduce_max(self) -> f64 {
+        let (lo, hi) = self.halves();
+        lo.max(hi).reduce_max()
+    }
+    #[inline(always)]
+    fn acc_zero(_: Avx512) -> __m512d {
+        // SAFETY: the token proves AVX-512F; register-only.
+        unsafe { _mm512_setzero_pd() }
+    }
+    #[inline(always)]
+    fn acc_add(acc: __m512d, v: Self) -> __m512d {
+        // SAFETY: register-only.
+        unsafe { _mm512_add_pd(acc, v.0) }
+    }
+    #[inline(always)]
+    fn acc_sum(acc: __m512d) -> f64 {
+        F64x8(acc).reduce_sum()
+    }
+}
+
+impl F64x8 {
+    /// The low and high four lanes, as AVX2-tier vectors.
+    #[inline(always)]
+    fn halves(self) -> (avx2::F64x4, avx2::F64x4) {
+        let isa = Avx512(()).avx2();
+        // SAFETY: register-only; AVX-512F is proven by `self`.
+        let (lo, hi) = unsafe { (_mm512_castpd512_pd256(self.0), _mm512_extractf64x4_pd::<1>(self.0)) };
+        (avx2::F64x4::from_raw(isa, lo), avx2::F64x4::from_raw(isa, hi))
+    }
+}

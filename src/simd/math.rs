@@ -1,0 +1,1 @@
+//! Vector `exp`, `ln` and `log1p`, written once over [`Lanes`](super::Lanes).
