@@ -52,7 +52,7 @@ mod simd;
 pub use error::LossError;
 pub use float::Float;
 pub use loss::pointwise::{huber, huber_each, l1, l1_each, mse, mse_each, smooth_l1, smooth_l1_each};
-pub use simd::{with_tier, Tier};
+pub use simd::{read_ceiling, with_tier, Tier};
 
 
 /// How per-element (or per-row) losses are combined into one number.

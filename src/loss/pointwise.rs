@@ -33,10 +33,12 @@ pub(crate) struct Huber<T> {
 impl<T: Float> Map2<T> for Huber<T> {
     #[inline(always)]
     fn map<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, y: V) -> V {
-        let half = V::splat(isa, T::from_f64(0.5));
-        let delta = V::splat(isa, self.delta);
+        // With c = min(z, delta) both branches are c (z - c/2), and since c/2 is exact,
+        // `c * fma(-1/2, c, z)` rounds exactly as PyTorch's `0.5 * z * z` and
+        // `delta * (z - 0.5 * delta)` do. NaN z gives c = delta (x86 `min`), and NaN after.
         let z = (x - y).abs();
-        V::select(z.lt(delta), half * z * z, delta * (z - half * delta))
+        let c = z.min(V::splat(isa, self.delta));
+        c * c.mul_add(V::splat(isa, T::from_f64(-0.5)), z)
     }
 }
 

@@ -22,6 +22,7 @@
 //! target features: [`dispatch`] instantiates [`Kernel::run`] inside such a function for each
 //! tier, so every method here is `#[inline(always)]`, and so must kernels' `run` bodies be.
 
+mod ceiling;
 pub(crate) mod dispatch;
 pub(crate) mod math;
 pub(crate) mod portable;
@@ -134,4 +135,5 @@ pub(crate) trait Kernel<T: Float> {
     fn run<V: Lanes<Elem = T>>(self, isa: V::Isa) -> Self::Output;
 }
 
+pub use ceiling::read_ceiling;
 pub use dispatch::{with_tier, Tier};

@@ -1,0 +1,106 @@
+//! Shared by the integration tests: the PyTorch conformance vectors and value generators.
+#![allow(dead_code)]
+
+use std::io::Read;
+
+use serde_json::Value;
+
+/// One line of `tests/data/golden.jsonl.gz`.
+pub struct Case {
+    pub id: String,
+    pub loss: String,
+    pub dtype: String,
+    pub params: Value,
+    pub inputs: Value,
+    pub shape: Vec<usize>,
+    pub expected: Value,
+    pub grad_mean: Option<Vec<f64>>,
+}
+
+/// Every case of the vendored PyTorch truth vectors.
+pub fn golden_cases() -> Vec<Case> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/golden.jsonl.gz");
+    let file = std::fs::File::open(path).expect("tests/data/golden.jsonl.gz is vendored");
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(file).read_to_string(&mut text).expect("valid gzip");
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let v: Value = serde_json::from_str(line).expect("valid JSON line");
+            Case {
+                id: v["id"].as_str().unwrap().to_owned(),
+                loss: v["loss"].as_str().unwrap().to_owned(),
+                dtype: v["dtype"].as_str().unwrap().to_owned(),
+                params: v["params"].clone(),
+                inputs: v["inputs"].clone(),
+                shape: v["shape"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect(),
+                expected: v["expected"].clone(),
+                grad_mean: v["grad_mean"].as_array().map(|a| a.iter().map(num).collect()),
+            }
+        })
+        .collect()
+}
+
+/// A JSON number, or one of the strings "inf", "-inf", "nan".
+pub fn num(v: &Value) -> f64 {
+    match v {
+        Value::Number(n) => n.as_f64().unwrap(),
+        Value::String(s) => match s.as_str() {
+            "inf" => f64::INFINITY,
+            "-inf" => f64::NEG_INFINITY,
+            "nan" => f64::NAN,
+            other => panic!("unexpected number string {other:?}"),
+        },
+        other => panic!("expected a number, got {other}"),
+    }
+}
+
+pub fn nums(v: &Value) -> Vec<f64> {
+    v.as_array().unwrap_or_else(|| panic!("expected an array, got {v}")).iter().map(num).collect()
+}
+
+/// The conformance README's agreement rule for a result `got` of dtype `dtype`.
+pub fn agrees(got: f64, expected: f64, dtype: &str) -> bool {
+    let (rtol, atol) = if dtype == "f32" { (1e-5, 1e-6) } else { (1e-11, 1e-13) };
+    if expected.is_nan() {
+        got.is_nan()
+    } else if expected.is_infinite() {
+        got == expected
+    } else {
+        (got - expected).abs() <= atol + rtol * expected.abs()
+    }
+}
+
+/// Element-type-generic access to the conformance values.
+pub trait Elem: losskit::Float {
+    fn of(x: f64) -> Self;
+    fn f64(self) -> f64;
+}
+impl Elem for f32 {
+    fn of(x: f64) -> Self {
+        x as f32
+    }
+    fn f64(self) -> f64 {
+        self as f64
+    }
+}
+impl Elem for f64 {
+    fn of(x: f64) -> Self {
+        x
+    }
+    fn f64(self) -> f64 {
+        self
+    }
+}
+
+pub fn to<T: Elem>(v: &[f64]) -> Vec<T> {
+    v.iter().map(|&x| T::of(x)).collect()
+}
+
+/// Checks one reduced or per-element result; records a failure message instead of panicking so
+/// that one run reports every disagreement.
+pub fn check(failures: &mut Vec<String>, id: &str, what: &str, got: f64, expected: f64, dtype: &str) {
+    if !agrees(got, expected, dtype) {
+        failures.push(format!("{id} {what}: got {got:e}, expected {expected:e}"));
+    }
+}
