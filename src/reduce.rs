@@ -72,27 +72,52 @@ impl Partial for [f64; 2] {
     }
 }
 
-/// Combines `leaf(i)` for `i in 0..count` in a balanced binary tree whose shape depends only on
-/// `count` (split at `count / 2`), running the halves with `rayon::join` when `parallel`.
-/// Returns `None` for `count == 0`.
-pub(crate) fn tree_reduce<P, F>(count: usize, parallel: bool, leaf: &F) -> Option<P>
+/// Combines `leaf(i, out_i)` for `i in 0..count` in a balanced binary tree whose shape depends
+/// only on `count` (split at `count / 2`), running the halves with `rayon::join` when
+/// `parallel`. `out`, if given, is cut along the same tree so that leaf `i` receives
+/// `out[i * out_per_leaf..][..out_per_leaf]` (shorter at the end): disjoint output slices for
+/// parallel leaves without allocating. Returns `None` for `count == 0`.
+pub(crate) fn tree_reduce<P, O, F>(
+    count: usize,
+    parallel: bool,
+    out: Option<&mut [O]>,
+    out_per_leaf: usize,
+    leaf: &F,
+) -> Option<P>
 where
     P: Partial,
-    F: Fn(usize) -> P + Sync,
+    O: Send,
+    F: Fn(usize, Option<&mut [O]>) -> P + Sync,
 {
-    fn node<P: Partial, F: Fn(usize) -> P + Sync>(lo: usize, hi: usize, parallel: bool, leaf: &F) -> P {
+    fn node<P, O, F>(lo: usize, hi: usize, parallel: bool, out: Option<&mut [O]>, per: usize, leaf: &F) -> P
+    where
+        P: Partial,
+        O: Send,
+        F: Fn(usize, Option<&mut [O]>) -> P + Sync,
+    {
         if hi - lo == 1 {
-            return leaf(lo);
+            return leaf(lo, out);
         }
         let mid = lo + (hi - lo) / 2;
+        let (out_lo, out_hi) = match out {
+            Some(o) => {
+                let at = ((mid - lo) * per).min(o.len());
+                let (a, b) = o.split_at_mut(at);
+                (Some(a), Some(b))
+            }
+            None => (None, None),
+        };
         let (left, right) = if parallel {
-            rayon::join(|| node(lo, mid, parallel, leaf), || node(mid, hi, parallel, leaf))
+            rayon::join(
+                || node(lo, mid, parallel, out_lo, per, leaf),
+                || node(mid, hi, parallel, out_hi, per, leaf),
+            )
         } else {
-            (node(lo, mid, parallel, leaf), node(mid, hi, parallel, leaf))
+            (node(lo, mid, parallel, out_lo, per, leaf), node(mid, hi, parallel, out_hi, per, leaf))
         };
         left.combine(right)
     }
-    (count > 0).then(|| node(0, count, parallel, leaf))
+    (count > 0).then(|| node(0, count, parallel, out, out_per_leaf, leaf))
 }
 
 /// `Σ map(a[i], b[i])` in `f64`, over `a.len()` elements (`b` must be as long).
@@ -101,11 +126,11 @@ pub(crate) fn sum2<T: Float, M: Map2<T>>(a: &[T], b: &[T], map: &M) -> f64 {
     let tier = Resolved::active();
     let n = a.len().min(b.len());
     let chunks = n.div_ceil(CHUNK);
-    let leaf = |i: usize| {
+    let leaf = |i: usize, _: Option<&mut [T]>| {
         let range = i * CHUNK..n.min((i + 1) * CHUNK);
         tier.run(Sum2 { a: &a[range.clone()], b: &b[range], map })
     };
-    tree_reduce(chunks, chunks >= 2, &leaf).unwrap_or(0.0)
+    tree_reduce(chunks, chunks >= 2, None, 0, &leaf).unwrap_or(0.0)
 }
 
 /// `out[i] = map(a[i], b[i])` (all three of one length).
