@@ -1,0 +1,194 @@
+//! The dispatched kernels against `losskit::reference`, on every tier this CPU has.
+//!
+//! - `*_each` is bit-identical to the reference per-element function (NaN matches any NaN);
+//! - reductions are within the reduce driver's documented bound (`reduce.rs`), the one
+//!   `tests/pointwise_props.rs` encodes: `34·u·Σ|mᵢ| / count + 2·u·|result|`;
+//! - results are bit-identical on a 1-thread pool, a 3-thread pool and the global pool.
+//!
+//! Values are arbitrary bit patterns. The bound assumes that no element-type partial sum
+//! overflows; f32 partial sums beyond f32's range may be inf (as PyTorch's are) where the f64
+//! oracle is finite, so when `Σ|mᵢ|` comes within a factor 4 of the type's maximum only the
+//! NaN-ness and sign of the result are checked.
+#![no_main]
+
+#[path = "common.rs"]
+mod common;
+
+use std::sync::OnceLock;
+
+use arbitrary::Arbitrary;
+use common::{build, Elem, Size};
+use libfuzzer_sys::fuzz_target;
+use losskit::{reference, with_tier, Reduction, Tier};
+
+#[derive(Arbitrary, Debug, Clone, Copy, PartialEq)]
+enum Loss {
+    Mse,
+    L1,
+    Huber,
+    SmoothL1,
+}
+
+#[derive(Arbitrary, Debug)]
+struct Case {
+    double: bool,
+    loss: Loss,
+    param: u64,
+    input: Size,
+    offset: u8,
+    at: u32,
+    raw_input: Vec<u64>,
+    raw_target: Vec<u64>,
+}
+
+fn pools() -> &'static [rayon::ThreadPool; 2] {
+    static POOLS: OnceLock<[rayon::ThreadPool; 2]> = OnceLock::new();
+    POOLS.get_or_init(|| {
+        let pool = |n| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build()
+                .unwrap()
+        };
+        [pool(1), pool(3)]
+    })
+}
+
+fn element<T: Elem>(loss: Loss, x: T, y: T, p: T) -> T {
+    match loss {
+        Loss::Mse => reference::mse(x, y),
+        Loss::L1 => reference::l1(x, y),
+        Loss::Huber => reference::huber(x, y, p),
+        Loss::SmoothL1 => reference::smooth_l1(x, y, p),
+    }
+}
+
+/// Everything one call sequence produces, as bits: Mean, Sum, and each element.
+type Bits = (u64, u64, Vec<u64>);
+
+fn kernels<T: Elem>(loss: Loss, x: &[T], y: &[T], p: T) -> (T, T, Vec<T>) {
+    let mut out = vec![T::of(0.75); x.len()];
+    let (mean, sum) = match loss {
+        Loss::Mse => {
+            losskit::mse_each(x, y, &mut out).unwrap();
+            (
+                losskit::mse(x, y, Reduction::Mean),
+                losskit::mse(x, y, Reduction::Sum),
+            )
+        }
+        Loss::L1 => {
+            losskit::l1_each(x, y, &mut out).unwrap();
+            (
+                losskit::l1(x, y, Reduction::Mean),
+                losskit::l1(x, y, Reduction::Sum),
+            )
+        }
+        Loss::Huber => {
+            losskit::huber_each(x, y, p, &mut out).unwrap();
+            (
+                losskit::huber(x, y, p, Reduction::Mean),
+                losskit::huber(x, y, p, Reduction::Sum),
+            )
+        }
+        Loss::SmoothL1 => {
+            losskit::smooth_l1_each(x, y, p, &mut out).unwrap();
+            (
+                losskit::smooth_l1(x, y, p, Reduction::Mean),
+                losskit::smooth_l1(x, y, p, Reduction::Sum),
+            )
+        }
+    };
+    (mean.unwrap(), sum.unwrap(), out)
+}
+
+fn bits<T: Elem>(r: &(T, T, Vec<T>)) -> Bits {
+    (
+        r.0.bits(),
+        r.1.bits(),
+        r.2.iter().map(|v| v.bits()).collect(),
+    )
+}
+
+fn same<T: Elem>(a: T, b: T) -> bool {
+    a.bits() == b.bits() || (a.nan() && b.nan())
+}
+
+fn run<T: Elem>(c: &Case) {
+    let n = c.input.get();
+    let offset = c.offset as usize % 16;
+    let xs = build::<T>(n, offset, c.at, &c.raw_input, 3);
+    let ys = build::<T>(n, offset, c.at.rotate_left(7), &c.raw_target, 4);
+    let (x, y) = (&xs[offset..], &ys[offset..]);
+    // A valid parameter from arbitrary bits: |p|, NaN -> 1, and delta 0 -> 1.
+    let mut p = T::from_bits64(c.param);
+    if p.nan() || (c.loss == Loss::Huber && p.f64() == 0.0) {
+        p = T::of(1.0);
+    }
+    let p = if p.f64() < 0.0 { -p } else { p };
+
+    let elems: Vec<T> = x
+        .iter()
+        .zip(y)
+        .map(|(&a, &b)| element(c.loss, a, b, p))
+        .collect();
+    let magnitude: f64 = elems.iter().map(|v| v.f64().abs()).sum();
+    let want_sum = reference::reduce(elems.iter().copied(), Reduction::Sum);
+    let want_mean = reference::reduce(elems.iter().copied(), Reduction::Mean);
+    let checkable = !(magnitude.is_finite() && magnitude > T::MAX / 4.0);
+
+    for tier in Tier::available() {
+        let direct = with_tier(tier, || kernels(c.loss, x, y, p)).unwrap();
+        let (mean, sum, out) = &direct;
+        for (i, (&g, &w)) in out.iter().zip(&elems).enumerate() {
+            assert!(
+                same(g, w),
+                "{:?} each[{i}] on {tier}: {g:?} vs reference {w:?} (x={:?} y={:?} p={p:?})",
+                c.loss,
+                x[i],
+                y[i]
+            );
+        }
+        for (got, want, count) in [(*mean, want_mean, n as f64), (*sum, want_sum, 1.0)] {
+            let (g, w) = (got.f64(), want.f64());
+            let what = format!(
+                "{:?} n={n} count={count} on {tier}: {g:e} vs reference {w:e}",
+                c.loss
+            );
+            if w.is_nan() || g.is_nan() {
+                assert!(w.is_nan() && g.is_nan(), "{what}");
+            } else if !checkable {
+                assert!(g >= 0.0, "{what}");
+            } else if w.is_infinite() || g.is_infinite() {
+                assert!(g == w, "{what}");
+            } else {
+                let bound = 34.0 * T::UNIT * magnitude / count + 2.0 * T::UNIT * w.abs();
+                assert!(
+                    (g - w).abs() <= bound,
+                    "{what}: off by {:e} > {bound:e}",
+                    (g - w).abs()
+                );
+            }
+        }
+
+        // Bit-identical whatever the pool. `with_tier` goes inside `install`, as the tier is
+        // pinned per thread.
+        let want = bits(&direct);
+        for pool in pools() {
+            let got = pool.install(|| with_tier(tier, || bits(&kernels(c.loss, x, y, p))).unwrap());
+            assert!(
+                got == want,
+                "{:?} n={n} on {tier}: {} threads give different bits than the global pool",
+                c.loss,
+                pool.current_num_threads()
+            );
+        }
+    }
+}
+
+fuzz_target!(|c: Case| {
+    if c.double {
+        run::<f64>(&c)
+    } else {
+        run::<f32>(&c)
+    }
+});
