@@ -51,6 +51,8 @@ mod simd;
 
 pub use error::LossError;
 pub use float::Float;
+pub use loss::binary::{bce, bce_each, bce_with_logits, bce_with_logits_each, Bce, BceWithLogits};
+pub use loss::cross_entropy::{cross_entropy, cross_entropy_probs, CrossEntropy, Label};
 pub use loss::pointwise::{huber, huber_each, l1, l1_each, mse, mse_each, smooth_l1, smooth_l1_each};
 pub use simd::{read_ceiling, with_tier, Tier};
 

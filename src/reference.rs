@@ -57,3 +57,91 @@ pub fn smooth_l1<T: Float>(x: T, y: T, beta: T) -> T {
         z - half * beta
     }
 }
+
+/// PyTorch's `binary_cross_entropy`: `(t - 1)·max(log1p(-p), -100) - t·max(ln p, -100)`.
+pub fn bce<T: Float>(p: T, t: T) -> T {
+    let floor = T::from_f64(-100.0);
+    let log_p = p.ln();
+    let log_1mp = (-p).ln_1p();
+    let log_p = if log_p > floor { log_p } else { floor };
+    let log_1mp = if log_1mp > floor { log_1mp } else { floor };
+    (t - T::ONE) * log_1mp - t * log_p
+}
+
+/// Keras / scikit-learn binary cross-entropy: `p` clipped to `[eps, 1 - eps]`, then [`bce`].
+pub fn bce_clipped<T: Float>(p: T, t: T, eps: T) -> T {
+    let p = if p < eps { eps } else { p };
+    let hi = T::ONE - eps;
+    let p = if p > hi { hi } else { p };
+    bce(p, t)
+}
+
+/// `log(sigmoid(x)) = min(x, 0) - log1p(exp(-|x|))`.
+pub fn log_sigmoid<T: Float>(x: T) -> T {
+    let m = if x < T::ZERO { x } else { T::ZERO };
+    m - (-x.abs()).exp().ln_1p()
+}
+
+/// PyTorch's `binary_cross_entropy_with_logits`: `(1 - t)·x - (1 + (pw - 1)·t)·log_sigmoid(x)`.
+pub fn bce_with_logits<T: Float>(x: T, t: T, pos_weight: Option<T>) -> T {
+    let weight = match pos_weight {
+        Some(pw) => T::ONE + (pw - T::ONE) * t,
+        None => T::ONE,
+    };
+    (T::ONE - t) * x - weight * log_sigmoid(x)
+}
+
+/// `log_softmax` of one row, in `f64`: `x - max - ln Σ exp(x - max)`, as PyTorch computes it
+/// (so a row of all `-inf`, or with `+inf` or NaN, is all NaN).
+pub fn log_softmax<T: Float>(row: &[T]) -> Vec<f64> {
+    let max = row.iter().fold(f64::NEG_INFINITY, |m, &v| {
+        let v = v.to_f64();
+        if v.is_nan() || m.is_nan() {
+            f64::NAN
+        } else if v > m {
+            v
+        } else {
+            m
+        }
+    });
+    let lse = row.iter().map(|&v| (v.to_f64() - max).exp()).sum::<f64>().ln();
+    row.iter().map(|&v| v.to_f64() - max - lse).collect()
+}
+
+/// The target of one cross-entropy row.
+#[derive(Clone, Copy, Debug)]
+pub enum RowTarget<'a, T> {
+    /// A class index.
+    Class(usize),
+    /// An ignored row (contributes 0 and no weight).
+    Ignored,
+    /// A probability distribution over the classes.
+    Probs(&'a [T]),
+}
+
+/// One row's cross-entropy loss and the weight it adds to a weighted mean, in `f64`, following
+/// PyTorch's `cross_entropy` with class weights and label smoothing `eps`.
+pub fn cross_entropy_row<T: Float>(row: &[T], target: RowTarget<'_, T>, weight: Option<&[T]>, eps: f64) -> (f64, f64) {
+    let c = row.len();
+    let w = |k: usize| weight.map_or(1.0, |w| w[k].to_f64());
+    match target {
+        RowTarget::Ignored => (0.0, 0.0),
+        RowTarget::Class(t) => {
+            let logp = log_softmax(row);
+            let nll = -w(t) * logp[t];
+            if eps > 0.0 {
+                let smooth: f64 = -(0..c).map(|k| logp[k] * w(k)).sum::<f64>();
+                ((1.0 - eps) * nll + eps / c as f64 * smooth, w(t))
+            } else {
+                (nll, w(t))
+            }
+        }
+        RowTarget::Probs(p) => {
+            let logp = log_softmax(row);
+            let loss = -(0..c)
+                .map(|k| logp[k] * ((1.0 - eps) * p[k].to_f64() + eps / c as f64) * w(k))
+                .sum::<f64>();
+            (loss, 1.0)
+        }
+    }
+}

@@ -4,11 +4,51 @@
 mod common;
 
 use common::{check, golden_cases, nums, to, Case, Elem};
-use losskit::{LossError, Reduction};
+use losskit::{BceWithLogits, CrossEntropy, LossError, Reduction};
 
 /// Runs one case's loss in element type `T`: (mean, sum, each).
 fn run<T: Elem>(case: &Case) -> Result<(T, T, Vec<T>), String> {
     let p = &case.params;
+    let param = |name: &str| p.get(name).and_then(|v| v.as_f64());
+    let err = |e: LossError| format!("{}: error {e}", case.id);
+    if case.loss.starts_with("cross_entropy") {
+        let classes = p["classes"].as_u64().unwrap() as usize;
+        let logits: Vec<T> = to(&nums(&case.inputs["logits"]));
+        let weight: Option<Vec<T>> = p.get("weight").map(|w| to(&nums(w)));
+        let mut ce = CrossEntropy::new();
+        if let Some(w) = &weight {
+            ce = ce.weight(w);
+        }
+        if let Some(i) = p.get("ignore_index").and_then(|v| v.as_i64()) {
+            ce = ce.ignore_index(i);
+        }
+        if let Some(s) = param("label_smoothing") {
+            ce = ce.label_smoothing(s);
+        }
+        let mut each = vec![T::of(0.0); logits.len() / classes];
+        return match case.loss.as_str() {
+            "cross_entropy" => {
+                let labels: Vec<i64> = case.inputs["target"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+                let mean = ce.loss(&logits, classes, &labels, Reduction::Mean).map_err(err)?;
+                let sum = ce.loss(&logits, classes, &labels, Reduction::Sum).map_err(err)?;
+                ce.each(&logits, classes, &labels, &mut each).map_err(err)?;
+                if weight.is_none() && p.get("ignore_index").is_none() && param("label_smoothing").is_none() {
+                    // The plain function must agree with the builder's defaults bit for bit.
+                    let plain = losskit::cross_entropy(&logits, classes, &labels, Reduction::Mean).map_err(err)?;
+                    assert!(plain.f64().to_bits() == mean.f64().to_bits(), "{}: cross_entropy != builder", case.id);
+                }
+                Ok((mean, sum, each))
+            }
+            "cross_entropy_probs" => {
+                let probs: Vec<T> = to(&nums(&case.inputs["target"]));
+                let mean = ce.loss_probs(&logits, classes, &probs, Reduction::Mean).map_err(err)?;
+                let sum = ce.loss_probs(&logits, classes, &probs, Reduction::Sum).map_err(err)?;
+                ce.each_probs(&logits, classes, &probs, &mut each).map_err(err)?;
+                Ok((mean, sum, each))
+            }
+            other => panic!("{}: unknown loss {other:?}", case.id),
+        };
+    }
     let input: Vec<T> = to(&nums(&case.inputs["input"]));
     let target: Vec<T> = to(&nums(&case.inputs["target"]));
     let mut each = vec![T::of(0.0); input.len()];
@@ -24,7 +64,7 @@ fn run<T: Elem>(case: &Case) -> Result<(T, T, Vec<T>), String> {
             losskit::l1_each(&input, &target, &mut each)?,
         )),
         "huber" => {
-            let delta = T::of(p["delta"].as_f64().unwrap());
+            let delta = T::of(param("delta").unwrap());
             Ok((
                 losskit::huber(&input, &target, delta, Reduction::Mean)?,
                 losskit::huber(&input, &target, delta, Reduction::Sum)?,
@@ -32,16 +72,32 @@ fn run<T: Elem>(case: &Case) -> Result<(T, T, Vec<T>), String> {
             ))
         }
         "smooth_l1" => {
-            let beta = T::of(p["beta"].as_f64().unwrap());
+            let beta = T::of(param("beta").unwrap());
             Ok((
                 losskit::smooth_l1(&input, &target, beta, Reduction::Mean)?,
                 losskit::smooth_l1(&input, &target, beta, Reduction::Sum)?,
                 losskit::smooth_l1_each(&input, &target, beta, &mut each)?,
             ))
         }
+        "bce" => Ok((
+            losskit::bce(&input, &target, Reduction::Mean)?,
+            losskit::bce(&input, &target, Reduction::Sum)?,
+            losskit::bce_each(&input, &target, &mut each)?,
+        )),
+        "bce_with_logits" => {
+            let mut b = BceWithLogits::new();
+            if let Some(pw) = param("pos_weight") {
+                b = b.pos_weight(T::of(pw));
+            }
+            Ok((
+                b.loss(&input, &target, Reduction::Mean)?,
+                b.loss(&input, &target, Reduction::Sum)?,
+                b.each(&input, &target, &mut each)?,
+            ))
+        }
         other => panic!("{}: unknown loss {other:?}", case.id),
     })();
-    let (mean, sum, ()) = r.map_err(|e| format!("{}: error {e}", case.id))?;
+    let (mean, sum, ()) = r.map_err(err)?;
     Ok((mean, sum, each))
 }
 
@@ -62,13 +118,10 @@ fn check_case<T: Elem>(case: &Case, failures: &mut Vec<String>) {
     }
 }
 
-#[test]
-fn regression_losses_match_pytorch_on_every_tier() {
-    let cases: Vec<Case> = golden_cases()
-        .into_iter()
-        .filter(|c| matches!(c.loss.as_str(), "mse" | "l1" | "huber" | "smooth_l1"))
-        .collect();
-    assert_eq!(cases.len(), 416, "regression cases in the vendored vectors");
+/// Runs every case of the given losses on every tier; returns how many were checked.
+fn run_cases(losses: &[&str], expected_count: usize) {
+    let cases: Vec<Case> = golden_cases().into_iter().filter(|c| losses.contains(&c.loss.as_str())).collect();
+    assert_eq!(cases.len(), expected_count, "cases of {losses:?} in the vendored vectors");
     for tier in losskit::Tier::available() {
         let mut failures = Vec::new();
         losskit::with_tier(tier, || {
@@ -81,7 +134,34 @@ fn regression_losses_match_pytorch_on_every_tier() {
             }
         })
         .unwrap();
-        println!("tier {tier}: {} regression cases, {} disagreements", cases.len(), failures.len());
+        println!("tier {tier}: {} cases of {losses:?}, {} disagreements", cases.len(), failures.len());
         assert!(failures.is_empty(), "tier {tier}:\n{}", failures.join("\n"));
     }
+}
+
+#[test]
+fn every_case_names_a_known_loss() {
+    const KNOWN: [&str; 8] =
+        ["mse", "l1", "huber", "smooth_l1", "bce", "bce_with_logits", "cross_entropy", "cross_entropy_probs"];
+    let cases = golden_cases();
+    assert_eq!(cases.len(), 720);
+    for case in &cases {
+        assert!(KNOWN.contains(&case.loss.as_str()), "{}: unknown loss {:?}", case.id, case.loss);
+        assert!(case.dtype == "f32" || case.dtype == "f64", "{}: unknown dtype {:?}", case.id, case.dtype);
+    }
+}
+
+#[test]
+fn regression_losses_match_pytorch_on_every_tier() {
+    run_cases(&["mse", "l1", "huber", "smooth_l1"], 416);
+}
+
+#[test]
+fn binary_cross_entropy_matches_pytorch_on_every_tier() {
+    run_cases(&["bce", "bce_with_logits"], 160);
+}
+
+#[test]
+fn cross_entropy_matches_pytorch_on_every_tier() {
+    run_cases(&["cross_entropy", "cross_entropy_probs"], 144);
 }

@@ -1,0 +1,493 @@
+//! Softmax cross-entropy over row-major `[rows, classes]` logits.
+//!
+//! Each row is swept once from memory in blocks that fit in L1: a vector max over the block,
+//! then `Σ exp(x - max)` (and, for label smoothing and probability targets, `Σ aᶜ (xᶜ - max)`)
+//! over the same block while it is still in L1. When a block raises the running max, the
+//! partial sums are rescaled by `exp(old - new)` — the online log-sum-exp, applied per block
+//! so that the hot loops stay branch-free. Rows are split over rayon in chunks chosen from the
+//! shape alone and combined in the driver's fixed tree, so results are bit-identical for any
+//! thread count.
+//!
+//! Non-finite logits follow PyTorch's `log_softmax`: `-inf` masks a class (a masked target gives
+//! `+inf`), a row of all `-inf` or with any `+inf` or NaN gives NaN.
+
+use crate::float::sealed::Sealed;
+use crate::reduce::{tree_reduce, CHUNK};
+use crate::simd::dispatch::Resolved;
+use crate::simd::{math, Kernel, Lanes};
+use crate::{check, Float, LossError, Reduction};
+
+mod label {
+    /// Integer types usable as class labels.
+    pub trait Sealed {}
+}
+
+/// An integer type that can hold class labels: `i32`, `i64`, `u32`, `u64` or `usize`.
+///
+/// ```
+/// use losskit::Reduction;
+/// let logits = [2.0f32, 0.0, 0.0, 2.0];
+/// let a = losskit::cross_entropy(&logits, 2, &[0u8 as u32, 1], Reduction::Mean).unwrap();
+/// let b = losskit::cross_entropy(&logits, 2, &[0i64, 1], Reduction::Mean).unwrap();
+/// assert_eq!(a, b);
+/// ```
+pub trait Label: label::Sealed + Copy + Send + Sync + 'static {
+    /// The label as an `i128`, which holds every value of every label type.
+    fn to_i128(self) -> i128;
+}
+
+macro_rules! impl_label {
+    ($($t:ty),*) => {$(
+        impl label::Sealed for $t {}
+        impl Label for $t {
+            #[inline(always)]
+            fn to_i128(self) -> i128 {
+                self as i128
+            }
+        }
+    )*};
+}
+impl_label!(i32, i64, u32, u64, usize);
+
+/// Cross-entropy with options: class weights, an ignored label and label smoothing.
+///
+/// A plain `Clone` builder; setters take and return `Self`, so options can be set
+/// conditionally. The defaults are PyTorch's: no weights, `ignore_index = -100`, no smoothing.
+///
+/// ```
+/// use losskit::{CrossEntropy, Reduction};
+/// let logits = [2.0f32, 0.5, -1.0, /* row 2 */ 0.0, 0.0, 3.0];
+/// let labels = [0i64, -100];
+/// let weights = [1.0f32, 2.0, 0.5];
+/// let mut ce = CrossEntropy::new().ignore_index(-100);
+/// if true {
+///     ce = ce.weight(&weights).label_smoothing(0.1);
+/// }
+/// let loss = ce.loss(&logits, 3, &labels, Reduction::Mean)?;
+/// assert!(loss > 0.0 && loss.is_finite());
+/// # Ok::<(), losskit::LossError>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct CrossEntropy<'w, T> {
+    weight: Option<&'w [T]>,
+    ignore_index: i64,
+    label_smoothing: f64,
+}
+
+impl<T: Float> Default for CrossEntropy<'_, T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<'w, T: Float> CrossEntropy<'w, T> {
+    /// PyTorch's defaults: no class weights, `ignore_index = -100`, `label_smoothing = 0`.
+    pub fn new() -> Self {
+        CrossEntropy { weight: None, ignore_index: -100, label_smoothing: 0.0 }
+    }
+
+    /// Per-class weights (`len == classes`, checked when the loss is computed).
+    pub fn weight(mut self, weight: &'w [T]) -> Self {
+        self.weight = Some(weight);
+        self
+    }
+
+    /// Rows whose label equals `index` contribute nothing (0 in `each`). Only for class-label
+    /// targets; probability targets ignore it, as in PyTorch.
+    pub fn ignore_index(mut self, index: i64) -> Self {
+        self.ignore_index = index;
+        self
+    }
+
+    /// Mixes the target with the uniform distribution: `(1 - s) target + s / classes`.
+    /// Must be in `[0, 1]` (checked when the loss is computed).
+    pub fn label_smoothing(mut self, smoothing: f64) -> Self {
+        self.label_smoothing = smoothing;
+        self
+    }
+
+    /// The reduced loss for class-label targets.
+    ///
+    /// With weights, [`Reduction::Mean`] divides by the summed weights of the non-ignored rows'
+    /// labels (NaN when every row is ignored).
+    ///
+    /// # Errors
+    /// - [`LossError::ZeroClasses`] if `classes == 0`.
+    /// - [`LossError::NotMultipleOfClasses`] if `logits.len() % classes != 0`.
+    /// - [`LossError::LengthMismatch`] if `labels.len()` is not the number of rows, or the
+    ///   weight slice is not `classes` long.
+    /// - [`LossError::InvalidParameter`] if `label_smoothing` is outside `[0, 1]` or NaN.
+    /// - [`LossError::LabelOutOfRange`] if a label is outside `0..classes` and is not the
+    ///   ignore index.
+    ///
+    /// ```
+    /// use losskit::{CrossEntropy, Reduction};
+    /// let loss = CrossEntropy::new().loss(&[0.0f64, 0.0], 2, &[1u32], Reduction::Sum)?;
+    /// assert!((loss - std::f64::consts::LN_2).abs() < 1e-15);
+    /// # Ok::<(), losskit::LossError>(())
+    /// ```
+    pub fn loss<L: Label>(&self, logits: &[T], classes: usize, labels: &[L], reduction: Reduction) -> Result<T, LossError> {
+        let job = self.labels_job(logits, classes, labels)?;
+        let [loss, weight] = job.run(None);
+        Ok(finish(loss, weight, reduction))
+    }
+
+    /// The loss of every row for class-label targets, into `out` (`len == rows`; ignored rows
+    /// get 0).
+    ///
+    /// # Errors
+    /// As [`loss`](Self::loss), and [`LossError::LengthMismatch`] if `out.len()` is not the
+    /// number of rows.
+    ///
+    /// ```
+    /// use losskit::CrossEntropy;
+    /// let mut out = [1.0f32; 2];
+    /// CrossEntropy::new().each(&[0.0f32, 0.0, 5.0, 5.0], 2, &[1i32, -100], &mut out)?;
+    /// assert!((out[0] - std::f32::consts::LN_2).abs() < 1e-7);
+    /// assert_eq!(out[1], 0.0);
+    /// # Ok::<(), losskit::LossError>(())
+    /// ```
+    pub fn each<L: Label>(&self, logits: &[T], classes: usize, labels: &[L], out: &mut [T]) -> Result<(), LossError> {
+        let job = self.labels_job(logits, classes, labels)?;
+        check::same_len("out", out.len(), "rows of logits", job.rows)?;
+        job.run(Some(out));
+        Ok(())
+    }
+
+    /// The reduced loss for probability targets (`probs` is `[rows, classes]` like `logits`).
+    /// [`Reduction::Mean`] divides by the number of rows, weighted or not, as PyTorch does.
+    ///
+    /// # Errors
+    /// - [`LossError::ZeroClasses`], [`LossError::NotMultipleOfClasses`] as for
+    ///   [`loss`](Self::loss).
+    /// - [`LossError::LengthMismatch`] if `probs.len() != logits.len()` or the weight slice is
+    ///   not `classes` long.
+    /// - [`LossError::InvalidParameter`] if `label_smoothing` is outside `[0, 1]` or NaN.
+    ///
+    /// ```
+    /// use losskit::{CrossEntropy, Reduction};
+    /// let loss = CrossEntropy::new().loss_probs(&[0.0f32, 0.0], 2, &[0.5, 0.5], Reduction::Mean)?;
+    /// assert!((loss - std::f32::consts::LN_2).abs() < 1e-7);
+    /// # Ok::<(), losskit::LossError>(())
+    /// ```
+    pub fn loss_probs(&self, logits: &[T], classes: usize, probs: &[T], reduction: Reduction) -> Result<T, LossError> {
+        let job = self.probs_job(logits, classes, probs)?;
+        let rows = job.rows;
+        let [loss, _] = job.run(None);
+        Ok(finish(loss, rows as f64, reduction))
+    }
+
+    /// The loss of every row for probability targets, into `out` (`len == rows`).
+    ///
+    /// # Errors
+    /// As [`loss_probs`](Self::loss_probs), and [`LossError::LengthMismatch`] if `out.len()`
+    /// is not the number of rows.
+    ///
+    /// ```
+    /// use losskit::CrossEntropy;
+    /// let mut out = [0.0f64; 1];
+    /// CrossEntropy::new().each_probs(&[0.0, 0.0], 2, &[1.0, 0.0], &mut out)?;
+    /// assert!((out[0] - std::f64::consts::LN_2).abs() < 1e-15);
+    /// # Ok::<(), losskit::LossError>(())
+    /// ```
+    pub fn each_probs(&self, logits: &[T], classes: usize, probs: &[T], out: &mut [T]) -> Result<(), LossError> {
+        let job = self.probs_job(logits, classes, probs)?;
+        check::same_len("out", out.len(), "rows of logits", job.rows)?;
+        job.run(Some(out));
+        Ok(())
+    }
+
+    /// Checks what every form shares and returns the number of rows.
+    fn check_common(&self, logits: &[T], classes: usize) -> Result<usize, LossError> {
+        if classes == 0 {
+            return Err(LossError::ZeroClasses);
+        }
+        if logits.len() % classes != 0 {
+            return Err(LossError::NotMultipleOfClasses { len: logits.len(), classes });
+        }
+        if let Some(w) = self.weight {
+            check::same_len("weight", w.len(), "classes", classes)?;
+        }
+        let s = self.label_smoothing;
+        if !(0.0..=1.0).contains(&s) {
+            return Err(LossError::InvalidParameter { name: "label_smoothing", value: s, requirement: "in [0, 1]" });
+        }
+        Ok(logits.len() / classes)
+    }
+
+    fn labels_job<'a, L: Label>(&'a self, logits: &'a [T], classes: usize, labels: &'a [L]) -> Result<Job<'a, T, L>, LossError> {
+        let rows = self.check_common(logits, classes)?;
+        check::same_len("labels", labels.len(), "rows of logits", rows)?;
+        let ignore = self.ignore_index as i128;
+        for (row, &label) in labels.iter().enumerate() {
+            let label = label.to_i128();
+            if label != ignore && !(0..classes as i128).contains(&label) {
+                return Err(LossError::LabelOutOfRange { row, label, classes });
+            }
+        }
+        Ok(Job { logits, classes, rows, target: Target::Labels { labels, ignore }, weight: self.weight, smoothing: self.label_smoothing })
+    }
+
+    fn probs_job<'a>(&'a self, logits: &'a [T], classes: usize, probs: &'a [T]) -> Result<Job<'a, T, u32>, LossError> {
+        let rows = self.check_common(logits, classes)?;
+        check::same_len("target", probs.len(), "logits", logits.len())?;
+        Ok(Job { logits, classes, rows, target: Target::Probs(probs), weight: self.weight, smoothing: self.label_smoothing })
+    }
+}
+
+/// Applies the reduction to a loss sum and its divisor (summed weights, or rows).
+fn finish<T: Float>(loss: f64, divisor: f64, reduction: Reduction) -> T {
+    match reduction {
+        Reduction::Sum => T::from_f64(loss),
+        Reduction::Mean => T::from_f64(loss / divisor),
+    }
+}
+
+/// Mean cross-entropy of class-label targets, PyTorch's `F.cross_entropy(logits, labels)`:
+/// `logsumexp(row) - row[label]`, reduced. See [`CrossEntropy`] for weights, `ignore_index`
+/// (here PyTorch's default, -100) and label smoothing.
+///
+/// # Errors
+/// As [`CrossEntropy::loss`].
+///
+/// ```
+/// use losskit::Reduction;
+/// // Two rows of three classes; labels of any integer type.
+/// let logits = [2.0f32, 1.0, 0.1, 0.5, 2.5, 0.3];
+/// let loss = losskit::cross_entropy(&logits, 3, &[0usize, 1], Reduction::Mean)?;
+/// assert!((loss - 0.3185).abs() < 1e-3);
+/// # Ok::<(), losskit::LossError>(())
+/// ```
+pub fn cross_entropy<T: Float, L: Label>(logits: &[T], classes: usize, labels: &[L], reduction: Reduction) -> Result<T, LossError> {
+    CrossEntropy::new().loss(logits, classes, labels, reduction)
+}
+
+/// Cross-entropy against probability targets (`probs` is `[rows, classes]`), PyTorch's
+/// `F.cross_entropy(logits, probs)`: `-Σ probs · log_softmax(row)`, reduced over rows.
+///
+/// # Errors
+/// As [`CrossEntropy::loss_probs`].
+///
+/// ```
+/// use losskit::Reduction;
+/// let loss = losskit::cross_entropy_probs(&[0.0f64, 0.0], 2, &[0.25, 0.75], Reduction::Sum)?;
+/// assert!((loss - std::f64::consts::LN_2).abs() < 1e-15);
+/// # Ok::<(), losskit::LossError>(())
+/// ```
+pub fn cross_entropy_probs<T: Float>(logits: &[T], classes: usize, probs: &[T], reduction: Reduction) -> Result<T, LossError> {
+    CrossEntropy::new().loss_probs(logits, classes, probs, reduction)
+}
+
+/// What each row is scored against.
+#[derive(Clone, Copy)]
+enum Target<'a, T, L> {
+    Labels { labels: &'a [L], ignore: i128 },
+    Probs(&'a [T]),
+}
+
+/// A checked cross-entropy computation over all rows.
+struct Job<'a, T, L> {
+    logits: &'a [T],
+    classes: usize,
+    rows: usize,
+    target: Target<'a, T, L>,
+    weight: Option<&'a [T]>,
+    smoothing: f64,
+}
+
+impl<T: Float, L: Label> Job<'_, T, L> {
+    /// Runs every row; returns `[Σ loss, Σ weight of scored rows]`, writing row losses to `out`.
+    fn run(&self, out: Option<&mut [T]>) -> [f64; 2] {
+        let tier = Resolved::active();
+        let rows_per_chunk = (CHUNK / self.classes).max(1);
+        let chunks = self.rows.div_ceil(rows_per_chunk);
+        let leaf = |i: usize, out: Option<&mut [T]>| {
+            let rows = i * rows_per_chunk..self.rows.min((i + 1) * rows_per_chunk);
+            tier.run(RowsKernel { job: self, rows, out })
+        };
+        tree_reduce(chunks, chunks >= 2, out, rows_per_chunk, &leaf).unwrap_or([0.0, 0.0])
+    }
+}
+
+/// Cross-entropy of a range of rows on one tier.
+struct RowsKernel<'a, 'j, T, L> {
+    job: &'a Job<'j, T, L>,
+    rows: core::ops::Range<usize>,
+    out: Option<&'a mut [T]>,
+}
+
+impl<T: Float, L: Label> Kernel<T> for RowsKernel<'_, '_, T, L> {
+    type Output = [f64; 2];
+
+    #[inline(always)]
+    fn run<V: Lanes<Elem = T>>(mut self, isa: V::Isa) -> [f64; 2] {
+        let job = self.job;
+        let c = job.classes;
+        let eps = job.smoothing;
+        let (mut loss_sum, mut weight_sum) = (0.0f64, 0.0f64);
+        for (k, row) in self.rows.clone().enumerate() {
+            let x = &job.logits[row * c..(row + 1) * c];
+            let loss = match job.target {
+                Target::Labels { labels, ignore } => {
+                    let label = labels[row].to_i128();
+                    if label == ignore {
+                        0.0
+                    } else {
+                        let t = label as usize;
+                        let w_t = job.weight.map_or(1.0, |w| w[t].to_f64());
+                        weight_sum += w_t;
+                        if eps > 0.0 {
+                            let coef = Coef { q: None, alpha: T::ZERO, beta: T::ONE, r: job.weight };
+                            let s = row_stats::<V>(isa, x, Some(coef));
+                            let lse = s.sum.ln();
+                            let nll = -w_t * ((x[t].to_f64() - s.max) - lse);
+                            // Σ_c w_c·(-log_softmax_c) = lse·Σw - Σ w_c (x_c - max).
+                            let smooth = lse * s.coef - s.dot;
+                            (1.0 - eps) * nll + eps / c as f64 * smooth
+                        } else {
+                            let s = row_stats::<V>(isa, x, None);
+                            -w_t * ((x[t].to_f64() - s.max) - s.sum.ln())
+                        }
+                    }
+                }
+                Target::Probs(probs) => {
+                    let p = &probs[row * c..(row + 1) * c];
+                    let alpha = T::from_f64(1.0 - eps);
+                    let beta = T::from_f64(eps / c as f64);
+                    let s = row_stats::<V>(isa, x, Some(Coef { q: Some(p), alpha, beta, r: job.weight }));
+                    // -Σ a_c (x_c - max - lse) with a_c = ((1-ε) p_c + ε/C)·w_c.
+                    s.sum.ln() * s.coef - s.dot
+                }
+            };
+            loss_sum += loss;
+            if let Some(out) = self.out.as_deref_mut() {
+                out[k] = T::from_f64(loss);
+            }
+        }
+        [loss_sum, weight_sum]
+    }
+}
+
+/// Per-element coefficients `a_c = (q_c·alpha + beta)·r_c` of the dot product a row sweep
+/// accumulates (`q`, `r` absent mean 1).
+#[derive(Clone, Copy)]
+struct Coef<'a, T> {
+    q: Option<&'a [T]>,
+    alpha: T,
+    beta: T,
+    r: Option<&'a [T]>,
+}
+
+/// One sweep of a row: its max, `Σ exp(x - max)`, and optionally `Σ a_c (x_c - max)`, `Σ a_c`.
+struct RowStats {
+    max: f64,
+    sum: f64,
+    dot: f64,
+    coef: f64,
+}
+
+/// Vectors per block: 32 vectors (1 KiB of f32 on AVX2) stay in L1 between the two passes.
+const BLOCK_VECS: usize = 32;
+
+/// Sweeps one row (see the module docs).
+#[inline(always)]
+fn row_stats<V: Lanes>(isa: V::Isa, x: &[V::Elem], coef: Option<Coef<'_, V::Elem>>) -> RowStats {
+    let neg_inf = V::Elem::from_f64(f64::NEG_INFINITY);
+    let lanes = V::LANES;
+    let block = lanes * BLOCK_VECS;
+    let (mut max, mut sum, mut dot, mut coef_sum) = (neg_inf, 0.0f64, 0.0f64, 0.0f64);
+    for (b, xb) in x.chunks(block).enumerate() {
+        let start = b * block;
+        let whole = xb.len() - xb.len() % lanes;
+        // Pass 1: the block's max.
+        let mut mv = V::splat(isa, neg_inf);
+        for xv in xb[..whole].chunks_exact(lanes) {
+            mv = mv.max(V::load(isa, xv));
+        }
+        if whole < xb.len() {
+            mv = mv.max(V::load_prefix(isa, &xb[whole..], neg_inf));
+        }
+        let block_max = mv.reduce_max();
+        let new_max = if block_max > max { block_max } else { max };
+        if new_max > max && max > neg_inf {
+            // Rescale what was summed against the old max.
+            let shift = max.to_f64() - new_max.to_f64();
+            sum *= shift.exp();
+            dot += shift * coef_sum;
+        }
+        max = new_max;
+        if max == neg_inf {
+            // Nothing finite yet: exp contributes 0, but NaN must survive, and a·x keeps the
+            // -inf (or 0·-inf = NaN) PyTorch would produce.
+            for (i, &v) in xb.iter().enumerate() {
+                if v.is_nan() {
+                    sum = f64::NAN;
+                }
+                if let Some(cf) = coef {
+                    let a = coef_at(cf, start + i).to_f64();
+                    dot += a * v.to_f64();
+                    coef_sum += a;
+                }
+            }
+            continue;
+        }
+        // Pass 2, from L1: Σ exp(x - max) and Σ a (x - max).
+        let mv = V::splat(isa, max);
+        let zero = V::splat(isa, V::Elem::ZERO);
+        let (mut s, mut d, mut a_acc) = ([zero; 2], zero, zero);
+        for (j, xv) in xb[..whole].chunks_exact(lanes).enumerate() {
+            let centered = V::load(isa, xv) - mv;
+            s[j & 1] = s[j & 1] + math::exp(isa, centered);
+            if let Some(cf) = coef {
+                let a = coef_vec::<V>(isa, cf, start + j * lanes, None);
+                d = a.mul_add(centered, d);
+                a_acc = a_acc + a;
+            }
+        }
+        if whole < xb.len() {
+            let n = xb.len() - whole;
+            let centered = V::load_prefix(isa, &xb[whole..], neg_inf) - mv;
+            s[0] = s[0] + math::exp(isa, centered);
+            if let Some(cf) = coef {
+                let a = coef_vec::<V>(isa, cf, start + whole, Some(n));
+                let keep = V::first_lanes(isa, n);
+                d = d + V::select(keep, a * centered, zero);
+                a_acc = a_acc + a;
+            }
+        }
+        sum += V::acc_sum(V::acc_add(V::acc_zero(isa), s[0] + s[1]));
+        if coef.is_some() {
+            dot += V::acc_sum(V::acc_add(V::acc_zero(isa), d));
+            coef_sum += V::acc_sum(V::acc_add(V::acc_zero(isa), a_acc));
+        }
+    }
+    RowStats { max: max.to_f64(), sum, dot, coef: coef_sum }
+}
+
+/// `a_c` for one class.
+#[inline(always)]
+fn coef_at<T: Float>(cf: Coef<'_, T>, c: usize) -> T {
+    let q = cf.q.map_or(T::ZERO, |q| q[c]);
+    let r = cf.r.map_or(T::ONE, |r| r[c]);
+    (q * cf.alpha + cf.beta) * r
+}
+
+/// `a_c` for the lanes starting at class `c` (`n` of them for a prefix; padding lanes are 0).
+#[inline(always)]
+fn coef_vec<V: Lanes>(isa: V::Isa, cf: Coef<'_, V::Elem>, c: usize, n: Option<usize>) -> V {
+    let zero = V::Elem::ZERO;
+    let load = |s: &[V::Elem]| match n {
+        None => V::load(isa, &s[c..]),
+        Some(n) => V::load_prefix(isa, &s[c..c + n], zero),
+    };
+    let q = cf.q.map_or(V::splat(isa, zero), load);
+    let base = q.mul_add(V::splat(isa, cf.alpha), V::splat(isa, cf.beta));
+    let a = match cf.r {
+        Some(r) => base * load(r),
+        None => base,
+    };
+    match n {
+        Some(n) => V::select(V::first_lanes(isa, n), a, V::splat(isa, zero)),
+        None => a,
+    }
+}
