@@ -431,23 +431,37 @@ fn row_stats<V: Lanes>(isa: V::Isa, x: &[V::Elem], coef: Option<Coef<'_, V::Elem
             }
             continue;
         }
-        // Pass 2, from L1: Σ exp(x - max) and Σ a (x - max).
+        // Pass 2, from L1: Σ exp(x - max) and Σ a (x - max), two vectors a step so that two
+        // independent sums hide the add latency.
         let mv = V::splat(isa, max);
         let zero = V::splat(isa, V::Elem::ZERO);
-        let (mut s, mut d, mut a_acc) = ([zero; 2], zero, zero);
-        for (j, xv) in xb[..whole].chunks_exact(lanes).enumerate() {
-            let centered = V::load(isa, xv) - mv;
-            s[j & 1] = s[j & 1] + math::exp(isa, centered);
+        let (mut s0, mut s1, mut d, mut a_acc) = (zero, zero, zero, zero);
+        let pairs = whole - whole % (2 * lanes);
+        for (j, xv) in xb[..pairs].chunks_exact(2 * lanes).enumerate() {
+            let c0 = V::load(isa, xv) - mv;
+            let c1 = V::load(isa, &xv[lanes..]) - mv;
+            s0 = s0 + math::exp(isa, c0);
+            s1 = s1 + math::exp(isa, c1);
             if let Some(cf) = coef {
-                let a = coef_vec::<V>(isa, cf, start + j * lanes, None);
-                d = a.mul_add(centered, d);
-                a_acc = a_acc + a;
+                let a0 = coef_vec::<V>(isa, cf, start + 2 * j * lanes, None);
+                let a1 = coef_vec::<V>(isa, cf, start + (2 * j + 1) * lanes, None);
+                d = a1.mul_add(c1, a0.mul_add(c0, d));
+                a_acc = a_acc + a0 + a1;
+            }
+        }
+        if pairs < whole {
+            let c0 = V::load(isa, &xb[pairs..]) - mv;
+            s0 = s0 + math::exp(isa, c0);
+            if let Some(cf) = coef {
+                let a0 = coef_vec::<V>(isa, cf, start + pairs, None);
+                d = a0.mul_add(c0, d);
+                a_acc = a_acc + a0;
             }
         }
         if whole < xb.len() {
             let n = xb.len() - whole;
             let centered = V::load_prefix(isa, &xb[whole..], neg_inf) - mv;
-            s[0] = s[0] + math::exp(isa, centered);
+            s0 = s0 + math::exp(isa, centered);
             if let Some(cf) = coef {
                 let a = coef_vec::<V>(isa, cf, start + whole, Some(n));
                 let keep = V::first_lanes(isa, n);
@@ -455,7 +469,7 @@ fn row_stats<V: Lanes>(isa: V::Isa, x: &[V::Elem], coef: Option<Coef<'_, V::Elem
                 a_acc = a_acc + a;
             }
         }
-        sum += V::acc_sum(V::acc_add(V::acc_zero(isa), s[0] + s[1]));
+        sum += V::acc_sum(V::acc_add(V::acc_zero(isa), s0 + s1));
         if coef.is_some() {
             dot += V::acc_sum(V::acc_add(V::acc_zero(isa), d));
             coef_sum += V::acc_sum(V::acc_add(V::acc_zero(isa), a_acc));
@@ -475,19 +489,27 @@ fn coef_at<T: Float>(cf: Coef<'_, T>, c: usize) -> T {
 /// `a_c` for the lanes starting at class `c` (`n` of them for a prefix; padding lanes are 0).
 #[inline(always)]
 fn coef_vec<V: Lanes>(isa: V::Isa, cf: Coef<'_, V::Elem>, c: usize, n: Option<usize>) -> V {
-    let zero = V::Elem::ZERO;
-    let load = |s: &[V::Elem]| match n {
-        None => V::load(isa, &s[c..]),
-        Some(n) => V::load_prefix(isa, &s[c..c + n], zero),
+    let zero = V::splat(isa, V::Elem::ZERO);
+    let q = match cf.q {
+        Some(q) => load_at::<V>(isa, q, c, n),
+        None => zero,
     };
-    let q = cf.q.map_or(V::splat(isa, zero), load);
     let base = q.mul_add(V::splat(isa, cf.alpha), V::splat(isa, cf.beta));
     let a = match cf.r {
-        Some(r) => base * load(r),
+        Some(r) => base * load_at::<V>(isa, r, c, n),
         None => base,
     };
     match n {
-        Some(n) => V::select(V::first_lanes(isa, n), a, V::splat(isa, zero)),
+        Some(n) => V::select(V::first_lanes(isa, n), a, zero),
         None => a,
+    }
+}
+
+/// The lanes of `s` starting at `c`: a whole vector, or the `n` elements of a prefix.
+#[inline(always)]
+fn load_at<V: Lanes>(isa: V::Isa, s: &[V::Elem], c: usize, n: Option<usize>) -> V {
+    match n {
+        None => V::load(isa, &s[c..]),
+        Some(n) => V::load_prefix(isa, &s[c..c + n], V::Elem::ZERO),
     }
 }
