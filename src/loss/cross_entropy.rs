@@ -325,7 +325,23 @@ impl<T: Float, L: Label> Kernel<T> for RowsKernel<'_, '_, T, L> {
         let c = job.classes;
         let eps = job.smoothing;
         let (mut loss_sum, mut weight_sum) = (0.0f64, 0.0f64);
-        for (k, row) in self.rows.clone().enumerate() {
+        let mut first = self.rows.start;
+        if let Target::Labels { labels, ignore } = job.target {
+            if eps == 0.0 && c <= SHORT_ROWS && V::LANES > 1 {
+                // Short rows: one row per lane, so no lane idles and no horizontal reduction.
+                let lanes = V::LANES;
+                let groups = self.rows.len() / lanes;
+                for g in 0..groups {
+                    let out = self.out.as_deref_mut().map(|o| &mut o[g * lanes..(g + 1) * lanes]);
+                    let [l, w] = short_rows::<V, L>(isa, job, self.rows.start + g * lanes, labels, ignore, out);
+                    loss_sum += l;
+                    weight_sum += w;
+                }
+                first += groups * lanes;
+            }
+        }
+        for row in first..self.rows.end {
+            let k = row - self.rows.start;
             let x = &job.logits[row * c..(row + 1) * c];
             let loss = match job.target {
                 Target::Labels { labels, ignore } => {
@@ -366,6 +382,63 @@ impl<T: Float, L: Label> Kernel<T> for RowsKernel<'_, '_, T, L> {
         }
         [loss_sum, weight_sum]
     }
+}
+
+/// Rows of at most this many classes take the one-row-per-lane path.
+const SHORT_ROWS: usize = 32;
+
+/// `LANES` consecutive rows of class-label cross-entropy without smoothing, one row per lane:
+/// the rows' logits are gathered column by column (stride `classes`), so max, `exp` and `ln`
+/// run on full vectors. Returns `[Σ loss, Σ weight]` and writes the row losses to `out`.
+#[inline(always)]
+fn short_rows<V: Lanes, L: Label>(
+    isa: V::Isa,
+    job: &Job<'_, V::Elem, L>,
+    row0: usize,
+    labels: &[L],
+    ignore: i128,
+    out: Option<&mut [V::Elem]>,
+) -> [f64; 2] {
+    let (x, c, lanes) = (job.logits, job.classes, V::LANES);
+    let base = row0 * c;
+    let mut max = V::gather(isa, x, base, c);
+    for j in 1..c {
+        max = max.max(V::gather(isa, x, base + j, c));
+    }
+    let mut sum = V::splat(isa, V::Elem::ZERO);
+    for j in 0..c {
+        sum = sum + math::exp(isa, V::gather(isa, x, base + j, c) - max);
+    }
+    let log_sum = math::ln(isa, sum);
+    // The target logit and weight of each lane's row (ignored rows: weight 0, loss 0 below).
+    let mut x_t = [V::Elem::ZERO; 16];
+    let mut w_t = [V::Elem::ZERO; 16];
+    let mut scored = [false; 16];
+    for r in 0..lanes {
+        let label = labels[row0 + r].to_i128();
+        if label != ignore {
+            let t = label as usize;
+            x_t[r] = x[base + r * c + t];
+            w_t[r] = job.weight.map_or(V::Elem::ONE, |w| w[t]);
+            scored[r] = true;
+        }
+    }
+    let w = V::load(isa, &w_t);
+    let loss = -(w * ((V::load(isa, &x_t) - max) - log_sum));
+    let mut losses = [V::Elem::ZERO; 16];
+    loss.store(&mut losses);
+    let (mut loss_sum, mut weight_sum) = (0.0, 0.0);
+    for r in 0..lanes {
+        if !scored[r] {
+            losses[r] = V::Elem::ZERO;
+        }
+        loss_sum += losses[r].to_f64();
+        weight_sum += w_t[r].to_f64();
+    }
+    if let Some(out) = out {
+        out.copy_from_slice(&losses[..lanes]);
+    }
+    [loss_sum, weight_sum]
 }
 
 /// Per-element coefficients `a_c = (q_c·alpha + beta)·r_c` of the dot product a row sweep

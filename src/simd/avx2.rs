@@ -152,6 +152,19 @@ impl Lanes for F32x8 {
         }
     }
     #[inline(always)]
+    fn gather(_: Avx2, src: &[f32], start: usize, stride: usize) -> Self {
+        let last = start + 7 * stride;
+        assert!(last < src.len() && last <= i32::MAX as usize);
+        // SAFETY: the token proves AVX2. The lanes read `src[start + i * stride]` for i in 0..8,
+        // all at most `last`, which is in bounds (asserted), and the i32 offsets cannot
+        // overflow because `7 * stride <= last <= i32::MAX`.
+        unsafe {
+            let s = stride as i32;
+            let idx = _mm256_setr_epi32(0, s, 2 * s, 3 * s, 4 * s, 5 * s, 6 * s, 7 * s);
+            F32x8(_mm256_i32gather_ps::<4>(src.as_ptr().add(start), idx))
+        }
+    }
+    #[inline(always)]
     fn store(self, dst: &mut [f32]) {
         let dst = &mut dst[..8];
         // SAFETY: the token proves AVX2; `dst` has exactly 8 elements to write.
@@ -326,6 +339,18 @@ impl Lanes for F64x4 {
         unsafe {
             let v = _mm256_maskload_pd(src.as_ptr(), _mm256_castpd_si256(mask));
             F64x4(_mm256_blendv_pd(_mm256_set1_pd(fill), v, mask))
+        }
+    }
+    #[inline(always)]
+    fn gather(_: Avx2, src: &[f64], start: usize, stride: usize) -> Self {
+        let last = start + 3 * stride;
+        assert!(last < src.len() && last <= i32::MAX as usize);
+        // SAFETY: the token proves AVX2. The lanes read `src[start + i * stride]` for i in 0..4,
+        // all at most `last`, which is in bounds (asserted); the i32 offsets cannot overflow.
+        unsafe {
+            let s = stride as i32;
+            let idx = _mm_setr_epi32(0, s, 2 * s, 3 * s);
+            F64x4(_mm256_i32gather_pd::<8>(src.as_ptr().add(start), idx))
         }
     }
     #[inline(always)]

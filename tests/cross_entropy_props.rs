@@ -1,0 +1,167 @@
+//! Differential tests of cross-entropy on every tier against `losskit::reference`: rows 0..64,
+//! classes 1..5000, masked (-inf) classes, extreme magnitudes, weights, ignore_index and label
+//! smoothing, class-label and probability targets.
+
+mod common;
+
+use common::Elem;
+use losskit::reference::{self, RowTarget};
+use losskit::{with_tier, CrossEntropy, Reduction, Tier};
+use proptest::prelude::*;
+
+#[derive(Clone, Debug)]
+struct Case {
+    rows: usize,
+    classes: usize,
+    logits: Vec<f64>,
+    labels: Vec<i64>,
+    probs: Vec<f64>,
+    weight: Option<Vec<f64>>,
+    smoothing: f64,
+}
+
+fn logit() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        10 => -8.0..8.0f64,
+        1 => -1e4..1e4f64,
+        1 => Just(f64::NEG_INFINITY),
+    ]
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    (0usize..64, prop_oneof![1usize..40, 1usize..5000], any::<bool>(), prop_oneof![Just(0.0), 0.0..1.0f64])
+        .prop_flat_map(|(rows, classes, weighted, smoothing)| {
+            let rows = if classes > 600 { rows.min(6) } else { rows };
+            let n = rows * classes;
+            (
+                proptest::collection::vec(logit(), n),
+                proptest::collection::vec(prop_oneof![9 => (0..classes as i64), 1 => Just(-100i64)], rows),
+                proptest::collection::vec(0.0..1.0f64, n),
+                proptest::collection::vec(0.0..2.0f64, classes).prop_map(move |w| weighted.then_some(w)),
+            )
+                .prop_map(move |(logits, labels, raw, weight)| {
+                    // Normalise each row of probabilities.
+                    let mut probs = raw;
+                    for row in probs.chunks_mut(classes) {
+                        let s: f64 = row.iter().sum::<f64>().max(1e-12);
+                        row.iter_mut().for_each(|p| *p /= s);
+                    }
+                    Case { rows, classes, logits, labels, probs, weight, smoothing }
+                })
+        })
+}
+
+/// Agreement with the f64 oracle: relative 2e-5 (f32) / 1e-12 (f64) of the magnitude, plus an
+/// absolute floor; non-finite values must match in kind.
+fn close(got: f64, want: f64, scale: f64, f32: bool) -> bool {
+    if want.is_nan() || got.is_nan() {
+        return want.is_nan() && got.is_nan();
+    }
+    if want.is_infinite() || got.is_infinite() {
+        return got == want;
+    }
+    let rel = if f32 { 2e-5 } else { 1e-12 };
+    (got - want).abs() <= rel * (scale + want.abs()) + rel
+}
+
+fn check<T: Elem>(c: &Case) -> Result<(), TestCaseError> {
+    let is_f32 = std::mem::size_of::<T>() == 4;
+    let logits: Vec<T> = common::to(&c.logits);
+    let probs: Vec<T> = common::to(&c.probs);
+    let weight: Option<Vec<T>> = c.weight.as_ref().map(|w| common::to(w));
+    let k = c.classes;
+    let mut ce = CrossEntropy::new().label_smoothing(c.smoothing);
+    if let Some(w) = &weight {
+        ce = ce.weight(w);
+    }
+    // The oracle, per row, on the rounded inputs.
+    let rows_of = |probs_target: bool| -> Vec<(f64, f64)> {
+        (0..c.rows)
+            .map(|r| {
+                let row = &logits[r * k..(r + 1) * k];
+                let target = if probs_target {
+                    RowTarget::Probs(&probs[r * k..(r + 1) * k])
+                } else if c.labels[r] == -100 {
+                    RowTarget::Ignored
+                } else {
+                    RowTarget::Class(c.labels[r] as usize)
+                };
+                reference::cross_entropy_row(row, target, weight.as_deref(), c.smoothing)
+            })
+            .collect()
+    };
+    for probs_target in [false, true] {
+        let want = rows_of(probs_target);
+        let scale: f64 = want.iter().map(|(l, _)| l.abs()).filter(|l| l.is_finite()).sum();
+        let want_sum: f64 = want.iter().map(|(l, _)| l).sum();
+        let divisor: f64 = if probs_target { c.rows as f64 } else { want.iter().map(|(_, w)| w).sum() };
+        for tier in Tier::available() {
+            with_tier(tier, || -> Result<(), TestCaseError> {
+                let mut each = vec![T::of(7.0); c.rows];
+                let (sum, mean) = if probs_target {
+                    ce.each_probs(&logits, k, &probs, &mut each).unwrap();
+                    (ce.loss_probs(&logits, k, &probs, Reduction::Sum).unwrap(), ce.loss_probs(&logits, k, &probs, Reduction::Mean).unwrap())
+                } else {
+                    ce.each(&logits, k, &c.labels, &mut each).unwrap();
+                    (ce.loss(&logits, k, &c.labels, Reduction::Sum).unwrap(), ce.loss(&logits, k, &c.labels, Reduction::Mean).unwrap())
+                };
+                for (r, (g, (w, _))) in each.iter().zip(&want).enumerate() {
+                    prop_assert!(close(g.f64(), *w, 0.0, is_f32), "{tier} probs={probs_target} row {r}: {g:?} vs {w}");
+                }
+                prop_assert!(close(sum.f64(), want_sum, scale, is_f32), "{tier} probs={probs_target} sum {sum:?} vs {want_sum}");
+                let want_mean = want_sum / divisor;
+                prop_assert!(close(mean.f64(), want_mean, scale / divisor, is_f32), "{tier} probs={probs_target} mean {mean:?} vs {want_mean}");
+                Ok(())
+            })
+            .unwrap()?;
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 160, ..ProptestConfig::default() })]
+
+    #[test]
+    fn f32_cross_entropy_matches_the_oracle_on_every_tier(c in case()) {
+        check::<f32>(&c)?;
+    }
+
+    #[test]
+    fn f64_cross_entropy_matches_the_oracle_on_every_tier(c in case()) {
+        check::<f64>(&c)?;
+    }
+}
+
+#[test]
+fn cross_entropy_of_512_x_50257_f32_is_within_1e_6_of_f64_and_identical_for_1_2_3_8_threads() {
+    let (rows, classes) = (512usize, 50257usize);
+    let mut state = 0x1234_5678_u64;
+    let logits: Vec<f32> = (0..rows * classes)
+        .map(|_| {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 16.0
+        })
+        .collect();
+    let labels: Vec<u32> = (0..rows as u32).map(|r| (r * 7919) % classes as u32).collect();
+    let exact: f64 = (0..rows)
+        .map(|r| {
+            let row = &logits[r * classes..(r + 1) * classes];
+            reference::cross_entropy_row(row, RowTarget::Class(labels[r] as usize), None, 0.0).0
+        })
+        .sum::<f64>()
+        / rows as f64;
+    for tier in Tier::available() {
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| with_tier(tier, || losskit::cross_entropy(&logits, classes, &labels, Reduction::Mean).unwrap()).unwrap())
+        };
+        let one = run(1);
+        let rel = (one as f64 - exact).abs() / exact;
+        println!("tier {tier}: {one} vs f64 {exact}: relative error {rel:.2e}");
+        assert!(rel <= 1e-6, "tier {tier}: relative error {rel:e}");
+        for threads in [2, 3, 8] {
+            assert_eq!(run(threads).to_bits(), one.to_bits(), "tier {tier}: {threads} threads differ");
+        }
+    }
+}
