@@ -1,0 +1,400 @@
+//! Out-of-bounds accesses caught by the MMU: every slice a kernel gets is placed so that it
+//! ends exactly at a `PROT_NONE` page (or starts right after one), and every kernel is run on
+//! every tier this CPU has. A vector load or store past either end would raise SIGSEGV and kill
+//! the test. Results are also compared bit for bit with the same calls on ordinary heap copies.
+#![cfg(unix)]
+
+use std::ptr;
+
+use losskit::{with_tier, Bce, BceWithLogits, CrossEntropy, Label, Reduction, Tier};
+
+/// An anonymous mapping of `[guard page][usable pages][guard page]`, the guards `PROT_NONE`.
+struct Region {
+    base: *mut u8,
+    page: usize,
+    usable: usize,
+}
+
+impl Region {
+    fn new(bytes: usize) -> Region {
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+        assert!(page.is_power_of_two() && page >= 4096);
+        let usable = bytes.div_ceil(page).max(1) * page;
+        let total = usable + 2 * page;
+        // SAFETY: a fresh private anonymous mapping; no existing memory is affected.
+        let base = unsafe {
+            libc::mmap(
+                ptr::null_mut(),
+                total,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(base, libc::MAP_FAILED, "mmap failed");
+        let base = base as *mut u8;
+        // SAFETY: both ranges are whole pages inside the mapping just created.
+        unsafe {
+            assert_eq!(
+                libc::mprotect(base as *mut libc::c_void, page, libc::PROT_NONE),
+                0
+            );
+            assert_eq!(
+                libc::mprotect(
+                    base.add(page + usable) as *mut libc::c_void,
+                    page,
+                    libc::PROT_NONE
+                ),
+                0
+            );
+        }
+        Region { base, page, usable }
+    }
+
+    /// Copies `values` into the region so that they end exactly at the trailing guard page
+    /// (`at_end`) or start exactly after the leading one, and returns them.
+    fn place<T: Copy>(&mut self, values: &[T], at_end: bool) -> &mut [T] {
+        let bytes = std::mem::size_of_val(values);
+        assert!(bytes <= self.usable, "region too small");
+        let offset = if at_end {
+            self.page + self.usable - bytes
+        } else {
+            self.page
+        };
+        assert_eq!(offset % std::mem::align_of::<T>(), 0);
+        // SAFETY: `offset..offset + bytes` lies in the read-write part of the mapping, which
+        // `&mut self` borrows exclusively for the returned slice's lifetime; the address is
+        // aligned for T (page-aligned ends, sizes multiples of size_of::<T>()), and T is Copy
+        // (plain floats and integers), so any bytes copied in are valid values.
+        unsafe {
+            let start = self.base.add(offset) as *mut T;
+            ptr::copy_nonoverlapping(values.as_ptr(), start, values.len());
+            std::slice::from_raw_parts_mut(start, values.len())
+        }
+    }
+
+    /// The first byte of the trailing guard page.
+    fn guard_end(&self) -> *const u8 {
+        // SAFETY: one past the usable pages is still inside the mapping (the guard page).
+        unsafe { self.base.add(self.page + self.usable) }
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping created in `new`; no slice into it outlives `self`.
+        unsafe {
+            libc::munmap(self.base as *mut libc::c_void, self.usable + 2 * self.page);
+        }
+    }
+}
+
+#[test]
+fn the_guard_page_has_teeth() {
+    // Re-run this test binary as a child that reads one byte past a region: it must die of
+    // SIGSEGV, or the guards below would not catch anything.
+    if std::env::var_os("LOSSKIT_GUARD_CHILD").is_some() {
+        let r = Region::new(4096);
+        // SAFETY: deliberately not: this reads the PROT_NONE guard page to prove it faults. It
+        // only runs in the child process spawned below.
+        let v = unsafe { ptr::read_volatile(r.guard_end()) };
+        println!("read {v} from the guard page without faulting");
+        return;
+    }
+    use std::os::unix::process::ExitStatusExt;
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "the_guard_page_has_teeth",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("LOSSKIT_GUARD_CHILD", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGSEGV),
+        "child exited with {status:?}, not SIGSEGV"
+    );
+}
+
+trait E: losskit::Float {
+    fn of(x: f64) -> Self;
+    fn bits(self) -> u64;
+}
+impl E for f32 {
+    fn of(x: f64) -> Self {
+        x as f32
+    }
+    fn bits(self) -> u64 {
+        self.to_bits() as u64
+    }
+}
+impl E for f64 {
+    fn of(x: f64) -> Self {
+        x
+    }
+    fn bits(self) -> u64 {
+        self.to_bits()
+    }
+}
+
+/// Lengths: every small one (all vector-width tails and unrolled bodies), block and chunk
+/// edges, and two above the parallel threshold.
+fn lengths() -> Vec<usize> {
+    let mut v: Vec<usize> = (0..=64).collect();
+    v.extend([
+        95, 96, 97, 127, 128, 129, 255, 256, 257, 1023, 1024, 1025, 4099, 65_535, 65_536, 65_537,
+        131_073, 200_003,
+    ]);
+    v
+}
+
+/// Probabilities in [0, 1] (valid for every pointwise loss, bce included).
+fn values<T: E>(n: usize, salt: usize) -> Vec<T> {
+    (0..n)
+        .map(|i| T::of(((i * 37 + salt * 11) % 101) as f64 / 100.0))
+        .collect()
+}
+
+/// Every pointwise kernel, reduced and each: the bits of every result.
+fn pointwise<T: E>(x: &[T], y: &[T], out: &mut [T]) -> Vec<u64> {
+    let mut bits = Vec::new();
+    for r in [Reduction::Mean, Reduction::Sum] {
+        let results = [
+            losskit::mse(x, y, r),
+            losskit::l1(x, y, r),
+            losskit::huber(x, y, T::of(0.3), r),
+            losskit::smooth_l1(x, y, T::of(0.3), r),
+            losskit::smooth_l1(x, y, T::of(0.0), r),
+            losskit::bce(x, y, r),
+            Bce::new().epsilon(T::of(1e-3)).loss(x, y, r),
+            losskit::bce_with_logits(x, y, r),
+            BceWithLogits::new().pos_weight(T::of(2.5)).loss(x, y, r),
+        ];
+        bits.extend(results.into_iter().map(|v| v.unwrap().bits()));
+    }
+    let mut each = |f: &dyn Fn(&mut [T]) -> Result<(), losskit::LossError>, out: &mut [T]| {
+        f(out).unwrap();
+        bits.extend(out.iter().map(|v| v.bits()));
+    };
+    each(&|o| losskit::mse_each(x, y, o), out);
+    each(&|o| losskit::l1_each(x, y, o), out);
+    each(&|o| losskit::huber_each(x, y, T::of(0.3), o), out);
+    each(&|o| losskit::smooth_l1_each(x, y, T::of(0.3), o), out);
+    each(&|o| losskit::smooth_l1_each(x, y, T::of(0.0), o), out);
+    each(&|o| losskit::bce_each(x, y, o), out);
+    each(&|o| Bce::new().epsilon(T::of(1e-3)).each(x, y, o), out);
+    each(&|o| losskit::bce_with_logits_each(x, y, o), out);
+    each(
+        &|o| BceWithLogits::new().pos_weight(T::of(2.5)).each(x, y, o),
+        out,
+    );
+    bits
+}
+
+fn pointwise_at_guards<T: E>() {
+    let lens = lengths();
+    let max = *lens.iter().max().unwrap() * std::mem::size_of::<T>();
+    let (mut rx, mut ry, mut rout) = (Region::new(max), Region::new(max), Region::new(max));
+    for tier in Tier::available() {
+        with_tier(tier, || {
+            for &n in &lens {
+                let (x, y) = (values::<T>(n, 1), values::<T>(n, 2));
+                let mut heap_out = vec![T::of(0.0); n];
+                let want = pointwise(&x, &y, &mut heap_out);
+                for at_end in [true, false] {
+                    let gx = rx.place(&x, at_end);
+                    let gy = ry.place(&y, at_end);
+                    let gout = rout.place(&vec![T::of(-7.0); n], at_end);
+                    let got = pointwise(gx, gy, gout);
+                    assert!(
+                        got == want,
+                        "n={n} at_end={at_end} on {tier}: results differ from heap slices"
+                    );
+                }
+            }
+        })
+        .unwrap();
+    }
+}
+
+#[test]
+fn pointwise_kernels_stay_inside_f32_slices() {
+    pointwise_at_guards::<f32>();
+}
+
+#[test]
+fn pointwise_kernels_stay_inside_f64_slices() {
+    pointwise_at_guards::<f64>();
+}
+
+/// Labels of one integer type for `rows` rows of `classes`, with every 5th row ignored where
+/// the type can hold the ignore index.
+fn labels<L: Label>(rows: usize, classes: usize, make: fn(i64) -> L, ignore: i64) -> Vec<L> {
+    (0..rows)
+        .map(|r| {
+            if r % 5 == 4 {
+                make(ignore)
+            } else {
+                make(((r * 7) % classes) as i64)
+            }
+        })
+        .collect()
+}
+
+/// Every cross-entropy form: the bits of every result.
+#[allow(clippy::too_many_arguments)]
+fn cross_entropy<T: E, L: Label>(
+    logits: &[T],
+    classes: usize,
+    labels: &[L],
+    ignore: i64,
+    probs: &[T],
+    weight: &[T],
+    out: &mut [T],
+) -> Vec<u64> {
+    let mut bits = Vec::new();
+    let forms = [
+        CrossEntropy::new().ignore_index(ignore),
+        CrossEntropy::new().ignore_index(ignore).weight(weight),
+        CrossEntropy::new()
+            .ignore_index(ignore)
+            .label_smoothing(0.2),
+        CrossEntropy::new()
+            .ignore_index(ignore)
+            .weight(weight)
+            .label_smoothing(0.05),
+    ];
+    for ce in &forms {
+        for r in [Reduction::Mean, Reduction::Sum] {
+            bits.push(ce.loss(logits, classes, labels, r).unwrap().bits());
+            bits.push(ce.loss_probs(logits, classes, probs, r).unwrap().bits());
+        }
+        ce.each(logits, classes, labels, out).unwrap();
+        bits.extend(out.iter().map(|v| v.bits()));
+        ce.each_probs(logits, classes, probs, out).unwrap();
+        bits.extend(out.iter().map(|v| v.bits()));
+    }
+    if ignore == -100 {
+        for r in [Reduction::Mean, Reduction::Sum] {
+            bits.push(
+                losskit::cross_entropy(logits, classes, labels, r)
+                    .unwrap()
+                    .bits(),
+            );
+            bits.push(
+                losskit::cross_entropy_probs(logits, classes, probs, r)
+                    .unwrap()
+                    .bits(),
+            );
+        }
+    }
+    bits
+}
+
+/// Shapes: short rows (one row per lane, with ragged lane groups), rows around vector and block
+/// widths, long rows, and one above the parallel threshold.
+fn shapes() -> Vec<(usize, usize)> {
+    let mut v = Vec::new();
+    for classes in [
+        1usize, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 255, 256, 257, 1000,
+    ] {
+        for rows in [0usize, 1, 2, 3, 5, 7, 8, 9, 15, 16, 17, 33] {
+            v.push((rows, classes));
+        }
+    }
+    v.extend([(4, 5000), (1, 70_000), (2_000, 70), (300, 513)]);
+    v
+}
+
+struct CeRegions {
+    logits: Region,
+    probs: Region,
+    weight: Region,
+    labels: Region,
+    out: Region,
+}
+
+fn ce_for_label<T: E, L: Label>(
+    g: &mut CeRegions,
+    tier: Tier,
+    rows: usize,
+    classes: usize,
+    make: fn(i64) -> L,
+    ignore: i64,
+) {
+    let logits: Vec<T> = (0..rows * classes)
+        .map(|i| T::of(((i * 29) % 97) as f64 * 0.25 - 12.0))
+        .collect();
+    let probs: Vec<T> = (0..rows * classes)
+        .map(|i| T::of(((i * 13) % 7) as f64 / 7.0 / classes as f64))
+        .collect();
+    let weight: Vec<T> = (0..classes).map(|c| T::of(0.5 + (c % 3) as f64)).collect();
+    let labels = labels(rows, classes, make, ignore);
+    let mut heap_out = vec![T::of(0.0); rows];
+    let want = cross_entropy(
+        &logits,
+        classes,
+        &labels,
+        ignore,
+        &probs,
+        &weight,
+        &mut heap_out,
+    );
+    for at_end in [true, false] {
+        let gl = g.logits.place(&logits, at_end);
+        let gp = g.probs.place(&probs, at_end);
+        let gw = g.weight.place(&weight, at_end);
+        let glab = g.labels.place(&labels, at_end);
+        let gout = g.out.place(&vec![T::of(-7.0); rows], at_end);
+        let got = cross_entropy(gl, classes, glab, ignore, gp, gw, gout);
+        assert!(
+            got == want,
+            "{rows}x{classes} labels {} at_end={at_end} on {tier}: results differ from heap slices",
+            std::any::type_name::<L>()
+        );
+    }
+}
+
+fn ce_at_guards<T: E>() {
+    let shapes = shapes();
+    let max_elems = shapes.iter().map(|&(r, c)| r * c).max().unwrap();
+    let max_rows = shapes.iter().map(|&(r, _)| r).max().unwrap();
+    let max_classes = shapes.iter().map(|&(_, c)| c).max().unwrap();
+    let size = std::mem::size_of::<T>();
+    let mut g = CeRegions {
+        logits: Region::new(max_elems * size),
+        probs: Region::new(max_elems * size),
+        weight: Region::new(max_classes * size),
+        labels: Region::new(max_rows * 8),
+        out: Region::new(max_rows * size),
+    };
+    for tier in Tier::available() {
+        with_tier(tier, || {
+            for &(rows, classes) in &shapes {
+                ce_for_label::<T, i64>(&mut g, tier, rows, classes, |v| v, -100);
+                ce_for_label::<T, i32>(&mut g, tier, rows, classes, |v| v as i32, -100);
+                ce_for_label::<T, u32>(&mut g, tier, rows, classes, |v| v as u32, 1 << 20);
+                ce_for_label::<T, u64>(&mut g, tier, rows, classes, |v| v as u64, 1 << 40);
+                ce_for_label::<T, usize>(&mut g, tier, rows, classes, |v| v as usize, 77_777);
+            }
+        })
+        .unwrap();
+    }
+}
+
+#[test]
+fn cross_entropy_kernels_stay_inside_f32_slices() {
+    ce_at_guards::<f32>();
+}
+
+#[test]
+fn cross_entropy_kernels_stay_inside_f64_slices() {
+    ce_at_guards::<f64>();
+}
