@@ -19,6 +19,8 @@ pub trait Elem: losskit::Float {
     /// The unit roundoff.
     const UNIT: f64;
     const MAX: f64;
+    /// The smallest subnormal: the absolute rounding step near 0.
+    const TINY: f64;
 }
 
 impl Elem for f32 {
@@ -36,6 +38,7 @@ impl Elem for f32 {
     }
     const UNIT: f64 = f32::EPSILON as f64 / 2.0;
     const MAX: f64 = f32::MAX as f64;
+    const TINY: f64 = 1.401298464324817e-45;
 }
 
 impl Elem for f64 {
@@ -53,6 +56,7 @@ impl Elem for f64 {
     }
     const UNIT: f64 = f64::EPSILON / 2.0;
     const MAX: f64 = f64::MAX;
+    const TINY: f64 = 4.9406564584124654e-324;
 }
 
 /// The parallel threshold of the reduce driver is 2 chunks of 65536 elements.
