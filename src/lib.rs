@@ -51,9 +51,14 @@ mod simd;
 
 pub use error::LossError;
 pub use float::Float;
-pub use loss::binary::{bce, bce_each, bce_with_logits, bce_with_logits_each, Bce, BceWithLogits};
-pub use loss::cross_entropy::{cross_entropy, cross_entropy_probs, CrossEntropy, Label};
-pub use loss::pointwise::{huber, huber_each, l1, l1_each, mse, mse_each, smooth_l1, smooth_l1_each};
+pub use loss::binary::{
+    bce, bce_and_grad, bce_each, bce_with_logits, bce_with_logits_and_grad, bce_with_logits_each, Bce, BceWithLogits,
+};
+pub use loss::cross_entropy::{cross_entropy, cross_entropy_and_grad, cross_entropy_probs, CrossEntropy, Label};
+pub use loss::pointwise::{
+    huber, huber_and_grad, huber_each, l1, l1_and_grad, l1_each, mse, mse_and_grad, mse_each, smooth_l1,
+    smooth_l1_and_grad, smooth_l1_each,
+};
 pub use simd::{read_ceiling, with_tier, Tier};
 
 
@@ -70,6 +75,15 @@ pub enum Reduction {
 }
 
 impl Reduction {
+    /// The factor a gradient of `count` per-element losses is scaled by: `1/count` for the
+    /// mean (rounded to `T`, as PyTorch's `norm`), 1 for the sum.
+    pub(crate) fn grad_scale<T: Float>(self, count: usize) -> T {
+        match self {
+            Reduction::Sum => T::ONE,
+            Reduction::Mean => T::ONE / T::from_usize(count),
+        }
+    }
+
     /// Applies the reduction to an `f64` sum of `count` elements and rounds to `T`.
     pub(crate) fn finish<T: Float>(self, sum: f64, count: usize) -> T {
         match self {

@@ -46,11 +46,14 @@ pub(crate) const BLOCK_STEPS: usize = 8;
 // The fold `(s0 + s1) + (s2 + s3)` in the kernels is written for four accumulators.
 const _: () = assert!(UNROLL == 4);
 
-/// A per-element map over two inputs, written once over lanes.
+/// A per-element map over two inputs, written once over lanes: a loss and its derivative.
 ///
 /// Implementations must be `#[inline(always)]` (see [`Kernel`]).
 pub(crate) trait Map2<T: Float>: Sync {
+    /// The per-element loss.
     fn map<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, y: V) -> V;
+    /// The per-element loss and its derivative with respect to `x`.
+    fn map_grad<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, y: V) -> (V, V);
 }
 
 /// A partial result of a chunk: combined by addition in the fixed tree.
@@ -122,15 +125,27 @@ where
 
 /// `Σ map(a[i], b[i])` in `f64`, over `a.len()` elements (`b` must be as long).
 pub(crate) fn sum2<T: Float, M: Map2<T>>(a: &[T], b: &[T], map: &M) -> f64 {
+    sweep2::<T, M, false>(a, b, None, T::ZERO, map)
+}
+
+/// `Σ map(a[i], b[i])` in `f64`, writing `grad[i] = scale · d map(a[i], b[i]) / d a[i]` in the
+/// same pass (all three of one length).
+pub(crate) fn sum_and_grad2<T: Float, M: Map2<T>>(a: &[T], b: &[T], grad: &mut [T], scale: T, map: &M) -> f64 {
+    debug_assert_eq!(a.len(), grad.len());
+    sweep2::<T, M, true>(a, b, Some(grad), scale, map)
+}
+
+fn sweep2<T: Float, M: Map2<T>, const GRAD: bool>(a: &[T], b: &[T], grad: Option<&mut [T]>, scale: T, map: &M) -> f64 {
     debug_assert_eq!(a.len(), b.len());
     let tier = Resolved::active();
     let n = a.len().min(b.len());
     let chunks = n.div_ceil(CHUNK);
-    let leaf = |i: usize, _: Option<&mut [T]>| {
+    let leaf = |i: usize, grad: Option<&mut [T]>| {
         let range = i * CHUNK..n.min((i + 1) * CHUNK);
-        tier.run(Sum2 { a: &a[range.clone()], b: &b[range], map })
+        let grad = grad.unwrap_or_default();
+        tier.run(Sum2::<T, M, GRAD> { a: &a[range.clone()], b: &b[range], grad, scale, map })
     };
-    tree_reduce(chunks, chunks >= 2, None, 0, &leaf).unwrap_or(0.0)
+    tree_reduce(chunks, chunks >= 2, grad, CHUNK, &leaf).unwrap_or(0.0)
 }
 
 /// `out[i] = map(a[i], b[i])` (all three of one length).
@@ -146,18 +161,38 @@ pub(crate) fn each2<T: Float, M: Map2<T>>(a: &[T], b: &[T], out: &mut [T], map: 
         .for_each(|(out, (a, b))| tier.run(Each2 { a, b, out, map }));
 }
 
-/// Sums `map` over one chunk.
-struct Sum2<'a, T, M> {
+/// Sums `map` over one chunk; with `GRAD`, also writes `scale ·` the derivative to `grad`.
+struct Sum2<'a, T, M, const GRAD: bool> {
     a: &'a [T],
     b: &'a [T],
+    grad: &'a mut [T],
+    scale: T,
     map: &'a M,
 }
 
-impl<T: Float, M: Map2<T>> Kernel<T> for Sum2<'_, T, M> {
+impl<T: Float, M: Map2<T>, const GRAD: bool> Sum2<'_, T, M, GRAD> {
+    /// The loss of the lanes at `at` (a whole vector, or the `tail` elements left), storing the
+    /// scaled derivative when `GRAD`.
+    #[inline(always)]
+    fn lanes<V: Lanes<Elem = T>>(&mut self, isa: V::Isa, x: V, y: V, at: usize, tail: Option<usize>) -> V {
+        if !GRAD {
+            return self.map.map(isa, x, y);
+        }
+        let (loss, d) = self.map.map_grad(isa, x, y);
+        let d = d * V::splat(isa, self.scale);
+        match tail {
+            None => d.store(&mut self.grad[at..]),
+            Some(n) => d.store_prefix(&mut self.grad[at..at + n]),
+        }
+        loss
+    }
+}
+
+impl<T: Float, M: Map2<T>, const GRAD: bool> Kernel<T> for Sum2<'_, T, M, GRAD> {
     type Output = f64;
 
     #[inline(always)]
-    fn run<V: Lanes<Elem = T>>(self, isa: V::Isa) -> f64 {
+    fn run<V: Lanes<Elem = T>>(mut self, isa: V::Isa) -> f64 {
         let lanes = V::LANES;
         let step = lanes * UNROLL;
         let block = step * BLOCK_STEPS;
@@ -167,13 +202,13 @@ impl<T: Float, M: Map2<T>> Kernel<T> for Sum2<'_, T, M> {
         let mut acc = V::acc_zero(isa);
 
         let full = n - n % block;
-        for (ab, bb) in a[..full].chunks_exact(block).zip(b[..full].chunks_exact(block)) {
+        for (bi, (ab, bb)) in a[..full].chunks_exact(block).zip(b[..full].chunks_exact(block)).enumerate() {
             let mut s = [zero; UNROLL];
-            for (av, bv) in ab.chunks_exact(step).zip(bb.chunks_exact(step)) {
+            for (si, (av, bv)) in ab.chunks_exact(step).zip(bb.chunks_exact(step)).enumerate() {
                 for (k, s) in s.iter_mut().enumerate() {
                     let x = V::load(isa, &av[k * lanes..]);
                     let y = V::load(isa, &bv[k * lanes..]);
-                    *s = *s + self.map.map(isa, x, y);
+                    *s = *s + self.lanes(isa, x, y, bi * block + si * step + k * lanes, None);
                 }
             }
             acc = V::acc_add(acc, (s[0] + s[1]) + (s[2] + s[3]));
@@ -183,14 +218,14 @@ impl<T: Float, M: Map2<T>> Kernel<T> for Sum2<'_, T, M> {
         let (a, b) = (&a[full..], &b[full..]);
         let whole = a.len() - a.len() % lanes;
         let mut s = zero;
-        for (av, bv) in a[..whole].chunks_exact(lanes).zip(b[..whole].chunks_exact(lanes)) {
-            s = s + self.map.map(isa, V::load(isa, av), V::load(isa, bv));
+        for (j, (av, bv)) in a[..whole].chunks_exact(lanes).zip(b[..whole].chunks_exact(lanes)).enumerate() {
+            s = s + self.lanes(isa, V::load(isa, av), V::load(isa, bv), full + j * lanes, None);
         }
         let (a, b) = (&a[whole..], &b[whole..]);
         if !a.is_empty() {
             let x = V::load_prefix(isa, a, T::ZERO);
             let y = V::load_prefix(isa, b, T::ZERO);
-            let v = self.map.map(isa, x, y);
+            let v = self.lanes(isa, x, y, full + whole, Some(a.len()));
             s = s + V::select(V::first_lanes(isa, a.len()), v, zero);
         }
         V::acc_sum(V::acc_add(acc, s))

@@ -1,7 +1,7 @@
 //! Binary cross-entropy on probabilities (`bce`, [`Bce`]) and on logits (`bce_with_logits`,
 //! [`BceWithLogits`]).
 
-use crate::reduce::{each2, sum2, Map2};
+use crate::reduce::{each2, sum2, sum_and_grad2, Map2};
 use crate::simd::{math, Lanes};
 use crate::{check, Float, LossError, Reduction};
 
@@ -32,6 +32,24 @@ impl<T: Float> Map2<T> for BceMap<T> {
         let loss = V::select(p.le(one), loss, nan);
         let loss = V::select(zero.le(t), loss, nan);
         V::select(t.le(one), loss, nan)
+    }
+
+    #[inline(always)]
+    fn map_grad<V: Lanes<Elem = T>>(&self, isa: V::Isa, p: V, t: V) -> (V, V) {
+        // PyTorch: (p - t) / max((1 - p) p, EPSILON), with EPSILON the f32 1e-12 in every dtype.
+        let one = V::splat(isa, T::ONE);
+        let floor = V::splat(isa, T::from_f64(1e-12f32 as f64));
+        let grad = (p - t) / ((one - p) * p).max(floor);
+        let grad = match self.epsilon {
+            // Clipping has derivative 0 outside [eps, 1 - eps].
+            Some(eps) => {
+                let zero = V::splat(isa, T::ZERO);
+                let grad = V::select(V::splat(isa, eps).le(p), grad, zero);
+                V::select(p.le(V::splat(isa, T::ONE - eps)), grad, zero)
+            }
+            None => grad,
+        };
+        (self.map(isa, p, t), grad)
     }
 }
 
@@ -113,6 +131,31 @@ impl<T: Float> Bce<T> {
         Ok(reduction.finish(sum, probs.len()))
     }
 
+    /// The reduced loss and, in the same pass, its gradient with respect to `probs`:
+    /// `(p - t) / max(p (1 - p), 1e-12)` as PyTorch computes it (0 where `epsilon` clips),
+    /// divided by the length for [`Reduction::Mean`].
+    ///
+    /// # Errors
+    /// As [`loss`](Self::loss), and [`LossError::LengthMismatch`] if `grad.len() != probs.len()`.
+    /// Nothing is written when an error is returned.
+    ///
+    /// ```
+    /// use losskit::{Bce, Reduction};
+    /// let mut grad = [0.0f64; 1];
+    /// Bce::new().loss_and_grad(&[0.25], &[1.0], Reduction::Sum, &mut grad)?;
+    /// assert!((grad[0] + 4.0).abs() < 1e-12); // (0.25 - 1) / (0.25 · 0.75)
+    /// # Ok::<(), losskit::LossError>(())
+    /// ```
+    pub fn loss_and_grad(&self, probs: &[T], target: &[T], reduction: Reduction, grad: &mut [T]) -> Result<T, LossError> {
+        let map = self.checked_map()?;
+        check::same_len("target", target.len(), "input", probs.len())?;
+        check::same_len("grad", grad.len(), "input", probs.len())?;
+        check_probabilities("input", probs)?;
+        check_probabilities("target", target)?;
+        let sum = sum_and_grad2(probs, target, grad, reduction.grad_scale(probs.len()), &map);
+        Ok(reduction.finish(sum, probs.len()))
+    }
+
     /// The loss of every element, into `out`.
     ///
     /// # Errors
@@ -185,6 +228,27 @@ impl<T: Float> Map2<T> for BceLogitsMap<T> {
         };
         (one - t) * x - weighted
     }
+
+    #[inline(always)]
+    fn map_grad<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, t: V) -> (V, V) {
+        // One exp serves both: e = exp(-|x|), log_sigmoid(x) = min(x, 0) - log1p(e), and
+        // sigmoid(x) = 1/(1+e) for x >= 0, e/(1+e) below (no overflow, no cancellation).
+        let zero = V::splat(isa, T::ZERO);
+        let one = V::splat(isa, T::ONE);
+        let e = math::exp(isa, -x.abs());
+        let log_sig = x.min(zero) - math::log1p(isa, e);
+        let r = one / (one + e);
+        let sigmoid = V::select(zero.le(x), r, e * r);
+        match self.pos_weight {
+            Some(pw) => {
+                // loss = (1 - t) x - lw log_sigmoid(x), d/dx = lw sigmoid(x) - pw t.
+                let lw = t.mul_add(V::splat(isa, pw - T::ONE), one);
+                let loss = (one - t) * x - lw * log_sig;
+                (loss, lw.mul_add(sigmoid, -(V::splat(isa, pw) * t)))
+            }
+            None => ((one - t) * x - log_sig, sigmoid - t),
+        }
+    }
 }
 
 /// Binary cross-entropy on logits, with an optional weight on positive examples.
@@ -239,6 +303,28 @@ impl<T: Float> BceWithLogits<T> {
         Ok(reduction.finish(sum2(logits, target, &map), logits.len()))
     }
 
+    /// The reduced loss and, in the same pass, its gradient with respect to `logits`:
+    /// `(1 + (pw - 1) t)·sigmoid(x) - pw·t` (`sigmoid(x) - t` without `pos_weight`), divided by
+    /// the length for [`Reduction::Mean`].
+    ///
+    /// # Errors
+    /// As [`loss`](Self::loss), and [`LossError::LengthMismatch`] if `grad.len() != logits.len()`.
+    ///
+    /// ```
+    /// use losskit::{BceWithLogits, Reduction};
+    /// let mut grad = [0.0f32; 2];
+    /// BceWithLogits::new().loss_and_grad(&[0.0, 0.0], &[1.0, 0.0], Reduction::Sum, &mut grad)?;
+    /// assert_eq!(grad, [-0.5, 0.5]);
+    /// # Ok::<(), losskit::LossError>(())
+    /// ```
+    pub fn loss_and_grad(&self, logits: &[T], target: &[T], reduction: Reduction, grad: &mut [T]) -> Result<T, LossError> {
+        let map = self.checked_map()?;
+        check::same_len("target", target.len(), "input", logits.len())?;
+        check::same_len("grad", grad.len(), "input", logits.len())?;
+        let sum = sum_and_grad2(logits, target, grad, reduction.grad_scale(logits.len()), &map);
+        Ok(reduction.finish(sum, logits.len()))
+    }
+
     /// The loss of every element, into `out`.
     ///
     /// # Errors
@@ -289,4 +375,43 @@ pub fn bce_with_logits<T: Float>(logits: &[T], target: &[T], reduction: Reductio
 /// ```
 pub fn bce_with_logits_each<T: Float>(logits: &[T], target: &[T], out: &mut [T]) -> Result<(), LossError> {
     BceWithLogits::new().each(logits, target, out)
+}
+
+/// [`bce`] and its gradient with respect to `probs` in one pass (see [`Bce::loss_and_grad`]).
+///
+/// # Errors
+/// As [`Bce::loss_and_grad`].
+///
+/// ```
+/// use losskit::Reduction;
+/// let mut grad = [0.0f32; 2];
+/// let loss = losskit::bce_and_grad(&[0.5, 0.5], &[1.0, 0.0], Reduction::Mean, &mut grad)?;
+/// assert!((loss - std::f32::consts::LN_2).abs() < 1e-6);
+/// assert_eq!(grad, [-1.0, 1.0]);
+/// # Ok::<(), losskit::LossError>(())
+/// ```
+pub fn bce_and_grad<T: Float>(probs: &[T], target: &[T], reduction: Reduction, grad: &mut [T]) -> Result<T, LossError> {
+    Bce::new().loss_and_grad(probs, target, reduction, grad)
+}
+
+/// [`bce_with_logits`] and its gradient `sigmoid(x) - t` in one pass (see
+/// [`BceWithLogits::loss_and_grad`]).
+///
+/// # Errors
+/// As [`BceWithLogits::loss_and_grad`].
+///
+/// ```
+/// use losskit::Reduction;
+/// let mut grad = [0.0f64; 1];
+/// losskit::bce_with_logits_and_grad(&[0.0], &[1.0], Reduction::Mean, &mut grad)?;
+/// assert_eq!(grad, [-0.5]);
+/// # Ok::<(), losskit::LossError>(())
+/// ```
+pub fn bce_with_logits_and_grad<T: Float>(
+    logits: &[T],
+    target: &[T],
+    reduction: Reduction,
+    grad: &mut [T],
+) -> Result<T, LossError> {
+    BceWithLogits::new().loss_and_grad(logits, target, reduction, grad)
 }

@@ -127,8 +127,8 @@ impl<'w, T: Float> CrossEntropy<'w, T> {
     /// # Ok::<(), losskit::LossError>(())
     /// ```
     pub fn loss<L: Label>(&self, logits: &[T], classes: usize, labels: &[L], reduction: Reduction) -> Result<T, LossError> {
-        let job = self.labels_job(logits, classes, labels)?;
-        let [loss, weight] = job.run(None);
+        let job = self.labels_job(logits, logits.len(), classes, labels)?;
+        let [loss, weight] = job.run(None, None);
         Ok(finish(loss, weight, reduction))
     }
 
@@ -148,9 +148,9 @@ impl<'w, T: Float> CrossEntropy<'w, T> {
     /// # Ok::<(), losskit::LossError>(())
     /// ```
     pub fn each<L: Label>(&self, logits: &[T], classes: usize, labels: &[L], out: &mut [T]) -> Result<(), LossError> {
-        let job = self.labels_job(logits, classes, labels)?;
+        let job = self.labels_job(logits, logits.len(), classes, labels)?;
         check::same_len("out", out.len(), "rows of logits", job.rows)?;
-        job.run(Some(out));
+        job.run(Some(out), None);
         Ok(())
     }
 
@@ -171,10 +171,9 @@ impl<'w, T: Float> CrossEntropy<'w, T> {
     /// # Ok::<(), losskit::LossError>(())
     /// ```
     pub fn loss_probs(&self, logits: &[T], classes: usize, probs: &[T], reduction: Reduction) -> Result<T, LossError> {
-        let job = self.probs_job(logits, classes, probs)?;
-        let rows = job.rows;
-        let [loss, _] = job.run(None);
-        Ok(finish(loss, rows as f64, reduction))
+        let job = self.probs_job(logits, logits.len(), classes, probs)?;
+        let [loss, _] = job.run(None, None);
+        Ok(finish(loss, job.divisor, reduction))
     }
 
     /// The loss of every row for probability targets, into `out` (`len == rows`).
@@ -191,19 +190,19 @@ impl<'w, T: Float> CrossEntropy<'w, T> {
     /// # Ok::<(), losskit::LossError>(())
     /// ```
     pub fn each_probs(&self, logits: &[T], classes: usize, probs: &[T], out: &mut [T]) -> Result<(), LossError> {
-        let job = self.probs_job(logits, classes, probs)?;
+        let job = self.probs_job(logits, logits.len(), classes, probs)?;
         check::same_len("out", out.len(), "rows of logits", job.rows)?;
-        job.run(Some(out));
+        job.run(Some(out), None);
         Ok(())
     }
 
     /// Checks what every form shares and returns the number of rows.
-    fn check_common(&self, logits: &[T], classes: usize) -> Result<usize, LossError> {
+    fn check_common(&self, len: usize, classes: usize) -> Result<usize, LossError> {
         if classes == 0 {
             return Err(LossError::ZeroClasses);
         }
-        if logits.len() % classes != 0 {
-            return Err(LossError::NotMultipleOfClasses { len: logits.len(), classes });
+        if len % classes != 0 {
+            return Err(LossError::NotMultipleOfClasses { len, classes });
         }
         if let Some(w) = self.weight {
             check::same_len("weight", w.len(), "classes", classes)?;
@@ -212,26 +211,135 @@ impl<'w, T: Float> CrossEntropy<'w, T> {
         if !(0.0..=1.0).contains(&s) {
             return Err(LossError::InvalidParameter { name: "label_smoothing", value: s, requirement: "in [0, 1]" });
         }
-        Ok(logits.len() / classes)
+        Ok(len / classes)
     }
 
-    fn labels_job<'a, L: Label>(&'a self, logits: &'a [T], classes: usize, labels: &'a [L]) -> Result<Job<'a, T, L>, LossError> {
-        let rows = self.check_common(logits, classes)?;
+    /// Checks a class-label call over `len` logits; `logits` is what the rows are read from
+    /// (empty when they are read from the buffer being overwritten in place).
+    fn labels_job<'a, L: Label>(
+        &'a self,
+        logits: &'a [T],
+        len: usize,
+        classes: usize,
+        labels: &'a [L],
+    ) -> Result<Job<'a, T, L>, LossError> {
+        let rows = self.check_common(len, classes)?;
         check::same_len("labels", labels.len(), "rows of logits", rows)?;
         let ignore = self.ignore_index as i128;
+        let mut weight_total = 0.0;
         for (row, &label) in labels.iter().enumerate() {
             let label = label.to_i128();
-            if label != ignore && !(0..classes as i128).contains(&label) {
+            if label == ignore {
+                continue;
+            }
+            if !(0..classes as i128).contains(&label) {
                 return Err(LossError::LabelOutOfRange { row, label, classes });
             }
+            weight_total += self.weight.map_or(1.0, |w| w[label as usize].to_f64());
         }
-        Ok(Job { logits, classes, rows, target: Target::Labels { labels, ignore }, weight: self.weight, smoothing: self.label_smoothing })
+        Ok(Job {
+            logits,
+            classes,
+            rows,
+            target: Target::Labels { labels, ignore },
+            weight: self.weight,
+            smoothing: self.label_smoothing,
+            divisor: weight_total,
+        })
     }
 
-    fn probs_job<'a>(&'a self, logits: &'a [T], classes: usize, probs: &'a [T]) -> Result<Job<'a, T, u32>, LossError> {
-        let rows = self.check_common(logits, classes)?;
-        check::same_len("target", probs.len(), "logits", logits.len())?;
-        Ok(Job { logits, classes, rows, target: Target::Probs(probs), weight: self.weight, smoothing: self.label_smoothing })
+    fn probs_job<'a>(&'a self, logits: &'a [T], len: usize, classes: usize, probs: &'a [T]) -> Result<Job<'a, T, u32>, LossError> {
+        let rows = self.check_common(len, classes)?;
+        check::same_len("target", probs.len(), "logits", len)?;
+        Ok(Job {
+            logits,
+            classes,
+            rows,
+            target: Target::Probs(probs),
+            weight: self.weight,
+            smoothing: self.label_smoothing,
+            divisor: rows as f64,
+        })
+    }
+
+    /// The reduced loss for class-label targets and, in the same call, its gradient with
+    /// respect to `logits` into `grad`: per row, `softmax - target` (smoothed and weighted),
+    /// scaled by the reduction; ignored rows get zeros.
+    ///
+    /// # Errors
+    /// As [`loss`](Self::loss), and [`LossError::LengthMismatch`] if `grad.len() != logits.len()`.
+    /// Nothing is written when an error is returned.
+    ///
+    /// ```
+    /// use losskit::{CrossEntropy, Reduction};
+    /// let mut grad = [0.0f64; 2];
+    /// CrossEntropy::new().loss_and_grad(&[0.0, 0.0], 2, &[1u32], Reduction::Mean, &mut grad)?;
+    /// assert!((grad[0] - 0.5).abs() < 1e-15 && (grad[1] + 0.5).abs() < 1e-15);
+    /// # Ok::<(), losskit::LossError>(())
+    /// ```
+    pub fn loss_and_grad<L: Label>(
+        &self,
+        logits: &[T],
+        classes: usize,
+        labels: &[L],
+        reduction: Reduction,
+        grad: &mut [T],
+    ) -> Result<T, LossError> {
+        let job = self.labels_job(logits, logits.len(), classes, labels)?;
+        check::same_len("grad", grad.len(), "logits", logits.len())?;
+        job.reduce_with_grad(reduction, grad)
+    }
+
+    /// [`loss_and_grad`](Self::loss_and_grad) that overwrites `logits` with the gradient, so
+    /// that a large-vocabulary batch never needs a second buffer. The result is bit-identical
+    /// to the out-of-place form.
+    ///
+    /// # Errors
+    /// As [`loss`](Self::loss). Nothing is written when an error is returned.
+    ///
+    /// ```
+    /// use losskit::{CrossEntropy, Reduction};
+    /// let mut logits = [0.0f32, 0.0];
+    /// let loss = CrossEntropy::new().loss_and_grad_in_place(&mut logits, 2, &[0i64], Reduction::Sum)?;
+    /// assert!((loss - std::f32::consts::LN_2).abs() < 1e-6);
+    /// assert_eq!(logits, [-0.5, 0.5]);
+    /// # Ok::<(), losskit::LossError>(())
+    /// ```
+    pub fn loss_and_grad_in_place<L: Label>(
+        &self,
+        logits: &mut [T],
+        classes: usize,
+        labels: &[L],
+        reduction: Reduction,
+    ) -> Result<T, LossError> {
+        let job = self.labels_job(&[], logits.len(), classes, labels)?;
+        job.reduce_with_grad(reduction, logits)
+    }
+
+    /// The reduced loss for probability targets and its gradient with respect to `logits`.
+    ///
+    /// # Errors
+    /// As [`loss_probs`](Self::loss_probs), and [`LossError::LengthMismatch`] if
+    /// `grad.len() != logits.len()`. Nothing is written when an error is returned.
+    ///
+    /// ```
+    /// use losskit::{CrossEntropy, Reduction};
+    /// let mut grad = [0.0f64; 2];
+    /// CrossEntropy::new().loss_and_grad_probs(&[0.0, 0.0], 2, &[0.25, 0.75], Reduction::Sum, &mut grad)?;
+    /// assert!((grad[0] - 0.25).abs() < 1e-15 && (grad[1] + 0.25).abs() < 1e-15);
+    /// # Ok::<(), losskit::LossError>(())
+    /// ```
+    pub fn loss_and_grad_probs(
+        &self,
+        logits: &[T],
+        classes: usize,
+        probs: &[T],
+        reduction: Reduction,
+        grad: &mut [T],
+    ) -> Result<T, LossError> {
+        let job = self.probs_job(logits, logits.len(), classes, probs)?;
+        check::same_len("grad", grad.len(), "logits", logits.len())?;
+        job.reduce_with_grad(reduction, grad)
     }
 }
 
@@ -278,6 +386,30 @@ pub fn cross_entropy_probs<T: Float>(logits: &[T], classes: usize, probs: &[T], 
     CrossEntropy::new().loss_probs(logits, classes, probs, reduction)
 }
 
+/// [`cross_entropy`] and its gradient with respect to `logits` in one call (see
+/// [`CrossEntropy::loss_and_grad`]).
+///
+/// # Errors
+/// As [`CrossEntropy::loss_and_grad`].
+///
+/// ```
+/// use losskit::Reduction;
+/// let mut dlogits = [0.0f32; 4];
+/// let loss = losskit::cross_entropy_and_grad(&[0.0, 0.0, 1.0, 1.0], 2, &[0i32, 1], Reduction::Mean, &mut dlogits)?;
+/// assert!((loss - std::f32::consts::LN_2).abs() < 1e-6);
+/// assert_eq!(dlogits, [-0.25, 0.25, 0.25, -0.25]);
+/// # Ok::<(), losskit::LossError>(())
+/// ```
+pub fn cross_entropy_and_grad<T: Float, L: Label>(
+    logits: &[T],
+    classes: usize,
+    labels: &[L],
+    reduction: Reduction,
+    dlogits: &mut [T],
+) -> Result<T, LossError> {
+    CrossEntropy::new().loss_and_grad(logits, classes, labels, reduction, dlogits)
+}
+
 /// What each row is scored against.
 #[derive(Clone, Copy)]
 enum Target<'a, T, L> {
@@ -287,25 +419,42 @@ enum Target<'a, T, L> {
 
 /// A checked cross-entropy computation over all rows.
 struct Job<'a, T, L> {
+    /// The logits, or empty when they are read from (and overwritten in) the gradient buffer.
     logits: &'a [T],
     classes: usize,
     rows: usize,
     target: Target<'a, T, L>,
     weight: Option<&'a [T]>,
     smoothing: f64,
+    /// What [`Reduction::Mean`] divides by: the summed weights of scored rows, or the rows.
+    divisor: f64,
 }
 
 impl<T: Float, L: Label> Job<'_, T, L> {
-    /// Runs every row; returns `[Σ loss, Σ weight of scored rows]`, writing row losses to `out`.
-    fn run(&self, out: Option<&mut [T]>) -> [f64; 2] {
+    /// Runs every row; returns `[Σ loss, Σ weight of scored rows]`. With `grad_scale`, `out`
+    /// receives the gradient times that scale (and holds the logits when `self.logits` is
+    /// empty); without, `out` receives each row's loss.
+    fn run(&self, out: Option<&mut [T]>, grad_scale: Option<f64>) -> [f64; 2] {
         let tier = Resolved::active();
         let rows_per_chunk = (CHUNK / self.classes).max(1);
         let chunks = self.rows.div_ceil(rows_per_chunk);
+        let per_leaf = if grad_scale.is_some() { rows_per_chunk * self.classes } else { rows_per_chunk };
         let leaf = |i: usize, out: Option<&mut [T]>| {
             let rows = i * rows_per_chunk..self.rows.min((i + 1) * rows_per_chunk);
-            tier.run(RowsKernel { job: self, rows, out })
+            tier.run(RowsKernel { job: self, rows, out, grad_scale })
         };
-        tree_reduce(chunks, chunks >= 2, out, rows_per_chunk, &leaf).unwrap_or([0.0, 0.0])
+        tree_reduce(chunks, chunks >= 2, out, per_leaf, &leaf).unwrap_or([0.0, 0.0])
+    }
+
+    /// The reduced loss, writing the gradient to `grad` (which holds the logits when
+    /// `self.logits` is empty).
+    fn reduce_with_grad(&self, reduction: Reduction, grad: &mut [T]) -> Result<T, LossError> {
+        let scale = match reduction {
+            Reduction::Sum => 1.0,
+            Reduction::Mean => 1.0 / self.divisor,
+        };
+        let [loss, _] = self.run(Some(grad), Some(scale));
+        Ok(finish(loss, self.divisor, reduction))
     }
 }
 
@@ -313,7 +462,84 @@ impl<T: Float, L: Label> Job<'_, T, L> {
 struct RowsKernel<'a, 'j, T, L> {
     job: &'a Job<'j, T, L>,
     rows: core::ops::Range<usize>,
+    /// Row losses, or with `grad_scale` the rows' gradients.
     out: Option<&'a mut [T]>,
+    grad_scale: Option<f64>,
+}
+
+/// What the gradient sweep of a row needs: `g_c = k·exp(x_c - max) - scale·a_c`, then
+/// `g_t -= scale·delta` for a class-label target `t`.
+struct RowGrad<'a, T> {
+    max: T,
+    k: T,
+    coef: Option<Coef<'a, T>>,
+    target: Option<(usize, f64)>,
+}
+
+impl<T: Float, L: Label> RowsKernel<'_, '_, T, L> {
+    /// One row's `(loss, weight, gradient recipe)`; the recipe is `None` for an ignored row.
+    #[inline(always)]
+    fn row<V: Lanes<Elem = T>>(&self, isa: V::Isa, row: usize, x: &[T]) -> (f64, f64, Option<RowGrad<'_, T>>) {
+        let job = self.job;
+        let c = job.classes;
+        let eps = job.smoothing;
+        let scale = self.grad_scale.unwrap_or(0.0);
+        match job.target {
+            Target::Labels { labels, ignore } => {
+                let label = labels[row].to_i128();
+                if label == ignore {
+                    return (0.0, 0.0, None);
+                }
+                let t = label as usize;
+                let w_t = job.weight.map_or(1.0, |w| w[t].to_f64());
+                if eps > 0.0 {
+                    let sums = Coef { q: None, alpha: T::ZERO, beta: T::ONE, r: job.weight };
+                    let s = row_stats::<V>(isa, x, Some(sums));
+                    let lse = s.sum.ln();
+                    let nll = -w_t * ((x[t].to_f64() - s.max) - lse);
+                    // Σ_c w_c·(-log_softmax_c) = lse·Σw - Σ w_c (x_c - max).
+                    let smooth = lse * s.coef - s.dot;
+                    let loss = (1.0 - eps) * nll + eps / c as f64 * smooth;
+                    // a_c = (1-ε) w_t [c = t] + (ε/C) w_c, summing to A below.
+                    let a = (1.0 - eps) * w_t + eps / c as f64 * s.coef;
+                    let spread = Coef { q: None, alpha: T::ZERO, beta: T::from_f64(eps / c as f64), r: job.weight };
+                    let grad = RowGrad {
+                        max: T::from_f64(s.max),
+                        k: T::from_f64(scale * a / s.sum),
+                        coef: Some(spread),
+                        target: Some((t, scale * (1.0 - eps) * w_t)),
+                    };
+                    (loss, w_t, Some(grad))
+                } else {
+                    let s = row_stats::<V>(isa, x, None);
+                    let loss = -w_t * ((x[t].to_f64() - s.max) - s.sum.ln());
+                    let grad = RowGrad {
+                        max: T::from_f64(s.max),
+                        k: T::from_f64(scale * w_t / s.sum),
+                        coef: None,
+                        target: Some((t, scale * w_t)),
+                    };
+                    (loss, w_t, Some(grad))
+                }
+            }
+            Target::Probs(probs) => {
+                let p = &probs[row * c..(row + 1) * c];
+                let alpha = T::from_f64(1.0 - eps);
+                let beta = T::from_f64(eps / c as f64);
+                let coef = Coef { q: Some(p), alpha, beta, r: job.weight };
+                let s = row_stats::<V>(isa, x, Some(coef));
+                // -Σ a_c (x_c - max - lse) with a_c = ((1-ε) p_c + ε/C)·w_c.
+                let loss = s.sum.ln() * s.coef - s.dot;
+                let grad = RowGrad {
+                    max: T::from_f64(s.max),
+                    k: T::from_f64(scale * s.coef / s.sum),
+                    coef: Some(coef),
+                    target: None,
+                };
+                (loss, 1.0, Some(grad))
+            }
+        }
+    }
 }
 
 impl<T: Float, L: Label> Kernel<T> for RowsKernel<'_, '_, T, L> {
@@ -323,11 +549,10 @@ impl<T: Float, L: Label> Kernel<T> for RowsKernel<'_, '_, T, L> {
     fn run<V: Lanes<Elem = T>>(mut self, isa: V::Isa) -> [f64; 2] {
         let job = self.job;
         let c = job.classes;
-        let eps = job.smoothing;
         let (mut loss_sum, mut weight_sum) = (0.0f64, 0.0f64);
         let mut first = self.rows.start;
         if let Target::Labels { labels, ignore } = job.target {
-            if eps == 0.0 && c <= SHORT_ROWS && V::LANES > 1 {
+            if job.smoothing == 0.0 && c <= SHORT_ROWS && V::LANES > 1 && self.grad_scale.is_none() {
                 // Short rows: one row per lane, so no lane idles and no horizontal reduction.
                 let lanes = V::LANES;
                 let groups = self.rows.len() / lanes;
@@ -340,47 +565,71 @@ impl<T: Float, L: Label> Kernel<T> for RowsKernel<'_, '_, T, L> {
                 first += groups * lanes;
             }
         }
+        let in_place = job.logits.is_empty();
+        let mut out = self.out.take();
         for row in first..self.rows.end {
             let k = row - self.rows.start;
-            let x = &job.logits[row * c..(row + 1) * c];
-            let loss = match job.target {
-                Target::Labels { labels, ignore } => {
-                    let label = labels[row].to_i128();
-                    if label == ignore {
-                        0.0
-                    } else {
-                        let t = label as usize;
-                        let w_t = job.weight.map_or(1.0, |w| w[t].to_f64());
-                        weight_sum += w_t;
-                        if eps > 0.0 {
-                            let coef = Coef { q: None, alpha: T::ZERO, beta: T::ONE, r: job.weight };
-                            let s = row_stats::<V>(isa, x, Some(coef));
-                            let lse = s.sum.ln();
-                            let nll = -w_t * ((x[t].to_f64() - s.max) - lse);
-                            // Σ_c w_c·(-log_softmax_c) = lse·Σw - Σ w_c (x_c - max).
-                            let smooth = lse * s.coef - s.dot;
-                            (1.0 - eps) * nll + eps / c as f64 * smooth
-                        } else {
-                            let s = row_stats::<V>(isa, x, None);
-                            -w_t * ((x[t].to_f64() - s.max) - s.sum.ln())
-                        }
-                    }
-                }
-                Target::Probs(probs) => {
-                    let p = &probs[row * c..(row + 1) * c];
-                    let alpha = T::from_f64(1.0 - eps);
-                    let beta = T::from_f64(eps / c as f64);
-                    let s = row_stats::<V>(isa, x, Some(Coef { q: Some(p), alpha, beta, r: job.weight }));
-                    // -Σ a_c (x_c - max - lse) with a_c = ((1-ε) p_c + ε/C)·w_c.
-                    s.sum.ln() * s.coef - s.dot
-                }
+            let (loss, weight, grad) = match (&out, in_place) {
+                (Some(buf), true) => self.row::<V>(isa, row, &buf[k * c..(k + 1) * c]),
+                _ => self.row::<V>(isa, row, &job.logits[row * c..(row + 1) * c]),
             };
             loss_sum += loss;
-            if let Some(out) = self.out.as_deref_mut() {
+            weight_sum += weight;
+            let Some(out) = out.as_deref_mut() else { continue };
+            if self.grad_scale.is_none() {
                 out[k] = T::from_f64(loss);
+                continue;
+            }
+            let dst = &mut out[k * c..(k + 1) * c];
+            match grad {
+                None => dst.fill(T::ZERO),
+                Some(g) => {
+                    let src = if in_place { None } else { Some(&job.logits[row * c..(row + 1) * c]) };
+                    grad_sweep::<V>(isa, src, dst, &g, T::from_f64(self.grad_scale.unwrap_or(0.0)));
+                    if let Some((t, delta)) = g.target {
+                        dst[t] = T::from_f64(dst[t].to_f64() - delta);
+                    }
+                }
             }
         }
         [loss_sum, weight_sum]
+    }
+}
+
+/// Writes one row's gradient `k·exp(x - max) - scale·a` into `dst`, reading `x` from `src`, or
+/// from `dst` itself when `src` is `None` (in place: each vector is read before it is written).
+#[inline(always)]
+fn grad_sweep<V: Lanes>(isa: V::Isa, src: Option<&[V::Elem]>, dst: &mut [V::Elem], g: &RowGrad<'_, V::Elem>, scale: V::Elem) {
+    let lanes = V::LANES;
+    let n = dst.len();
+    let whole = n - n % lanes;
+    let max = V::splat(isa, g.max);
+    let k = V::splat(isa, g.k);
+    let neg_scale = V::splat(isa, -scale);
+    let mut at = 0;
+    while at < whole {
+        let x = match src {
+            Some(s) => V::load(isa, &s[at..]),
+            None => V::load(isa, &dst[at..]),
+        };
+        let mut v = k * math::exp(isa, x - max);
+        if let Some(cf) = g.coef {
+            v = coef_vec::<V>(isa, cf, at, None).mul_add(neg_scale, v);
+        }
+        v.store(&mut dst[at..]);
+        at += lanes;
+    }
+    if whole < n {
+        let rest = n - whole;
+        let x = match src {
+            Some(s) => V::load_prefix(isa, &s[whole..n], V::Elem::ZERO),
+            None => V::load_prefix(isa, &dst[whole..], V::Elem::ZERO),
+        };
+        let mut v = k * math::exp(isa, x - max);
+        if let Some(cf) = g.coef {
+            v = coef_vec::<V>(isa, cf, whole, Some(rest)).mul_add(neg_scale, v);
+        }
+        v.store_prefix(&mut dst[whole..]);
     }
 }
 

@@ -1,6 +1,7 @@
 //! Regression losses: `mse`, `l1`, `huber`, `smooth_l1`.
 
-use crate::reduce::{each2, sum2, Map2};
+use crate::float::sealed::Sealed;
+use crate::reduce::{each2, sum2, sum_and_grad2, Map2};
 use crate::simd::Lanes;
 use crate::{check, Float, LossError, Reduction};
 
@@ -13,6 +14,19 @@ impl<T: Float> Map2<T> for Mse {
         let d = x - y;
         d * d
     }
+    #[inline(always)]
+    fn map_grad<V: Lanes<Elem = T>>(&self, _: V::Isa, x: V, y: V) -> (V, V) {
+        let d = x - y;
+        (d * d, d + d)
+    }
+}
+
+/// `sgn(d)`: 1, -1, or `d` itself for ±0 and NaN (PyTorch's `sgn`, the derivative of `abs`).
+#[inline(always)]
+fn sign<V: Lanes>(isa: V::Isa, d: V) -> V {
+    let zero = V::splat(isa, V::Elem::ZERO);
+    let one = V::splat(isa, V::Elem::ONE);
+    V::select(zero.lt(d), one, V::select(d.lt(zero), -one, d))
 }
 
 /// `|x - y|`.
@@ -22,6 +36,11 @@ impl<T: Float> Map2<T> for L1 {
     #[inline(always)]
     fn map<V: Lanes<Elem = T>>(&self, _: V::Isa, x: V, y: V) -> V {
         (x - y).abs()
+    }
+    #[inline(always)]
+    fn map_grad<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, y: V) -> (V, V) {
+        let d = x - y;
+        (d.abs(), sign(isa, d))
     }
 }
 
@@ -40,6 +59,14 @@ impl<T: Float> Map2<T> for Huber<T> {
         let c = z.min(V::splat(isa, self.delta));
         c * c.mul_add(V::splat(isa, T::from_f64(-0.5)), z)
     }
+    #[inline(always)]
+    fn map_grad<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, y: V) -> (V, V) {
+        // PyTorch: d clamped to [-delta, delta]. Constants first: x86 min/max return the
+        // second operand when either is NaN, so a NaN d survives.
+        let delta = V::splat(isa, self.delta);
+        let d = x - y;
+        (self.map(isa, x, y), delta.min((-delta).max(d)))
+    }
 }
 
 /// `z = |x - y|`: `0.5 z² / beta` if `z < beta`, else `z - 0.5 beta`.
@@ -57,6 +84,19 @@ impl<T: Float> Map2<T> for SmoothL1<T> {
         // never true for beta = 0, where the quotient is NaN and unused.
         V::select(z.lt(beta), half * z * z / beta, z - half * beta)
     }
+    #[inline(always)]
+    fn map_grad<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, y: V) -> (V, V) {
+        let d = x - y;
+        let grad = if self.beta == T::ZERO {
+            // PyTorch computes smooth_l1 with beta = 0 as l1, whose derivative at 0 is 0.
+            sign(isa, d)
+        } else {
+            // d / beta clamped to [-1, 1], constants first so that NaN survives.
+            let one = V::splat(isa, T::ONE);
+            one.min((-one).max(d / V::splat(isa, self.beta)))
+        };
+        (self.map(isa, x, y), grad)
+    }
 }
 
 /// Reduces a pointwise map over `input` and `target` after checking their lengths.
@@ -68,6 +108,20 @@ fn reduce2<T: Float, M: Map2<T>>(
 ) -> Result<T, LossError> {
     check::same_len("target", target.len(), "input", input.len())?;
     Ok(reduction.finish(sum2(input, target, map), input.len()))
+}
+
+/// Reduces a pointwise map and writes its scaled derivative into `grad`, after checking lengths.
+fn reduce2_grad<T: Float, M: Map2<T>>(
+    input: &[T],
+    target: &[T],
+    reduction: Reduction,
+    grad: &mut [T],
+    map: &M,
+) -> Result<T, LossError> {
+    check::same_len("target", target.len(), "input", input.len())?;
+    check::same_len("grad", grad.len(), "input", input.len())?;
+    let sum = sum_and_grad2(input, target, grad, reduction.grad_scale(input.len()), map);
+    Ok(reduction.finish(sum, input.len()))
 }
 
 /// Writes a pointwise map over `input` and `target` into `out` after checking lengths.
@@ -210,4 +264,88 @@ pub fn smooth_l1<T: Float>(input: &[T], target: &[T], beta: T, reduction: Reduct
 pub fn smooth_l1_each<T: Float>(input: &[T], target: &[T], beta: T, out: &mut [T]) -> Result<(), LossError> {
     let map = check_beta(beta)?;
     each(input, target, out, &map)
+}
+
+/// [`mse`] and its gradient with respect to `input` in one pass: `grad[i] = 2 (input[i] -
+/// target[i])`, divided by the length for [`Reduction::Mean`].
+///
+/// # Errors
+/// [`LossError::LengthMismatch`] if `target` or `grad` is not as long as `input`.
+///
+/// ```
+/// use losskit::Reduction;
+/// let mut grad = [0.0f32; 2];
+/// let loss = losskit::mse_and_grad(&[1.0, 3.0], &[0.0, 1.0], Reduction::Mean, &mut grad)?;
+/// assert_eq!((loss, grad), (2.5, [1.0, 2.0]));
+/// # Ok::<(), losskit::LossError>(())
+/// ```
+pub fn mse_and_grad<T: Float>(input: &[T], target: &[T], reduction: Reduction, grad: &mut [T]) -> Result<T, LossError> {
+    reduce2_grad(input, target, reduction, grad, &Mse)
+}
+
+/// [`l1`] and its gradient: `sgn(input - target)` (0 where they are equal, as PyTorch's `sgn`),
+/// divided by the length for [`Reduction::Mean`].
+///
+/// # Errors
+/// [`LossError::LengthMismatch`] if `target` or `grad` is not as long as `input`.
+///
+/// ```
+/// use losskit::Reduction;
+/// let mut grad = [9.0f64; 3];
+/// let loss = losskit::l1_and_grad(&[1.0, 0.0, -2.0], &[0.0, 0.0, 0.0], Reduction::Sum, &mut grad)?;
+/// assert_eq!((loss, grad), (3.0, [1.0, 0.0, -1.0]));
+/// # Ok::<(), losskit::LossError>(())
+/// ```
+pub fn l1_and_grad<T: Float>(input: &[T], target: &[T], reduction: Reduction, grad: &mut [T]) -> Result<T, LossError> {
+    reduce2_grad(input, target, reduction, grad, &L1)
+}
+
+/// [`huber`] and its gradient: `input - target` clamped to `[-delta, delta]`, divided by the
+/// length for [`Reduction::Mean`].
+///
+/// # Errors
+/// - [`LossError::InvalidParameter`] if `delta` is not `> 0` (NaN included).
+/// - [`LossError::LengthMismatch`] if `target` or `grad` is not as long as `input`.
+///
+/// ```
+/// use losskit::Reduction;
+/// let mut grad = [0.0f32; 2];
+/// losskit::huber_and_grad(&[0.5, 3.0], &[0.0, 0.0], 1.0, Reduction::Sum, &mut grad)?;
+/// assert_eq!(grad, [0.5, 1.0]);
+/// # Ok::<(), losskit::LossError>(())
+/// ```
+pub fn huber_and_grad<T: Float>(
+    input: &[T],
+    target: &[T],
+    delta: T,
+    reduction: Reduction,
+    grad: &mut [T],
+) -> Result<T, LossError> {
+    let map = check_delta(delta)?;
+    reduce2_grad(input, target, reduction, grad, &map)
+}
+
+/// [`smooth_l1`] and its gradient: `(input - target) / beta` clamped to `[-1, 1]` (`sgn` for
+/// `beta = 0`), divided by the length for [`Reduction::Mean`].
+///
+/// # Errors
+/// - [`LossError::InvalidParameter`] if `beta` is negative or NaN.
+/// - [`LossError::LengthMismatch`] if `target` or `grad` is not as long as `input`.
+///
+/// ```
+/// use losskit::Reduction;
+/// let mut grad = [0.0f64; 2];
+/// losskit::smooth_l1_and_grad(&[0.5, 3.0], &[0.0, 0.0], 1.0, Reduction::Sum, &mut grad)?;
+/// assert_eq!(grad, [0.5, 1.0]);
+/// # Ok::<(), losskit::LossError>(())
+/// ```
+pub fn smooth_l1_and_grad<T: Float>(
+    input: &[T],
+    target: &[T],
+    beta: T,
+    reduction: Reduction,
+    grad: &mut [T],
+) -> Result<T, LossError> {
+    let map = check_beta(beta)?;
+    reduce2_grad(input, target, reduction, grad, &map)
 }
