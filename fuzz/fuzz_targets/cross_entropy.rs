@@ -1,0 +1,453 @@
+//! Cross-entropy in every form (free functions, `CrossEntropy` builder `.loss`, `.each`,
+//! `.loss_probs`, `.each_probs`), with labels of every integer type, on arbitrary shapes
+//! (`classes` from 0 to `usize::MAX`, logits of any length), arbitrary label values, ignore
+//! index, class weights, label smoothing and probability targets, on a fuzzer-chosen tier.
+//!
+//! Checks: no panic; `Ok` exactly when the call is valid, otherwise one of the errors that
+//! applies (the order of the checks is not documented); errors leave `out` untouched; with no
+//! scored rows the mean is NaN and the sum 0; ignored rows are 0 in `each`; NaN or +inf in a
+//! scored row's logits makes that row and the reduction NaN; moderate inputs give finite,
+//! non-negative losses that agree with `losskit::reference` (unweighted labels, loosely).
+#![no_main]
+
+#[path = "common.rs"]
+mod common;
+
+use arbitrary::Arbitrary;
+use common::{build, check_outcome, Elem};
+use libfuzzer_sys::fuzz_target;
+use losskit::{reference, with_tier, CrossEntropy, LossError, Reduction, Tier};
+
+/// A label type, built from fuzzer bits.
+trait Lab: losskit::Label + core::fmt::Debug {
+    fn from_raw(v: u64) -> Self;
+    fn wide(self) -> i128;
+}
+
+macro_rules! lab {
+    ($($t:ty),*) => {$(
+        impl Lab for $t {
+            fn from_raw(v: u64) -> Self {
+                v as $t
+            }
+            fn wide(self) -> i128 {
+                self as i128
+            }
+        }
+    )*};
+}
+lab!(i32, i64, u32, u64, usize);
+
+#[derive(Arbitrary, Debug, Clone, Copy)]
+enum LabelType {
+    I32,
+    I64,
+    U32,
+    U64,
+    Usize,
+}
+
+#[derive(Arbitrary, Debug, Clone, Copy)]
+enum Form {
+    /// `losskit::cross_entropy` (no options).
+    Free(bool),
+    /// `losskit::cross_entropy_probs` (no options).
+    FreeProbs(bool),
+    Loss(bool),
+    Each,
+    LossProbs(bool),
+    EachProbs,
+}
+
+impl Form {
+    fn probs(self) -> bool {
+        matches!(
+            self,
+            Form::FreeProbs(_) | Form::LossProbs(_) | Form::EachProbs
+        )
+    }
+    fn free(self) -> bool {
+        matches!(self, Form::Free(_) | Form::FreeProbs(_))
+    }
+    fn reduction(self) -> Option<Reduction> {
+        match self {
+            Form::Free(s) | Form::FreeProbs(s) | Form::Loss(s) | Form::LossProbs(s) => {
+                Some(if s { Reduction::Sum } else { Reduction::Mean })
+            }
+            Form::Each | Form::EachProbs => None,
+        }
+    }
+}
+
+#[derive(Arbitrary, Debug, Clone, Copy)]
+enum Classes {
+    Tiny(u8),
+    Medium(u16),
+    Huge(u64),
+}
+
+#[derive(Arbitrary, Debug, Clone, Copy)]
+enum Rows {
+    Tiny(u8),
+    Medium(u16),
+    /// Enough rows for several parallel chunks.
+    Big(u16),
+}
+
+/// A length relative to the one that would be valid.
+#[derive(Arbitrary, Debug, Clone, Copy)]
+enum Len {
+    Same,
+    Near(i8),
+    Other(u16),
+}
+
+impl Len {
+    fn get(self, valid: usize) -> usize {
+        match self {
+            Len::Same => valid,
+            Len::Near(k) => valid.saturating_add_signed(k as isize),
+            Len::Other(k) => k as usize,
+        }
+    }
+}
+
+#[derive(Arbitrary, Debug, Clone, Copy)]
+enum LabelMode {
+    /// `raw % classes`: valid.
+    Valid,
+    /// Mostly valid; some raw (usually out of range) and some equal to the ignore index.
+    Mixed,
+    /// Raw bits cast to the label type.
+    Raw,
+    /// Every row ignored.
+    AllIgnored,
+}
+
+#[derive(Arbitrary, Debug)]
+struct Case {
+    double: bool,
+    tier: u8,
+    form: Form,
+    label_type: LabelType,
+    classes: Classes,
+    rows: Rows,
+    logits_len: Len,
+    labels_len: Len,
+    probs_len: Len,
+    out_len: Len,
+    label_mode: LabelMode,
+    raw_labels: Vec<u64>,
+    ignore_index: Option<i64>,
+    weight: Option<(Len, Vec<u64>, bool)>,
+    smoothing: Option<u64>,
+    raw_logits: Vec<u64>,
+    tame_logits: bool,
+    raw_probs: Vec<u64>,
+    squash_probs: bool,
+    at: u32,
+}
+
+/// Logits capped so that one input stays cheap.
+const MAX_ELEMS: usize = 1 << 20;
+
+fn tame<T: Elem>(v: T) -> T {
+    if v.f64().is_finite() && v.f64().abs() <= 30.0 {
+        v
+    } else {
+        T::of(((v.bits() >> 5) % 6001) as f64 / 100.0 - 30.0)
+    }
+}
+
+fn squash<T: Elem>(v: T) -> T {
+    if v.f64() >= 0.0 && v.f64() <= 1.0 {
+        v
+    } else {
+        T::of(((v.bits() >> 3) % 1025) as f64 / 1024.0)
+    }
+}
+
+fn run<T: Elem, L: Lab>(c: &Case) {
+    let classes = match c.classes {
+        Classes::Tiny(k) => k as usize % 40,
+        Classes::Medium(k) => k as usize % 5000,
+        Classes::Huge(k) => k as usize,
+    };
+    let mut rows = match c.rows {
+        Rows::Tiny(k) => k as usize % 40,
+        Rows::Medium(k) => k as usize % 2000,
+        Rows::Big(k) => (3 * 65_536 + k as usize) / classes.max(1),
+    };
+    if classes == 0 || rows.checked_mul(classes).is_none_or(|n| n > MAX_ELEMS) {
+        rows = if classes == 0 {
+            rows
+        } else {
+            (MAX_ELEMS / classes).min(rows)
+        };
+    }
+    let valid_len = rows * classes.min(MAX_ELEMS);
+    let n = c.logits_len.get(valid_len).min(MAX_ELEMS + 64);
+    let mut logits = build::<T>(n, 0, c.at, &c.raw_logits, 5);
+    if c.tame_logits {
+        logits.iter_mut().for_each(|v| *v = tame(*v));
+    }
+
+    // Options (the free functions use PyTorch's defaults).
+    let free = c.form.free();
+    let ignore = if free {
+        -100
+    } else {
+        c.ignore_index.unwrap_or(-100)
+    };
+    let smoothing = if free {
+        0.0
+    } else {
+        c.smoothing.map_or(0.0, f64::from_bits)
+    };
+    let weight: Option<Vec<T>> = match (&c.weight, free) {
+        (Some((len, raw, tamed)), false) => {
+            let w = build::<T>(len.get(classes).min(MAX_ELEMS), 0, 0, raw, 6);
+            Some(if *tamed {
+                w.into_iter()
+                    .map(|v| T::of(tame(v).f64().abs() / 3.0))
+                    .collect()
+            } else {
+                w
+            })
+        }
+        _ => None,
+    };
+    let mut ce = CrossEntropy::new()
+        .ignore_index(ignore)
+        .label_smoothing(smoothing);
+    if let Some(w) = &weight {
+        ce = ce.weight(w);
+    }
+
+    // The errors that apply.
+    let mut allowed = Vec::new();
+    let mut shape_ok = false;
+    if classes == 0 {
+        allowed.push(LossError::ZeroClasses);
+    } else if n % classes != 0 {
+        allowed.push(LossError::NotMultipleOfClasses { len: n, classes });
+    } else {
+        shape_ok = true;
+    }
+    let rows = if shape_ok { n / classes } else { 0 };
+    if let Some(w) = &weight {
+        if w.len() != classes {
+            allowed.push(LossError::LengthMismatch {
+                name: "weight",
+                len: w.len(),
+                expected_name: "classes",
+                expected: classes,
+            });
+        }
+    }
+    if !(0.0..=1.0).contains(&smoothing) {
+        allowed.push(LossError::InvalidParameter {
+            name: "label_smoothing",
+            value: smoothing,
+            requirement: "in [0, 1]",
+        });
+    }
+
+    // Labels or probabilities.
+    let n_labels = c.labels_len.get(rows).min(MAX_ELEMS);
+    let labels: Vec<L> = (0..n_labels)
+        .map(|i| {
+            let raw = c
+                .raw_labels
+                .get(i % c.raw_labels.len().max(1))
+                .copied()
+                .unwrap_or(i as u64);
+            let raw = raw.rotate_left((i / c.raw_labels.len().max(1)) as u32);
+            let valid = || {
+                L::from_raw(if classes == 0 {
+                    0
+                } else {
+                    raw % classes as u64
+                })
+            };
+            match c.label_mode {
+                LabelMode::Valid => valid(),
+                LabelMode::Raw => L::from_raw(raw),
+                LabelMode::AllIgnored => L::from_raw(ignore as u64),
+                LabelMode::Mixed => match raw >> 61 {
+                    0 => L::from_raw(raw),
+                    1 => L::from_raw(ignore as u64),
+                    _ => valid(),
+                },
+            }
+        })
+        .collect();
+    let n_probs = c.probs_len.get(n).min(MAX_ELEMS + 64);
+    let mut probs = build::<T>(n_probs, 0, c.at.rotate_left(9), &c.raw_probs, 7);
+    if c.squash_probs {
+        probs.iter_mut().for_each(|v| *v = squash(*v));
+    }
+    if shape_ok {
+        if c.form.probs() {
+            if n_probs != n {
+                allowed.push(LossError::LengthMismatch {
+                    name: "target",
+                    len: n_probs,
+                    expected_name: "logits",
+                    expected: n,
+                });
+            }
+        } else if n_labels != rows {
+            allowed.push(LossError::LengthMismatch {
+                name: "labels",
+                len: n_labels,
+                expected_name: "rows of logits",
+                expected: rows,
+            });
+        } else if let Some((row, l)) = labels
+            .iter()
+            .enumerate()
+            .find(|(_, l)| l.wide() != ignore as i128 && !(0..classes as i128).contains(&l.wide()))
+        {
+            allowed.push(LossError::LabelOutOfRange {
+                row,
+                label: l.wide(),
+                classes,
+            });
+        }
+    }
+    let n_out = c.out_len.get(rows).min(MAX_ELEMS);
+    if shape_ok && c.form.reduction().is_none() && n_out != rows {
+        allowed.push(LossError::LengthMismatch {
+            name: "out",
+            len: n_out,
+            expected_name: "rows of logits",
+            expected: rows,
+        });
+    }
+
+    let tiers = Tier::available();
+    let tier = tiers[c.tier as usize % tiers.len()];
+    let sentinel = T::of(-4321.0);
+    let mut out = vec![sentinel; n_out];
+    let what = format!(
+        "{:?} {rows}x{classes} (n={n}) {} on {tier}",
+        c.form,
+        std::any::type_name::<L>()
+    );
+    let result: Result<Option<T>, LossError> = with_tier(tier, || match c.form {
+        Form::Free(_) => {
+            losskit::cross_entropy(&logits, classes, &labels, c.form.reduction().unwrap()).map(Some)
+        }
+        Form::FreeProbs(_) => {
+            losskit::cross_entropy_probs(&logits, classes, &probs, c.form.reduction().unwrap())
+                .map(Some)
+        }
+        Form::Loss(_) => ce
+            .loss(&logits, classes, &labels, c.form.reduction().unwrap())
+            .map(Some),
+        Form::LossProbs(_) => ce
+            .loss_probs(&logits, classes, &probs, c.form.reduction().unwrap())
+            .map(Some),
+        Form::Each => ce.each(&logits, classes, &labels, &mut out).map(|()| None),
+        Form::EachProbs => ce
+            .each_probs(&logits, classes, &probs, &mut out)
+            .map(|()| None),
+    })
+    .unwrap();
+    check_outcome(&what, &result, &allowed);
+    let Ok(result) = result else {
+        assert!(
+            out.iter().all(|v| v.bits() == sentinel.bits()),
+            "{what}: an error wrote to out"
+        );
+        return;
+    };
+
+    // The call was valid: rows x classes logits, and labels or probabilities to match.
+    let row = |r: usize| &logits[r * classes..(r + 1) * classes];
+    let scored: Vec<bool> = (0..rows)
+        .map(|r| c.form.probs() || labels[r].wide() != ignore as i128)
+        .collect();
+    let any_scored = scored.iter().any(|&s| s);
+    let bad_row = |r: usize| row(r).iter().any(|v| v.nan() || v.f64() == f64::INFINITY);
+    let moderate_weight = weight
+        .as_ref()
+        .is_none_or(|w| w.iter().all(|v| v.f64() >= 0.0 && v.f64() <= 1e3));
+    let moderate_probs = !c.form.probs() || probs.iter().all(|v| v.f64() >= 0.0 && v.f64() <= 1.0);
+    let moderate = logits.iter().all(|v| v.f64().abs() <= 1e3) && moderate_weight && moderate_probs;
+
+    match result {
+        Some(loss) => {
+            let g = loss.f64();
+            let sum = c.form.reduction() == Some(Reduction::Sum);
+            if !any_scored {
+                if sum {
+                    assert!(g == 0.0, "{what}: nothing scored, sum {g}");
+                } else {
+                    assert!(g.is_nan(), "{what}: nothing scored, mean {g}");
+                }
+            } else if (0..rows).any(|r| scored[r] && bad_row(r)) {
+                assert!(
+                    g.is_nan(),
+                    "{what}: NaN or +inf logits in a scored row, loss {g}"
+                );
+            } else if moderate && (sum || weight.is_none() || c.form.probs()) {
+                // (A weighted mean of labels divides by the summed weights, which may be 0.)
+                assert!(
+                    g.is_finite() && g >= 0.0,
+                    "{what}: moderate inputs, loss {g}"
+                );
+            }
+        }
+        None => {
+            for (r, &o) in out.iter().enumerate() {
+                let o = o.f64();
+                if !scored[r] {
+                    assert!(o == 0.0, "{what}: ignored row {r} is {o}");
+                } else if bad_row(r) {
+                    assert!(
+                        o.is_nan(),
+                        "{what}: row {r} has NaN or +inf logits, loss {o}"
+                    );
+                } else if moderate {
+                    assert!(o.is_finite() && o >= 0.0, "{what}: row {r} is {o}");
+                    if !c.form.probs() && weight.is_none() && smoothing == 0.0 {
+                        let t = labels[r].wide() as usize;
+                        let (want, _) = reference::cross_entropy_row(
+                            row(r),
+                            reference::RowTarget::Class(t),
+                            None,
+                            0.0,
+                        );
+                        let spread = row(r).iter().map(|v| v.f64().abs()).fold(1.0, f64::max);
+                        let tol =
+                            64.0 * T::UNIT * (spread + want.abs() + (classes as f64).ln().max(1.0));
+                        assert!(
+                            (o - want).abs() <= tol,
+                            "{what}: row {r} is {o}, reference {want}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn by_label<T: Elem>(c: &Case) {
+    match c.label_type {
+        LabelType::I32 => run::<T, i32>(c),
+        LabelType::I64 => run::<T, i64>(c),
+        LabelType::U32 => run::<T, u32>(c),
+        LabelType::U64 => run::<T, u64>(c),
+        LabelType::Usize => run::<T, usize>(c),
+    }
+}
+
+fuzz_target!(|c: Case| {
+    if c.double {
+        by_label::<f64>(&c)
+    } else {
+        by_label::<f32>(&c)
+    }
+});
