@@ -145,3 +145,85 @@ pub fn cross_entropy_row<T: Float>(row: &[T], target: RowTarget<'_, T>, weight: 
         }
     }
 }
+
+/// d/dx of [`mse`]: `2 (x - y)`.
+pub fn mse_grad<T: Float>(x: T, y: T) -> T {
+    let d = x - y;
+    d + d
+}
+
+/// `sgn(d)`: 1, -1, or `d` itself for ±0 and NaN.
+fn sgn<T: Float>(d: T) -> T {
+    if d > T::ZERO {
+        T::ONE
+    } else if d < T::ZERO {
+        -T::ONE
+    } else {
+        d
+    }
+}
+
+/// d/dx of [`l1`]: `sgn(x - y)` (0 at a tie, as PyTorch's `sgn`).
+pub fn l1_grad<T: Float>(x: T, y: T) -> T {
+    sgn(x - y)
+}
+
+/// d/dx of [`huber`]: `x - y` clamped to `[-delta, delta]`.
+pub fn huber_grad<T: Float>(x: T, y: T, delta: T) -> T {
+    let d = x - y;
+    if d <= -delta {
+        -delta
+    } else if d >= delta {
+        delta
+    } else {
+        d
+    }
+}
+
+/// d/dx of [`smooth_l1`]: `(x - y) / beta` clamped to `[-1, 1]`; `sgn(x - y)` for `beta = 0`.
+pub fn smooth_l1_grad<T: Float>(x: T, y: T, beta: T) -> T {
+    let d = x - y;
+    if beta == T::ZERO {
+        return sgn(d);
+    }
+    if d <= -beta {
+        -T::ONE
+    } else if d >= beta {
+        T::ONE
+    } else {
+        d / beta
+    }
+}
+
+/// d/dp of [`bce`] as PyTorch computes it: `(p - t) / max((1 - p) p, 1e-12)`, where the floor
+/// is the `f32` value of 1e-12 in every dtype.
+pub fn bce_grad<T: Float>(p: T, t: T) -> T {
+    let floor = T::from_f64(1e-12f32 as f64);
+    let den = (T::ONE - p) * p;
+    (p - t) / if den > floor { den } else { floor }
+}
+
+/// d/dx of [`bce_with_logits`]: `(1 + (pw - 1) t)·sigmoid(x) - pw·t`.
+pub fn bce_with_logits_grad<T: Float>(x: T, t: T, pos_weight: Option<T>) -> T {
+    let sigmoid = T::from_f64(1.0 / (1.0 + (-x.to_f64()).exp()));
+    match pos_weight {
+        Some(pw) => (T::ONE + (pw - T::ONE) * t) * sigmoid - pw * t,
+        None => sigmoid - t,
+    }
+}
+
+/// d/dx of one row's [`cross_entropy_row`] loss, in `f64`: `A·softmax - a`, where `a` is the
+/// (smoothed, weighted) target and `A = Σ a`.
+pub fn cross_entropy_row_grad<T: Float>(row: &[T], target: RowTarget<'_, T>, weight: Option<&[T]>, eps: f64) -> Vec<f64> {
+    let c = row.len();
+    let w = |k: usize| weight.map_or(1.0, |w| w[k].to_f64());
+    let a: Vec<f64> = match target {
+        RowTarget::Ignored => return vec![0.0; c],
+        RowTarget::Class(t) => (0..c)
+            .map(|k| (1.0 - eps) * w(t) * f64::from(u8::from(k == t)) + eps / c as f64 * w(k))
+            .collect(),
+        RowTarget::Probs(p) => (0..c).map(|k| ((1.0 - eps) * p[k].to_f64() + eps / c as f64) * w(k)).collect(),
+    };
+    let total: f64 = a.iter().sum();
+    log_softmax(row).iter().zip(&a).map(|(lp, ak)| total * lp.exp() - ak).collect()
+}
