@@ -38,7 +38,7 @@ impl Elem for f32 {
     }
     const UNIT: f64 = f32::EPSILON as f64 / 2.0;
     const MAX: f64 = f32::MAX as f64;
-    const TINY: f64 = 1.401298464324817e-45;
+    const TINY: f64 = f32::from_bits(1) as f64;
 }
 
 impl Elem for f64 {
@@ -56,7 +56,7 @@ impl Elem for f64 {
     }
     const UNIT: f64 = f64::EPSILON / 2.0;
     const MAX: f64 = f64::MAX;
-    const TINY: f64 = 4.9406564584124654e-324;
+    const TINY: f64 = f64::from_bits(1);
 }
 
 /// The parallel threshold of the reduce driver is 2 chunks of 65536 elements.

@@ -178,14 +178,11 @@ fn run<T: Elem, L: Lab>(c: &Case) {
         Rows::Medium(k) => k as usize % 2000,
         Rows::Big(k) => (3 * 65_536 + k as usize) / classes.max(1),
     };
-    if classes == 0 || rows.checked_mul(classes).is_none_or(|n| n > MAX_ELEMS) {
-        rows = if classes == 0 {
-            rows
-        } else {
-            (MAX_ELEMS / classes).min(rows)
-        };
+    // At most MAX_ELEMS logits (any number of rows of zero classes).
+    if let Some(cap) = MAX_ELEMS.checked_div(classes) {
+        rows = rows.min(cap);
     }
-    let valid_len = rows * classes.min(MAX_ELEMS);
+    let valid_len = rows * classes;
     let n = c.logits_len.get(valid_len).min(MAX_ELEMS + 64);
     let mut logits = build::<T>(n, 0, c.at, &c.raw_logits, 5);
     if c.tame_logits {
@@ -229,7 +226,7 @@ fn run<T: Elem, L: Lab>(c: &Case) {
     let mut shape_ok = false;
     if classes == 0 {
         allowed.push(LossError::ZeroClasses);
-    } else if n % classes != 0 {
+    } else if !n.is_multiple_of(classes) {
         allowed.push(LossError::NotMultipleOfClasses { len: n, classes });
     } else {
         shape_ok = true;

@@ -106,22 +106,26 @@ fn param_error<T: Elem>(loss: Loss, p: T) -> Option<LossError> {
                 requirement: "in [0, 0.5]",
             })
         }
-        Loss::BceWithLogitsPosWeight => (!(p.f64() >= 0.0)).then(|| LossError::InvalidParameter {
-            name: "pos_weight",
-            value: p.f64(),
-            requirement: ">= 0",
-        }),
+        Loss::BceWithLogitsPosWeight => {
+            (p.f64().is_nan() || p.f64() < 0.0).then(|| LossError::InvalidParameter {
+                name: "pos_weight",
+                value: p.f64(),
+                requirement: ">= 0",
+            })
+        }
         // PyTorch: delta must be > 0, beta >= 0; NaN fails both.
-        Loss::Huber => (!(p.f64() > 0.0)).then(|| LossError::InvalidParameter {
+        Loss::Huber => (p.f64().is_nan() || p.f64() <= 0.0).then(|| LossError::InvalidParameter {
             name: "delta",
             value: p.f64(),
             requirement: "> 0",
         }),
-        Loss::SmoothL1 => (!(p.f64() >= 0.0)).then(|| LossError::InvalidParameter {
-            name: "beta",
-            value: p.f64(),
-            requirement: ">= 0",
-        }),
+        Loss::SmoothL1 => {
+            (p.f64().is_nan() || p.f64() < 0.0).then(|| LossError::InvalidParameter {
+                name: "beta",
+                value: p.f64(),
+                requirement: ">= 0",
+            })
+        }
     }
 }
 
