@@ -1,0 +1,335 @@
+//! Classification losses (f32): softmax cross-entropy with class labels, `bce` on probabilities
+//! and `bce_with_logits`, against the scalar reference and the memory-read ceiling.
+//!
+//! Every group holds, at each size, the three things to compare, measured in the same run:
+//!
+//! - `losskit`: the kernel, `Reduction::Mean` (`cross_entropy`, `bce`, `bce_with_logits`, with
+//!   PyTorch's defaults: no weights, no smoothing, no `pos_weight`);
+//! - `reference`: the scalar oracle — for cross-entropy the `f64` sum over rows of
+//!   `reference::cross_entropy_row(row, RowTarget::Class(label), None, 0.0).0` divided by the
+//!   rows, for the binary losses `reference::reduce(x.zip(t).map(reference::<loss>), Mean)`;
+//! - `ceiling`: `losskit::read_ceiling` — a plain SIMD sum of the same bytes on the best tier
+//!   (for cross-entropy, of the two halves of the logits).
+//!
+//! Groups are named `<loss>_f32_<threads>` (`ce`, `bce`, `bce_with_logits`): `_1t` runs inside a
+//! one-thread rayon pool, `_mt` on rayon's global pool (all threads). On all threads the ceiling
+//! is split into 65536-element chunks (the reduce driver's) and summed with `par_chunks`; the
+//! reference is scalar and single-threaded in both. Benchmark ids are `<function>/<size>`:
+//!
+//! - cross-entropy at `65536x10` (2.5 MiB of logits, L2/L3), `8192x1000` (31 MiB) and
+//!   `256x128256` (125 MiB, a large-vocabulary batch; PyTorch's CPU cross-entropy reads it at
+//!   about 1.1 GB/s, see DESIGN.md). Logits are in [-8, 8), labels `i64` (PyTorch's `long`)
+//!   pseudo-random in `0..classes`. Throughput is the bytes of the logits (`rows · classes · 4`);
+//!   the labels (8 bytes a row) are not counted.
+//! - `bce` and `bce_with_logits` at `1M` (L3) and `64M` (DRAM) elements: probabilities and
+//!   targets in [0, 1) for `bce`, logits in [-8, 8) and targets in [0, 1) for `bce_with_logits`.
+//!   Throughput is the bytes of both inputs (`2 · n · 4`).
+//!
+//! So `losskit / ceiling` and `losskit / reference` can be read straight off one group:
+//!
+//! ```text
+//! cargo bench --bench classification                      # everything (~4-6 minutes)
+//! cargo bench --bench classification -- ce_f32_1t         # one group
+//! cargo bench --bench classification -- 'ce_f32_.*/256x'  # a regex over ids
+//! cargo bench --bench classification -- --test            # each benchmark once (smoke test)
+//! LOSSKIT_BENCH_MAX=1M cargo bench --bench classification # skip sizes above 1M elements
+//! ```
+//!
+//! `LOSSKIT_BENCH_MAX` counts elements: logits (`rows · classes`) for cross-entropy, the length
+//! of one input for the binary losses. The scalar reference runs at a few hundred MB/s, so an
+//! iteration of it takes up to about a second at the largest sizes: those sizes get ten flat
+//! samples of one iteration or more, and criterion warns that it cannot complete them in the
+//! 3 s target (expected: the reference is there for the ratio, not for precision). Inputs are
+//! generated on first use by a deterministic LCG and dropped before the next size (or loss);
+//! sizes whose benchmarks are all filtered out are never allocated.
+
+use std::cell::OnceCell;
+use std::hint::black_box;
+use std::mem::size_of;
+use std::time::Duration;
+
+use criterion::{
+    criterion_group, criterion_main, measurement::WallTime, BenchmarkGroup, BenchmarkId, Criterion,
+    SamplingMode, Throughput,
+};
+use losskit::reference::{self, RowTarget};
+use losskit::Reduction;
+use rayon::prelude::*;
+use rayon::{ThreadPool, ThreadPoolBuilder};
+
+/// Elements per chunk of the all-threads ceiling: the reduce driver's chunk size.
+const CHUNK: usize = 1 << 16;
+
+/// Cross-entropy shapes `(rows, classes)`, with the label used as the benchmark parameter.
+const CE_SHAPES: [(usize, usize, &str); 3] = [
+    (65536, 10, "65536x10"),
+    (8192, 1000, "8192x1000"),
+    (256, 128_256, "256x128256"),
+];
+
+/// Binary-loss sizes in elements, with the label used as the benchmark parameter.
+const SIZES: [(usize, &str); 2] = [(1 << 20, "1M"), (64 << 20, "64M")];
+
+#[derive(Clone, Copy)]
+enum Threads {
+    /// Inside the one-thread pool.
+    One,
+    /// On rayon's global pool.
+    All,
+}
+
+impl Threads {
+    const BOTH: [Threads; 2] = [Threads::One, Threads::All];
+
+    fn suffix(self) -> &'static str {
+        match self {
+            Threads::One => "1t",
+            Threads::All => "mt",
+        }
+    }
+
+    /// Runs `f` (one criterion routine: many timed iterations) on this many threads.
+    fn run(self, pool: &ThreadPool, f: impl FnOnce() + Send) {
+        match self {
+            Threads::One => pool.install(f),
+            Threads::All => f(),
+        }
+    }
+
+    /// The read ceiling of `x` and `y` on this many threads.
+    fn ceiling(self, x: &[f32], y: &[f32]) -> f32 {
+        match self {
+            Threads::One => losskit::read_ceiling(x, y),
+            Threads::All => x
+                .par_chunks(CHUNK)
+                .zip(y.par_chunks(CHUNK))
+                .map(|(a, b)| losskit::read_ceiling(a, b))
+                .sum(),
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Binary {
+    Bce,
+    BceWithLogits,
+}
+
+impl Binary {
+    const ALL: [Binary; 2] = [Binary::Bce, Binary::BceWithLogits];
+
+    fn name(self) -> &'static str {
+        match self {
+            Binary::Bce => "bce",
+            Binary::BceWithLogits => "bce_with_logits",
+        }
+    }
+
+    /// Two inputs of `n` elements: (probabilities, targets) for `bce`, (logits, targets) for
+    /// `bce_with_logits`.
+    fn inputs(self, n: usize) -> (Vec<f32>, Vec<f32>) {
+        let mut next = lcg(0x9E37_79B9_7F4A_7C15);
+        let x = match self {
+            Binary::Bce => (0..n).map(|_| unit(next())).collect(),
+            Binary::BceWithLogits => (0..n).map(|_| logit(next())).collect(),
+        };
+        let t = (0..n).map(|_| unit(next())).collect();
+        (x, t)
+    }
+
+    /// The `losskit` kernel, mean reduction.
+    fn kernel(self, x: &[f32], t: &[f32]) -> f32 {
+        let m = Reduction::Mean;
+        match self {
+            Binary::Bce => losskit::bce(x, t, m),
+            Binary::BceWithLogits => losskit::bce_with_logits(x, t, m),
+        }
+        .expect("inputs have equal lengths and valid values")
+    }
+
+    /// The scalar oracle, mean reduction.
+    fn reference(self, x: &[f32], t: &[f32]) -> f32 {
+        let pairs = x.iter().zip(t);
+        let m = Reduction::Mean;
+        match self {
+            Binary::Bce => reference::reduce(pairs.map(|(&p, &t)| reference::bce(p, t)), m),
+            Binary::BceWithLogits => reference::reduce(
+                pairs.map(|(&x, &t)| reference::bce_with_logits(x, t, None)),
+                m,
+            ),
+        }
+    }
+}
+
+/// A 64-bit LCG: deterministic, about a nanosecond a value, and irregular enough that branchy
+/// code cannot predict it. Each call returns the new state; use its high bits.
+fn lcg(mut state: u64) -> impl FnMut() -> u64 {
+    move || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        state
+    }
+}
+
+/// The top 24 bits of an LCG state as a value in [0, 1).
+fn unit(state: u64) -> f32 {
+    (state >> 40) as f32 * (1.0 / (1u64 << 24) as f32)
+}
+
+/// The top 24 bits of an LCG state as a logit in [-8, 8) (exact: a multiple of 2^-20).
+fn logit(state: u64) -> f32 {
+    unit(state) * 16.0 - 8.0
+}
+
+/// `rows · classes` logits in [-8, 8) and `rows` labels pseudo-random in `0..classes`.
+fn ce_inputs(rows: usize, classes: usize) -> (Vec<f32>, Vec<i64>) {
+    let mut next = lcg(0x2545_F491_4F6C_DD1D);
+    let logits = (0..rows * classes).map(|_| logit(next())).collect();
+    let labels = (0..rows)
+        .map(|_| ((next() >> 32) % classes as u64) as i64)
+        .collect();
+    (logits, labels)
+}
+
+/// The scalar oracle of mean cross-entropy: the `f64` sum of the rows' losses over the rows.
+fn ce_reference(logits: &[f32], classes: usize, labels: &[i64]) -> f64 {
+    let sum: f64 = logits
+        .chunks_exact(classes)
+        .zip(labels)
+        .map(|(row, &label)| {
+            reference::cross_entropy_row(row, RowTarget::Class(label as usize), None, 0.0).0
+        })
+        .sum();
+    sum / labels.len() as f64
+}
+
+/// Criterion settings per size (`bytes` read by one iteration), so the full run stays within
+/// minutes: one iteration of the scalar reference takes ~0.1 s at 31 MiB and up to a second or
+/// two at 512 MiB, so everything from 16 MiB up gets ten flat samples.
+fn configure(g: &mut BenchmarkGroup<'_, WallTime>, bytes: usize) {
+    g.warm_up_time(Duration::from_secs(1));
+    if bytes >= 16 << 20 {
+        g.sample_size(10)
+            .sampling_mode(SamplingMode::Flat)
+            .measurement_time(Duration::from_secs(3));
+    } else {
+        g.sample_size(30).measurement_time(Duration::from_secs(2));
+    }
+}
+
+/// `LOSSKIT_BENCH_MAX`: the largest size to run, in elements, with an optional `K`/`M` suffix
+/// (binary: `1M` is 2^20). Unset means every size.
+fn max_size() -> usize {
+    let Ok(s) = std::env::var("LOSSKIT_BENCH_MAX") else {
+        return usize::MAX;
+    };
+    let t = s.trim();
+    let (digits, scale) = match t.as_bytes().last() {
+        Some(b'k' | b'K') => (&t[..t.len() - 1], 1 << 10),
+        Some(b'm' | b'M') => (&t[..t.len() - 1], 1 << 20),
+        _ => (t, 1),
+    };
+    match digits.parse::<usize>() {
+        Ok(v) => v.saturating_mul(scale),
+        Err(_) => panic!(
+            "LOSSKIT_BENCH_MAX={s:?}: expected a number of elements such as 65536, 16K or 1M"
+        ),
+    }
+}
+
+fn bench_cross_entropy(c: &mut Criterion, pool: &ThreadPool, max: usize) {
+    for (rows, classes, label) in CE_SHAPES.into_iter().filter(|&(r, c, _)| r * c <= max) {
+        let n = rows * classes;
+        // Generated when the first benchmark of this shape runs (never, if the filter skips them
+        // all) and dropped at the end of this iteration.
+        let data: OnceCell<(Vec<f32>, Vec<i64>)> = OnceCell::new();
+        let get = || {
+            let (logits, labels) = data.get_or_init(|| ce_inputs(rows, classes));
+            (logits.as_slice(), labels.as_slice())
+        };
+        for threads in Threads::BOTH {
+            let mut g = c.benchmark_group(format!("ce_f32_{}", threads.suffix()));
+            g.throughput(Throughput::Bytes((n * size_of::<f32>()) as u64));
+            configure(&mut g, n * size_of::<f32>());
+            g.bench_function(BenchmarkId::new("losskit", label), |b| {
+                let (logits, labels) = get();
+                threads.run(pool, || {
+                    b.iter(|| {
+                        losskit::cross_entropy(
+                            black_box(logits),
+                            classes,
+                            black_box(labels),
+                            Reduction::Mean,
+                        )
+                        .expect("valid shape and labels")
+                    })
+                });
+            });
+            g.bench_function(BenchmarkId::new("reference", label), |b| {
+                let (logits, labels) = get();
+                threads.run(pool, || {
+                    b.iter(|| ce_reference(black_box(logits), classes, black_box(labels)))
+                });
+            });
+            g.bench_function(BenchmarkId::new("ceiling", label), |b| {
+                let (logits, _) = get();
+                // Every shape has an even number of logits: the halves cover all of them.
+                let (lo, hi) = logits.split_at(n / 2);
+                threads.run(pool, || {
+                    b.iter(|| threads.ceiling(black_box(lo), black_box(hi)))
+                });
+            });
+            g.finish();
+        }
+    }
+}
+
+fn bench_binary(c: &mut Criterion, pool: &ThreadPool, max: usize) {
+    for (n, label) in SIZES.into_iter().filter(|&(n, _)| n <= max) {
+        for loss in Binary::ALL {
+            // One loss's inputs at a time (512 MiB at 64M): generated on first use, dropped at
+            // the end of this iteration.
+            let data: OnceCell<(Vec<f32>, Vec<f32>)> = OnceCell::new();
+            let get = || {
+                let (x, t) = data.get_or_init(|| loss.inputs(n));
+                (x.as_slice(), t.as_slice())
+            };
+            for threads in Threads::BOTH {
+                let mut g = c.benchmark_group(format!("{}_f32_{}", loss.name(), threads.suffix()));
+                g.throughput(Throughput::Bytes((2 * n * size_of::<f32>()) as u64));
+                configure(&mut g, 2 * n * size_of::<f32>());
+                g.bench_function(BenchmarkId::new("losskit", label), |b| {
+                    let (x, t) = get();
+                    threads.run(pool, || b.iter(|| loss.kernel(black_box(x), black_box(t))));
+                });
+                g.bench_function(BenchmarkId::new("reference", label), |b| {
+                    let (x, t) = get();
+                    threads.run(pool, || {
+                        b.iter(|| loss.reference(black_box(x), black_box(t)))
+                    });
+                });
+                g.bench_function(BenchmarkId::new("ceiling", label), |b| {
+                    let (x, t) = get();
+                    threads.run(pool, || {
+                        b.iter(|| threads.ceiling(black_box(x), black_box(t)))
+                    });
+                });
+                g.finish();
+            }
+        }
+    }
+}
+
+fn classification(c: &mut Criterion) {
+    let pool = ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("one-thread rayon pool");
+    let max = max_size();
+    bench_cross_entropy(c, &pool, max);
+    bench_binary(c, &pool, max);
+}
+
+criterion_group!(benches, classification);
+criterion_main!(benches);
