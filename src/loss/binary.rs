@@ -221,7 +221,7 @@ impl<T: Float> Map2<T> for BceLogitsMap<T> {
     #[inline(always)]
     fn map<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, t: V) -> V {
         let one = V::splat(isa, T::ONE);
-        let log_sig = math::log_sigmoid(isa, x);
+        let (_, log_sig) = exp_and_log_sigmoid(isa, x);
         let weighted = match self.pos_weight {
             Some(pw) => t.mul_add(V::splat(isa, pw - T::ONE), one) * log_sig,
             None => log_sig,
@@ -235,8 +235,7 @@ impl<T: Float> Map2<T> for BceLogitsMap<T> {
         // sigmoid(x) = 1/(1+e) for x >= 0, e/(1+e) below (no overflow, no cancellation).
         let zero = V::splat(isa, T::ZERO);
         let one = V::splat(isa, T::ONE);
-        let e = math::exp(isa, -x.abs());
-        let log_sig = x.min(zero) - math::log1p(isa, e);
+        let (e, log_sig) = exp_and_log_sigmoid(isa, x);
         let r = one / (one + e);
         let sigmoid = V::select(zero.le(x), r, e * r);
         match self.pos_weight {
@@ -249,6 +248,18 @@ impl<T: Float> Map2<T> for BceLogitsMap<T> {
             None => ((one - t) * x - log_sig, sigmoid - t),
         }
     }
+}
+
+/// `(e, log_sigmoid(x))` with `e = exp(-|x|)`: `log_sigmoid(x) = min(x, 0) - log1p(e)`.
+///
+/// `e` is flushed to 0 below f32's (f64's) normal range ([`math::exp_nonpositive`]), which
+/// moves a loss of about 1e-38 (1e-308) to 0, far below any tolerance, and spares the general
+/// `exp` its range handling.
+#[inline(always)]
+fn exp_and_log_sigmoid<V: Lanes>(isa: V::Isa, x: V) -> (V, V) {
+    let zero = V::splat(isa, <V::Elem as crate::float::sealed::Sealed>::ZERO);
+    let e = math::exp_nonpositive(isa, -x.abs());
+    (e, x.min(zero) - math::log1p(isa, e))
 }
 
 /// Binary cross-entropy on logits, with an optional weight on positive examples.

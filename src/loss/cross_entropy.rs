@@ -612,7 +612,7 @@ fn grad_sweep<V: Lanes>(isa: V::Isa, src: Option<&[V::Elem]>, dst: &mut [V::Elem
             Some(s) => V::load(isa, &s[at..]),
             None => V::load(isa, &dst[at..]),
         };
-        let mut v = k * math::exp(isa, x - max);
+        let mut v = k * math::exp_nonpositive(isa, x - max);
         if let Some(cf) = g.coef {
             v = coef_vec::<V>(isa, cf, at, None).mul_add(neg_scale, v);
         }
@@ -625,7 +625,7 @@ fn grad_sweep<V: Lanes>(isa: V::Isa, src: Option<&[V::Elem]>, dst: &mut [V::Elem
             Some(s) => V::load_prefix(isa, &s[whole..n], V::Elem::ZERO),
             None => V::load_prefix(isa, &dst[whole..], V::Elem::ZERO),
         };
-        let mut v = k * math::exp(isa, x - max);
+        let mut v = k * math::exp_nonpositive(isa, x - max);
         if let Some(cf) = g.coef {
             v = coef_vec::<V>(isa, cf, whole, Some(rest)).mul_add(neg_scale, v);
         }
@@ -656,7 +656,7 @@ fn short_rows<V: Lanes, L: Label>(
     }
     let mut sum = V::splat(isa, V::Elem::ZERO);
     for j in 0..c {
-        sum = sum + math::exp(isa, V::gather(isa, x, base + j, c) - max);
+        sum = sum + math::exp_nonpositive(isa, V::gather(isa, x, base + j, c) - max);
     }
     let log_sum = math::ln(isa, sum);
     // The target logit and weight of each lane's row (ignored rows: weight 0, loss 0 below).
@@ -762,8 +762,8 @@ fn row_stats<V: Lanes>(isa: V::Isa, x: &[V::Elem], coef: Option<Coef<'_, V::Elem
         for (j, xv) in xb[..pairs].chunks_exact(2 * lanes).enumerate() {
             let c0 = V::load(isa, xv) - mv;
             let c1 = V::load(isa, &xv[lanes..]) - mv;
-            s0 = s0 + math::exp(isa, c0);
-            s1 = s1 + math::exp(isa, c1);
+            s0 = s0 + math::exp_nonpositive(isa, c0);
+            s1 = s1 + math::exp_nonpositive(isa, c1);
             if let Some(cf) = coef {
                 let a0 = coef_vec::<V>(isa, cf, start + 2 * j * lanes, None);
                 let a1 = coef_vec::<V>(isa, cf, start + (2 * j + 1) * lanes, None);
@@ -773,7 +773,7 @@ fn row_stats<V: Lanes>(isa: V::Isa, x: &[V::Elem], coef: Option<Coef<'_, V::Elem
         }
         if pairs < whole {
             let c0 = V::load(isa, &xb[pairs..]) - mv;
-            s0 = s0 + math::exp(isa, c0);
+            s0 = s0 + math::exp_nonpositive(isa, c0);
             if let Some(cf) = coef {
                 let a0 = coef_vec::<V>(isa, cf, start + pairs, None);
                 d = a0.mul_add(c0, d);
@@ -783,7 +783,7 @@ fn row_stats<V: Lanes>(isa: V::Isa, x: &[V::Elem], coef: Option<Coef<'_, V::Elem
         if whole < xb.len() {
             let n = xb.len() - whole;
             let centered = V::load_prefix(isa, &xb[whole..], neg_inf) - mv;
-            s0 = s0 + math::exp(isa, centered);
+            s0 = s0 + math::exp_nonpositive(isa, centered);
             if let Some(cf) = coef {
                 let a = coef_vec::<V>(isa, cf, start + whole, Some(n));
                 let keep = V::first_lanes(isa, n);

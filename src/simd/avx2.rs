@@ -256,6 +256,11 @@ impl Lanes for F32x8 {
         }
     }
     #[inline(always)]
+    fn pow2i(self) -> Self {
+        // SAFETY: register-only.
+        F32x8(unsafe { pow2_f32(self.0) })
+    }
+    #[inline(always)]
     fn frexp_centered(self) -> (Self, Self) {
         // SAFETY: register-only.
         unsafe {
@@ -441,6 +446,11 @@ impl Lanes for F64x4 {
             let rest = _mm256_sub_pd(n, half);
             F64x4(_mm256_mul_pd(_mm256_mul_pd(self.0, pow2_f64(half)), pow2_f64(rest)))
         }
+    }
+    #[inline(always)]
+    fn pow2i(self) -> Self {
+        // SAFETY: register-only.
+        F64x4(unsafe { pow2_f64(self.0) })
     }
     #[inline(always)]
     fn frexp_centered(self) -> (Self, Self) {

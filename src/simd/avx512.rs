@@ -226,6 +226,11 @@ impl Lanes for F32x16 {
         F32x16(unsafe { _mm512_scalef_ps(self.0, n.0) })
     }
     #[inline(always)]
+    fn pow2i(self) -> Self {
+        // SAFETY: register-only.
+        F32x16(unsafe { _mm512_scalef_ps(_mm512_set1_ps(1.0), self.0) })
+    }
+    #[inline(always)]
     fn frexp_centered(self) -> (Self, Self) {
         // SAFETY: register-only.
         unsafe {
@@ -402,6 +407,11 @@ impl Lanes for F64x8 {
     fn ldexp(self, n: Self) -> Self {
         // SAFETY: register-only.
         F64x8(unsafe { _mm512_scalef_pd(self.0, n.0) })
+    }
+    #[inline(always)]
+    fn pow2i(self) -> Self {
+        // SAFETY: register-only.
+        F64x8(unsafe { _mm512_scalef_pd(_mm512_set1_pd(1.0), self.0) })
     }
     #[inline(always)]
     fn frexp_centered(self) -> (Self, Self) {

@@ -52,6 +52,8 @@ struct Consts {
     /// zero, above `exp_hi` it overflows, so clamping changes no result and keeps `n` small.
     exp_lo: f64,
     exp_hi: f64,
+    /// `ln(MIN_POSITIVE)`: below it [`exp_nonpositive`] flushes to zero.
+    exp_normal_lo: f64,
     /// `Q(r)` of `exp(r) ≈ 1 + r + r²·Q(r)` on `[-ln2/2, ln2/2]`, lowest degree first
     /// (minimax for relative error: 2^-28.0 for f32, 2^-56.3 for f64 after rounding).
     exp_poly: &'static [f64],
@@ -73,6 +75,7 @@ const F32: Consts = Consts {
     // exp(-104) < 2^-150 (half the smallest subnormal); exp(89) > f32::MAX.
     exp_lo: -104.0,
     exp_hi: 89.0,
+    exp_normal_lo: -87.336_544_750_553_1,
     exp_poly: &[
         0.499_999_940_395_355_2,
         0.166_665_211_319_923_4,
@@ -98,6 +101,7 @@ const F64: Consts = Consts {
     // exp(-746) < 2^-1075 (half the smallest subnormal); exp(710) > f64::MAX.
     exp_lo: -746.0,
     exp_hi: 710.0,
+    exp_normal_lo: -708.396_418_532_264_1,
     exp_poly: &[
         0.500_000_000_000_001_1,
         0.166_666_666_666_664_13,
@@ -178,6 +182,33 @@ pub(crate) fn exp<V: Lanes>(isa: V::Isa, x: V) -> V {
     let p = (r * r).mul_add(q, r) + splat(isa, 1.0);
     // p is in [0.7, 1.5]: 2^n is applied once, so only results in the subnormal range round.
     p.ldexp(n)
+}
+
+/// `e^x` for `x <= 0`, as softmax sums and sigmoids need it (`x - max` of a row, `-|x|`),
+/// with results below the normal range flushed to zero: the same reduction and polynomial as
+/// [`exp`], but `2^n` comes straight from bits ([`Lanes::pow2i`]), which halves the work on
+/// tiers without `vscalefps`.
+///
+/// **Error: at most 1 ULP** from the correctly rounded result for `ln(MIN_POSITIVE) <= x <= 0`
+/// (about -87.34 for f32, -708.40 for f64), the same bound as [`exp`] (tested over the same
+/// points, folded onto `x <= 0`).
+///
+/// Range handling: `x` below `ln(MIN_POSITIVE)` (rounded to the element type) gives `+0`
+/// (where [`exp`] would give a value under `MIN_POSITIVE`: an absolute difference under
+/// 1.2e-38 for f32), `-inf` gives `+0`, NaN
+/// gives NaN. Positive `x` are outside the contract (correct up to `x < 88`, garbage beyond).
+#[inline(always)]
+pub(crate) fn exp_nonpositive<V: Lanes>(isa: V::Isa, x: V) -> V {
+    let k = consts::<V::Elem>();
+    let lo = splat::<V>(isa, k.exp_normal_lo);
+    // `lo` first: x86 max returns its second operand when either is NaN, so NaN passes.
+    let xc = lo.max(x);
+    let n = (xc * splat(isa, k.log2e)).round();
+    let r = n.mul_add(splat(isa, -k.ln2_hi), xc);
+    let r = n.mul_add(splat(isa, -k.ln2_lo), r);
+    let q = horner(isa, r, k.exp_poly);
+    let p = (r * r).mul_add(q, r) + splat(isa, 1.0);
+    V::select(x.lt(lo), splat(isa, 0.0), p * n.pow2i())
 }
 
 /// `ln((m + c)·2^e)` for `m` in `[sqrt(1/2), sqrt(2))` and `c` of the size of a rounding
@@ -267,7 +298,8 @@ pub(crate) fn log1p<V: Lanes>(isa: V::Isa, x: V) -> V {
 ///
 /// Range handling: `softplus(-inf) = +0`, `softplus(+inf) = +inf`, NaN gives NaN; never
 /// overflows for finite `x`, and for very negative `x` the result is `e^x` (subnormal, then 0).
-// No loss calls this yet (BCE-with-logits uses `log_sigmoid`); the tests below do.
+// No loss calls this or `log_sigmoid`: BCE-with-logits needs `exp(-|x|)` for its gradient too
+// and computes both itself with `exp_nonpositive`. They are kept, tested, as the accurate forms.
 #[cfg_attr(not(test), allow(dead_code))]
 #[inline(always)]
 pub(crate) fn softplus<V: Lanes>(isa: V::Isa, x: V) -> V {
@@ -285,6 +317,7 @@ pub(crate) fn softplus<V: Lanes>(isa: V::Isa, x: V) -> V {
 /// Range handling: `log_sigmoid(-inf) = -inf`, `log_sigmoid(+inf) = +0`, NaN gives NaN; for
 /// large `x` the result is `-e^-x` (subnormal), and once that rounds to zero it is `+0` (the
 /// correctly rounded value is `-0`; the sign of this zero is the only departure).
+#[cfg_attr(not(test), allow(dead_code))]
 #[inline(always)]
 pub(crate) fn log_sigmoid<V: Lanes>(isa: V::Isa, x: V) -> V {
     let zero = splat::<V>(isa, 0.0);
@@ -310,6 +343,7 @@ mod tests {
         Log1p,
         Softplus,
         LogSigmoid,
+        ExpNonpositive,
     }
 
     impl Func {
@@ -320,6 +354,7 @@ mod tests {
                 Func::Log1p => "log1p",
                 Func::Softplus => "softplus",
                 Func::LogSigmoid => "log_sigmoid",
+                Func::ExpNonpositive => "exp_nonpos",
             }
         }
 
@@ -327,8 +362,25 @@ mod tests {
         /// result.
         fn bound(self) -> u64 {
             match self {
-                Func::Exp | Func::Ln | Func::Log1p => 1,
+                Func::Exp | Func::Ln | Func::Log1p | Func::ExpNonpositive => 1,
                 Func::Softplus | Func::LogSigmoid => 2,
+            }
+        }
+
+        /// Maps a test point into the function's domain: `-|x|` for `exp_nonpositive`.
+        fn fold<T: Float>(self, x: T) -> T {
+            match self {
+                Func::ExpNonpositive if x > T::ZERO => -x,
+                _ => x,
+            }
+        }
+
+        /// The reference for element type `T`: [`reference`](Self::reference), with
+        /// `exp_nonpositive`'s flush below `T`'s normal range.
+        fn reference_for<T: Float>(self, x: f64) -> f64 {
+            match self {
+                Func::ExpNonpositive if x < T::from_f64(consts::<T>().exp_normal_lo).to_f64() => 0.0,
+                _ => self.reference(x),
             }
         }
 
@@ -340,6 +392,7 @@ mod tests {
                 Func::Log1p => x.ln_1p(),
                 Func::Softplus => x.max(0.0) + (-x.abs()).exp().ln_1p(),
                 Func::LogSigmoid => x.min(0.0) - (-x.abs()).exp().ln_1p(),
+                Func::ExpNonpositive => x.exp(),
             }
         }
     }
@@ -364,6 +417,7 @@ mod tests {
                 Func::Log1p => map_with::<V, Log1pFn>(isa, src, dst),
                 Func::Softplus => map_with::<V, SoftplusFn>(isa, src, dst),
                 Func::LogSigmoid => map_with::<V, LogSigmoidFn>(isa, src, dst),
+                Func::ExpNonpositive => map_with::<V, ExpNonpositiveFn>(isa, src, dst),
             }
         }
     }
@@ -391,6 +445,7 @@ mod tests {
     math_fn!(Log1pFn, log1p);
     math_fn!(SoftplusFn, softplus);
     math_fn!(LogSigmoidFn, log_sigmoid);
+    math_fn!(ExpNonpositiveFn, exp_nonpositive);
 
     /// Four independent vectors per step (so the throughput test measures throughput, not the
     /// latency of one chain), then single vectors, then one masked tail.
@@ -579,6 +634,8 @@ mod tests {
             Func::Softplus | Func::LogSigmoid if half => rng.uniform(-20.0, 20.0),
             Func::Softplus | Func::LogSigmoid if wide => rng.uniform(-760.0, 760.0),
             Func::Softplus | Func::LogSigmoid => rng.uniform(-110.0, 110.0),
+            Func::ExpNonpositive if wide => rng.uniform(-709.0, 0.0),
+            Func::ExpNonpositive => rng.uniform(-88.0, 0.0),
         };
         T::from_f64(x)
     }
@@ -656,7 +713,7 @@ mod tests {
         worst: &mut [Worst],
         out: &mut Vec<T>,
     ) {
-        let refs: Vec<f64> = xs.iter().map(|x| func.reference(x.to_f64())).collect();
+        let refs: Vec<f64> = xs.iter().map(|x| func.reference_for::<T>(x.to_f64())).collect();
         out.resize(xs.len(), T::ZERO);
         for (tier, w) in tiers.iter().zip(worst.iter_mut()) {
             tier.resolve().run(MapKernel {
@@ -690,7 +747,7 @@ mod tests {
         let mut out = Vec::new();
         // Blocks of 2^16 + 15 elements: every tier takes its 4-vector, single-vector and tail paths.
         const BLOCK: usize = 65_551;
-        let mut xs: Vec<T> = specials::<T>();
+        let mut xs: Vec<T> = specials::<T>().into_iter().map(|x| func.fold(x)).collect();
         let mut count = 0u64;
         let mut flush = |xs: &mut Vec<T>, worst: &mut Vec<Worst>, out: &mut Vec<T>| {
             check_block(func, &tiers, xs, worst, out);
@@ -701,14 +758,14 @@ mod tests {
         let bits = 8 * core::mem::size_of::<T>() as u32;
         let stride = ((1u128 << bits) / STRIDED as u128) as u64 | 1;
         for i in 0..STRIDED {
-            xs.push(T::from_raw_bits(i.wrapping_mul(stride)));
+            xs.push(func.fold(T::from_raw_bits(i.wrapping_mul(stride))));
             if xs.len() == BLOCK {
                 flush(&mut xs, &mut worst, &mut out);
             }
         }
         let mut rng = Rng(0x5eed ^ func as u64);
         for _ in 0..RANDOM {
-            xs.push(random_point(func, &mut rng));
+            xs.push(func.fold(random_point(func, &mut rng)));
             if xs.len() == BLOCK {
                 flush(&mut xs, &mut worst, &mut out);
             }
@@ -828,6 +885,12 @@ mod tests {
             (Func::Softplus, -inf, 0.0),
             (Func::Softplus, T::MAX.to_f64(), T::MAX.to_f64()),
             (Func::Softplus, -T::MAX.to_f64(), 0.0),
+            (Func::ExpNonpositive, nan, nan),
+            (Func::ExpNonpositive, -inf, 0.0),
+            (Func::ExpNonpositive, 0.0, 1.0),
+            (Func::ExpNonpositive, -0.0, 1.0),
+            (Func::ExpNonpositive, -T::MAX.to_f64(), 0.0),
+            (Func::ExpNonpositive, consts::<T>().exp_normal_lo * 1.000_001, 0.0),
             (Func::LogSigmoid, nan, nan),
             (Func::LogSigmoid, inf, 0.0),
             (Func::LogSigmoid, -inf, -inf),
@@ -898,6 +961,7 @@ mod tests {
                 Func::Log1p,
                 Func::Softplus,
                 Func::LogSigmoid,
+                Func::ExpNonpositive,
             ] {
                 println!(
                     "math {:<11} {:<8}: f32 {:.3} ns/element, f64 {:.3} ns/element",
@@ -911,6 +975,14 @@ mod tests {
     }
 
     #[test]
+    fn exp_nonpositive_f32() {
+        accuracy::<f32>(Func::ExpNonpositive);
+    }
+    #[test]
+    fn exp_nonpositive_f64() {
+        accuracy::<f64>(Func::ExpNonpositive);
+    }
+    #[test]
     fn exact_values_f32() {
         exact_values::<f32>();
     }
@@ -919,3 +991,4 @@ mod tests {
         exact_values::<f64>();
     }
 }
+

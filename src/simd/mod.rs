@@ -118,6 +118,10 @@ pub trait Lanes:
     /// `self * 2^n` for integral `n` (in `Elem`), saturating to 0 or ±inf like `ldexp`;
     /// NaN `self` gives NaN. Used by `exp`.
     fn ldexp(self, n: Self) -> Self;
+    /// `2^self` for integral `self` in the normal exponent range (`[-126, 127]` for f32,
+    /// `[-1022, 1023]` for f64), built directly from bits; other values give unspecified
+    /// results. The one-step scaling of `math::exp_nonpositive`.
+    fn pow2i(self) -> Self;
     /// Splits finite positive normal `self` into `(m, e)` with `self = m * 2^e`,
     /// `m` in `[sqrt(1/2), sqrt(2))` and `e` integral. Used by `ln`; other inputs are handled by
     /// the caller.

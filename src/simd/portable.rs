@@ -193,6 +193,11 @@ macro_rules! wide_lanes {
                 $v(self.0 * pow2(half) * pow2(rest))
             }
             #[inline(always)]
+            fn pow2i(self) -> Self {
+                let bits: $u = cast(self.0 + $w::splat($magic));
+                $v(cast((bits + $u::splat($bias)) << $mant))
+            }
+            #[inline(always)]
             fn frexp_centered(self) -> (Self, Self) {
                 let bits: $u = cast(self.0);
                 let mant_mask = $u::splat((1 << $mant) - 1);

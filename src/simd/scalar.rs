@@ -163,6 +163,10 @@ macro_rules! scalar_lanes {
                 One(ldexp_f64(self.0 as f64, n.0 as f64) as $t)
             }
             #[inline(always)]
+            fn pow2i(self) -> Self {
+                One($t::from_bits(((self.0 as i64).wrapping_add($bias) as $bits) << $mant))
+            }
+            #[inline(always)]
             fn frexp_centered(self) -> (Self, Self) {
                 let bits = self.0.to_bits();
                 let e = ((bits >> $mant) as i64) - $bias;
