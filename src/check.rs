@@ -13,7 +13,12 @@ pub(crate) fn same_len(
     if len == expected {
         Ok(())
     } else {
-        Err(LossError::LengthMismatch { name, len, expected_name, expected })
+        Err(LossError::LengthMismatch {
+            name,
+            len,
+            expected_name,
+            expected,
+        })
     }
 }
 
@@ -22,7 +27,11 @@ pub(crate) fn positive<T: Float>(name: &'static str, value: T) -> Result<(), Los
     if value > T::ZERO {
         Ok(())
     } else {
-        Err(LossError::InvalidParameter { name, value: value.to_f64(), requirement: "> 0" })
+        Err(LossError::InvalidParameter {
+            name,
+            value: value.to_f64(),
+            requirement: "> 0",
+        })
     }
 }
 
@@ -31,6 +40,10 @@ pub(crate) fn non_negative<T: Float>(name: &'static str, value: T) -> Result<(),
     if value >= T::ZERO {
         Ok(())
     } else {
-        Err(LossError::InvalidParameter { name, value: value.to_f64(), requirement: ">= 0" })
+        Err(LossError::InvalidParameter {
+            name,
+            value: value.to_f64(),
+            requirement: ">= 0",
+        })
     }
 }

@@ -80,8 +80,16 @@ pub enum LossError {
 impl fmt::Display for LossError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LossError::LengthMismatch { name, len, expected_name, expected } => {
-                write!(f, "{name} has {len} elements but {expected_name} has {expected}")
+            LossError::LengthMismatch {
+                name,
+                len,
+                expected_name,
+                expected,
+            } => {
+                write!(
+                    f,
+                    "{name} has {len} elements but {expected_name} has {expected}"
+                )
             }
             LossError::ZeroClasses => f.write_str("classes is 0; it must be at least 1"),
             LossError::NotMultipleOfClasses { len, classes } => write!(
@@ -91,11 +99,19 @@ impl fmt::Display for LossError {
             LossError::SizeOverflow { rows, classes } => {
                 write!(f, "rows ({rows}) * classes ({classes}) overflows usize")
             }
-            LossError::LabelOutOfRange { row, label, classes } => write!(
+            LossError::LabelOutOfRange {
+                row,
+                label,
+                classes,
+            } => write!(
                 f,
                 "label {label} in row {row} is outside 0..{classes} and is not the ignore index"
             ),
-            LossError::InvalidParameter { name, value, requirement } => {
+            LossError::InvalidParameter {
+                name,
+                value,
+                requirement,
+            } => {
                 write!(f, "{name} is {value}; it must be {requirement}")
             }
             LossError::NotAProbability { name, index, value } => write!(

@@ -65,7 +65,6 @@ pub(crate) mod sealed {
         fn exp(self) -> Self;
         fn ln(self) -> Self;
         fn ln_1p(self) -> Self;
-        fn is_nan(self) -> bool;
     }
 
     macro_rules! impl_sealed {
@@ -108,10 +107,6 @@ pub(crate) mod sealed {
                 #[inline(always)]
                 fn ln_1p(self) -> Self {
                     $t::ln_1p(self)
-                }
-                #[inline(always)]
-                fn is_nan(self) -> bool {
-                    $t::is_nan(self)
                 }
             }
         };

@@ -52,15 +52,17 @@ mod simd;
 pub use error::LossError;
 pub use float::Float;
 pub use loss::binary::{
-    bce, bce_and_grad, bce_each, bce_with_logits, bce_with_logits_and_grad, bce_with_logits_each, Bce, BceWithLogits,
+    bce, bce_and_grad, bce_each, bce_with_logits, bce_with_logits_and_grad, bce_with_logits_each,
+    Bce, BceWithLogits,
 };
-pub use loss::cross_entropy::{cross_entropy, cross_entropy_and_grad, cross_entropy_probs, CrossEntropy, Label};
+pub use loss::cross_entropy::{
+    cross_entropy, cross_entropy_and_grad, cross_entropy_probs, CrossEntropy, Label,
+};
 pub use loss::pointwise::{
-    huber, huber_and_grad, huber_each, l1, l1_and_grad, l1_each, mse, mse_and_grad, mse_each, smooth_l1,
-    smooth_l1_and_grad, smooth_l1_each,
+    huber, huber_and_grad, huber_each, l1, l1_and_grad, l1_each, mse, mse_and_grad, mse_each,
+    smooth_l1, smooth_l1_and_grad, smooth_l1_each,
 };
 pub use simd::{read_ceiling, with_tier, Tier};
-
 
 /// How per-element (or per-row) losses are combined into one number.
 ///

@@ -92,7 +92,14 @@ where
     O: Send,
     F: Fn(usize, Option<&mut [O]>) -> P + Sync,
 {
-    fn node<P, O, F>(lo: usize, hi: usize, parallel: bool, out: Option<&mut [O]>, per: usize, leaf: &F) -> P
+    fn node<P, O, F>(
+        lo: usize,
+        hi: usize,
+        parallel: bool,
+        out: Option<&mut [O]>,
+        per: usize,
+        leaf: &F,
+    ) -> P
     where
         P: Partial,
         O: Send,
@@ -116,7 +123,10 @@ where
                 || node(mid, hi, parallel, out_hi, per, leaf),
             )
         } else {
-            (node(lo, mid, parallel, out_lo, per, leaf), node(mid, hi, parallel, out_hi, per, leaf))
+            (
+                node(lo, mid, parallel, out_lo, per, leaf),
+                node(mid, hi, parallel, out_hi, per, leaf),
+            )
         };
         left.combine(right)
     }
@@ -130,12 +140,24 @@ pub(crate) fn sum2<T: Float, M: Map2<T>>(a: &[T], b: &[T], map: &M) -> f64 {
 
 /// `Σ map(a[i], b[i])` in `f64`, writing `grad[i] = scale · d map(a[i], b[i]) / d a[i]` in the
 /// same pass (all three of one length).
-pub(crate) fn sum_and_grad2<T: Float, M: Map2<T>>(a: &[T], b: &[T], grad: &mut [T], scale: T, map: &M) -> f64 {
+pub(crate) fn sum_and_grad2<T: Float, M: Map2<T>>(
+    a: &[T],
+    b: &[T],
+    grad: &mut [T],
+    scale: T,
+    map: &M,
+) -> f64 {
     debug_assert_eq!(a.len(), grad.len());
     sweep2::<T, M, true>(a, b, Some(grad), scale, map)
 }
 
-fn sweep2<T: Float, M: Map2<T>, const GRAD: bool>(a: &[T], b: &[T], grad: Option<&mut [T]>, scale: T, map: &M) -> f64 {
+fn sweep2<T: Float, M: Map2<T>, const GRAD: bool>(
+    a: &[T],
+    b: &[T],
+    grad: Option<&mut [T]>,
+    scale: T,
+    map: &M,
+) -> f64 {
     debug_assert_eq!(a.len(), b.len());
     let tier = Resolved::active();
     let n = a.len().min(b.len());
@@ -143,7 +165,13 @@ fn sweep2<T: Float, M: Map2<T>, const GRAD: bool>(a: &[T], b: &[T], grad: Option
     let leaf = |i: usize, grad: Option<&mut [T]>| {
         let range = i * CHUNK..n.min((i + 1) * CHUNK);
         let grad = grad.unwrap_or_default();
-        tier.run(Sum2::<T, M, GRAD> { a: &a[range.clone()], b: &b[range], grad, scale, map })
+        tier.run(Sum2::<T, M, GRAD> {
+            a: &a[range.clone()],
+            b: &b[range],
+            grad,
+            scale,
+            map,
+        })
     };
     tree_reduce(chunks, chunks >= 2, grad, CHUNK, &leaf).unwrap_or(0.0)
 }
@@ -174,7 +202,14 @@ impl<T: Float, M: Map2<T>, const GRAD: bool> Sum2<'_, T, M, GRAD> {
     /// The loss of the lanes at `at` (a whole vector, or the `tail` elements left), storing the
     /// scaled derivative when `GRAD`.
     #[inline(always)]
-    fn lanes<V: Lanes<Elem = T>>(&mut self, isa: V::Isa, x: V, y: V, at: usize, tail: Option<usize>) -> V {
+    fn lanes<V: Lanes<Elem = T>>(
+        &mut self,
+        isa: V::Isa,
+        x: V,
+        y: V,
+        at: usize,
+        tail: Option<usize>,
+    ) -> V {
         if !GRAD {
             return self.map.map(isa, x, y);
         }
@@ -202,7 +237,11 @@ impl<T: Float, M: Map2<T>, const GRAD: bool> Kernel<T> for Sum2<'_, T, M, GRAD> 
         let mut acc = V::acc_zero(isa);
 
         let full = n - n % block;
-        for (bi, (ab, bb)) in a[..full].chunks_exact(block).zip(b[..full].chunks_exact(block)).enumerate() {
+        for (bi, (ab, bb)) in a[..full]
+            .chunks_exact(block)
+            .zip(b[..full].chunks_exact(block))
+            .enumerate()
+        {
             let mut s = [zero; UNROLL];
             for (si, (av, bv)) in ab.chunks_exact(step).zip(bb.chunks_exact(step)).enumerate() {
                 for (k, s) in s.iter_mut().enumerate() {
@@ -218,8 +257,18 @@ impl<T: Float, M: Map2<T>, const GRAD: bool> Kernel<T> for Sum2<'_, T, M, GRAD> 
         let (a, b) = (&a[full..], &b[full..]);
         let whole = a.len() - a.len() % lanes;
         let mut s = zero;
-        for (j, (av, bv)) in a[..whole].chunks_exact(lanes).zip(b[..whole].chunks_exact(lanes)).enumerate() {
-            s = s + self.lanes(isa, V::load(isa, av), V::load(isa, bv), full + j * lanes, None);
+        for (j, (av, bv)) in a[..whole]
+            .chunks_exact(lanes)
+            .zip(b[..whole].chunks_exact(lanes))
+            .enumerate()
+        {
+            s = s + self.lanes(
+                isa,
+                V::load(isa, av),
+                V::load(isa, bv),
+                full + j * lanes,
+                None,
+            );
         }
         let (a, b) = (&a[whole..], &b[whole..]);
         if !a.is_empty() {
@@ -255,7 +304,9 @@ impl<T: Float, M: Map2<T>> Kernel<T> for Each2<'_, T, M> {
             .zip(a[..whole].chunks_exact(lanes))
             .zip(b[..whole].chunks_exact(lanes))
         {
-            self.map.map(isa, V::load(isa, av), V::load(isa, bv)).store(o);
+            self.map
+                .map(isa, V::load(isa, av), V::load(isa, bv))
+                .store(o);
         }
         if !out_tail.is_empty() {
             let x = V::load_prefix(isa, &a[whole..], T::ZERO);

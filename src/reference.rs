@@ -104,7 +104,11 @@ pub fn log_softmax<T: Float>(row: &[T]) -> Vec<f64> {
             m
         }
     });
-    let lse = row.iter().map(|&v| (v.to_f64() - max).exp()).sum::<f64>().ln();
+    let lse = row
+        .iter()
+        .map(|&v| (v.to_f64() - max).exp())
+        .sum::<f64>()
+        .ln();
     row.iter().map(|&v| v.to_f64() - max - lse).collect()
 }
 
@@ -121,7 +125,12 @@ pub enum RowTarget<'a, T> {
 
 /// One row's cross-entropy loss and the weight it adds to a weighted mean, in `f64`, following
 /// PyTorch's `cross_entropy` with class weights and label smoothing `eps`.
-pub fn cross_entropy_row<T: Float>(row: &[T], target: RowTarget<'_, T>, weight: Option<&[T]>, eps: f64) -> (f64, f64) {
+pub fn cross_entropy_row<T: Float>(
+    row: &[T],
+    target: RowTarget<'_, T>,
+    weight: Option<&[T]>,
+    eps: f64,
+) -> (f64, f64) {
     let c = row.len();
     let w = |k: usize| weight.map_or(1.0, |w| w[k].to_f64());
     match target {
@@ -214,7 +223,12 @@ pub fn bce_with_logits_grad<T: Float>(x: T, t: T, pos_weight: Option<T>) -> T {
 
 /// d/dx of one row's [`cross_entropy_row`] loss, in `f64`: `A·softmax - a`, where `a` is the
 /// (smoothed, weighted) target and `A = Σ a`.
-pub fn cross_entropy_row_grad<T: Float>(row: &[T], target: RowTarget<'_, T>, weight: Option<&[T]>, eps: f64) -> Vec<f64> {
+pub fn cross_entropy_row_grad<T: Float>(
+    row: &[T],
+    target: RowTarget<'_, T>,
+    weight: Option<&[T]>,
+    eps: f64,
+) -> Vec<f64> {
     let c = row.len();
     let w = |k: usize| weight.map_or(1.0, |w| w[k].to_f64());
     let a: Vec<f64> = match target {
@@ -222,8 +236,14 @@ pub fn cross_entropy_row_grad<T: Float>(row: &[T], target: RowTarget<'_, T>, wei
         RowTarget::Class(t) => (0..c)
             .map(|k| (1.0 - eps) * w(t) * f64::from(u8::from(k == t)) + eps / c as f64 * w(k))
             .collect(),
-        RowTarget::Probs(p) => (0..c).map(|k| ((1.0 - eps) * p[k].to_f64() + eps / c as f64) * w(k)).collect(),
+        RowTarget::Probs(p) => (0..c)
+            .map(|k| ((1.0 - eps) * p[k].to_f64() + eps / c as f64) * w(k))
+            .collect(),
     };
     let total: f64 = a.iter().sum();
-    log_softmax(row).iter().zip(&a).map(|(lp, ak)| total * lp.exp() - ak).collect()
+    log_softmax(row)
+        .iter()
+        .zip(&a)
+        .map(|(lp, ak)| total * lp.exp() - ak)
+        .collect()
 }

@@ -29,15 +29,24 @@ fn logit() -> impl Strategy<Value = f64> {
 }
 
 fn case() -> impl Strategy<Value = Case> {
-    (0usize..64, prop_oneof![1usize..40, 1usize..5000], any::<bool>(), prop_oneof![Just(0.0), 0.0..1.0f64])
+    (
+        0usize..64,
+        prop_oneof![1usize..40, 1usize..5000],
+        any::<bool>(),
+        prop_oneof![Just(0.0), 0.0..1.0f64],
+    )
         .prop_flat_map(|(rows, classes, weighted, smoothing)| {
             let rows = if classes > 600 { rows.min(6) } else { rows };
             let n = rows * classes;
             (
                 proptest::collection::vec(logit(), n),
-                proptest::collection::vec(prop_oneof![9 => (0..classes as i64), 1 => Just(-100i64)], rows),
+                proptest::collection::vec(
+                    prop_oneof![9 => 0..classes as i64, 1 => Just(-100i64)],
+                    rows,
+                ),
                 proptest::collection::vec(0.0..1.0f64, n),
-                proptest::collection::vec(0.0..2.0f64, classes).prop_map(move |w| weighted.then_some(w)),
+                proptest::collection::vec(0.0..2.0f64, classes)
+                    .prop_map(move |w| weighted.then_some(w)),
             )
                 .prop_map(move |(logits, labels, raw, weight)| {
                     // Normalise each row of probabilities.
@@ -46,7 +55,15 @@ fn case() -> impl Strategy<Value = Case> {
                         let s: f64 = row.iter().sum::<f64>().max(1e-12);
                         row.iter_mut().for_each(|p| *p /= s);
                     }
-                    Case { rows, classes, logits, labels, probs, weight, smoothing }
+                    Case {
+                        rows,
+                        classes,
+                        logits,
+                        labels,
+                        probs,
+                        weight,
+                        smoothing,
+                    }
                 })
         })
 }
@@ -92,25 +109,48 @@ fn check<T: Elem>(c: &Case) -> Result<(), TestCaseError> {
     };
     for probs_target in [false, true] {
         let want = rows_of(probs_target);
-        let scale: f64 = want.iter().map(|(l, _)| l.abs()).filter(|l| l.is_finite()).sum();
+        let scale: f64 = want
+            .iter()
+            .map(|(l, _)| l.abs())
+            .filter(|l| l.is_finite())
+            .sum();
         let want_sum: f64 = want.iter().map(|(l, _)| l).sum();
-        let divisor: f64 = if probs_target { c.rows as f64 } else { want.iter().map(|(_, w)| w).sum() };
+        let divisor: f64 = if probs_target {
+            c.rows as f64
+        } else {
+            want.iter().map(|(_, w)| w).sum()
+        };
         for tier in Tier::available() {
             with_tier(tier, || -> Result<(), TestCaseError> {
                 let mut each = vec![T::of(7.0); c.rows];
                 let (sum, mean) = if probs_target {
                     ce.each_probs(&logits, k, &probs, &mut each).unwrap();
-                    (ce.loss_probs(&logits, k, &probs, Reduction::Sum).unwrap(), ce.loss_probs(&logits, k, &probs, Reduction::Mean).unwrap())
+                    (
+                        ce.loss_probs(&logits, k, &probs, Reduction::Sum).unwrap(),
+                        ce.loss_probs(&logits, k, &probs, Reduction::Mean).unwrap(),
+                    )
                 } else {
                     ce.each(&logits, k, &c.labels, &mut each).unwrap();
-                    (ce.loss(&logits, k, &c.labels, Reduction::Sum).unwrap(), ce.loss(&logits, k, &c.labels, Reduction::Mean).unwrap())
+                    (
+                        ce.loss(&logits, k, &c.labels, Reduction::Sum).unwrap(),
+                        ce.loss(&logits, k, &c.labels, Reduction::Mean).unwrap(),
+                    )
                 };
                 for (r, (g, (w, _))) in each.iter().zip(&want).enumerate() {
-                    prop_assert!(close(g.f64(), *w, 0.0, is_f32), "{tier} probs={probs_target} row {r}: {g:?} vs {w}");
+                    prop_assert!(
+                        close(g.f64(), *w, 0.0, is_f32),
+                        "{tier} probs={probs_target} row {r}: {g:?} vs {w}"
+                    );
                 }
-                prop_assert!(close(sum.f64(), want_sum, scale, is_f32), "{tier} probs={probs_target} sum {sum:?} vs {want_sum}");
+                prop_assert!(
+                    close(sum.f64(), want_sum, scale, is_f32),
+                    "{tier} probs={probs_target} sum {sum:?} vs {want_sum}"
+                );
                 let want_mean = want_sum / divisor;
-                prop_assert!(close(mean.f64(), want_mean, scale / divisor, is_f32), "{tier} probs={probs_target} mean {mean:?} vs {want_mean}");
+                prop_assert!(
+                    close(mean.f64(), want_mean, scale / divisor, is_f32),
+                    "{tier} probs={probs_target} mean {mean:?} vs {want_mean}"
+                );
                 Ok(())
             })
             .unwrap()?;
@@ -139,11 +179,15 @@ fn cross_entropy_of_512_x_50257_f32_is_within_1e_6_of_f64_and_identical_for_1_2_
     let mut state = 0x1234_5678_u64;
     let logits: Vec<f32> = (0..rows * classes)
         .map(|_| {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 16.0
         })
         .collect();
-    let labels: Vec<u32> = (0..rows as u32).map(|r| (r * 7919) % classes as u32).collect();
+    let labels: Vec<u32> = (0..rows as u32)
+        .map(|r| (r * 7919) % classes as u32)
+        .collect();
     let exact: f64 = (0..rows)
         .map(|r| {
             let row = &logits[r * classes..(r + 1) * classes];
@@ -153,15 +197,27 @@ fn cross_entropy_of_512_x_50257_f32_is_within_1e_6_of_f64_and_identical_for_1_2_
         / rows as f64;
     for tier in Tier::available() {
         let run = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            pool.install(|| with_tier(tier, || losskit::cross_entropy(&logits, classes, &labels, Reduction::Mean).unwrap()).unwrap())
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                with_tier(tier, || {
+                    losskit::cross_entropy(&logits, classes, &labels, Reduction::Mean).unwrap()
+                })
+                .unwrap()
+            })
         };
         let one = run(1);
         let rel = (one as f64 - exact).abs() / exact;
         println!("tier {tier}: {one} vs f64 {exact}: relative error {rel:.2e}");
         assert!(rel <= 1e-6, "tier {tier}: relative error {rel:e}");
         for threads in [2, 3, 8] {
-            assert_eq!(run(threads).to_bits(), one.to_bits(), "tier {tier}: {threads} threads differ");
+            assert_eq!(
+                run(threads).to_bits(),
+                one.to_bits(),
+                "tier {tier}: {threads} threads differ"
+            );
         }
     }
 }

@@ -56,7 +56,11 @@ impl<T: Float> Map2<T> for BceMap<T> {
 /// The first element of `values` outside `[0, 1]` (NaN included), as an error.
 fn check_probabilities<T: Float>(name: &'static str, values: &[T]) -> Result<(), LossError> {
     match values.iter().position(|&v| !(v >= T::ZERO && v <= T::ONE)) {
-        Some(index) => Err(LossError::NotAProbability { name, index, value: values[index].to_f64() }),
+        Some(index) => Err(LossError::NotAProbability {
+            name,
+            index,
+            value: values[index].to_f64(),
+        }),
         None => Ok(()),
     }
 }
@@ -98,10 +102,16 @@ impl<T: Float> Bce<T> {
     fn checked_map(&self) -> Result<BceMap<T>, LossError> {
         if let Some(eps) = self.epsilon {
             if !(eps >= T::ZERO && eps <= T::from_f64(0.5)) {
-                return Err(LossError::InvalidParameter { name: "epsilon", value: eps.to_f64(), requirement: "in [0, 0.5]" });
+                return Err(LossError::InvalidParameter {
+                    name: "epsilon",
+                    value: eps.to_f64(),
+                    requirement: "in [0, 0.5]",
+                });
             }
         }
-        Ok(BceMap { epsilon: self.epsilon })
+        Ok(BceMap {
+            epsilon: self.epsilon,
+        })
     }
 
     /// The reduced loss.
@@ -146,7 +156,13 @@ impl<T: Float> Bce<T> {
     /// assert!((grad[0] + 4.0).abs() < 1e-12); // (0.25 - 1) / (0.25 · 0.75)
     /// # Ok::<(), losskit::LossError>(())
     /// ```
-    pub fn loss_and_grad(&self, probs: &[T], target: &[T], reduction: Reduction, grad: &mut [T]) -> Result<T, LossError> {
+    pub fn loss_and_grad(
+        &self,
+        probs: &[T],
+        target: &[T],
+        reduction: Reduction,
+        grad: &mut [T],
+    ) -> Result<T, LossError> {
         let map = self.checked_map()?;
         check::same_len("target", target.len(), "input", probs.len())?;
         check::same_len("grad", grad.len(), "input", probs.len())?;
@@ -293,7 +309,9 @@ impl<T: Float> BceWithLogits<T> {
         if let Some(pw) = self.pos_weight {
             check::non_negative("pos_weight", pw)?;
         }
-        Ok(BceLogitsMap { pos_weight: self.pos_weight })
+        Ok(BceLogitsMap {
+            pos_weight: self.pos_weight,
+        })
     }
 
     /// The reduced loss.
@@ -328,11 +346,23 @@ impl<T: Float> BceWithLogits<T> {
     /// assert_eq!(grad, [-0.5, 0.5]);
     /// # Ok::<(), losskit::LossError>(())
     /// ```
-    pub fn loss_and_grad(&self, logits: &[T], target: &[T], reduction: Reduction, grad: &mut [T]) -> Result<T, LossError> {
+    pub fn loss_and_grad(
+        &self,
+        logits: &[T],
+        target: &[T],
+        reduction: Reduction,
+        grad: &mut [T],
+    ) -> Result<T, LossError> {
         let map = self.checked_map()?;
         check::same_len("target", target.len(), "input", logits.len())?;
         check::same_len("grad", grad.len(), "input", logits.len())?;
-        let sum = sum_and_grad2(logits, target, grad, reduction.grad_scale(logits.len()), &map);
+        let sum = sum_and_grad2(
+            logits,
+            target,
+            grad,
+            reduction.grad_scale(logits.len()),
+            &map,
+        );
         Ok(reduction.finish(sum, logits.len()))
     }
 
@@ -369,7 +399,11 @@ impl<T: Float> BceWithLogits<T> {
 /// assert!((loss - std::f32::consts::LN_2).abs() < 1e-6);
 /// # Ok::<(), losskit::LossError>(())
 /// ```
-pub fn bce_with_logits<T: Float>(logits: &[T], target: &[T], reduction: Reduction) -> Result<T, LossError> {
+pub fn bce_with_logits<T: Float>(
+    logits: &[T],
+    target: &[T],
+    reduction: Reduction,
+) -> Result<T, LossError> {
     BceWithLogits::new().loss(logits, target, reduction)
 }
 
@@ -384,7 +418,11 @@ pub fn bce_with_logits<T: Float>(logits: &[T], target: &[T], reduction: Reductio
 /// assert_eq!(out, [800.0, 800.0]);
 /// # Ok::<(), losskit::LossError>(())
 /// ```
-pub fn bce_with_logits_each<T: Float>(logits: &[T], target: &[T], out: &mut [T]) -> Result<(), LossError> {
+pub fn bce_with_logits_each<T: Float>(
+    logits: &[T],
+    target: &[T],
+    out: &mut [T],
+) -> Result<(), LossError> {
     BceWithLogits::new().each(logits, target, out)
 }
 
@@ -401,7 +439,12 @@ pub fn bce_with_logits_each<T: Float>(logits: &[T], target: &[T], out: &mut [T])
 /// assert_eq!(grad, [-1.0, 1.0]);
 /// # Ok::<(), losskit::LossError>(())
 /// ```
-pub fn bce_and_grad<T: Float>(probs: &[T], target: &[T], reduction: Reduction, grad: &mut [T]) -> Result<T, LossError> {
+pub fn bce_and_grad<T: Float>(
+    probs: &[T],
+    target: &[T],
+    reduction: Reduction,
+    grad: &mut [T],
+) -> Result<T, LossError> {
     Bce::new().loss_and_grad(probs, target, reduction, grad)
 }
 

@@ -83,7 +83,11 @@ impl<T: Float> Default for CrossEntropy<'_, T> {
 impl<'w, T: Float> CrossEntropy<'w, T> {
     /// PyTorch's defaults: no class weights, `ignore_index = -100`, `label_smoothing = 0`.
     pub fn new() -> Self {
-        CrossEntropy { weight: None, ignore_index: -100, label_smoothing: 0.0 }
+        CrossEntropy {
+            weight: None,
+            ignore_index: -100,
+            label_smoothing: 0.0,
+        }
     }
 
     /// Per-class weights (`len == classes`, checked when the loss is computed).
@@ -126,7 +130,13 @@ impl<'w, T: Float> CrossEntropy<'w, T> {
     /// assert!((loss - std::f64::consts::LN_2).abs() < 1e-15);
     /// # Ok::<(), losskit::LossError>(())
     /// ```
-    pub fn loss<L: Label>(&self, logits: &[T], classes: usize, labels: &[L], reduction: Reduction) -> Result<T, LossError> {
+    pub fn loss<L: Label>(
+        &self,
+        logits: &[T],
+        classes: usize,
+        labels: &[L],
+        reduction: Reduction,
+    ) -> Result<T, LossError> {
         let job = self.labels_job(logits, logits.len(), classes, labels)?;
         let [loss, weight] = job.run(None, None);
         Ok(finish(loss, weight, reduction))
@@ -147,7 +157,13 @@ impl<'w, T: Float> CrossEntropy<'w, T> {
     /// assert_eq!(out[1], 0.0);
     /// # Ok::<(), losskit::LossError>(())
     /// ```
-    pub fn each<L: Label>(&self, logits: &[T], classes: usize, labels: &[L], out: &mut [T]) -> Result<(), LossError> {
+    pub fn each<L: Label>(
+        &self,
+        logits: &[T],
+        classes: usize,
+        labels: &[L],
+        out: &mut [T],
+    ) -> Result<(), LossError> {
         let job = self.labels_job(logits, logits.len(), classes, labels)?;
         check::same_len("out", out.len(), "rows of logits", job.rows)?;
         job.run(Some(out), None);
@@ -170,7 +186,13 @@ impl<'w, T: Float> CrossEntropy<'w, T> {
     /// assert!((loss - std::f32::consts::LN_2).abs() < 1e-7);
     /// # Ok::<(), losskit::LossError>(())
     /// ```
-    pub fn loss_probs(&self, logits: &[T], classes: usize, probs: &[T], reduction: Reduction) -> Result<T, LossError> {
+    pub fn loss_probs(
+        &self,
+        logits: &[T],
+        classes: usize,
+        probs: &[T],
+        reduction: Reduction,
+    ) -> Result<T, LossError> {
         let job = self.probs_job(logits, logits.len(), classes, probs)?;
         let [loss, _] = job.run(None, None);
         Ok(finish(loss, job.divisor, reduction))
@@ -189,7 +211,13 @@ impl<'w, T: Float> CrossEntropy<'w, T> {
     /// assert!((out[0] - std::f64::consts::LN_2).abs() < 1e-15);
     /// # Ok::<(), losskit::LossError>(())
     /// ```
-    pub fn each_probs(&self, logits: &[T], classes: usize, probs: &[T], out: &mut [T]) -> Result<(), LossError> {
+    pub fn each_probs(
+        &self,
+        logits: &[T],
+        classes: usize,
+        probs: &[T],
+        out: &mut [T],
+    ) -> Result<(), LossError> {
         let job = self.probs_job(logits, logits.len(), classes, probs)?;
         check::same_len("out", out.len(), "rows of logits", job.rows)?;
         job.run(Some(out), None);
@@ -201,7 +229,7 @@ impl<'w, T: Float> CrossEntropy<'w, T> {
         if classes == 0 {
             return Err(LossError::ZeroClasses);
         }
-        if len % classes != 0 {
+        if !len.is_multiple_of(classes) {
             return Err(LossError::NotMultipleOfClasses { len, classes });
         }
         if let Some(w) = self.weight {
@@ -209,7 +237,11 @@ impl<'w, T: Float> CrossEntropy<'w, T> {
         }
         let s = self.label_smoothing;
         if !(0.0..=1.0).contains(&s) {
-            return Err(LossError::InvalidParameter { name: "label_smoothing", value: s, requirement: "in [0, 1]" });
+            return Err(LossError::InvalidParameter {
+                name: "label_smoothing",
+                value: s,
+                requirement: "in [0, 1]",
+            });
         }
         Ok(len / classes)
     }
@@ -233,7 +265,11 @@ impl<'w, T: Float> CrossEntropy<'w, T> {
                 continue;
             }
             if !(0..classes as i128).contains(&label) {
-                return Err(LossError::LabelOutOfRange { row, label, classes });
+                return Err(LossError::LabelOutOfRange {
+                    row,
+                    label,
+                    classes,
+                });
             }
             weight_total += self.weight.map_or(1.0, |w| w[label as usize].to_f64());
         }
@@ -248,7 +284,13 @@ impl<'w, T: Float> CrossEntropy<'w, T> {
         })
     }
 
-    fn probs_job<'a>(&'a self, logits: &'a [T], len: usize, classes: usize, probs: &'a [T]) -> Result<Job<'a, T, u32>, LossError> {
+    fn probs_job<'a>(
+        &'a self,
+        logits: &'a [T],
+        len: usize,
+        classes: usize,
+        probs: &'a [T],
+    ) -> Result<Job<'a, T, u32>, LossError> {
         let rows = self.check_common(len, classes)?;
         check::same_len("target", probs.len(), "logits", len)?;
         Ok(Job {
@@ -366,7 +408,12 @@ fn finish<T: Float>(loss: f64, divisor: f64, reduction: Reduction) -> T {
 /// assert!((loss - 0.3185).abs() < 1e-3);
 /// # Ok::<(), losskit::LossError>(())
 /// ```
-pub fn cross_entropy<T: Float, L: Label>(logits: &[T], classes: usize, labels: &[L], reduction: Reduction) -> Result<T, LossError> {
+pub fn cross_entropy<T: Float, L: Label>(
+    logits: &[T],
+    classes: usize,
+    labels: &[L],
+    reduction: Reduction,
+) -> Result<T, LossError> {
     CrossEntropy::new().loss(logits, classes, labels, reduction)
 }
 
@@ -382,7 +429,12 @@ pub fn cross_entropy<T: Float, L: Label>(logits: &[T], classes: usize, labels: &
 /// assert!((loss - std::f64::consts::LN_2).abs() < 1e-15);
 /// # Ok::<(), losskit::LossError>(())
 /// ```
-pub fn cross_entropy_probs<T: Float>(logits: &[T], classes: usize, probs: &[T], reduction: Reduction) -> Result<T, LossError> {
+pub fn cross_entropy_probs<T: Float>(
+    logits: &[T],
+    classes: usize,
+    probs: &[T],
+    reduction: Reduction,
+) -> Result<T, LossError> {
     CrossEntropy::new().loss_probs(logits, classes, probs, reduction)
 }
 
@@ -438,10 +490,19 @@ impl<T: Float, L: Label> Job<'_, T, L> {
         let tier = Resolved::active();
         let rows_per_chunk = (CHUNK / self.classes).max(1);
         let chunks = self.rows.div_ceil(rows_per_chunk);
-        let per_leaf = if grad_scale.is_some() { rows_per_chunk * self.classes } else { rows_per_chunk };
+        let per_leaf = if grad_scale.is_some() {
+            rows_per_chunk * self.classes
+        } else {
+            rows_per_chunk
+        };
         let leaf = |i: usize, out: Option<&mut [T]>| {
             let rows = i * rows_per_chunk..self.rows.min((i + 1) * rows_per_chunk);
-            tier.run(RowsKernel { job: self, rows, out, grad_scale })
+            tier.run(RowsKernel {
+                job: self,
+                rows,
+                out,
+                grad_scale,
+            })
         };
         tree_reduce(chunks, chunks >= 2, out, per_leaf, &leaf).unwrap_or([0.0, 0.0])
     }
@@ -479,7 +540,12 @@ struct RowGrad<'a, T> {
 impl<T: Float, L: Label> RowsKernel<'_, '_, T, L> {
     /// One row's `(loss, weight, gradient recipe)`; the recipe is `None` for an ignored row.
     #[inline(always)]
-    fn row<V: Lanes<Elem = T>>(&self, isa: V::Isa, row: usize, x: &[T]) -> (f64, f64, Option<RowGrad<'_, T>>) {
+    fn row<V: Lanes<Elem = T>>(
+        &self,
+        isa: V::Isa,
+        row: usize,
+        x: &[T],
+    ) -> (f64, f64, Option<RowGrad<'_, T>>) {
         let job = self.job;
         let c = job.classes;
         let eps = job.smoothing;
@@ -493,7 +559,12 @@ impl<T: Float, L: Label> RowsKernel<'_, '_, T, L> {
                 let t = label as usize;
                 let w_t = job.weight.map_or(1.0, |w| w[t].to_f64());
                 if eps > 0.0 {
-                    let sums = Coef { q: None, alpha: T::ZERO, beta: T::ONE, r: job.weight };
+                    let sums = Coef {
+                        q: None,
+                        alpha: T::ZERO,
+                        beta: T::ONE,
+                        r: job.weight,
+                    };
                     let s = row_stats::<V>(isa, x, Some(sums));
                     let lse = s.sum.ln();
                     let nll = -w_t * ((x[t].to_f64() - s.max) - lse);
@@ -502,7 +573,12 @@ impl<T: Float, L: Label> RowsKernel<'_, '_, T, L> {
                     let loss = (1.0 - eps) * nll + eps / c as f64 * smooth;
                     // a_c = (1-ε) w_t [c = t] + (ε/C) w_c, summing to A below.
                     let a = (1.0 - eps) * w_t + eps / c as f64 * s.coef;
-                    let spread = Coef { q: None, alpha: T::ZERO, beta: T::from_f64(eps / c as f64), r: job.weight };
+                    let spread = Coef {
+                        q: None,
+                        alpha: T::ZERO,
+                        beta: T::from_f64(eps / c as f64),
+                        r: job.weight,
+                    };
                     let grad = RowGrad {
                         max: T::from_f64(s.max),
                         k: T::from_f64(scale * a / s.sum),
@@ -526,7 +602,12 @@ impl<T: Float, L: Label> RowsKernel<'_, '_, T, L> {
                 let p = &probs[row * c..(row + 1) * c];
                 let alpha = T::from_f64(1.0 - eps);
                 let beta = T::from_f64(eps / c as f64);
-                let coef = Coef { q: Some(p), alpha, beta, r: job.weight };
+                let coef = Coef {
+                    q: Some(p),
+                    alpha,
+                    beta,
+                    r: job.weight,
+                };
                 let s = row_stats::<V>(isa, x, Some(coef));
                 // -Σ a_c (x_c - max - lse) with a_c = ((1-ε) p_c + ε/C)·w_c.
                 let loss = s.sum.ln() * s.coef - s.dot;
@@ -552,13 +633,24 @@ impl<T: Float, L: Label> Kernel<T> for RowsKernel<'_, '_, T, L> {
         let (mut loss_sum, mut weight_sum) = (0.0f64, 0.0f64);
         let mut first = self.rows.start;
         if let Target::Labels { labels, ignore } = job.target {
-            if job.smoothing == 0.0 && c <= SHORT_ROWS && V::LANES > 1 && self.grad_scale.is_none() {
+            if job.smoothing == 0.0 && c <= SHORT_ROWS && V::LANES > 1 && self.grad_scale.is_none()
+            {
                 // Short rows: one row per lane, so no lane idles and no horizontal reduction.
                 let lanes = V::LANES;
                 let groups = self.rows.len() / lanes;
                 for g in 0..groups {
-                    let out = self.out.as_deref_mut().map(|o| &mut o[g * lanes..(g + 1) * lanes]);
-                    let [l, w] = short_rows::<V, L>(isa, job, self.rows.start + g * lanes, labels, ignore, out);
+                    let out = self
+                        .out
+                        .as_deref_mut()
+                        .map(|o| &mut o[g * lanes..(g + 1) * lanes]);
+                    let [l, w] = short_rows::<V, L>(
+                        isa,
+                        job,
+                        self.rows.start + g * lanes,
+                        labels,
+                        ignore,
+                        out,
+                    );
                     loss_sum += l;
                     weight_sum += w;
                 }
@@ -575,7 +667,9 @@ impl<T: Float, L: Label> Kernel<T> for RowsKernel<'_, '_, T, L> {
             };
             loss_sum += loss;
             weight_sum += weight;
-            let Some(out) = out.as_deref_mut() else { continue };
+            let Some(out) = out.as_deref_mut() else {
+                continue;
+            };
             if self.grad_scale.is_none() {
                 out[k] = T::from_f64(loss);
                 continue;
@@ -584,8 +678,18 @@ impl<T: Float, L: Label> Kernel<T> for RowsKernel<'_, '_, T, L> {
             match grad {
                 None => dst.fill(T::ZERO),
                 Some(g) => {
-                    let src = if in_place { None } else { Some(&job.logits[row * c..(row + 1) * c]) };
-                    grad_sweep::<V>(isa, src, dst, &g, T::from_f64(self.grad_scale.unwrap_or(0.0)));
+                    let src = if in_place {
+                        None
+                    } else {
+                        Some(&job.logits[row * c..(row + 1) * c])
+                    };
+                    grad_sweep::<V>(
+                        isa,
+                        src,
+                        dst,
+                        &g,
+                        T::from_f64(self.grad_scale.unwrap_or(0.0)),
+                    );
                     if let Some((t, delta)) = g.target {
                         dst[t] = T::from_f64(dst[t].to_f64() - delta);
                     }
@@ -599,7 +703,13 @@ impl<T: Float, L: Label> Kernel<T> for RowsKernel<'_, '_, T, L> {
 /// Writes one row's gradient `k·exp(x - max) - scale·a` into `dst`, reading `x` from `src`, or
 /// from `dst` itself when `src` is `None` (in place: each vector is read before it is written).
 #[inline(always)]
-fn grad_sweep<V: Lanes>(isa: V::Isa, src: Option<&[V::Elem]>, dst: &mut [V::Elem], g: &RowGrad<'_, V::Elem>, scale: V::Elem) {
+fn grad_sweep<V: Lanes>(
+    isa: V::Isa,
+    src: Option<&[V::Elem]>,
+    dst: &mut [V::Elem],
+    g: &RowGrad<'_, V::Elem>,
+    scale: V::Elem,
+) {
     let lanes = V::LANES;
     let n = dst.len();
     let whole = n - n % lanes;
@@ -742,7 +852,7 @@ fn row_stats<V: Lanes>(isa: V::Isa, x: &[V::Elem], coef: Option<Coef<'_, V::Elem
             // Nothing finite yet: exp contributes 0, but NaN must survive, and a·x keeps the
             // -inf (or 0·-inf = NaN) PyTorch would produce.
             for (i, &v) in xb.iter().enumerate() {
-                if v.is_nan() {
+                if v.to_f64().is_nan() {
                     sum = f64::NAN;
                 }
                 if let Some(cf) = coef {
@@ -797,7 +907,12 @@ fn row_stats<V: Lanes>(isa: V::Isa, x: &[V::Elem], coef: Option<Coef<'_, V::Elem
             coef_sum += V::acc_sum(V::acc_add(V::acc_zero(isa), a_acc));
         }
     }
-    RowStats { max: max.to_f64(), sum, dot, coef: coef_sum }
+    RowStats {
+        max: max.to_f64(),
+        sum,
+        dot,
+        coef: coef_sum,
+    }
 }
 
 /// `a_c` for one class.

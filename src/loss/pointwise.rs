@@ -125,7 +125,12 @@ fn reduce2_grad<T: Float, M: Map2<T>>(
 }
 
 /// Writes a pointwise map over `input` and `target` into `out` after checking lengths.
-fn each<T: Float, M: Map2<T>>(input: &[T], target: &[T], out: &mut [T], map: &M) -> Result<(), LossError> {
+fn each<T: Float, M: Map2<T>>(
+    input: &[T],
+    target: &[T],
+    out: &mut [T],
+    map: &M,
+) -> Result<(), LossError> {
     check::same_len("target", target.len(), "input", input.len())?;
     check::same_len("out", out.len(), "input", input.len())?;
     each2(input, target, out, map);
@@ -212,7 +217,12 @@ fn check_beta<T: Float>(beta: T) -> Result<SmoothL1<T>, LossError> {
 /// assert_eq!(loss, 0.125 + 2.5);
 /// assert!(losskit::huber(&[1.0f32], &[0.0], -1.0, Reduction::Mean).is_err());
 /// ```
-pub fn huber<T: Float>(input: &[T], target: &[T], delta: T, reduction: Reduction) -> Result<T, LossError> {
+pub fn huber<T: Float>(
+    input: &[T],
+    target: &[T],
+    delta: T,
+    reduction: Reduction,
+) -> Result<T, LossError> {
     let map = check_delta(delta)?;
     reduce2(input, target, reduction, &map)
 }
@@ -228,7 +238,12 @@ pub fn huber<T: Float>(input: &[T], target: &[T], delta: T, reduction: Reduction
 /// losskit::huber_each(&[0.5, 3.0], &[0.0, 0.0], 1.0, &mut out).unwrap();
 /// assert_eq!(out, [0.125, 2.5]);
 /// ```
-pub fn huber_each<T: Float>(input: &[T], target: &[T], delta: T, out: &mut [T]) -> Result<(), LossError> {
+pub fn huber_each<T: Float>(
+    input: &[T],
+    target: &[T],
+    delta: T,
+    out: &mut [T],
+) -> Result<(), LossError> {
     let map = check_delta(delta)?;
     each(input, target, out, &map)
 }
@@ -245,7 +260,12 @@ pub fn huber_each<T: Float>(input: &[T], target: &[T], delta: T, out: &mut [T]) 
 /// let loss = losskit::smooth_l1(&[0.5f64, 3.0], &[0.0, 0.0], 1.0, Reduction::Sum).unwrap();
 /// assert_eq!(loss, 0.125 + 2.5);
 /// ```
-pub fn smooth_l1<T: Float>(input: &[T], target: &[T], beta: T, reduction: Reduction) -> Result<T, LossError> {
+pub fn smooth_l1<T: Float>(
+    input: &[T],
+    target: &[T],
+    beta: T,
+    reduction: Reduction,
+) -> Result<T, LossError> {
     let map = check_beta(beta)?;
     reduce2(input, target, reduction, &map)
 }
@@ -261,7 +281,12 @@ pub fn smooth_l1<T: Float>(input: &[T], target: &[T], beta: T, reduction: Reduct
 /// losskit::smooth_l1_each(&[0.5, 3.0], &[0.0, 0.0], 0.0, &mut out).unwrap();
 /// assert_eq!(out, [0.5, 3.0]);
 /// ```
-pub fn smooth_l1_each<T: Float>(input: &[T], target: &[T], beta: T, out: &mut [T]) -> Result<(), LossError> {
+pub fn smooth_l1_each<T: Float>(
+    input: &[T],
+    target: &[T],
+    beta: T,
+    out: &mut [T],
+) -> Result<(), LossError> {
     let map = check_beta(beta)?;
     each(input, target, out, &map)
 }
@@ -279,7 +304,12 @@ pub fn smooth_l1_each<T: Float>(input: &[T], target: &[T], beta: T, out: &mut [T
 /// assert_eq!((loss, grad), (2.5, [1.0, 2.0]));
 /// # Ok::<(), losskit::LossError>(())
 /// ```
-pub fn mse_and_grad<T: Float>(input: &[T], target: &[T], reduction: Reduction, grad: &mut [T]) -> Result<T, LossError> {
+pub fn mse_and_grad<T: Float>(
+    input: &[T],
+    target: &[T],
+    reduction: Reduction,
+    grad: &mut [T],
+) -> Result<T, LossError> {
     reduce2_grad(input, target, reduction, grad, &Mse)
 }
 
@@ -296,7 +326,12 @@ pub fn mse_and_grad<T: Float>(input: &[T], target: &[T], reduction: Reduction, g
 /// assert_eq!((loss, grad), (3.0, [1.0, 0.0, -1.0]));
 /// # Ok::<(), losskit::LossError>(())
 /// ```
-pub fn l1_and_grad<T: Float>(input: &[T], target: &[T], reduction: Reduction, grad: &mut [T]) -> Result<T, LossError> {
+pub fn l1_and_grad<T: Float>(
+    input: &[T],
+    target: &[T],
+    reduction: Reduction,
+    grad: &mut [T],
+) -> Result<T, LossError> {
     reduce2_grad(input, target, reduction, grad, &L1)
 }
 

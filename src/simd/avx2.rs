@@ -91,8 +91,24 @@ macro_rules! binary_ops {
         }
     };
 }
-binary_ops!(F32x8, _mm256_add_ps, _mm256_sub_ps, _mm256_mul_ps, _mm256_div_ps, _mm256_xor_ps, _mm256_set1_ps);
-binary_ops!(F64x4, _mm256_add_pd, _mm256_sub_pd, _mm256_mul_pd, _mm256_div_pd, _mm256_xor_pd, _mm256_set1_pd);
+binary_ops!(
+    F32x8,
+    _mm256_add_ps,
+    _mm256_sub_ps,
+    _mm256_mul_ps,
+    _mm256_div_ps,
+    _mm256_xor_ps,
+    _mm256_set1_ps
+);
+binary_ops!(
+    F64x4,
+    _mm256_add_pd,
+    _mm256_sub_pd,
+    _mm256_mul_pd,
+    _mm256_div_pd,
+    _mm256_xor_pd,
+    _mm256_set1_pd
+);
 
 const ROUND_NEAREST: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
 
@@ -105,7 +121,10 @@ unsafe fn pow2_f32(k: __m256) -> __m256 {
     // SAFETY: register-only; AVX2 is the caller's obligation.
     unsafe {
         let bits = _mm256_castps_si256(_mm256_add_ps(k, _mm256_set1_ps(12582912.0)));
-        _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(bits, _mm256_set1_epi32(127))))
+        _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(
+            bits,
+            _mm256_set1_epi32(127),
+        )))
     }
 }
 
@@ -118,7 +137,10 @@ unsafe fn pow2_f64(k: __m256d) -> __m256d {
     // SAFETY: register-only; AVX2 is the caller's obligation.
     unsafe {
         let bits = _mm256_castpd_si256(_mm256_add_pd(k, _mm256_set1_pd(6755399441055744.0)));
-        _mm256_castsi256_pd(_mm256_slli_epi64::<52>(_mm256_add_epi64(bits, _mm256_set1_epi64x(1023))))
+        _mm256_castsi256_pd(_mm256_slli_epi64::<52>(_mm256_add_epi64(
+            bits,
+            _mm256_set1_epi64x(1023),
+        )))
     }
 }
 
@@ -249,10 +271,16 @@ impl Lanes for F32x8 {
         // SAFETY: register-only.
         unsafe {
             let lim = _mm256_set1_ps(250.0);
-            let n = _mm256_min_ps(_mm256_max_ps(n.0, _mm256_sub_ps(_mm256_setzero_ps(), lim)), lim);
+            let n = _mm256_min_ps(
+                _mm256_max_ps(n.0, _mm256_sub_ps(_mm256_setzero_ps(), lim)),
+                lim,
+            );
             let half = _mm256_round_ps::<ROUND_NEAREST>(_mm256_mul_ps(n, _mm256_set1_ps(0.5)));
             let rest = _mm256_sub_ps(n, half);
-            F32x8(_mm256_mul_ps(_mm256_mul_ps(self.0, pow2_f32(half)), pow2_f32(rest)))
+            F32x8(_mm256_mul_ps(
+                _mm256_mul_ps(self.0, pow2_f32(half)),
+                pow2_f32(rest),
+            ))
         }
     }
     #[inline(always)]
@@ -266,15 +294,29 @@ impl Lanes for F32x8 {
         unsafe {
             let bits = _mm256_castps_si256(self.0);
             let mant = _mm256_and_si256(bits, _mm256_set1_epi32((1 << 23) - 1));
-            let m = _mm256_castsi256_ps(_mm256_or_si256(mant, _mm256_castps_si256(_mm256_set1_ps(1.0))));
+            let m = _mm256_castsi256_ps(_mm256_or_si256(
+                mant,
+                _mm256_castps_si256(_mm256_set1_ps(1.0)),
+            ));
             // The biased exponent as a float: OR it into the mantissa of 2^23.
             let two23 = _mm256_set1_ps(8388608.0);
             let field = _mm256_or_si256(_mm256_srli_epi32::<23>(bits), _mm256_castps_si256(two23));
-            let e = _mm256_sub_ps(_mm256_castsi256_ps(field), _mm256_set1_ps(8388608.0 + 127.0));
+            let e = _mm256_sub_ps(
+                _mm256_castsi256_ps(field),
+                _mm256_set1_ps(8388608.0 + 127.0),
+            );
             let big = _mm256_cmp_ps::<_CMP_GE_OQ>(m, _mm256_set1_ps(core::f32::consts::SQRT_2));
             (
-                F32x8(_mm256_blendv_ps(m, _mm256_mul_ps(m, _mm256_set1_ps(0.5)), big)),
-                F32x8(_mm256_blendv_ps(e, _mm256_add_ps(e, _mm256_set1_ps(1.0)), big)),
+                F32x8(_mm256_blendv_ps(
+                    m,
+                    _mm256_mul_ps(m, _mm256_set1_ps(0.5)),
+                    big,
+                )),
+                F32x8(_mm256_blendv_ps(
+                    e,
+                    _mm256_add_ps(e, _mm256_set1_ps(1.0)),
+                    big,
+                )),
             )
         }
     }
@@ -283,7 +325,10 @@ impl Lanes for F32x8 {
         // Pairwise over halves: (lane i) + (lane i + 4), then + 2, then + 1.
         // SAFETY: register-only.
         unsafe {
-            let x = _mm_add_ps(_mm256_castps256_ps128(self.0), _mm256_extractf128_ps::<1>(self.0));
+            let x = _mm_add_ps(
+                _mm256_castps256_ps128(self.0),
+                _mm256_extractf128_ps::<1>(self.0),
+            );
             let x = _mm_add_ps(x, _mm_movehl_ps(x, x));
             _mm_cvtss_f32(_mm_add_ss(x, _mm_movehdup_ps(x)))
         }
@@ -292,7 +337,10 @@ impl Lanes for F32x8 {
     fn reduce_max(self) -> f32 {
         // SAFETY: register-only.
         unsafe {
-            let x = _mm_max_ps(_mm256_castps256_ps128(self.0), _mm256_extractf128_ps::<1>(self.0));
+            let x = _mm_max_ps(
+                _mm256_castps256_ps128(self.0),
+                _mm256_extractf128_ps::<1>(self.0),
+            );
             let x = _mm_max_ps(x, _mm_movehl_ps(x, x));
             _mm_cvtss_f32(_mm_max_ss(x, _mm_movehdup_ps(x)))
         }
@@ -441,10 +489,16 @@ impl Lanes for F64x4 {
         // SAFETY: register-only.
         unsafe {
             let lim = _mm256_set1_pd(2042.0);
-            let n = _mm256_min_pd(_mm256_max_pd(n.0, _mm256_sub_pd(_mm256_setzero_pd(), lim)), lim);
+            let n = _mm256_min_pd(
+                _mm256_max_pd(n.0, _mm256_sub_pd(_mm256_setzero_pd(), lim)),
+                lim,
+            );
             let half = _mm256_round_pd::<ROUND_NEAREST>(_mm256_mul_pd(n, _mm256_set1_pd(0.5)));
             let rest = _mm256_sub_pd(n, half);
-            F64x4(_mm256_mul_pd(_mm256_mul_pd(self.0, pow2_f64(half)), pow2_f64(rest)))
+            F64x4(_mm256_mul_pd(
+                _mm256_mul_pd(self.0, pow2_f64(half)),
+                pow2_f64(rest),
+            ))
         }
     }
     #[inline(always)]
@@ -458,14 +512,28 @@ impl Lanes for F64x4 {
         unsafe {
             let bits = _mm256_castpd_si256(self.0);
             let mant = _mm256_and_si256(bits, _mm256_set1_epi64x((1 << 52) - 1));
-            let m = _mm256_castsi256_pd(_mm256_or_si256(mant, _mm256_castpd_si256(_mm256_set1_pd(1.0))));
+            let m = _mm256_castsi256_pd(_mm256_or_si256(
+                mant,
+                _mm256_castpd_si256(_mm256_set1_pd(1.0)),
+            ));
             let two52 = _mm256_set1_pd(4503599627370496.0);
             let field = _mm256_or_si256(_mm256_srli_epi64::<52>(bits), _mm256_castpd_si256(two52));
-            let e = _mm256_sub_pd(_mm256_castsi256_pd(field), _mm256_set1_pd(4503599627370496.0 + 1023.0));
+            let e = _mm256_sub_pd(
+                _mm256_castsi256_pd(field),
+                _mm256_set1_pd(4503599627370496.0 + 1023.0),
+            );
             let big = _mm256_cmp_pd::<_CMP_GE_OQ>(m, _mm256_set1_pd(core::f64::consts::SQRT_2));
             (
-                F64x4(_mm256_blendv_pd(m, _mm256_mul_pd(m, _mm256_set1_pd(0.5)), big)),
-                F64x4(_mm256_blendv_pd(e, _mm256_add_pd(e, _mm256_set1_pd(1.0)), big)),
+                F64x4(_mm256_blendv_pd(
+                    m,
+                    _mm256_mul_pd(m, _mm256_set1_pd(0.5)),
+                    big,
+                )),
+                F64x4(_mm256_blendv_pd(
+                    e,
+                    _mm256_add_pd(e, _mm256_set1_pd(1.0)),
+                    big,
+                )),
             )
         }
     }
@@ -473,7 +541,10 @@ impl Lanes for F64x4 {
     fn reduce_sum(self) -> f64 {
         // SAFETY: register-only.
         unsafe {
-            let x = _mm_add_pd(_mm256_castpd256_pd128(self.0), _mm256_extractf128_pd::<1>(self.0));
+            let x = _mm_add_pd(
+                _mm256_castpd256_pd128(self.0),
+                _mm256_extractf128_pd::<1>(self.0),
+            );
             _mm_cvtsd_f64(_mm_add_sd(x, _mm_unpackhi_pd(x, x)))
         }
     }
@@ -481,7 +552,10 @@ impl Lanes for F64x4 {
     fn reduce_max(self) -> f64 {
         // SAFETY: register-only.
         unsafe {
-            let x = _mm_max_pd(_mm256_castpd256_pd128(self.0), _mm256_extractf128_pd::<1>(self.0));
+            let x = _mm_max_pd(
+                _mm256_castpd256_pd128(self.0),
+                _mm256_extractf128_pd::<1>(self.0),
+            );
             _mm_cvtsd_f64(_mm_max_sd(x, _mm_unpackhi_pd(x, x)))
         }
     }

@@ -100,10 +100,28 @@ macro_rules! binary_ops {
         }
     };
 }
-binary_ops!(F32x16, _mm512_add_ps, _mm512_sub_ps, _mm512_mul_ps, _mm512_div_ps,
-    _mm512_xor_si512, _mm512_castps_si512, _mm512_castsi512_ps, _mm512_set1_ps);
-binary_ops!(F64x8, _mm512_add_pd, _mm512_sub_pd, _mm512_mul_pd, _mm512_div_pd,
-    _mm512_xor_si512, _mm512_castpd_si512, _mm512_castsi512_pd, _mm512_set1_pd);
+binary_ops!(
+    F32x16,
+    _mm512_add_ps,
+    _mm512_sub_ps,
+    _mm512_mul_ps,
+    _mm512_div_ps,
+    _mm512_xor_si512,
+    _mm512_castps_si512,
+    _mm512_castsi512_ps,
+    _mm512_set1_ps
+);
+binary_ops!(
+    F64x8,
+    _mm512_add_pd,
+    _mm512_sub_pd,
+    _mm512_mul_pd,
+    _mm512_div_pd,
+    _mm512_xor_si512,
+    _mm512_castpd_si512,
+    _mm512_castsi512_pd,
+    _mm512_set1_pd
+);
 
 const ROUND_NEAREST: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
 
@@ -236,11 +254,18 @@ impl Lanes for F32x16 {
         unsafe {
             let bits = _mm512_castps_si512(self.0);
             let mant = _mm512_and_si512(bits, _mm512_set1_epi32((1 << 23) - 1));
-            let m = _mm512_castsi512_ps(_mm512_or_si512(mant, _mm512_castps_si512(_mm512_set1_ps(1.0))));
+            let m = _mm512_castsi512_ps(_mm512_or_si512(
+                mant,
+                _mm512_castps_si512(_mm512_set1_ps(1.0)),
+            ));
             let two23 = _mm512_set1_ps(8388608.0);
             let field = _mm512_or_si512(_mm512_srli_epi32::<23>(bits), _mm512_castps_si512(two23));
-            let e = _mm512_sub_ps(_mm512_castsi512_ps(field), _mm512_set1_ps(8388608.0 + 127.0));
-            let big = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(m, _mm512_set1_ps(core::f32::consts::SQRT_2));
+            let e = _mm512_sub_ps(
+                _mm512_castsi512_ps(field),
+                _mm512_set1_ps(8388608.0 + 127.0),
+            );
+            let big =
+                _mm512_cmp_ps_mask::<_CMP_GE_OQ>(m, _mm512_set1_ps(core::f32::consts::SQRT_2));
             (
                 F32x16(_mm512_mask_mul_ps(m, big, m, _mm512_set1_ps(0.5))),
                 F32x16(_mm512_mask_add_ps(e, big, e, _mm512_set1_ps(1.0))),
@@ -269,7 +294,10 @@ impl Lanes for F32x16 {
         unsafe {
             let lo = _mm512_castps512_ps256(v.0);
             let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v.0)));
-            (_mm512_add_pd(acc.0, _mm512_cvtps_pd(lo)), _mm512_add_pd(acc.1, _mm512_cvtps_pd(hi)))
+            (
+                _mm512_add_pd(acc.0, _mm512_cvtps_pd(lo)),
+                _mm512_add_pd(acc.1, _mm512_cvtps_pd(hi)),
+            )
         }
     }
     #[inline(always)]
@@ -291,7 +319,10 @@ impl F32x16 {
                 _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(self.0))),
             )
         };
-        (avx2::F32x8::from_raw(isa, lo), avx2::F32x8::from_raw(isa, hi))
+        (
+            avx2::F32x8::from_raw(isa, lo),
+            avx2::F32x8::from_raw(isa, hi),
+        )
     }
 }
 
@@ -419,11 +450,18 @@ impl Lanes for F64x8 {
         unsafe {
             let bits = _mm512_castpd_si512(self.0);
             let mant = _mm512_and_si512(bits, _mm512_set1_epi64((1 << 52) - 1));
-            let m = _mm512_castsi512_pd(_mm512_or_si512(mant, _mm512_castpd_si512(_mm512_set1_pd(1.0))));
+            let m = _mm512_castsi512_pd(_mm512_or_si512(
+                mant,
+                _mm512_castpd_si512(_mm512_set1_pd(1.0)),
+            ));
             let two52 = _mm512_set1_pd(4503599627370496.0);
             let field = _mm512_or_si512(_mm512_srli_epi64::<52>(bits), _mm512_castpd_si512(two52));
-            let e = _mm512_sub_pd(_mm512_castsi512_pd(field), _mm512_set1_pd(4503599627370496.0 + 1023.0));
-            let big = _mm512_cmp_pd_mask::<_CMP_GE_OQ>(m, _mm512_set1_pd(core::f64::consts::SQRT_2));
+            let e = _mm512_sub_pd(
+                _mm512_castsi512_pd(field),
+                _mm512_set1_pd(4503599627370496.0 + 1023.0),
+            );
+            let big =
+                _mm512_cmp_pd_mask::<_CMP_GE_OQ>(m, _mm512_set1_pd(core::f64::consts::SQRT_2));
             (
                 F64x8(_mm512_mask_mul_pd(m, big, m, _mm512_set1_pd(0.5))),
                 F64x8(_mm512_mask_add_pd(e, big, e, _mm512_set1_pd(1.0))),
@@ -462,7 +500,15 @@ impl F64x8 {
     fn halves(self) -> (avx2::F64x4, avx2::F64x4) {
         let isa = Avx512(()).avx2();
         // SAFETY: register-only; AVX-512F is proven by `self`.
-        let (lo, hi) = unsafe { (_mm512_castpd512_pd256(self.0), _mm512_extractf64x4_pd::<1>(self.0)) };
-        (avx2::F64x4::from_raw(isa, lo), avx2::F64x4::from_raw(isa, hi))
+        let (lo, hi) = unsafe {
+            (
+                _mm512_castpd512_pd256(self.0),
+                _mm512_extractf64x4_pd::<1>(self.0),
+            )
+        };
+        (
+            avx2::F64x4::from_raw(isa, lo),
+            avx2::F64x4::from_raw(isa, hi),
+        )
     }
 }

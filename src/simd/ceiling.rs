@@ -24,12 +24,18 @@ impl<T: Float> Kernel<T> for ReadSum<'_, T> {
         let (a, b) = (&self.a[..n], &self.b[..n]);
         let mut s = [V::splat(isa, T::ZERO); ACCS];
         let whole = n - n % step;
-        for (av, bv) in a[..whole].chunks_exact(step).zip(b[..whole].chunks_exact(step)) {
+        for (av, bv) in a[..whole]
+            .chunks_exact(step)
+            .zip(b[..whole].chunks_exact(step))
+        {
             for (k, s) in s.iter_mut().enumerate() {
                 *s = *s + V::load(isa, &av[k * lanes..]) + V::load(isa, &bv[k * lanes..]);
             }
         }
-        let mut total = s.iter().fold(V::splat(isa, T::ZERO), |t, &x| t + x).reduce_sum();
+        let mut total = s
+            .iter()
+            .fold(V::splat(isa, T::ZERO), |t, &x| t + x)
+            .reduce_sum();
         for (&x, &y) in a[whole..].iter().zip(&b[whole..]) {
             total = total + x + y;
         }

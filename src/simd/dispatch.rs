@@ -63,8 +63,14 @@ impl Tier {
         if let Some(t) = Tier::from_u8(CACHED.load(Ordering::Relaxed)) {
             return t;
         }
-        let fastest = Tier::ALL.into_iter().rev().find(|t| t.is_available()).unwrap_or(Tier::Scalar);
-        let forced = std::env::var("LOSSKIT_FORCE").ok().and_then(|s| Tier::from_name(&s));
+        let fastest = Tier::ALL
+            .into_iter()
+            .rev()
+            .find(|t| t.is_available())
+            .unwrap_or(Tier::Scalar);
+        let forced = std::env::var("LOSSKIT_FORCE")
+            .ok()
+            .and_then(|s| Tier::from_name(&s));
         let chosen = match forced {
             Some(t) if t.is_available() => t,
             _ => fastest,
@@ -91,7 +97,9 @@ impl Tier {
 
     /// The tier named `name` (as [`Tier::name`] spells it, ignoring ASCII case).
     pub fn from_name(name: &str) -> Option<Tier> {
-        Tier::ALL.into_iter().find(|t| t.name().eq_ignore_ascii_case(name.trim()))
+        Tier::ALL
+            .into_iter()
+            .find(|t| t.name().eq_ignore_ascii_case(name.trim()))
     }
 
     fn from_u8(v: u8) -> Option<Tier> {
@@ -106,7 +114,9 @@ impl Tier {
             #[cfg(target_arch = "x86_64")]
             Tier::Avx2 => super::avx2::Avx2::detect().map_or(Resolved::Portable, Resolved::Avx2),
             #[cfg(target_arch = "x86_64")]
-            Tier::Avx512 => super::avx512::Avx512::detect().map_or(Resolved::Portable, Resolved::Avx512),
+            Tier::Avx512 => {
+                super::avx512::Avx512::detect().map_or(Resolved::Portable, Resolved::Avx512)
+            }
             #[cfg(not(target_arch = "x86_64"))]
             _ => Resolved::Portable,
         }

@@ -164,7 +164,9 @@ macro_rules! scalar_lanes {
             }
             #[inline(always)]
             fn pow2i(self) -> Self {
-                One($t::from_bits(((self.0 as i64).wrapping_add($bias) as $bits) << $mant))
+                One($t::from_bits(
+                    ((self.0 as i64).wrapping_add($bias) as $bits) << $mant,
+                ))
             }
             #[inline(always)]
             fn frexp_centered(self) -> (Self, Self) {
