@@ -28,22 +28,44 @@ fn run<T: Elem>(case: &Case) -> Result<(T, T, Vec<T>), String> {
         let mut each = vec![T::of(0.0); logits.len() / classes];
         return match case.loss.as_str() {
             "cross_entropy" => {
-                let labels: Vec<i64> = case.inputs["target"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
-                let mean = ce.loss(&logits, classes, &labels, Reduction::Mean).map_err(err)?;
-                let sum = ce.loss(&logits, classes, &labels, Reduction::Sum).map_err(err)?;
+                let labels: Vec<i64> = case.inputs["target"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_i64().unwrap())
+                    .collect();
+                let mean = ce
+                    .loss(&logits, classes, &labels, Reduction::Mean)
+                    .map_err(err)?;
+                let sum = ce
+                    .loss(&logits, classes, &labels, Reduction::Sum)
+                    .map_err(err)?;
                 ce.each(&logits, classes, &labels, &mut each).map_err(err)?;
-                if weight.is_none() && p.get("ignore_index").is_none() && param("label_smoothing").is_none() {
+                if weight.is_none()
+                    && p.get("ignore_index").is_none()
+                    && param("label_smoothing").is_none()
+                {
                     // The plain function must agree with the builder's defaults bit for bit.
-                    let plain = losskit::cross_entropy(&logits, classes, &labels, Reduction::Mean).map_err(err)?;
-                    assert!(plain.f64().to_bits() == mean.f64().to_bits(), "{}: cross_entropy != builder", case.id);
+                    let plain = losskit::cross_entropy(&logits, classes, &labels, Reduction::Mean)
+                        .map_err(err)?;
+                    assert!(
+                        plain.f64().to_bits() == mean.f64().to_bits(),
+                        "{}: cross_entropy != builder",
+                        case.id
+                    );
                 }
                 Ok((mean, sum, each))
             }
             "cross_entropy_probs" => {
                 let probs: Vec<T> = to(&nums(&case.inputs["target"]));
-                let mean = ce.loss_probs(&logits, classes, &probs, Reduction::Mean).map_err(err)?;
-                let sum = ce.loss_probs(&logits, classes, &probs, Reduction::Sum).map_err(err)?;
-                ce.each_probs(&logits, classes, &probs, &mut each).map_err(err)?;
+                let mean = ce
+                    .loss_probs(&logits, classes, &probs, Reduction::Mean)
+                    .map_err(err)?;
+                let sum = ce
+                    .loss_probs(&logits, classes, &probs, Reduction::Sum)
+                    .map_err(err)?;
+                ce.each_probs(&logits, classes, &probs, &mut each)
+                    .map_err(err)?;
                 Ok((mean, sum, each))
             }
             other => panic!("{}: unknown loss {other:?}", case.id),
@@ -107,21 +129,54 @@ fn check_case<T: Elem>(case: &Case, failures: &mut Vec<String>) {
         Err(e) => return failures.push(e),
     };
     let e = &case.expected;
-    check(failures, &case.id, "mean", mean.f64(), common::num(&e["mean"]), &case.dtype);
-    check(failures, &case.id, "sum", sum.f64(), common::num(&e["sum"]), &case.dtype);
+    check(
+        failures,
+        &case.id,
+        "mean",
+        mean.f64(),
+        common::num(&e["mean"]),
+        &case.dtype,
+    );
+    check(
+        failures,
+        &case.id,
+        "sum",
+        sum.f64(),
+        common::num(&e["sum"]),
+        &case.dtype,
+    );
     let want = nums(&e["none"]);
     if want.len() != each.len() {
-        return failures.push(format!("{}: each has {} values, expected {}", case.id, each.len(), want.len()));
+        return failures.push(format!(
+            "{}: each has {} values, expected {}",
+            case.id,
+            each.len(),
+            want.len()
+        ));
     }
     for (i, (g, w)) in each.iter().zip(&want).enumerate() {
-        check(failures, &case.id, &format!("each[{i}]"), g.f64(), *w, &case.dtype);
+        check(
+            failures,
+            &case.id,
+            &format!("each[{i}]"),
+            g.f64(),
+            *w,
+            &case.dtype,
+        );
     }
 }
 
 /// Runs every case of the given losses on every tier; returns how many were checked.
 fn run_cases(losses: &[&str], expected_count: usize) {
-    let cases: Vec<Case> = golden_cases().into_iter().filter(|c| losses.contains(&c.loss.as_str())).collect();
-    assert_eq!(cases.len(), expected_count, "cases of {losses:?} in the vendored vectors");
+    let cases: Vec<Case> = golden_cases()
+        .into_iter()
+        .filter(|c| losses.contains(&c.loss.as_str()))
+        .collect();
+    assert_eq!(
+        cases.len(),
+        expected_count,
+        "cases of {losses:?} in the vendored vectors"
+    );
     for tier in losskit::Tier::available() {
         let mut failures = Vec::new();
         losskit::with_tier(tier, || {
@@ -134,20 +189,42 @@ fn run_cases(losses: &[&str], expected_count: usize) {
             }
         })
         .unwrap();
-        println!("tier {tier}: {} cases of {losses:?}, {} disagreements", cases.len(), failures.len());
+        println!(
+            "tier {tier}: {} cases of {losses:?}, {} disagreements",
+            cases.len(),
+            failures.len()
+        );
         assert!(failures.is_empty(), "tier {tier}:\n{}", failures.join("\n"));
     }
 }
 
 #[test]
 fn every_case_names_a_known_loss() {
-    const KNOWN: [&str; 8] =
-        ["mse", "l1", "huber", "smooth_l1", "bce", "bce_with_logits", "cross_entropy", "cross_entropy_probs"];
+    const KNOWN: [&str; 8] = [
+        "mse",
+        "l1",
+        "huber",
+        "smooth_l1",
+        "bce",
+        "bce_with_logits",
+        "cross_entropy",
+        "cross_entropy_probs",
+    ];
     let cases = golden_cases();
     assert_eq!(cases.len(), 720);
     for case in &cases {
-        assert!(KNOWN.contains(&case.loss.as_str()), "{}: unknown loss {:?}", case.id, case.loss);
-        assert!(case.dtype == "f32" || case.dtype == "f64", "{}: unknown dtype {:?}", case.id, case.dtype);
+        assert!(
+            KNOWN.contains(&case.loss.as_str()),
+            "{}: unknown loss {:?}",
+            case.id,
+            case.loss
+        );
+        assert!(
+            case.dtype == "f32" || case.dtype == "f64",
+            "{}: unknown dtype {:?}",
+            case.id,
+            case.dtype
+        );
     }
 }
 

@@ -6,7 +6,10 @@ mod common;
 use losskit::{reference, Reduction, Tier};
 
 fn pool(threads: usize) -> rayon::ThreadPool {
-    rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap()
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
 }
 
 /// A deterministic pseudo-random stream in [-1, 1) (SplitMix64).
@@ -41,8 +44,12 @@ fn reductions_are_bit_identical_for_1_2_3_and_8_threads() {
                         (
                             losskit::mse(&x, &y, Reduction::Mean).unwrap().to_bits(),
                             losskit::l1(&x, &y, Reduction::Sum).unwrap().to_bits(),
-                            losskit::huber(&x, &y, 0.5, Reduction::Mean).unwrap().to_bits(),
-                            losskit::smooth_l1(&x64, &y64, 0.25, Reduction::Sum).unwrap().to_bits(),
+                            losskit::huber(&x, &y, 0.5, Reduction::Mean)
+                                .unwrap()
+                                .to_bits(),
+                            losskit::smooth_l1(&x64, &y64, 0.25, Reduction::Sum)
+                                .unwrap()
+                                .to_bits(),
                             each.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
                         )
                     })
@@ -51,7 +58,10 @@ fn reductions_are_bit_identical_for_1_2_3_and_8_threads() {
             };
             let one = run(1);
             for threads in [2, 3, 8] {
-                assert!(run(threads) == one, "n={n} tier={tier}: {threads} threads differ from 1");
+                assert!(
+                    run(threads) == one,
+                    "n={n} tier={tier}: {threads} threads differ from 1"
+                );
             }
             // And across repeated runs on the same pool.
             assert!(run(8) == one, "n={n} tier={tier}: a second run differs");
@@ -65,16 +75,29 @@ fn f32_mean_of_2_pow_26_squared_errors_is_within_1e_6_relative() {
     let x = noise(3, n);
     let y = noise(4, n);
     // The exact value, to f64 precision: f64 differences of the f32 inputs are exact.
-    let exact: f64 = x.iter().zip(&y).map(|(&a, &b)| (a as f64 - b as f64).powi(2)).sum::<f64>() / n as f64;
+    let exact: f64 = x
+        .iter()
+        .zip(&y)
+        .map(|(&a, &b)| (a as f64 - b as f64).powi(2))
+        .sum::<f64>()
+        / n as f64;
     for tier in Tier::available() {
-        let got = losskit::with_tier(tier, || losskit::mse(&x, &y, Reduction::Mean).unwrap()).unwrap();
+        let got =
+            losskit::with_tier(tier, || losskit::mse(&x, &y, Reduction::Mean).unwrap()).unwrap();
         let rel = (got as f64 - exact).abs() / exact;
         println!("tier {tier}: mean {got} vs exact {exact}, relative error {rel:.2e}");
         assert!(rel <= 1e-6, "tier {tier}: relative error {rel:e}");
     }
     // What the bound protects against: a plain sequential f32 sum drifts far off.
-    let naive = x.iter().zip(&y).fold(0.0f32, |s, (&a, &b)| s + reference::mse(a, b)) / n as f32;
+    let naive = x
+        .iter()
+        .zip(&y)
+        .fold(0.0f32, |s, (&a, &b)| s + reference::mse(a, b))
+        / n as f32;
     let naive_rel = (naive as f64 - exact).abs() / exact;
     println!("plain sequential f32 sum: relative error {naive_rel:.2e}");
-    assert!(naive_rel > 1e-3, "the naive sum was expected to drift; the test data lost its teeth");
+    assert!(
+        naive_rel > 1e-3,
+        "the naive sum was expected to drift; the test data lost its teeth"
+    );
 }

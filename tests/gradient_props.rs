@@ -38,7 +38,9 @@ fn kernel<T: Elem>(loss: Loss, x: &[T], y: &[T], r: Reduction, grad: &mut [T]) -
         Loss::SmoothL1(b) => losskit::smooth_l1_and_grad(x, y, T::of(b), r, grad),
         Loss::Bce => Bce::new().loss_and_grad(x, y, r, grad),
         Loss::BceWithLogits(None) => BceWithLogits::new().loss_and_grad(x, y, r, grad),
-        Loss::BceWithLogits(Some(pw)) => BceWithLogits::new().pos_weight(T::of(pw)).loss_and_grad(x, y, r, grad),
+        Loss::BceWithLogits(Some(pw)) => BceWithLogits::new()
+            .pos_weight(T::of(pw))
+            .loss_and_grad(x, y, r, grad),
     }
     .unwrap()
 }
@@ -68,32 +70,57 @@ fn oracle_grad<T: Elem>(loss: Loss, x: T, y: T) -> T {
 /// Inputs valid for `loss`: probabilities for bce, anything moderate otherwise.
 fn inputs(loss: Loss, raw_x: &[f64], raw_y: &[f64]) -> (Vec<f64>, Vec<f64>) {
     match loss {
-        Loss::Bce => (raw_x.iter().map(|v| v.abs().fract()).collect(), raw_y.iter().map(|v| v.abs().fract()).collect()),
-        Loss::BceWithLogits(_) => (raw_x.to_vec(), raw_y.iter().map(|v| v.abs().fract()).collect()),
+        Loss::Bce => (
+            raw_x.iter().map(|v| v.abs().fract()).collect(),
+            raw_y.iter().map(|v| v.abs().fract()).collect(),
+        ),
+        Loss::BceWithLogits(_) => (
+            raw_x.to_vec(),
+            raw_y.iter().map(|v| v.abs().fract()).collect(),
+        ),
         _ => (raw_x.to_vec(), raw_y.to_vec()),
     }
 }
 
-fn check_pointwise<T: Elem>(raw_x: &[f64], raw_y: &[f64], offset: usize, unit: f64) -> Result<(), TestCaseError> {
+fn check_pointwise<T: Elem>(
+    raw_x: &[f64],
+    raw_y: &[f64],
+    offset: usize,
+    unit: f64,
+) -> Result<(), TestCaseError> {
     for loss in LOSSES {
         let (x, y) = inputs(loss, raw_x, raw_y);
         let x: Vec<T> = common::to(&x);
         let y: Vec<T> = common::to(&y);
         let (x, y) = (&x[offset..], &y[offset..]);
         let n = x.len();
-        let want: Vec<T> = x.iter().zip(y).map(|(&a, &b)| oracle_grad(loss, a, b)).collect();
+        let want: Vec<T> = x
+            .iter()
+            .zip(y)
+            .map(|(&a, &b)| oracle_grad(loss, a, b))
+            .collect();
         for tier in Tier::available() {
             with_tier(tier, || -> Result<(), TestCaseError> {
-                for (r, scale) in [(Reduction::Sum, 1.0), (Reduction::Mean, 1.0 / n.max(1) as f64)] {
+                for (r, scale) in [
+                    (Reduction::Sum, 1.0),
+                    (Reduction::Mean, 1.0 / n.max(1) as f64),
+                ] {
                     let mut grad = vec![T::of(9.0); n];
                     let loss_value = kernel(loss, x, y, r, &mut grad);
                     let plain = match r {
-                        Reduction::Sum => reference::reduce(x.iter().zip(y).map(|(&a, &b)| oracle_loss(loss, a, b)), r),
-                        Reduction::Mean => reference::reduce(x.iter().zip(y).map(|(&a, &b)| oracle_loss(loss, a, b)), r),
+                        Reduction::Sum => reference::reduce(
+                            x.iter().zip(y).map(|(&a, &b)| oracle_loss(loss, a, b)),
+                            r,
+                        ),
+                        Reduction::Mean => reference::reduce(
+                            x.iter().zip(y).map(|(&a, &b)| oracle_loss(loss, a, b)),
+                            r,
+                        ),
                     };
                     let (lv, pv) = (loss_value.f64(), plain.f64());
                     prop_assert!(
-                        (lv - pv).abs() <= 64.0 * unit * (pv.abs() + 1.0) || (lv.is_nan() && pv.is_nan()),
+                        (lv - pv).abs() <= 64.0 * unit * (pv.abs() + 1.0)
+                            || (lv.is_nan() && pv.is_nan()),
                         "{loss:?} {r:?} on {tier}: loss {lv} vs {pv}"
                     );
                     // The gradient is a difference of terms of this size (lw·sigmoid - pw·t for
@@ -108,7 +135,9 @@ fn check_pointwise<T: Elem>(raw_x: &[f64], raw_y: &[f64], offset: usize, unit: f
                         // for bce_with_logits, the vector exp (1 ulp).
                         prop_assert!(
                             (g - w).abs() <= 4.0 * unit * (w.abs() + terms * scale),
-                            "{loss:?} {r:?} on {tier}: grad[{i}] {g} vs {w} (x={:?}, y={:?})", x[i], y[i]
+                            "{loss:?} {r:?} on {tier}: grad[{i}] {g} vs {w} (x={:?}, y={:?})",
+                            x[i],
+                            y[i]
                         );
                     }
                 }
@@ -225,20 +254,38 @@ proptest! {
 #[test]
 fn gradients_are_bit_identical_for_1_2_3_and_8_threads() {
     let n = 300_007;
-    let x: Vec<f32> = (0..n).map(|i| ((i * 7919) % 2003) as f32 / 200.0 - 5.0).collect();
-    let y: Vec<f32> = (0..n).map(|i| ((i * 104_729) % 1999) as f32 / 200.0 - 5.0).collect();
+    let x: Vec<f32> = (0..n)
+        .map(|i| ((i * 7919) % 2003) as f32 / 200.0 - 5.0)
+        .collect();
+    let y: Vec<f32> = (0..n)
+        .map(|i| ((i * 104_729) % 1999) as f32 / 200.0 - 5.0)
+        .collect();
     let (rows, classes) = (37, 9001);
-    let logits: Vec<f32> = (0..rows * classes).map(|i| ((i * 31) % 4001) as f32 / 400.0 - 5.0).collect();
-    let labels: Vec<u64> = (0..rows as u64).map(|r| (r * 977) % classes as u64).collect();
+    let logits: Vec<f32> = (0..rows * classes)
+        .map(|i| ((i * 31) % 4001) as f32 / 400.0 - 5.0)
+        .collect();
+    let labels: Vec<u64> = (0..rows as u64)
+        .map(|r| (r * 977) % classes as u64)
+        .collect();
     for tier in Tier::available() {
         let run = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
             pool.install(|| {
                 with_tier(tier, || {
                     let mut g1 = vec![0.0f32; n];
                     let l1 = losskit::mse_and_grad(&x, &y, Reduction::Mean, &mut g1).unwrap();
                     let mut g2 = vec![0.0f32; rows * classes];
-                    let l2 = losskit::cross_entropy_and_grad(&logits, classes, &labels, Reduction::Mean, &mut g2).unwrap();
+                    let l2 = losskit::cross_entropy_and_grad(
+                        &logits,
+                        classes,
+                        &labels,
+                        Reduction::Mean,
+                        &mut g2,
+                    )
+                    .unwrap();
                     let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
                     (l1.to_bits(), bits(&g1), l2.to_bits(), bits(&g2))
                 })
@@ -247,7 +294,10 @@ fn gradients_are_bit_identical_for_1_2_3_and_8_threads() {
         };
         let one = run(1);
         for threads in [2, 3, 8] {
-            assert!(run(threads) == one, "tier {tier}: {threads} threads differ from 1");
+            assert!(
+                run(threads) == one,
+                "tier {tier}: {threads} threads differ from 1"
+            );
         }
     }
 }

@@ -27,18 +27,44 @@ fn grad_of<T: Elem>(case: &Case) -> Vec<T> {
         }
         let mut grad = vec![T::of(0.0); logits.len()];
         if case.loss == "cross_entropy" {
-            let labels: Vec<i64> = case.inputs["target"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
-            let loss = ce.loss_and_grad(&logits, classes, &labels, mean, &mut grad).unwrap();
+            let labels: Vec<i64> = case.inputs["target"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_i64().unwrap())
+                .collect();
+            let loss = ce
+                .loss_and_grad(&logits, classes, &labels, mean, &mut grad)
+                .unwrap();
             let mut in_place = logits.clone();
-            let loss_in_place = ce.loss_and_grad_in_place(&mut in_place, classes, &labels, mean).unwrap();
-            assert!(loss.f64().to_bits() == loss_in_place.f64().to_bits(), "{}: in-place loss differs", case.id);
-            let same = grad.iter().zip(&in_place).all(|(a, b)| a.f64().to_bits() == b.f64().to_bits());
-            assert!(same, "{}: in-place gradient differs from out-of-place", case.id);
+            let loss_in_place = ce
+                .loss_and_grad_in_place(&mut in_place, classes, &labels, mean)
+                .unwrap();
+            assert!(
+                loss.f64().to_bits() == loss_in_place.f64().to_bits(),
+                "{}: in-place loss differs",
+                case.id
+            );
+            let same = grad
+                .iter()
+                .zip(&in_place)
+                .all(|(a, b)| a.f64().to_bits() == b.f64().to_bits());
+            assert!(
+                same,
+                "{}: in-place gradient differs from out-of-place",
+                case.id
+            );
             let plain = ce.loss(&logits, classes, &labels, mean).unwrap();
-            assert!(plain.f64().to_bits() == loss.f64().to_bits() || (plain.f64() - loss.f64()).abs() <= 1e-6 * loss.f64().abs(), "{}: loss_and_grad's loss {loss:?} vs loss {plain:?}", case.id);
+            assert!(
+                plain.f64().to_bits() == loss.f64().to_bits()
+                    || (plain.f64() - loss.f64()).abs() <= 1e-6 * loss.f64().abs(),
+                "{}: loss_and_grad's loss {loss:?} vs loss {plain:?}",
+                case.id
+            );
         } else {
             let probs: Vec<T> = to(&nums(&case.inputs["target"]));
-            ce.loss_and_grad_probs(&logits, classes, &probs, mean, &mut grad).unwrap();
+            ce.loss_and_grad_probs(&logits, classes, &probs, mean, &mut grad)
+                .unwrap();
         }
         return grad;
     }
@@ -48,8 +74,20 @@ fn grad_of<T: Elem>(case: &Case) -> Vec<T> {
     match case.loss.as_str() {
         "mse" => losskit::mse_and_grad(&input, &target, mean, &mut grad),
         "l1" => losskit::l1_and_grad(&input, &target, mean, &mut grad),
-        "huber" => losskit::huber_and_grad(&input, &target, T::of(param("delta").unwrap()), mean, &mut grad),
-        "smooth_l1" => losskit::smooth_l1_and_grad(&input, &target, T::of(param("beta").unwrap()), mean, &mut grad),
+        "huber" => losskit::huber_and_grad(
+            &input,
+            &target,
+            T::of(param("delta").unwrap()),
+            mean,
+            &mut grad,
+        ),
+        "smooth_l1" => losskit::smooth_l1_and_grad(
+            &input,
+            &target,
+            T::of(param("beta").unwrap()),
+            mean,
+            &mut grad,
+        ),
         "bce" => Bce::new().loss_and_grad(&input, &target, mean, &mut grad),
         "bce_with_logits" => {
             let mut b = BceWithLogits::new();
@@ -67,16 +105,30 @@ fn grad_of<T: Elem>(case: &Case) -> Vec<T> {
 fn check_grad<T: Elem>(case: &Case, want: &[f64], failures: &mut Vec<String>) {
     let got = grad_of::<T>(case);
     if got.len() != want.len() {
-        return failures.push(format!("{}: {} gradient values, expected {}", case.id, got.len(), want.len()));
+        return failures.push(format!(
+            "{}: {} gradient values, expected {}",
+            case.id,
+            got.len(),
+            want.len()
+        ));
     }
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        check(failures, &case.id, &format!("grad[{i}]"), g.f64(), *w, &case.dtype);
+        check(
+            failures,
+            &case.id,
+            &format!("grad[{i}]"),
+            g.f64(),
+            *w,
+            &case.dtype,
+        );
     }
 }
 
 #[test]
 fn every_grad_mean_matches_pytorch_on_every_tier() {
-    let (cases, without): (Vec<Case>, Vec<Case>) = golden_cases().into_iter().partition(|c| c.grad_mean.is_some());
+    let (cases, without): (Vec<Case>, Vec<Case>) = golden_cases()
+        .into_iter()
+        .partition(|c| c.grad_mean.is_some());
     // The vectors give no gradient for six cases: all rows ignored (NaN mean), probabilities of
     // exactly 0 or 1 in bce, and two 2049-class rows. They are named so that none slips out.
     assert_eq!(cases.len(), 714, "cases with a grad_mean");
@@ -106,7 +158,11 @@ fn every_grad_mean_matches_pytorch_on_every_tier() {
             }
         })
         .unwrap();
-        println!("tier {tier}: {} grad_mean cases, {} disagreements", cases.len(), failures.len());
+        println!(
+            "tier {tier}: {} grad_mean cases, {} disagreements",
+            cases.len(),
+            failures.len()
+        );
         assert!(failures.is_empty(), "tier {tier}:\n{}", failures.join("\n"));
     }
 }

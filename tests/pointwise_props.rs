@@ -30,13 +30,23 @@ struct Data {
 }
 
 fn data() -> impl Strategy<Value = Data> {
-    (0usize..5000, 0usize..16, prop_oneof![Just(0.0), 0.01..5.0f64]).prop_flat_map(|(n, offset, param)| {
-        (
-            proptest::collection::vec(value(), n + offset),
-            proptest::collection::vec(value(), n + offset),
-        )
-            .prop_map(move |(x, y)| Data { x, y, offset, param })
-    })
+    (
+        0usize..5000,
+        0usize..16,
+        prop_oneof![Just(0.0), 0.01..5.0f64],
+    )
+        .prop_flat_map(|(n, offset, param)| {
+            (
+                proptest::collection::vec(value(), n + offset),
+                proptest::collection::vec(value(), n + offset),
+            )
+                .prop_map(move |(x, y)| Data {
+                    x,
+                    y,
+                    offset,
+                    param,
+                })
+        })
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -103,21 +113,32 @@ fn check<T: Elem>(d: &Data, unit: f64) -> Result<(), TestCaseError> {
             prop_assert!(losskit::huber(x, y, p, Reduction::Mean).is_err());
             continue;
         }
-        let elems: Vec<T> = x.iter().zip(y).map(|(&a, &b)| oracle(loss, a, b, p)).collect();
+        let elems: Vec<T> = x
+            .iter()
+            .zip(y)
+            .map(|(&a, &b)| oracle(loss, a, b, p))
+            .collect();
         let magnitude: f64 = elems.iter().map(|v| v.f64().abs()).sum();
         for tier in Tier::available() {
             with_tier(tier, || -> Result<(), TestCaseError> {
                 let mut out = vec![T::of(0.5); n];
                 kernel_each(loss, x, y, p, &mut out);
                 for (i, (g, w)) in out.iter().zip(&elems).enumerate() {
-                    let same = g.f64().to_bits() == w.f64().to_bits() || (g.f64().is_nan() && w.f64().is_nan());
-                    prop_assert!(same, "{loss:?} each[{i}] on {tier}: {g:?} vs oracle {w:?} (x={:?}, y={:?})", x[i], y[i]);
+                    let same = g.f64().to_bits() == w.f64().to_bits()
+                        || (g.f64().is_nan() && w.f64().is_nan());
+                    prop_assert!(
+                        same,
+                        "{loss:?} each[{i}] on {tier}: {g:?} vs oracle {w:?} (x={:?}, y={:?})",
+                        x[i],
+                        y[i]
+                    );
                 }
                 for (r, count) in [(Reduction::Sum, 1.0), (Reduction::Mean, n as f64)] {
                     let got = kernel(loss, x, y, p, r);
                     let want = reference::reduce(elems.iter().copied(), r);
                     prop_assert!(
-                        within_bound(got, want, magnitude, count, unit) || (n == 0 && got.f64().is_nan() == want.f64().is_nan()),
+                        within_bound(got, want, magnitude, count, unit)
+                            || (n == 0 && got.f64().is_nan() == want.f64().is_nan()),
                         "{loss:?} {r:?} on {tier}, n={n}: {got:?} vs oracle {want:?}"
                     );
                 }

@@ -22,7 +22,9 @@ pub fn golden_cases() -> Vec<Case> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/golden.jsonl.gz");
     let file = std::fs::File::open(path).expect("tests/data/golden.jsonl.gz is vendored");
     let mut text = String::new();
-    flate2::read::GzDecoder::new(file).read_to_string(&mut text).expect("valid gzip");
+    flate2::read::GzDecoder::new(file)
+        .read_to_string(&mut text)
+        .expect("valid gzip");
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|line| {
@@ -33,9 +35,16 @@ pub fn golden_cases() -> Vec<Case> {
                 dtype: v["dtype"].as_str().unwrap().to_owned(),
                 params: v["params"].clone(),
                 inputs: v["inputs"].clone(),
-                shape: v["shape"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect(),
+                shape: v["shape"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_u64().unwrap() as usize)
+                    .collect(),
                 expected: v["expected"].clone(),
-                grad_mean: v["grad_mean"].as_array().map(|a| a.iter().map(num).collect()),
+                grad_mean: v["grad_mean"]
+                    .as_array()
+                    .map(|a| a.iter().map(num).collect()),
             }
         })
         .collect()
@@ -56,12 +65,20 @@ pub fn num(v: &Value) -> f64 {
 }
 
 pub fn nums(v: &Value) -> Vec<f64> {
-    v.as_array().unwrap_or_else(|| panic!("expected an array, got {v}")).iter().map(num).collect()
+    v.as_array()
+        .unwrap_or_else(|| panic!("expected an array, got {v}"))
+        .iter()
+        .map(num)
+        .collect()
 }
 
 /// The conformance README's agreement rule for a result `got` of dtype `dtype`.
 pub fn agrees(got: f64, expected: f64, dtype: &str) -> bool {
-    let (rtol, atol) = if dtype == "f32" { (1e-5, 1e-6) } else { (1e-11, 1e-13) };
+    let (rtol, atol) = if dtype == "f32" {
+        (1e-5, 1e-6)
+    } else {
+        (1e-11, 1e-13)
+    };
     if expected.is_nan() {
         got.is_nan()
     } else if expected.is_infinite() {
@@ -99,7 +116,14 @@ pub fn to<T: Elem>(v: &[f64]) -> Vec<T> {
 
 /// Checks one reduced or per-element result; records a failure message instead of panicking so
 /// that one run reports every disagreement.
-pub fn check(failures: &mut Vec<String>, id: &str, what: &str, got: f64, expected: f64, dtype: &str) {
+pub fn check(
+    failures: &mut Vec<String>,
+    id: &str,
+    what: &str,
+    got: f64,
+    expected: f64,
+    dtype: &str,
+) {
     if !agrees(got, expected, dtype) {
         failures.push(format!("{id} {what}: got {got:e}, expected {expected:e}"));
     }
