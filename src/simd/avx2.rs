@@ -187,6 +187,46 @@ impl Lanes for F32x8 {
         }
     }
     #[inline(always)]
+    fn transpose(_: Avx2, block: &mut [Self]) {
+        let b: &mut [Self; 8] = block.try_into().expect("a block of 8 vectors");
+        // SAFETY: register-only; the vectors prove AVX2. The classic 24-shuffle 8x8 transpose:
+        // interleave pairs of rows, then pairs of pairs, then swap 128-bit halves.
+        unsafe {
+            let t0 = _mm256_unpacklo_ps(b[0].0, b[1].0);
+            let t1 = _mm256_unpackhi_ps(b[0].0, b[1].0);
+            let t2 = _mm256_unpacklo_ps(b[2].0, b[3].0);
+            let t3 = _mm256_unpackhi_ps(b[2].0, b[3].0);
+            let t4 = _mm256_unpacklo_ps(b[4].0, b[5].0);
+            let t5 = _mm256_unpackhi_ps(b[4].0, b[5].0);
+            let t6 = _mm256_unpacklo_ps(b[6].0, b[7].0);
+            let t7 = _mm256_unpackhi_ps(b[6].0, b[7].0);
+            let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+            let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+            let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+            let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+            let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+            let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+            let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+            let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+            b[0] = F32x8(_mm256_permute2f128_ps::<0x20>(u0, u4));
+            b[1] = F32x8(_mm256_permute2f128_ps::<0x20>(u1, u5));
+            b[2] = F32x8(_mm256_permute2f128_ps::<0x20>(u2, u6));
+            b[3] = F32x8(_mm256_permute2f128_ps::<0x20>(u3, u7));
+            b[4] = F32x8(_mm256_permute2f128_ps::<0x31>(u0, u4));
+            b[5] = F32x8(_mm256_permute2f128_ps::<0x31>(u1, u5));
+            b[6] = F32x8(_mm256_permute2f128_ps::<0x31>(u2, u6));
+            b[7] = F32x8(_mm256_permute2f128_ps::<0x31>(u3, u7));
+        }
+    }
+    #[inline(always)]
+    fn prefetch(_: Avx2, src: &[f32]) {
+        if let Some(first) = src.first() {
+            // SAFETY: `prefetcht0` only hints the cache; it never faults and reads no data
+            // into the program. The address is that of a live element.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>((first as *const f32).cast::<i8>()) }
+        }
+    }
+    #[inline(always)]
     fn store(self, dst: &mut [f32]) {
         let dst = &mut dst[..8];
         // SAFETY: the token proves AVX2; `dst` has exactly 8 elements to write.
@@ -404,6 +444,29 @@ impl Lanes for F64x4 {
             let s = stride as i32;
             let idx = _mm_setr_epi32(0, s, 2 * s, 3 * s);
             F64x4(_mm256_i32gather_pd::<8>(src.as_ptr().add(start), idx))
+        }
+    }
+    #[inline(always)]
+    fn transpose(_: Avx2, block: &mut [Self]) {
+        let b: &mut [Self; 4] = block.try_into().expect("a block of 4 vectors");
+        // SAFETY: register-only; the vectors prove AVX2.
+        unsafe {
+            let t0 = _mm256_unpacklo_pd(b[0].0, b[1].0);
+            let t1 = _mm256_unpackhi_pd(b[0].0, b[1].0);
+            let t2 = _mm256_unpacklo_pd(b[2].0, b[3].0);
+            let t3 = _mm256_unpackhi_pd(b[2].0, b[3].0);
+            b[0] = F64x4(_mm256_permute2f128_pd::<0x20>(t0, t2));
+            b[1] = F64x4(_mm256_permute2f128_pd::<0x20>(t1, t3));
+            b[2] = F64x4(_mm256_permute2f128_pd::<0x31>(t0, t2));
+            b[3] = F64x4(_mm256_permute2f128_pd::<0x31>(t1, t3));
+        }
+    }
+    #[inline(always)]
+    fn prefetch(_: Avx2, src: &[f64]) {
+        if let Some(first) = src.first() {
+            // SAFETY: `prefetcht0` only hints the cache; it never faults and reads no data
+            // into the program. The address is that of a live element.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>((first as *const f64).cast::<i8>()) }
         }
     }
     #[inline(always)]

@@ -167,6 +167,14 @@ impl Lanes for F32x16 {
         }
     }
     #[inline(always)]
+    fn prefetch(_: Avx512, src: &[f32]) {
+        if let Some(first) = src.first() {
+            // SAFETY: `prefetcht0` only hints the cache; it never faults and reads no data
+            // into the program. The address is that of a live element.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>((first as *const f32).cast::<i8>()) }
+        }
+    }
+    #[inline(always)]
     fn store(self, dst: &mut [f32]) {
         let dst = &mut dst[..16];
         // SAFETY: AVX-512F is proven by `self`; `dst` has exactly 16 elements to write.
@@ -361,6 +369,14 @@ impl Lanes for F64x8 {
             let s = stride as i32;
             let idx = _mm256_setr_epi32(0, s, 2 * s, 3 * s, 4 * s, 5 * s, 6 * s, 7 * s);
             F64x8(_mm512_i32gather_pd::<8>(idx, src.as_ptr().add(start)))
+        }
+    }
+    #[inline(always)]
+    fn prefetch(_: Avx512, src: &[f64]) {
+        if let Some(first) = src.first() {
+            // SAFETY: `prefetcht0` only hints the cache; it never faults and reads no data
+            // into the program. The address is that of a live element.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>((first as *const f64).cast::<i8>()) }
         }
     }
     #[inline(always)]

@@ -84,6 +84,32 @@ pub trait Lanes:
         }
         Self::load(isa, &buf)
     }
+    /// Transposes a square block of `LANES` vectors in place: afterwards lane `i` of
+    /// `block[j]` is what lane `j` of `block[i]` was. `block` must hold exactly `LANES`
+    /// vectors (checked). The default goes through memory; tiers override it with shuffles.
+    #[inline(always)]
+    fn transpose(isa: Self::Isa, block: &mut [Self]) {
+        let zero = <Self::Elem as crate::float::sealed::Sealed>::ZERO;
+        let l = Self::LANES;
+        assert_eq!(block.len(), l);
+        let mut rows = [[zero; 16]; 16];
+        for (row, v) in rows.iter_mut().zip(block.iter()) {
+            v.store(&mut row[..l]);
+        }
+        for (j, v) in block.iter_mut().enumerate() {
+            let mut col = [zero; 16];
+            for (i, c) in col[..l].iter_mut().enumerate() {
+                *c = rows[i][j];
+            }
+            *v = Self::load(isa, &col);
+        }
+    }
+    /// Hints the CPU to bring the cache line holding `src[0]` into L1 (nothing if `src` is
+    /// empty). Never faults, never changes a result. The default does nothing.
+    #[inline(always)]
+    fn prefetch(isa: Self::Isa, src: &[Self::Elem]) {
+        let _ = (isa, src);
+    }
     /// Writes all lanes to the first `LANES` elements of `dst`.
     fn store(self, dst: &mut [Self::Elem]);
     /// Writes the low `dst.len()` lanes (`dst` shorter than `LANES`). Writes only `dst`.
@@ -152,3 +178,52 @@ pub(crate) trait Kernel<T: Float> {
 
 pub use ceiling::read_ceiling;
 pub use dispatch::{with_tier, Tier};
+
+#[cfg(test)]
+mod tests {
+    use super::{Kernel, Lanes};
+    use crate::float::sealed::Sealed;
+    use crate::{Float, Tier};
+
+    /// Transposes the `LANES x LANES` block `0, 1, 2, ...` and returns it row-major.
+    struct Transpose;
+
+    impl<T: Float> Kernel<T> for Transpose {
+        type Output = Vec<f64>;
+        #[inline(always)]
+        fn run<V: Lanes<Elem = T>>(self, isa: V::Isa) -> Vec<f64> {
+            let l = V::LANES;
+            let data: Vec<T> = (0..l * l).map(T::from_usize).collect();
+            let mut block: Vec<V> = data.chunks(l).map(|r| V::load(isa, r)).collect();
+            V::transpose(isa, &mut block);
+            let mut out = vec![T::ZERO; l * l];
+            for (v, o) in block.iter().zip(out.chunks_mut(l)) {
+                v.store(o);
+            }
+            out.into_iter().map(Sealed::to_f64).collect()
+        }
+    }
+
+    fn check<T: Float>() {
+        for tier in Tier::available() {
+            let out = tier.resolve().run::<T, _>(Transpose);
+            let l = (out.len() as f64).sqrt() as usize;
+            for i in 0..l {
+                for j in 0..l {
+                    assert_eq!(
+                        out[i * l + j],
+                        (j * l + i) as f64,
+                        "{tier} {}: [{i}][{j}]",
+                        T::NAME
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn transpose_is_a_transpose_on_every_tier() {
+        check::<f32>();
+        check::<f64>();
+    }
+}
