@@ -747,7 +747,7 @@ fn grad_sweep<V: Lanes>(
 const SHORT_ROWS: usize = 32;
 
 /// `LANES` consecutive rows of class-label cross-entropy without smoothing, one row per lane:
-/// the rows' logits are gathered column by column (stride `classes`), so max, `exp` and `ln`
+/// the rows are transposed into columns (blocks of `LANES` classes), so max, `exp` and `ln`
 /// run on full vectors. Returns `[Σ loss, Σ weight]` and writes the row losses to `out`.
 #[inline(always)]
 fn short_rows<V: Lanes, L: Label>(

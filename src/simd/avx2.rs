@@ -174,19 +174,6 @@ impl Lanes for F32x8 {
         }
     }
     #[inline(always)]
-    fn gather(_: Avx2, src: &[f32], start: usize, stride: usize) -> Self {
-        let last = start + 7 * stride;
-        assert!(last < src.len() && last <= i32::MAX as usize);
-        // SAFETY: the token proves AVX2. The lanes read `src[start + i * stride]` for i in 0..8,
-        // all at most `last`, which is in bounds (asserted), and the i32 offsets cannot
-        // overflow because `7 * stride <= last <= i32::MAX`.
-        unsafe {
-            let s = stride as i32;
-            let idx = _mm256_setr_epi32(0, s, 2 * s, 3 * s, 4 * s, 5 * s, 6 * s, 7 * s);
-            F32x8(_mm256_i32gather_ps::<4>(src.as_ptr().add(start), idx))
-        }
-    }
-    #[inline(always)]
     fn transpose(_: Avx2, block: &mut [Self]) {
         let b: &mut [Self; 8] = block.try_into().expect("a block of 8 vectors");
         // SAFETY: register-only; the vectors prove AVX2. The classic 24-shuffle 8x8 transpose:
@@ -432,18 +419,6 @@ impl Lanes for F64x4 {
         unsafe {
             let v = _mm256_maskload_pd(src.as_ptr(), _mm256_castpd_si256(mask));
             F64x4(_mm256_blendv_pd(_mm256_set1_pd(fill), v, mask))
-        }
-    }
-    #[inline(always)]
-    fn gather(_: Avx2, src: &[f64], start: usize, stride: usize) -> Self {
-        let last = start + 3 * stride;
-        assert!(last < src.len() && last <= i32::MAX as usize);
-        // SAFETY: the token proves AVX2. The lanes read `src[start + i * stride]` for i in 0..4,
-        // all at most `last`, which is in bounds (asserted); the i32 offsets cannot overflow.
-        unsafe {
-            let s = stride as i32;
-            let idx = _mm_setr_epi32(0, s, 2 * s, 3 * s);
-            F64x4(_mm256_i32gather_pd::<8>(src.as_ptr().add(start), idx))
         }
     }
     #[inline(always)]

@@ -151,22 +151,6 @@ impl Lanes for F32x16 {
         F32x16(unsafe { _mm512_mask_loadu_ps(_mm512_set1_ps(fill), mask, src.as_ptr()) })
     }
     #[inline(always)]
-    fn gather(_: Avx512, src: &[f32], start: usize, stride: usize) -> Self {
-        let last = start + 15 * stride;
-        assert!(last < src.len() && last <= i32::MAX as usize);
-        // SAFETY: the token proves AVX-512F. The lanes read `src[start + i * stride]` for i in
-        // 0..16, all at most `last`, which is in bounds (asserted); the i32 offsets cannot
-        // overflow because `15 * stride <= last <= i32::MAX`.
-        unsafe {
-            let s = stride as i32;
-            let idx = _mm512_mullo_epi32(
-                _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                _mm512_set1_epi32(s),
-            );
-            F32x16(_mm512_i32gather_ps::<4>(idx, src.as_ptr().add(start)))
-        }
-    }
-    #[inline(always)]
     fn prefetch(_: Avx512, src: &[f32]) {
         if let Some(first) = src.first() {
             // SAFETY: `prefetcht0` only hints the cache; it never faults and reads no data
@@ -358,18 +342,6 @@ impl Lanes for F64x8 {
         // SAFETY: the token proves AVX-512F. The masked load reads only lanes `0..src.len()`
         // (at most 8), all inside `src`; masked-off lanes are not accessed and do not fault.
         F64x8(unsafe { _mm512_mask_loadu_pd(_mm512_set1_pd(fill), mask, src.as_ptr()) })
-    }
-    #[inline(always)]
-    fn gather(_: Avx512, src: &[f64], start: usize, stride: usize) -> Self {
-        let last = start + 7 * stride;
-        assert!(last < src.len() && last <= i32::MAX as usize);
-        // SAFETY: the token proves AVX-512F. The lanes read `src[start + i * stride]` for i in
-        // 0..8, all at most `last`, which is in bounds (asserted); the i32 offsets cannot overflow.
-        unsafe {
-            let s = stride as i32;
-            let idx = _mm256_setr_epi32(0, s, 2 * s, 3 * s, 4 * s, 5 * s, 6 * s, 7 * s);
-            F64x8(_mm512_i32gather_pd::<8>(idx, src.as_ptr().add(start)))
-        }
     }
     #[inline(always)]
     fn prefetch(_: Avx512, src: &[f64]) {

@@ -73,20 +73,6 @@ pub trait Lanes:
     fn load(isa: Self::Isa, src: &[Self::Elem]) -> Self;
     /// `src` (shorter than `LANES`) in the low lanes, `fill` in the rest. Reads only `src`.
     fn load_prefix(isa: Self::Isa, src: &[Self::Elem], fill: Self::Elem) -> Self;
-    /// Lane `i` set to `src[start + i * stride]`, for every lane. Every index must be in
-    /// bounds (checked; it panics otherwise, which callers rule out). The default reads the
-    /// elements one by one; tiers with a gather instruction use it.
-    #[inline(always)]
-    fn gather(isa: Self::Isa, src: &[Self::Elem], start: usize, stride: usize) -> Self {
-        let mut buf = [<Self::Elem as crate::float::sealed::Sealed>::ZERO; 16];
-        for (i, b) in buf[..Self::LANES].iter_mut().enumerate() {
-            *b = src[start + i * stride];
-        }
-        Self::load(isa, &buf)
-    }
-    /// Transposes a square block of `LANES` vectors in place: afterwards lane `i` of
-    /// `block[j]` is what lane `j` of `block[i]` was. `block` must hold exactly `LANES`
-    /// vectors (checked). The default goes through memory; tiers override it with shuffles.
     #[inline(always)]
     fn transpose(isa: Self::Isa, block: &mut [Self]) {
         let zero = <Self::Elem as crate::float::sealed::Sealed>::ZERO;
