@@ -12,7 +12,10 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use losskit::{huber, l1, mse, read_ceiling, reference, smooth_l1, Reduction, Tier};
+use losskit::{
+    bce, bce_with_logits, cross_entropy, cross_entropy_and_grad, huber, l1, mse, read_ceiling,
+    reference, smooth_l1, Reduction, Tier,
+};
 
 fn main() -> Result<(), losskit::LossError> {
     // ---- Part 1: the losses of a small example -------------------------------------------
@@ -33,6 +36,32 @@ fn main() -> Result<(), losskit::LossError> {
         // `{}` prints an f32 with the fewest digits that read back as exactly the same number.
         println!("{name:<26} = {value}");
     }
+
+    // Classification: probabilities, logits, and two rows of three-class logits.
+    let probs = [0.9f32, 0.2, 0.6, 0.5];
+    let labels01 = [1.0f32, 0.0, 1.0, 0.0];
+    let logits = [2.0f32, 1.0, 0.1, /* row 2 */ 0.5, 2.5, 0.3];
+    let classes = [0u32, 1];
+    let mut dlogits = [0.0f32; 6];
+    let classification = [
+        ("bce (Mean)", bce(&probs, &labels01, mean)?),
+        (
+            "bce_with_logits (Mean)",
+            bce_with_logits(x, &labels01, mean)?,
+        ),
+        (
+            "cross_entropy (Mean)",
+            cross_entropy(&logits, 3, &classes, mean)?,
+        ),
+        (
+            "cross_entropy_and_grad",
+            cross_entropy_and_grad(&logits, 3, &classes, mean, &mut dlogits)?,
+        ),
+    ];
+    for (name, value) in classification {
+        println!("{name:<26} = {value}");
+    }
+    println!("{:<26} = {dlogits:?}", "  its d/dlogits");
     println!();
 
     // ---- Part 2: throughput over 1M f32 elements, on one thread --------------------------
@@ -48,6 +77,8 @@ fn main() -> Result<(), losskit::LossError> {
 fn throughput_table() {
     const N: usize = 1 << 20;
     let (x, y) = sample_inputs(N);
+    let x_and_y: Vec<f32> = x.iter().chain(&y).copied().collect();
+    let x_and_y = &x_and_y[..];
     let (x, y) = (&x[..], &y[..]);
     let bytes = 2 * N * size_of::<f32>(); // what a two-input loss reads: both slices
     let mean = Reduction::Mean;
@@ -61,10 +92,28 @@ fn throughput_table() {
     table.row("l1", || l1(x, y, mean).unwrap());
     table.row("huber delta=1.0", || huber(x, y, 1.0, mean).unwrap());
     table.row("smooth_l1 beta=0.5", || smooth_l1(x, y, 0.5, mean).unwrap());
+    table.row("bce_with_logits", || bce_with_logits(x, y, mean).unwrap());
     table.row("mse, scalar reference", mse_reference);
 
     let tier = Tier::best();
     println!("{N} f32 elements, Mean, one thread, tier {tier}:");
+    table.measure_and_print();
+
+    // Cross-entropy over the same bytes read as 128 rows of 8192 classes, and 104857 rows of
+    // 10 classes (the 6 elements left over are not read).
+    let ce = |classes: usize| {
+        let rows = 2 * N / classes;
+        let logits = &x_and_y[..rows * classes];
+        let labels: Vec<u32> = (0..rows as u32)
+            .map(|r| r.wrapping_mul(7919) % classes as u32)
+            .collect();
+        move || cross_entropy(logits, classes, &labels, mean).unwrap()
+    };
+    let mut table = Table::new(bytes, || read_ceiling(x, y));
+    table.row("cross_entropy 128x8192", ce(8192));
+    table.row("cross_entropy 104857x10", ce(10));
+    println!();
+    println!("{} f32 logits, Mean, one thread, tier {tier}:", 2 * N);
     table.measure_and_print();
 }
 

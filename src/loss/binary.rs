@@ -230,7 +230,10 @@ pub fn bce_each<T: Float>(probs: &[T], target: &[T], out: &mut [T]) -> Result<()
 /// PyTorch's `binary_cross_entropy_with_logits`, computed stably:
 /// `(1 - t)·x - (1 + (pw - 1)·t)·log_sigmoid(x)`.
 struct BceLogitsMap<T> {
-    pos_weight: Option<T>,
+    /// `pos_weight`, 1 when none is set: with `lw = 1 + (pw - 1) t` then exactly 1, the
+    /// weighted forms below round exactly as the unweighted ones, and the hot loop has no
+    /// branch on the option.
+    pos_weight: T,
 }
 
 impl<T: Float> Map2<T> for BceLogitsMap<T> {
@@ -238,11 +241,8 @@ impl<T: Float> Map2<T> for BceLogitsMap<T> {
     fn map<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, t: V) -> V {
         let one = V::splat(isa, T::ONE);
         let (_, log_sig) = exp_and_log_sigmoid(isa, x);
-        let weighted = match self.pos_weight {
-            Some(pw) => t.mul_add(V::splat(isa, pw - T::ONE), one) * log_sig,
-            None => log_sig,
-        };
-        (one - t) * x - weighted
+        let lw = t.mul_add(V::splat(isa, self.pos_weight - T::ONE), one);
+        (one - t) * x - lw * log_sig
     }
 
     #[inline(always)]
@@ -254,15 +254,11 @@ impl<T: Float> Map2<T> for BceLogitsMap<T> {
         let (e, log_sig) = exp_and_log_sigmoid(isa, x);
         let r = one / (one + e);
         let sigmoid = V::select(zero.le(x), r, e * r);
-        match self.pos_weight {
-            Some(pw) => {
-                // loss = (1 - t) x - lw log_sigmoid(x), d/dx = lw sigmoid(x) - pw t.
-                let lw = t.mul_add(V::splat(isa, pw - T::ONE), one);
-                let loss = (one - t) * x - lw * log_sig;
-                (loss, lw.mul_add(sigmoid, -(V::splat(isa, pw) * t)))
-            }
-            None => ((one - t) * x - log_sig, sigmoid - t),
-        }
+        // loss = (1 - t) x - lw log_sigmoid(x), d/dx = lw sigmoid(x) - pw t.
+        let pw = V::splat(isa, self.pos_weight);
+        let lw = t.mul_add(pw - one, one);
+        let loss = (one - t) * x - lw * log_sig;
+        (loss, lw.mul_add(sigmoid, -(pw * t)))
     }
 }
 
@@ -275,7 +271,8 @@ impl<T: Float> Map2<T> for BceLogitsMap<T> {
 fn exp_and_log_sigmoid<V: Lanes>(isa: V::Isa, x: V) -> (V, V) {
     let zero = V::splat(isa, <V::Elem as crate::float::sealed::Sealed>::ZERO);
     let e = math::exp_nonpositive(isa, -x.abs());
-    (e, x.min(zero) - math::log1p(isa, e))
+    // e is in [0, 1] or NaN: `log1p`'s special-value handling is not needed.
+    (e, x.min(zero) - math::log1p_core(isa, e))
 }
 
 /// Binary cross-entropy on logits, with an optional weight on positive examples.
@@ -310,7 +307,7 @@ impl<T: Float> BceWithLogits<T> {
             check::non_negative("pos_weight", pw)?;
         }
         Ok(BceLogitsMap {
-            pos_weight: self.pos_weight,
+            pos_weight: self.pos_weight.unwrap_or(T::ONE),
         })
     }
 

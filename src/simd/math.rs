@@ -231,7 +231,7 @@ fn ln_reduced<V: Lanes>(isa: V::Isa, m: V, e: V, corr: V) -> V {
 
 /// `ln(1 + x)` for `x` in `(-1, +inf)` and NaN (NaN propagates); other inputs give garbage.
 #[inline(always)]
-fn log1p_core<V: Lanes>(isa: V::Isa, x: V) -> V {
+pub(crate) fn log1p_core<V: Lanes>(isa: V::Isa, x: V) -> V {
     let one = splat::<V>(isa, 1.0);
     let u = one + x;
     let (m, e) = u.frexp_centered();
