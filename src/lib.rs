@@ -20,10 +20,29 @@
 //!
 //! PyTorch's, including the awkward parts:
 //! - [`Reduction::Mean`] over zero elements is NaN; [`Reduction::Sum`] over zero elements is 0.
-//! - NaN in an input propagates to a NaN loss (and NaN in the matching `*_each` element);
-//!   infinities follow IEEE arithmetic as PyTorch's do (`mse(inf, inf)` is NaN).
+//!   A weighted cross-entropy mean divides by the summed weights of the non-ignored rows, so a
+//!   batch whose rows are all ignored has a NaN mean (and a sum of 0).
 //! - Everything PyTorch rejects is a [`LossError`] naming the argument, returned before any
 //!   work starts. No input panics, aborts or reads out of bounds.
+//!
+//! ## Non-finite data
+//!
+//! Non-finite values are data, not errors, and behave as in PyTorch:
+//! - NaN in an input gives a NaN loss (and NaN in the matching `*_each` element or row), except
+//!   for [`bce`], where PyTorch rejects a NaN probability and so does `losskit`
+//!   ([`LossError::NotAProbability`]).
+//! - Infinities follow IEEE arithmetic: `mse(inf, 0)` is `inf`, `mse(inf, inf)` is NaN.
+//! - In cross-entropy a `-inf` logit masks its class (it gets probability 0 and gradient 0); a
+//!   masked *target* class gives `+inf`; a row whose logits are all `-inf`, or that holds a
+//!   `+inf` or a NaN, gives NaN — PyTorch's `log_softmax` does the same.
+//! - Sums of f32 values near `f32::MAX` may overflow to `inf` in the lane accumulators before
+//!   they are widened, as PyTorch's f32 sums do.
+//!
+//! ## Gradients
+//!
+//! Every loss has a fused `*_and_grad` form that returns the reduced loss and writes
+//! `d loss / d input` (for [`Reduction::Mean`], already divided by the count) in the same
+//! sweep; [`CrossEntropy::loss_and_grad_in_place`] overwrites the logits with their gradient.
 //!
 //! ## Numerics
 //!
@@ -39,6 +58,7 @@
 //! more than 2 × 65536 elements are split over rayon's pool. See [`Tier`] and [`with_tier`].
 
 #![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
 
 mod check;
@@ -94,3 +114,8 @@ impl Reduction {
         }
     }
 }
+
+// The README's examples are compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
