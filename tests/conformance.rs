@@ -3,8 +3,8 @@
 
 mod common;
 
-use common::{check, golden_cases, nums, to, Case, Elem};
-use losskit::{BceWithLogits, CrossEntropy, LossError, Reduction};
+use common::{check, golden_cases, nums, to, Case, CeInputs, Elem};
+use losskit::{BceWithLogits, LossError, Reduction};
 
 /// Runs one case's loss in element type `T`: (mean, sum, each).
 fn run<T: Elem>(case: &Case) -> Result<(T, T, Vec<T>), String> {
@@ -12,41 +12,22 @@ fn run<T: Elem>(case: &Case) -> Result<(T, T, Vec<T>), String> {
     let param = |name: &str| p.get(name).and_then(|v| v.as_f64());
     let err = |e: LossError| format!("{}: error {e}", case.id);
     if case.loss.starts_with("cross_entropy") {
-        let classes = p["classes"].as_u64().unwrap() as usize;
-        let logits: Vec<T> = to(&nums(&case.inputs["logits"]));
-        let weight: Option<Vec<T>> = p.get("weight").map(|w| to(&nums(w)));
-        let mut ce = CrossEntropy::new();
-        if let Some(w) = &weight {
-            ce = ce.weight(w);
-        }
-        if let Some(i) = p.get("ignore_index").and_then(|v| v.as_i64()) {
-            ce = ce.ignore_index(i);
-        }
-        if let Some(s) = param("label_smoothing") {
-            ce = ce.label_smoothing(s);
-        }
+        let ce_case = CeInputs::<T>::of(case);
+        let (ce, logits, classes) = (ce_case.builder(), &ce_case.logits, ce_case.classes);
         let mut each = vec![T::of(0.0); logits.len() / classes];
         return match case.loss.as_str() {
             "cross_entropy" => {
-                let labels: Vec<i64> = case.inputs["target"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|v| v.as_i64().unwrap())
-                    .collect();
+                let labels = &ce_case.labels;
                 let mean = ce
-                    .loss(&logits, classes, &labels, Reduction::Mean)
+                    .loss(logits, classes, labels, Reduction::Mean)
                     .map_err(err)?;
                 let sum = ce
-                    .loss(&logits, classes, &labels, Reduction::Sum)
+                    .loss(logits, classes, labels, Reduction::Sum)
                     .map_err(err)?;
-                ce.each(&logits, classes, &labels, &mut each).map_err(err)?;
-                if weight.is_none()
-                    && p.get("ignore_index").is_none()
-                    && param("label_smoothing").is_none()
-                {
+                ce.each(logits, classes, labels, &mut each).map_err(err)?;
+                if ce_case.plain() {
                     // The plain function must agree with the builder's defaults bit for bit.
-                    let plain = losskit::cross_entropy(&logits, classes, &labels, Reduction::Mean)
+                    let plain = losskit::cross_entropy(logits, classes, labels, Reduction::Mean)
                         .map_err(err)?;
                     assert!(
                         plain.f64().to_bits() == mean.f64().to_bits(),
@@ -57,14 +38,14 @@ fn run<T: Elem>(case: &Case) -> Result<(T, T, Vec<T>), String> {
                 Ok((mean, sum, each))
             }
             "cross_entropy_probs" => {
-                let probs: Vec<T> = to(&nums(&case.inputs["target"]));
+                let probs = &ce_case.probs;
                 let mean = ce
-                    .loss_probs(&logits, classes, &probs, Reduction::Mean)
+                    .loss_probs(logits, classes, probs, Reduction::Mean)
                     .map_err(err)?;
                 let sum = ce
-                    .loss_probs(&logits, classes, &probs, Reduction::Sum)
+                    .loss_probs(logits, classes, probs, Reduction::Sum)
                     .map_err(err)?;
-                ce.each_probs(&logits, classes, &probs, &mut each)
+                ce.each_probs(logits, classes, probs, &mut each)
                     .map_err(err)?;
                 Ok((mean, sum, each))
             }

@@ -3,8 +3,8 @@
 
 mod common;
 
-use common::{check, golden_cases, nums, to, Case, Elem};
-use losskit::{Bce, BceWithLogits, CrossEntropy, Reduction};
+use common::{check, golden_cases, nums, to, Case, CeInputs, Elem};
+use losskit::{Bce, BceWithLogits, Reduction};
 
 /// d(mean loss)/d(first input) for one case, in element type `T`.
 fn grad_of<T: Elem>(case: &Case) -> Vec<T> {
@@ -12,33 +12,17 @@ fn grad_of<T: Elem>(case: &Case) -> Vec<T> {
     let param = |name: &str| p.get(name).and_then(|v| v.as_f64());
     let mean = Reduction::Mean;
     if case.loss.starts_with("cross_entropy") {
-        let classes = p["classes"].as_u64().unwrap() as usize;
-        let logits: Vec<T> = to(&nums(&case.inputs["logits"]));
-        let weight: Option<Vec<T>> = p.get("weight").map(|w| to(&nums(w)));
-        let mut ce = CrossEntropy::new();
-        if let Some(w) = &weight {
-            ce = ce.weight(w);
-        }
-        if let Some(i) = p.get("ignore_index").and_then(|v| v.as_i64()) {
-            ce = ce.ignore_index(i);
-        }
-        if let Some(s) = param("label_smoothing") {
-            ce = ce.label_smoothing(s);
-        }
+        let ce_case = CeInputs::<T>::of(case);
+        let (ce, logits, classes) = (ce_case.builder(), &ce_case.logits, ce_case.classes);
         let mut grad = vec![T::of(0.0); logits.len()];
         if case.loss == "cross_entropy" {
-            let labels: Vec<i64> = case.inputs["target"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_i64().unwrap())
-                .collect();
+            let labels = &ce_case.labels;
             let loss = ce
-                .loss_and_grad(&logits, classes, &labels, mean, &mut grad)
+                .loss_and_grad(logits, classes, labels, mean, &mut grad)
                 .unwrap();
             let mut in_place = logits.clone();
             let loss_in_place = ce
-                .loss_and_grad_in_place(&mut in_place, classes, &labels, mean)
+                .loss_and_grad_in_place(&mut in_place, classes, labels, mean)
                 .unwrap();
             assert!(
                 loss.f64().to_bits() == loss_in_place.f64().to_bits(),
@@ -54,7 +38,7 @@ fn grad_of<T: Elem>(case: &Case) -> Vec<T> {
                 "{}: in-place gradient differs from out-of-place",
                 case.id
             );
-            let plain = ce.loss(&logits, classes, &labels, mean).unwrap();
+            let plain = ce.loss(logits, classes, labels, mean).unwrap();
             assert!(
                 plain.f64().to_bits() == loss.f64().to_bits()
                     || (plain.f64() - loss.f64()).abs() <= 1e-6 * loss.f64().abs(),
@@ -62,8 +46,7 @@ fn grad_of<T: Elem>(case: &Case) -> Vec<T> {
                 case.id
             );
         } else {
-            let probs: Vec<T> = to(&nums(&case.inputs["target"]));
-            ce.loss_and_grad_probs(&logits, classes, &probs, mean, &mut grad)
+            ce.loss_and_grad_probs(logits, classes, &ce_case.probs, mean, &mut grad)
                 .unwrap();
         }
         return grad;

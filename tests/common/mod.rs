@@ -128,3 +128,65 @@ pub fn check(
         failures.push(format!("{id} {what}: got {got:e}, expected {expected:e}"));
     }
 }
+
+/// A cross-entropy case's inputs in element type `T`, with the builder its params describe.
+pub struct CeInputs<T> {
+    pub classes: usize,
+    pub logits: Vec<T>,
+    pub weight: Option<Vec<T>>,
+    pub ignore_index: Option<i64>,
+    pub smoothing: Option<f64>,
+    /// Class labels (`cross_entropy`), or empty.
+    pub labels: Vec<i64>,
+    /// Probability targets (`cross_entropy_probs`), or empty.
+    pub probs: Vec<T>,
+}
+
+impl<T: Elem> CeInputs<T> {
+    pub fn of(case: &Case) -> Self {
+        let p = &case.params;
+        let target = &case.inputs["target"];
+        let (labels, probs) = if case.loss == "cross_entropy" {
+            (
+                target
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_i64().unwrap())
+                    .collect(),
+                Vec::new(),
+            )
+        } else {
+            (Vec::new(), to(&nums(target)))
+        };
+        CeInputs {
+            classes: p["classes"].as_u64().unwrap() as usize,
+            logits: to(&nums(&case.inputs["logits"])),
+            weight: p.get("weight").map(|w| to(&nums(w))),
+            ignore_index: p.get("ignore_index").and_then(|v| v.as_i64()),
+            smoothing: p.get("label_smoothing").and_then(|v| v.as_f64()),
+            labels,
+            probs,
+        }
+    }
+
+    /// `CrossEntropy` with exactly the options the case sets.
+    pub fn builder(&self) -> losskit::CrossEntropy<'_, T> {
+        let mut ce = losskit::CrossEntropy::new();
+        if let Some(w) = &self.weight {
+            ce = ce.weight(w);
+        }
+        if let Some(i) = self.ignore_index {
+            ce = ce.ignore_index(i);
+        }
+        if let Some(s) = self.smoothing {
+            ce = ce.label_smoothing(s);
+        }
+        ce
+    }
+
+    /// Whether the case uses PyTorch's defaults only.
+    pub fn plain(&self) -> bool {
+        self.weight.is_none() && self.ignore_index.is_none() && self.smoothing.is_none()
+    }
+}
