@@ -449,8 +449,8 @@ mod tests {
     math_fn!(LogSigmoidFn, log_sigmoid);
     math_fn!(ExpNonpositiveFn, exp_nonpositive);
 
-    /// Four independent vectors per step (so the throughput test measures throughput, not the
-    /// latency of one chain), then single vectors, then one masked tail.
+    /// Four independent vectors per step (four exp chains in flight rather than the
+    /// latency of one), then single vectors, then one masked tail.
     #[inline(always)]
     fn map_with<V: Lanes, F: MathFn>(isa: V::Isa, src: &[V::Elem], dst: &mut [V::Elem]) {
         let l = V::LANES;
@@ -932,53 +932,6 @@ mod tests {
                         );
                     }
                 }
-            }
-        }
-    }
-
-    /// Throughput of each function on each tier, over an L1-resident buffer. Not run by
-    /// default: `cargo test --lib simd::math::tests::throughput -- --ignored --nocapture`.
-    #[test]
-    #[ignore = "timing, not a check"]
-    fn throughput() {
-        fn time<T: Check>(func: Func, tier: Tier) -> f64 {
-            let mut rng = Rng(7);
-            let xs: Vec<T> = (0..4096)
-                .map(|_| T::from_f64(rng.uniform(-20.0, 20.0).abs()))
-                .collect();
-            let mut out = vec![T::ZERO; xs.len()];
-            let reps = 5_000;
-            let mut best = f64::INFINITY;
-            for _ in 0..5 {
-                let start = Instant::now();
-                for _ in 0..reps / 5 {
-                    tier.resolve().run(MapKernel {
-                        func,
-                        src: std::hint::black_box(&xs),
-                        dst: &mut out,
-                    });
-                    std::hint::black_box(&mut out);
-                }
-                best = best.min(start.elapsed().as_secs_f64() / (reps / 5 * xs.len()) as f64);
-            }
-            best * 1e9
-        }
-        for tier in Tier::available() {
-            for func in [
-                Func::Exp,
-                Func::Ln,
-                Func::Log1p,
-                Func::Softplus,
-                Func::LogSigmoid,
-                Func::ExpNonpositive,
-            ] {
-                println!(
-                    "math {:<11} {:<8}: f32 {:.3} ns/element, f64 {:.3} ns/element",
-                    func.name(),
-                    tier.name(),
-                    time::<f32>(func, tier),
-                    time::<f64>(func, tier)
-                );
             }
         }
     }
