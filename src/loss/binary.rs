@@ -241,7 +241,7 @@ impl<T: Float> Map2<T> for BceLogitsMap<T> {
     #[inline(always)]
     fn map<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, t: V) -> V {
         let one = V::splat(isa, T::ONE);
-        let (_, log_sig) = exp_and_log_sigmoid(isa, x);
+        let log_sig = math::log_sigmoid(isa, x);
         let lw = t.mul_add(V::splat(isa, self.pos_weight - T::ONE), one);
         (one - t) * x - lw * log_sig
     }
@@ -252,7 +252,8 @@ impl<T: Float> Map2<T> for BceLogitsMap<T> {
         // sigmoid(x) = 1/(1+e) for x >= 0, e/(1+e) below (no overflow, no cancellation).
         let zero = V::splat(isa, T::ZERO);
         let one = V::splat(isa, T::ONE);
-        let (e, log_sig) = exp_and_log_sigmoid(isa, x);
+        let (e, log1p_e) = math::exp_neg_abs_and_log1p(isa, x);
+        let log_sig = x.min(zero) - log1p_e;
         let r = one / (one + e);
         let sigmoid = V::select(zero.le(x), r, e * r);
         // loss = (1 - t) x - lw log_sigmoid(x), d/dx = lw sigmoid(x) - pw t.
@@ -261,19 +262,6 @@ impl<T: Float> Map2<T> for BceLogitsMap<T> {
         let loss = (one - t) * x - lw * log_sig;
         (loss, lw.mul_add(sigmoid, -(pw * t)))
     }
-}
-
-/// `(e, log_sigmoid(x))` with `e = exp(-|x|)`: `log_sigmoid(x) = min(x, 0) - log1p(e)`.
-///
-/// `e` is flushed to 0 below f32's (f64's) normal range ([`math::exp_nonpositive`]), which
-/// moves a loss of about 1e-38 (1e-308) to 0, far below any tolerance, and spares the general
-/// `exp` its range handling.
-#[inline(always)]
-fn exp_and_log_sigmoid<V: Lanes>(isa: V::Isa, x: V) -> (V, V) {
-    let zero = V::splat(isa, <V::Elem as crate::float::sealed::Sealed>::ZERO);
-    let e = math::exp_nonpositive(isa, -x.abs());
-    // e is in [0, 1] or NaN: `log1p`'s special-value handling is not needed.
-    (e, x.min(zero) - math::log1p_core(isa, e))
 }
 
 /// Binary cross-entropy on logits, with an optional weight on positive examples.

@@ -788,8 +788,8 @@ fn short_rows<V: Lanes, L: Label>(
     // Pairs of columns: two exp chains in flight. Columns past `c` hold -inf, whose exp is 0.
     let (mut s0, mut s1) = (V::splat(isa, V::Elem::ZERO), V::splat(isa, V::Elem::ZERO));
     for pair in all[..c.next_multiple_of(2)].chunks_exact(2) {
-        s0 = s0 + math::exp_nonpositive(isa, pair[0] - max);
-        s1 = s1 + math::exp_nonpositive(isa, pair[1] - max);
+        s0 = s0 + math::exp_nonpositive_clamped(isa, pair[0] - max);
+        s1 = s1 + math::exp_nonpositive_clamped(isa, pair[1] - max);
     }
     let sum = s0 + s1;
     let log_sum = math::ln(isa, sum);
@@ -856,8 +856,9 @@ const BLOCK_VECS: usize = 64;
 /// most `BLOCK_VECS / 4 + 4` terms, which are added, widened exactly, into an `f64` vector that
 /// is only reduced at the end of the row (or when the max moves). The sum `s` of the row is so
 /// within `(BLOCK_VECS / 4 + 6)·u·s` of exact (with `u` the element type's unit roundoff: about
-/// 1.3e-6 relative for f32), plus one ulp per term from `exp_nonpositive`; the log-sum-exp is
-/// then within that much, absolutely.
+/// 1.3e-6 relative for f32), plus one ulp per term from `exp_nonpositive_clamped`, whose clamp
+/// of `x - max` below `ln(MIN_POSITIVE)` adds at most 1.2e-38 (f32) a class to a sum of at
+/// least 1; the log-sum-exp is then within that much, absolutely.
 #[inline(always)]
 fn row_stats<V: Lanes>(isa: V::Isa, x: &[V::Elem], coef: Option<Coef<'_, V::Elem>>) -> RowStats {
     let neg_inf = V::Elem::from_f64(f64::NEG_INFINITY);
@@ -929,10 +930,10 @@ fn row_stats<V: Lanes>(isa: V::Isa, x: &[V::Elem], coef: Option<Coef<'_, V::Elem
             let c1 = V::load(isa, &xv[lanes..]) - mv;
             let c2 = V::load(isa, &xv[2 * lanes..]) - mv;
             let c3 = V::load(isa, &xv[3 * lanes..]) - mv;
-            s0 = s0 + math::exp_nonpositive(isa, c0);
-            s1 = s1 + math::exp_nonpositive(isa, c1);
-            s2 = s2 + math::exp_nonpositive(isa, c2);
-            s3 = s3 + math::exp_nonpositive(isa, c3);
+            s0 = s0 + math::exp_nonpositive_clamped(isa, c0);
+            s1 = s1 + math::exp_nonpositive_clamped(isa, c1);
+            s2 = s2 + math::exp_nonpositive_clamped(isa, c2);
+            s3 = s3 + math::exp_nonpositive_clamped(isa, c3);
             if let Some(cf) = coef {
                 let at = start + 4 * j * lanes;
                 for (k, c) in [c0, c1, c2, c3].into_iter().enumerate() {
@@ -944,7 +945,7 @@ fn row_stats<V: Lanes>(isa: V::Isa, x: &[V::Elem], coef: Option<Coef<'_, V::Elem
         }
         for (j, xv) in xb[quads..whole].chunks_exact(lanes).enumerate() {
             let c0 = V::load(isa, xv) - mv;
-            s0 = s0 + math::exp_nonpositive(isa, c0);
+            s0 = s0 + math::exp_nonpositive_clamped(isa, c0);
             if let Some(cf) = coef {
                 let a = coef_vec::<V>(isa, cf, start + quads + j * lanes, None);
                 d = a.mul_add(c0, d);
@@ -954,7 +955,7 @@ fn row_stats<V: Lanes>(isa: V::Isa, x: &[V::Elem], coef: Option<Coef<'_, V::Elem
         if whole < xb.len() {
             let n = xb.len() - whole;
             let centered = V::load_prefix(isa, &xb[whole..], neg_inf) - mv;
-            s1 = s1 + math::exp_nonpositive(isa, centered);
+            s1 = s1 + math::exp_nonpositive_clamped(isa, centered);
             if let Some(cf) = coef {
                 let a = coef_vec::<V>(isa, cf, start + whole, Some(n));
                 let keep = V::first_lanes(isa, n);

@@ -311,9 +311,9 @@ impl Lanes for F32x8 {
         }
     }
     #[inline(always)]
-    fn pow2i(self) -> Self {
+    fn pow2_from_rounded(self) -> Self {
         // SAFETY: register-only.
-        F32x8(unsafe { pow2_f32(self.0) })
+        F32x8(unsafe { _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_castps_si256(self.0))) })
     }
     #[inline(always)]
     fn frexp_centered(self) -> (Self, Self) {
@@ -540,9 +540,9 @@ impl Lanes for F64x4 {
         }
     }
     #[inline(always)]
-    fn pow2i(self) -> Self {
+    fn pow2_from_rounded(self) -> Self {
         // SAFETY: register-only.
-        F64x4(unsafe { pow2_f64(self.0) })
+        F64x4(unsafe { _mm256_castsi256_pd(_mm256_slli_epi64::<52>(_mm256_castpd_si256(self.0))) })
     }
     #[inline(always)]
     fn frexp_centered(self) -> (Self, Self) {

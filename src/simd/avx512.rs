@@ -236,9 +236,9 @@ impl Lanes for F32x16 {
         F32x16(unsafe { _mm512_scalef_ps(self.0, n.0) })
     }
     #[inline(always)]
-    fn pow2i(self) -> Self {
+    fn pow2_from_rounded(self) -> Self {
         // SAFETY: register-only.
-        F32x16(unsafe { _mm512_scalef_ps(_mm512_set1_ps(1.0), self.0) })
+        F32x16(unsafe { _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_castps_si512(self.0))) })
     }
     #[inline(always)]
     fn frexp_centered(self) -> (Self, Self) {
@@ -428,9 +428,9 @@ impl Lanes for F64x8 {
         F64x8(unsafe { _mm512_scalef_pd(self.0, n.0) })
     }
     #[inline(always)]
-    fn pow2i(self) -> Self {
+    fn pow2_from_rounded(self) -> Self {
         // SAFETY: register-only.
-        F64x8(unsafe { _mm512_scalef_pd(_mm512_set1_pd(1.0), self.0) })
+        F64x8(unsafe { _mm512_castsi512_pd(_mm512_slli_epi64::<52>(_mm512_castpd_si512(self.0))) })
     }
     #[inline(always)]
     fn frexp_centered(self) -> (Self, Self) {

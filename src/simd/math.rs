@@ -16,8 +16,15 @@
 //!   (3 terms for f32, fdlibm's 7 for f64). One division.
 //! - [`log1p`]: `u = 1 + x` rounded, `ln(u)` as above, plus the first-order correction
 //!   `(x - (u - 1))/u` for the rounding of `u` (the numerator is exact). Two divisions.
-//! - [`softplus`] / [`log_sigmoid`]: `max(x,0) + log1p(exp(-|x|))` and
-//!   `min(x,0) - log1p(exp(-|x|))`.
+//! - [`exp_nonpositive`] / [`exp_nonpositive_clamped`]: `exp` for `x <= 0` as softmax sums
+//!   and sigmoids need it: the same reduction and polynomial, but one `mul_add` with
+//!   `1.5·2^p + bias` rounds `x·log2(e)` to `n` and leaves `2^n` in its low bits
+//!   ([`Lanes::pow2_from_rounded`]), so the scaling is one shift and one multiplication; below
+//!   `ln(MIN_POSITIVE)` the first flushes to zero, the second clamps (for sums with a term of 1).
+//! - [`log1p_unit`]: `log1p` on `[0, 1]` (`log1p(exp(-|x|))`): for f32 a division-free
+//!   `e·P(e)`, `P` a degree-9 minimax polynomial; f64 uses [`log1p`]'s core.
+//! - [`softplus`] / [`log_sigmoid`]: `max(x,0) + log1p_unit(exp_nonpositive(-|x|))` and
+//!   `min(x,0) - log1p_unit(exp_nonpositive(-|x|))`.
 //!
 //! # Accuracy
 //!
@@ -28,7 +35,8 @@
 //! checked against the system `libm` (`std`), which is itself not correctly rounded, so the f64
 //! tests assert the stated bound plus one ULP of slack for the reference. The stated f64 bounds
 //! were also checked offline against 200-bit `mpmath` values on 250,000 points (largest errors
-//! vs the exact value: exp 0.99, ln 0.75, log1p 0.77, softplus 1.38, log_sigmoid 1.41 ULP). The
+//! vs the exact value: exp 0.99, ln 0.75, log1p 0.77 ULP; softplus and log_sigmoid were then
+//! built on `exp` and `log1p`, and are now tested against `std` only). The
 //! AVX-512 tier compiles from the same source but is tested only on CPUs that have it.
 //!
 //! [`Kernel`]: super::Kernel
@@ -60,6 +68,13 @@ struct Consts {
     /// `R(z)/z` of `2·atanh(s) = 2s + s·R(s²)` on `s² <= (3 - 2·sqrt 2)²`, lowest degree first
     /// (absolute error of `R`: 2^-29.1 for f32, fdlibm's 2^-58.45 for f64).
     ln_poly: &'static [f64],
+    /// `1.5·2^p + bias` (`p` mantissa bits): adding it rounds to an integer `n` and leaves
+    /// `n + bias` in the low significand bits ([`Lanes::pow2_from_rounded`]).
+    round_shift: f64,
+    /// `P(e)` of `log1p(e) ≈ e·P(e)` on `[0, 1]`, lowest degree first, for [`log1p_unit`]
+    /// (f32 only: relative error 2^-27.5 with the coefficients rounded to f32; f64 uses
+    /// [`log1p_core`], whose polynomial would need degree ~21 here).
+    log1p_unit_poly: &'static [f64],
     /// The smallest positive normal value.
     min_positive: f64,
     /// `2^k` that lifts every subnormal into the normal range, and `k`.
@@ -87,6 +102,21 @@ const F32: Consts = Consts {
         0.666_667_759_418_487_5,
         0.399_775_415_658_950_8,
         0.298_717_290_163_040_16,
+    ],
+    round_shift: 12_583_039.0, // 1.5 * 2^23 + 127
+    // Remez for relative error on [0, 1] (mpmath, 40 digits), each coefficient rounded to f32
+    // in turn from the lowest and the higher ones refitted, so the bound holds as stored.
+    log1p_unit_poly: &[
+        1.0,
+        -0.499_999_314_546_585_1,
+        0.333_304_643_630_981_45,
+        -0.249_580_189_585_685_73,
+        0.196_921_020_746_231_08,
+        -0.153_448_805_212_974_55,
+        0.106_611_281_633_377_08,
+        -0.057_457_230_985_164_64,
+        0.020_086_241_886_019_707,
+        -0.003_290_468_594_059_348,
     ],
     min_positive: f32::MIN_POSITIVE as f64,
     subnormal_scale: 8_388_608.0, // 2^23
@@ -124,6 +154,8 @@ const F64: Consts = Consts {
         1.531_383_769_920_937_3e-1,
         1.479_819_860_511_658_6e-1,
     ],
+    round_shift: 6_755_399_441_056_767.0, // 1.5 * 2^52 + 1023
+    log1p_unit_poly: &[],
     min_positive: f64::MIN_POSITIVE,
     subnormal_scale: 4_503_599_627_370_496.0, // 2^52
     subnormal_log2: 52.0,
@@ -168,6 +200,9 @@ fn horner<V: Lanes>(isa: V::Isa, x: V, coeffs: &[f64]) -> V {
 ///   whose result is below half the smallest subnormal (about -103.97 for f32, -745.13 for f64)
 ///   give `+0`, as does `-inf`;
 /// - NaN gives NaN.
+// The losses need only `e^x` for `x <= 0` ([`exp_nonpositive`], [`exp_nonpositive_clamped`]);
+// this full-range form is their tested reference point and the crate's general `exp`.
+#[cfg_attr(not(test), allow(dead_code))]
 #[inline(always)]
 pub(crate) fn exp<V: Lanes>(isa: V::Isa, x: V) -> V {
     let k = consts::<V::Elem>();
@@ -185,9 +220,8 @@ pub(crate) fn exp<V: Lanes>(isa: V::Isa, x: V) -> V {
 }
 
 /// `e^x` for `x <= 0`, as softmax sums and sigmoids need it (`x - max` of a row, `-|x|`),
-/// with results below the normal range flushed to zero: the same reduction and polynomial as
-/// [`exp`], but `2^n` comes straight from bits ([`Lanes::pow2i`]), which halves the work on
-/// tiers without `vscalefps`.
+/// with results below the normal range flushed to zero: [`exp_nonpositive_clamped`] and one
+/// compare-and-select.
 ///
 /// **Error: at most 1 ULP** from the correctly rounded result for `ln(MIN_POSITIVE) <= x <= 0`
 /// (about -87.34 for f32, -708.40 for f64), the same bound as [`exp`] (tested over the same
@@ -195,20 +229,44 @@ pub(crate) fn exp<V: Lanes>(isa: V::Isa, x: V) -> V {
 ///
 /// Range handling: `x` below `ln(MIN_POSITIVE)` (rounded to the element type) gives `+0`
 /// (where [`exp`] would give a value under `MIN_POSITIVE`: an absolute difference under
-/// 1.2e-38 for f32), `-inf` gives `+0`, NaN
-/// gives NaN. Positive `x` are outside the contract (correct up to `x < 88`, garbage beyond).
+/// 1.2e-38 for f32), `-inf` gives `+0`, NaN gives NaN. Positive `x` are outside the contract
+/// (correct up to `x < 88`, garbage beyond).
 #[inline(always)]
 pub(crate) fn exp_nonpositive<V: Lanes>(isa: V::Isa, x: V) -> V {
+    let lo = splat::<V>(isa, consts::<V::Elem>().exp_normal_lo);
+    V::select(x.lt(lo), splat(isa, 0.0), exp_nonpositive_clamped(isa, x))
+}
+
+/// `e^x` for `x <= 0` with `x` first clamped to `ln(MIN_POSITIVE)`, for sums that contain a
+/// term of at least 1 (a softmax denominator: the row's max contributes `e^0`), where a term
+/// below `MIN_POSITIVE` (1.2e-38 for f32) cannot change the rounded sum. Twelve vector
+/// operations for f32: one `mul_add` rounds `x·log2(e)` to `n` and, through its low bits,
+/// gives `2^n` by one shift ([`Lanes::pow2_from_rounded`]); the reduction and polynomial are
+/// [`exp`]'s, by Horner.
+///
+/// **Error: at most 1 ULP** from the correctly rounded result for `ln(MIN_POSITIVE) <= x <= 0`
+/// (tested over the same points as [`exp`], folded onto `x <= 0`).
+///
+/// Range handling: `x` below `ln(MIN_POSITIVE)` (rounded to the element type), `-inf` included,
+/// gives `e^ln(MIN_POSITIVE)`, within 1 ULP of `MIN_POSITIVE`; NaN gives NaN (the scaling is a
+/// multiplication, so a NaN's payload bits cannot reach the exponent). Positive `x` are
+/// outside the contract.
+#[inline(always)]
+pub(crate) fn exp_nonpositive_clamped<V: Lanes>(isa: V::Isa, x: V) -> V {
     let k = consts::<V::Elem>();
-    let lo = splat::<V>(isa, k.exp_normal_lo);
+    let one = splat::<V>(isa, 1.0);
+    let shift = splat::<V>(isa, k.round_shift);
     // `lo` first: x86 max returns its second operand when either is NaN, so NaN passes.
-    let xc = lo.max(x);
-    let n = (xc * splat(isa, k.log2e)).round();
+    let xc = splat::<V>(isa, k.exp_normal_lo).max(x);
+    let t = xc.mul_add(splat(isa, k.log2e), shift);
+    let n = t - shift;
     let r = n.mul_add(splat(isa, -k.ln2_hi), xc);
     let r = n.mul_add(splat(isa, -k.ln2_lo), r);
-    let q = horner(isa, r, k.exp_poly);
-    let p = (r * r).mul_add(q, r) + splat(isa, 1.0);
-    V::select(x.lt(lo), splat(isa, 0.0), p * n.pow2i())
+    // 1 + r + r²·Q(r) by Horner: (Q·r + 1)·r + 1.
+    let p = horner(isa, r, k.exp_poly).mul_add(r, one).mul_add(r, one);
+    // n >= -126 (-1022) after the clamp: 2^n is normal, and p·2^n is exact unless p < 1 at
+    // the very bottom of the range, where it is rounded once.
+    p * t.pow2_from_rounded()
 }
 
 /// `ln((m + c)·2^e)` for `m` in `[sqrt(1/2), sqrt(2))` and `c` of the size of a rounding
@@ -292,36 +350,82 @@ pub(crate) fn log1p<V: Lanes>(isa: V::Isa, x: V) -> V {
     V::select(x.eq(zero), x, y)
 }
 
+/// `ln(1 + e)` for `e` in `[0, 1]` (and NaN), as `log1p(exp(-|x|))` needs it: for f32 a
+/// division-free `e·P(e)` with a degree-9 minimax `P` (Estrin's scheme), for f64 [`log1p_core`] (two
+/// divisions; the polynomial would need degree ~21).
+///
+/// **Error: at most 2 ULP** from the correctly rounded result on `[0, 1]` (f32 and f64, every
+/// tier; f32: the polynomial's relative error is 2^-27.5, the rest is the rounding of the
+/// Horner steps).
+///
+/// Range handling: `±0` gives `±0`, NaN gives NaN; inputs outside `[0, 1]` are outside the
+/// contract.
+#[inline(always)]
+pub(crate) fn log1p_unit<V: Lanes>(isa: V::Isa, e: V) -> V {
+    let k = consts::<V::Elem>();
+    match *k.log1p_unit_poly {
+        [c0, c1, c2, c3, c4, c5, c6, c7, c8, c9] => {
+            // Horner for the low terms, which carry the result's rounding, and Estrin's scheme
+            // for the high ones, whose errors are scaled by e⁴: depth 6 instead of 10, which
+            // matters because BCE's sweep is bound by the latency of its exp-then-log1p chain.
+            let c = |v: f64| splat::<V>(isa, v);
+            let e2 = e * e;
+            let e4 = e2 * e2;
+            let low = c(c3).mul_add(e, c(c2)).mul_add(e, c(c1)).mul_add(e, c(c0));
+            let h45 = c(c5).mul_add(e, c(c4));
+            let h67 = c(c7).mul_add(e, c(c6));
+            let h89 = c(c9).mul_add(e, c(c8));
+            let high = h89.mul_add(e4, h67.mul_add(e2, h45));
+            e * high.mul_add(e4, low)
+        }
+        _ => log1p_core(isa, e),
+    }
+}
+
+/// `(e, l)` with `e = exp(-|x|)` and `l = log1p(e) = ln(1 + e^-|x|)`: the shared part of
+/// [`softplus`] and [`log_sigmoid`], and of binary cross-entropy on logits, which needs `e`
+/// for its gradient too. `e` is [`exp_nonpositive`] (flushed below `MIN_POSITIVE`), `l`
+/// is [`log1p_unit`]. NaN `x` gives NaN in both.
+#[inline(always)]
+pub(crate) fn exp_neg_abs_and_log1p<V: Lanes>(isa: V::Isa, x: V) -> (V, V) {
+    let e = exp_nonpositive(isa, -x.abs());
+    (e, log1p_unit(isa, e))
+}
+
 /// `softplus(x) = ln(1 + e^x)`, computed as `max(x, 0) + log1p(exp(-|x|))`, lane-wise.
 ///
-/// **Error: at most 2 ULP** from the correctly rounded result (f32 and f64, every tier).
+/// **Error: at most 3 ULP** from the correctly rounded result (f32 and f64, every tier), where
+/// `exp(-|x|)` is not flushed (see below). Measured: 2 with fused `mul_add` (AVX2), 3 on the
+/// tiers that round it twice (f32 scalar and portable); f64 2.
 ///
 /// Range handling: `softplus(-inf) = +0`, `softplus(+inf) = +inf`, NaN gives NaN; never
-/// overflows for finite `x`, and for very negative `x` the result is `e^x` (subnormal, then 0).
-// No loss calls this or `log_sigmoid`: BCE-with-logits needs `exp(-|x|)` for its gradient too
-// and computes both itself with `exp_nonpositive`. They are kept, tested, as the accurate forms.
+/// overflows for finite `x`; results below `MIN_POSITIVE` (`x` below about -87.34 for f32,
+/// -708.40 for f64) are flushed to `+0`, an absolute difference under 1.2e-38 (2.3e-308).
+// No loss calls this: BCE-with-logits uses `log_sigmoid`'s form. It is kept, tested, as the
+// other half of the pair.
 #[cfg_attr(not(test), allow(dead_code))]
 #[inline(always)]
 pub(crate) fn softplus<V: Lanes>(isa: V::Isa, x: V) -> V {
     let zero = splat::<V>(isa, 0.0);
-    // exp(-|x|) is in [0, 1] or NaN: the special-value handling of `log1p` is not needed.
-    let l = log1p_core(isa, exp(isa, -x.abs()));
+    let (_, l) = exp_neg_abs_and_log1p(isa, x);
     // max(x, 0) is 0 for NaN x, but then `l` is NaN.
     x.max(zero) + l
 }
 
-/// `log_sigmoid(x) = -ln(1 + e^-x)`, computed as `min(x, 0) - log1p(exp(-|x|))`, lane-wise.
+/// `log_sigmoid(x) = -ln(1 + e^-x)`, computed as `min(x, 0) - log1p(exp(-|x|))`, lane-wise:
+/// binary cross-entropy on logits is `(1 - t)·x - log_sigmoid(x)`.
 ///
-/// **Error: at most 2 ULP** from the correctly rounded result (f32 and f64, every tier).
+/// **Error: at most 3 ULP** from the correctly rounded result (f32 and f64, every tier), where
+/// `exp(-|x|)` is not flushed (see below). Measured: 2 with fused `mul_add` (AVX2), 3 on the
+/// tiers that round it twice (f32 scalar and portable); f64 2.
 ///
-/// Range handling: `log_sigmoid(-inf) = -inf`, `log_sigmoid(+inf) = +0`, NaN gives NaN; for
-/// large `x` the result is `-e^-x` (subnormal), and once that rounds to zero it is `+0` (the
-/// correctly rounded value is `-0`; the sign of this zero is the only departure).
-#[cfg_attr(not(test), allow(dead_code))]
+/// Range handling: `log_sigmoid(-inf) = -inf`, `log_sigmoid(+inf) = +0`, NaN gives NaN;
+/// results below `MIN_POSITIVE` in magnitude (`x` above about 87.34 for f32, 708.40 for f64)
+/// are `+0`, an absolute difference under 1.2e-38 (2.3e-308) from the exact `-e^-x`.
 #[inline(always)]
 pub(crate) fn log_sigmoid<V: Lanes>(isa: V::Isa, x: V) -> V {
     let zero = splat::<V>(isa, 0.0);
-    let l = log1p_core(isa, exp(isa, -x.abs()));
+    let (_, l) = exp_neg_abs_and_log1p(isa, x);
     x.min(zero) - l
 }
 
@@ -344,6 +448,8 @@ mod tests {
         Softplus,
         LogSigmoid,
         ExpNonpositive,
+        ExpNonpositiveClamped,
+        Log1pUnit,
     }
 
     impl Func {
@@ -355,6 +461,8 @@ mod tests {
                 Func::Softplus => "softplus",
                 Func::LogSigmoid => "log_sigmoid",
                 Func::ExpNonpositive => "exp_nonpos",
+                Func::ExpNonpositiveClamped => "exp_clamped",
+                Func::Log1pUnit => "log1p_unit",
             }
         }
 
@@ -362,26 +470,38 @@ mod tests {
         /// result.
         fn bound(self) -> u64 {
             match self {
-                Func::Exp | Func::Ln | Func::Log1p | Func::ExpNonpositive => 1,
-                Func::Softplus | Func::LogSigmoid => 2,
+                Func::Exp
+                | Func::Ln
+                | Func::Log1p
+                | Func::ExpNonpositive
+                | Func::ExpNonpositiveClamped => 1,
+                Func::Log1pUnit => 2,
+                Func::Softplus | Func::LogSigmoid => 3,
             }
         }
 
-        /// Maps a test point into the function's domain: `-|x|` for `exp_nonpositive`.
+        /// Maps a test point into the function's domain: `-|x|` for `exp_nonpositive`, `|x|`
+        /// or `1/|x|` (whichever is at most 1) for `log1p_unit`.
         fn fold<T: Float>(self, x: T) -> T {
             match self {
-                Func::ExpNonpositive if x > T::ZERO => -x,
+                Func::ExpNonpositive | Func::ExpNonpositiveClamped if x > T::ZERO => -x,
+                Func::Log1pUnit if x.abs() > T::ONE => T::ONE / x.abs(),
+                Func::Log1pUnit => x.abs(),
                 _ => x,
             }
         }
 
         /// The reference for element type `T`: [`reference`](Self::reference), with
-        /// `exp_nonpositive`'s flush below `T`'s normal range.
+        /// `exp_nonpositive`'s flush and `exp_nonpositive_clamped`'s clamp below `T`'s normal
+        /// range, and the flush of `softplus` / `log_sigmoid` results below it.
         fn reference_for<T: Float>(self, x: f64) -> f64 {
+            let lo = T::from_f64(consts::<T>().exp_normal_lo).to_f64();
             match self {
-                Func::ExpNonpositive if x < T::from_f64(consts::<T>().exp_normal_lo).to_f64() => {
-                    0.0
-                }
+                Func::ExpNonpositive if x < lo => 0.0,
+                Func::ExpNonpositiveClamped if x < lo => lo.exp(),
+                // exp(-|x|) is flushed: only max(x, 0) or min(x, 0) is left.
+                Func::Softplus if -x.abs() < lo => x.max(0.0),
+                Func::LogSigmoid if -x.abs() < lo => x.min(0.0),
                 _ => self.reference(x),
             }
         }
@@ -394,7 +514,8 @@ mod tests {
                 Func::Log1p => x.ln_1p(),
                 Func::Softplus => x.max(0.0) + (-x.abs()).exp().ln_1p(),
                 Func::LogSigmoid => x.min(0.0) - (-x.abs()).exp().ln_1p(),
-                Func::ExpNonpositive => x.exp(),
+                Func::ExpNonpositive | Func::ExpNonpositiveClamped => x.exp(),
+                Func::Log1pUnit => x.ln_1p(),
             }
         }
     }
@@ -420,6 +541,10 @@ mod tests {
                 Func::Softplus => map_with::<V, SoftplusFn>(isa, src, dst),
                 Func::LogSigmoid => map_with::<V, LogSigmoidFn>(isa, src, dst),
                 Func::ExpNonpositive => map_with::<V, ExpNonpositiveFn>(isa, src, dst),
+                Func::ExpNonpositiveClamped => {
+                    map_with::<V, ExpNonpositiveClampedFn>(isa, src, dst)
+                }
+                Func::Log1pUnit => map_with::<V, Log1pUnitFn>(isa, src, dst),
             }
         }
     }
@@ -448,6 +573,8 @@ mod tests {
     math_fn!(SoftplusFn, softplus);
     math_fn!(LogSigmoidFn, log_sigmoid);
     math_fn!(ExpNonpositiveFn, exp_nonpositive);
+    math_fn!(ExpNonpositiveClampedFn, exp_nonpositive_clamped);
+    math_fn!(Log1pUnitFn, log1p_unit);
 
     /// Four independent vectors per step (four exp chains in flight rather than the
     /// latency of one), then single vectors, then one masked tail.
@@ -636,8 +763,10 @@ mod tests {
             Func::Softplus | Func::LogSigmoid if half => rng.uniform(-20.0, 20.0),
             Func::Softplus | Func::LogSigmoid if wide => rng.uniform(-760.0, 760.0),
             Func::Softplus | Func::LogSigmoid => rng.uniform(-110.0, 110.0),
-            Func::ExpNonpositive if wide => rng.uniform(-709.0, 0.0),
-            Func::ExpNonpositive => rng.uniform(-88.0, 0.0),
+            Func::ExpNonpositive | Func::ExpNonpositiveClamped if wide => rng.uniform(-709.0, 0.0),
+            Func::ExpNonpositive | Func::ExpNonpositiveClamped => rng.uniform(-88.0, 0.0),
+            Func::Log1pUnit if half => rng.uniform(0.0, 1.0),
+            Func::Log1pUnit => return rng.tiny(),
         };
         T::from_f64(x)
     }
@@ -849,6 +978,11 @@ mod tests {
     fn exact_values<T: Check>() {
         let f = |x: f64| T::from_f64(x);
         let (inf, nan) = (f64::INFINITY, f64::NAN);
+        let payload_nan = if core::mem::size_of::<T>() == 4 {
+            T::from_raw_bits(0x7fc0_01ff).to_f64()
+        } else {
+            T::from_raw_bits(0x7ff8_0000_0000_0fff).to_f64()
+        };
         let cases: &[(Func, f64, f64)] = &[
             (Func::Exp, nan, nan),
             (Func::Exp, inf, inf),
@@ -900,6 +1034,14 @@ mod tests {
                 consts::<T>().exp_normal_lo * 1.000_001,
                 0.0,
             ),
+            (Func::ExpNonpositiveClamped, nan, nan),
+            // A NaN whose payload sits in the bits that become the exponent of 2^n.
+            (Func::ExpNonpositiveClamped, payload_nan, nan),
+            (Func::ExpNonpositiveClamped, 0.0, 1.0),
+            (Func::ExpNonpositiveClamped, -0.0, 1.0),
+            (Func::Log1pUnit, nan, nan),
+            (Func::Log1pUnit, 0.0, 0.0),
+            (Func::Log1pUnit, 1.0, core::f64::consts::LN_2),
             (Func::LogSigmoid, nan, nan),
             (Func::LogSigmoid, inf, 0.0),
             (Func::LogSigmoid, -inf, -inf),
@@ -943,6 +1085,22 @@ mod tests {
     #[test]
     fn exp_nonpositive_f64() {
         accuracy::<f64>(Func::ExpNonpositive);
+    }
+    #[test]
+    fn exp_nonpositive_clamped_f32() {
+        accuracy::<f32>(Func::ExpNonpositiveClamped);
+    }
+    #[test]
+    fn exp_nonpositive_clamped_f64() {
+        accuracy::<f64>(Func::ExpNonpositiveClamped);
+    }
+    #[test]
+    fn log1p_unit_f32() {
+        accuracy::<f32>(Func::Log1pUnit);
+    }
+    #[test]
+    fn log1p_unit_f64() {
+        accuracy::<f64>(Func::Log1pUnit);
     }
     #[test]
     fn exact_values_f32() {

@@ -130,10 +130,15 @@ pub trait Lanes:
     /// `self * 2^n` for integral `n` (in `Elem`), saturating to 0 or ±inf like `ldexp`;
     /// NaN `self` gives NaN. Used by `exp`.
     fn ldexp(self, n: Self) -> Self;
-    /// `2^self` for integral `self` in the normal exponent range (`[-126, 127]` for f32,
-    /// `[-1022, 1023]` for f64), built directly from bits; other values give unspecified
-    /// results. The one-step scaling of `math::exp_nonpositive`.
-    fn pow2i(self) -> Self;
+    /// `2^k` from `self = 1.5·2^p + bias + k`, where `p` is the number of explicit mantissa
+    /// bits (23, 52) and `bias` the exponent bias (127, 1023): one shift of `self`'s low
+    /// significand bits, which hold `k + bias`, into the exponent field. For `k` in the normal
+    /// exponent range (`[-126, 127]`, `[-1022, 1023]`); other values give unspecified results.
+    ///
+    /// `fma(x, c, 1.5·2^p + bias)` rounds `x·c` to the integer `k` and leaves `self` in this
+    /// form, so `math::exp_nonpositive` gets both `k` (as a float, by one subtraction) and
+    /// `2^k` from one fused multiply-add.
+    fn pow2_from_rounded(self) -> Self;
     /// Splits finite positive normal `self` into `(m, e)` with `self = m * 2^e`,
     /// `m` in `[sqrt(1/2), sqrt(2))` and `e` integral. Used by `ln`; other inputs are handled by
     /// the caller.

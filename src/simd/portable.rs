@@ -193,9 +193,9 @@ macro_rules! wide_lanes {
                 $v(self.0 * pow2(half) * pow2(rest))
             }
             #[inline(always)]
-            fn pow2i(self) -> Self {
-                let bits: $u = cast(self.0 + $w::splat($magic));
-                $v(cast((bits + $u::splat($bias)) << $mant))
+            fn pow2_from_rounded(self) -> Self {
+                let bits: $u = cast(self.0);
+                $v(cast(bits << $mant))
             }
             #[inline(always)]
             fn frexp_centered(self) -> (Self, Self) {

@@ -163,10 +163,8 @@ macro_rules! scalar_lanes {
                 One(ldexp_f64(self.0 as f64, n.0 as f64) as $t)
             }
             #[inline(always)]
-            fn pow2i(self) -> Self {
-                One($t::from_bits(
-                    ((self.0 as i64).wrapping_add($bias) as $bits) << $mant,
-                ))
+            fn pow2_from_rounded(self) -> Self {
+                One($t::from_bits(self.0.to_bits() << $mant))
             }
             #[inline(always)]
             fn frexp_centered(self) -> (Self, Self) {
