@@ -221,3 +221,150 @@ fn cross_entropy_of_512_x_50257_f32_is_within_1e_6_of_f64_and_identical_for_1_2_
         }
     }
 }
+
+/// Rows of `SPLIT` classes (3 rows: a batch of few long rows) are swept as parallel segments
+/// whose partial sums are merged in a fixed tree. Row 0 has its whole first segment masked
+/// (`-inf`), row 1 a masked run across a segment boundary.
+fn split_case(seed: u64, weighted: bool, smoothing: f64) -> Case {
+    const SPLIT: usize = 200_003;
+    let (rows, classes) = (3usize, SPLIT);
+    let mut state = seed;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 40) as f64 / (1u64 << 24) as f64
+    };
+    let mut logits: Vec<f64> = (0..rows * classes).map(|_| (next() - 0.5) * 16.0).collect();
+    logits[..65_536].fill(f64::NEG_INFINITY);
+    logits[classes + 120_000..classes + 140_000].fill(f64::NEG_INFINITY);
+    let mut probs: Vec<f64> = (0..rows * classes).map(|_| next()).collect();
+    for row in probs.chunks_mut(classes) {
+        let total: f64 = row.iter().sum();
+        row.iter_mut().for_each(|p| *p /= total);
+    }
+    Case {
+        rows,
+        classes,
+        logits,
+        labels: vec![70_000, -100, 199_999],
+        probs,
+        weight: weighted.then(|| (0..classes).map(|_| 0.5 + 1.5 * next()).collect()),
+        smoothing,
+    }
+}
+
+#[test]
+fn few_long_rows_split_into_segments_match_the_oracle_on_every_tier() {
+    for (weighted, smoothing) in [(false, 0.0), (true, 0.1)] {
+        let mut c = split_case(11, weighted, smoothing);
+        check::<f32>(&c).unwrap();
+        check::<f64>(&c).unwrap();
+        // A NaN in the last segment of row 2 makes that row NaN, and only that row.
+        c.logits[2 * c.classes + 190_000] = f64::NAN;
+        check::<f32>(&c).unwrap();
+    }
+}
+
+#[test]
+fn few_long_rows_split_into_segments_give_identical_bits_and_gradients_for_1_2_3_8_threads() {
+    let c = split_case(5, true, 0.1);
+    let logits: Vec<f32> = common::to(&c.logits);
+    let probs: Vec<f32> = common::to(&c.probs);
+    let weight: Vec<f32> = common::to(c.weight.as_deref().unwrap());
+    let ce = CrossEntropy::new().weight(&weight).label_smoothing(0.1);
+    let k = c.classes;
+    for tier in Tier::available() {
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                with_tier(tier, || {
+                    let mut grad = vec![0.0f32; logits.len()];
+                    let loss = ce
+                        .loss_and_grad(&logits, k, &c.labels, Reduction::Mean, &mut grad)
+                        .unwrap();
+                    let mut in_place = logits.clone();
+                    let loss_in_place = ce
+                        .loss_and_grad_in_place(&mut in_place, k, &c.labels, Reduction::Mean)
+                        .unwrap();
+                    let mut grad_probs = vec![0.0f32; logits.len()];
+                    let loss_probs = ce
+                        .loss_and_grad_probs(&logits, k, &probs, Reduction::Sum, &mut grad_probs)
+                        .unwrap();
+                    assert_eq!(loss.to_bits(), loss_in_place.to_bits(), "{tier}");
+                    assert!(grad
+                        .iter()
+                        .zip(&in_place)
+                        .all(|(a, b)| a.to_bits() == b.to_bits()));
+                    (loss, grad, loss_probs, grad_probs)
+                })
+                .unwrap()
+            })
+        };
+        let one = run(1);
+        // The gradient against the oracle's, per row (Mean divides by the summed target weights).
+        let targets = |r: usize| match c.labels[r] {
+            -100 => RowTarget::Ignored,
+            t => RowTarget::Class(t as usize),
+        };
+        let divisor: f64 = (0..c.rows)
+            .map(|r| {
+                reference::cross_entropy_row(
+                    &logits[r * k..(r + 1) * k],
+                    targets(r),
+                    Some(&weight),
+                    0.1,
+                )
+                .1
+            })
+            .sum();
+        for r in 0..c.rows {
+            let row = &logits[r * k..(r + 1) * k];
+            let want = reference::cross_entropy_row_grad(row, targets(r), Some(&weight), 0.1);
+            let want_probs = reference::cross_entropy_row_grad(
+                row,
+                RowTarget::Probs(&probs[r * k..(r + 1) * k]),
+                Some(&weight),
+                0.1,
+            );
+            for (j, (w, wp)) in want.iter().zip(&want_probs).enumerate() {
+                let (g, gp) = (one.1[r * k + j] as f64, one.3[r * k + j] as f64);
+                let w = w / divisor;
+                assert!(
+                    (g - w).abs() <= 1e-5 * w.abs() + 1e-9,
+                    "{tier} row {r} class {j}: {g} vs {w}"
+                );
+                assert!(
+                    (gp - wp).abs() <= 1e-5 * wp.abs() + 1e-9,
+                    "{tier} row {r} class {j}: {gp} vs {wp}"
+                );
+            }
+        }
+        for threads in [2, 3, 8] {
+            let other = run(threads);
+            let same =
+                |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
+            assert_eq!(
+                other.0.to_bits(),
+                one.0.to_bits(),
+                "{tier}: {threads} threads"
+            );
+            assert_eq!(
+                other.2.to_bits(),
+                one.2.to_bits(),
+                "{tier}: {threads} threads"
+            );
+            assert!(
+                same(&other.1, &one.1),
+                "{tier}: {threads} threads, gradient"
+            );
+            assert!(
+                same(&other.3, &one.3),
+                "{tier}: {threads} threads, probs gradient"
+            );
+        }
+    }
+}

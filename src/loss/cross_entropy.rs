@@ -6,13 +6,17 @@
 //! partial sums are rescaled by `exp(old - new)` — the online log-sum-exp, applied per block
 //! so that the hot loops stay branch-free. Rows are split over rayon in chunks chosen from the
 //! shape alone and combined in the driver's fixed tree, so results are bit-identical for any
-//! thread count.
+//! thread count. A batch of few long rows (fewer than [`SPLIT_ROWS`] rows of at least
+//! [`SPLIT_CLASSES`] classes, decided from the shape alone) also splits each row into
+//! `CHUNK`-class segments: their `(max, Σ exp, ...)` are merged in the same fixed tree
+//! ([`RowStats::combine`]) and their gradients written in parallel, so a single huge row uses
+//! every thread.
 //!
 //! Non-finite logits follow PyTorch's `log_softmax`: `-inf` masks a class (a masked target gives
 //! `+inf`), a row of all `-inf` or with any `+inf` or NaN gives NaN.
 
 use crate::float::sealed::Sealed;
-use crate::reduce::{tree_reduce, CHUNK};
+use crate::reduce::{tree_reduce, Partial, CHUNK};
 use crate::simd::dispatch::Resolved;
 use crate::simd::{math, Kernel, Lanes};
 use crate::{check, Float, LossError, Reduction};
@@ -495,6 +499,7 @@ impl<T: Float, L: Label> Job<'_, T, L> {
         } else {
             rows_per_chunk
         };
+        let split = self.rows < SPLIT_ROWS && self.classes >= SPLIT_CLASSES;
         let leaf = |i: usize, out: Option<&mut [T]>| {
             let rows = i * rows_per_chunk..self.rows.min((i + 1) * rows_per_chunk);
             tier.run(RowsKernel {
@@ -502,6 +507,7 @@ impl<T: Float, L: Label> Job<'_, T, L> {
                 rows,
                 out,
                 grad_scale,
+                split: split.then_some(tier),
             })
         };
         tree_reduce(chunks, chunks >= 2, out, per_leaf, &leaf).unwrap_or([0.0, 0.0])
@@ -526,10 +532,19 @@ struct RowsKernel<'a, 'j, T, L> {
     /// Row losses, or with `grad_scale` the rows' gradients.
     out: Option<&'a mut [T]>,
     grad_scale: Option<f64>,
+    /// Split each row into segments swept in parallel on this tier (few long rows).
+    split: Option<Resolved>,
 }
+
+/// Rows of at least this many classes are split into `CHUNK`-class segments when the batch has
+/// fewer than [`SPLIT_ROWS`] rows: below it, a row is too short for a second thread to pay off.
+const SPLIT_CLASSES: usize = 2 * CHUNK;
+/// Batches of this many rows or more are parallel over rows alone.
+const SPLIT_ROWS: usize = 16;
 
 /// What the gradient sweep of a row needs: `g_c = k·exp(x_c - max) - scale·a_c`, then
 /// `g_t -= scale·delta` for a class-label target `t`.
+#[derive(Clone, Copy)]
 struct RowGrad<'a, T> {
     max: T,
     k: T,
@@ -538,6 +553,59 @@ struct RowGrad<'a, T> {
 }
 
 impl<T: Float, L: Label> RowsKernel<'_, '_, T, L> {
+    /// [`row_stats`] of one row, or with `split`, of its segments merged in the fixed tree.
+    #[inline(always)]
+    fn stats<V: Lanes<Elem = T>>(
+        &self,
+        isa: V::Isa,
+        x: &[T],
+        coef: Option<Coef<'_, T>>,
+    ) -> RowStats {
+        let Some(tier) = self.split else {
+            return row_stats::<V>(isa, x, coef);
+        };
+        let leaf = |i: usize, _: Option<&mut [T]>| {
+            let seg = i * CHUNK..x.len().min((i + 1) * CHUNK);
+            tier.run(SegmentStats {
+                x: &x[seg.clone()],
+                coef: coef.map(|c| c.segment(seg)),
+            })
+        };
+        let segments = x.len().div_ceil(CHUNK);
+        tree_reduce(segments, true, None, 0, &leaf).unwrap_or(RowStats::EMPTY)
+    }
+
+    /// Writes one row's gradient (see [`grad_sweep`]), by segments in parallel with `split`.
+    #[inline(always)]
+    fn grad<V: Lanes<Elem = T>>(
+        &self,
+        isa: V::Isa,
+        src: Option<&[T]>,
+        dst: &mut [T],
+        g: &RowGrad<'_, T>,
+        scale: T,
+    ) {
+        let Some(tier) = self.split else {
+            return grad_sweep::<V>(isa, src, dst, g, scale);
+        };
+        let leaf = |i: usize, dst: Option<&mut [T]>| {
+            let seg = i * CHUNK..(i + 1) * CHUNK;
+            let dst = dst.unwrap_or_default();
+            let seg = seg.start..seg.start + dst.len();
+            tier.run(GradSegment {
+                src: src.map(|s| &s[seg.clone()]),
+                dst,
+                g: RowGrad {
+                    coef: g.coef.map(|c| c.segment(seg)),
+                    ..*g
+                },
+                scale,
+            })
+        };
+        let segments = dst.len().div_ceil(CHUNK);
+        tree_reduce(segments, true, Some(dst), CHUNK, &leaf);
+    }
+
     /// One row's `(loss, weight, gradient recipe)`; the recipe is `None` for an ignored row.
     #[inline(always)]
     fn row<V: Lanes<Elem = T>>(
@@ -565,7 +633,7 @@ impl<T: Float, L: Label> RowsKernel<'_, '_, T, L> {
                         beta: T::ONE,
                         r: job.weight,
                     };
-                    let s = row_stats::<V>(isa, x, Some(sums));
+                    let s = self.stats::<V>(isa, x, Some(sums));
                     let lse = s.sum.ln();
                     let nll = -w_t * ((x[t].to_f64() - s.max) - lse);
                     // Σ_c w_c·(-log_softmax_c) = lse·Σw - Σ w_c (x_c - max).
@@ -587,7 +655,7 @@ impl<T: Float, L: Label> RowsKernel<'_, '_, T, L> {
                     };
                     (loss, w_t, Some(grad))
                 } else {
-                    let s = row_stats::<V>(isa, x, None);
+                    let s = self.stats::<V>(isa, x, None);
                     let loss = -w_t * ((x[t].to_f64() - s.max) - s.sum.ln());
                     let grad = RowGrad {
                         max: T::from_f64(s.max),
@@ -608,7 +676,7 @@ impl<T: Float, L: Label> RowsKernel<'_, '_, T, L> {
                     beta,
                     r: job.weight,
                 };
-                let s = row_stats::<V>(isa, x, Some(coef));
+                let s = self.stats::<V>(isa, x, Some(coef));
                 // -Σ a_c (x_c - max - lse) with a_c = ((1-ε) p_c + ε/C)·w_c.
                 let loss = s.sum.ln() * s.coef - s.dot;
                 let grad = RowGrad {
@@ -683,7 +751,7 @@ impl<T: Float, L: Label> Kernel<T> for RowsKernel<'_, '_, T, L> {
                     } else {
                         Some(&job.logits[row * c..(row + 1) * c])
                     };
-                    grad_sweep::<V>(
+                    self.grad::<V>(
                         isa,
                         src,
                         dst,
@@ -834,12 +902,94 @@ struct Coef<'a, T> {
     r: Option<&'a [T]>,
 }
 
+impl<'a, T> Coef<'a, T> {
+    /// The coefficients of the classes in `seg` (the slices cut to it).
+    fn segment(self, seg: core::ops::Range<usize>) -> Coef<'a, T> {
+        Coef {
+            q: self.q.map(|q| &q[seg.clone()]),
+            r: self.r.map(|r| &r[seg]),
+            ..self
+        }
+    }
+}
+
 /// One sweep of a row: its max, `Σ exp(x - max)`, and optionally `Σ a_c (x_c - max)`, `Σ a_c`.
+#[derive(Clone, Copy, Debug)]
 struct RowStats {
     max: f64,
     sum: f64,
     dot: f64,
     coef: f64,
+}
+
+impl RowStats {
+    /// The stats of no classes.
+    const EMPTY: RowStats = RowStats {
+        max: f64::NEG_INFINITY,
+        sum: 0.0,
+        dot: 0.0,
+        coef: 0.0,
+    };
+}
+
+impl Partial for RowStats {
+    /// The stats of two adjacent segments of a row, as one sweep of both would give them (up to
+    /// rounding): each part is moved to the common max, `sum·exp(max - m)` and
+    /// `dot + coef·(max - m)`. A part without a finite max (all `-inf`, or empty) is added as it
+    /// is, as [`row_stats`] does with blocks seen before the first finite max: its sum is 0 (or
+    /// NaN) and its dot already holds `Σ a·x` (`-inf`, or NaN).
+    #[inline]
+    fn combine(self, other: RowStats) -> RowStats {
+        let m = self.max.max(other.max);
+        let shift = |s: RowStats| {
+            if s.max == f64::NEG_INFINITY {
+                (s.sum, s.dot)
+            } else {
+                let d = s.max - m;
+                (s.sum * d.exp(), s.dot + s.coef * d)
+            }
+        };
+        let ((s1, d1), (s2, d2)) = (shift(self), shift(other));
+        RowStats {
+            max: m,
+            sum: s1 + s2,
+            dot: d1 + d2,
+            coef: self.coef + other.coef,
+        }
+    }
+}
+
+/// [`row_stats`] of one segment of a split row, on one tier.
+struct SegmentStats<'a, T> {
+    x: &'a [T],
+    coef: Option<Coef<'a, T>>,
+}
+
+impl<T: Float> Kernel<T> for SegmentStats<'_, T> {
+    type Output = RowStats;
+
+    #[inline(always)]
+    fn run<V: Lanes<Elem = T>>(self, isa: V::Isa) -> RowStats {
+        row_stats::<V>(isa, self.x, self.coef)
+    }
+}
+
+/// [`grad_sweep`] of one segment of a split row, on one tier.
+struct GradSegment<'a, T> {
+    src: Option<&'a [T]>,
+    dst: &'a mut [T],
+    g: RowGrad<'a, T>,
+    scale: T,
+}
+
+impl<T: Float> Kernel<T> for GradSegment<'_, T> {
+    type Output = f64;
+
+    #[inline(always)]
+    fn run<V: Lanes<Elem = T>>(self, isa: V::Isa) -> f64 {
+        grad_sweep::<V>(isa, self.src, self.dst, &self.g, self.scale);
+        0.0
+    }
 }
 
 /// How many blocks ahead of the exp pass the row is prefetched, and the cache line size.
