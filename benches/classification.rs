@@ -43,22 +43,17 @@
 //! generated on first use by a deterministic LCG and dropped before the next size (or loss);
 //! sizes whose benchmarks are all filtered out are never allocated.
 
+mod common;
+
 use std::cell::OnceCell;
 use std::hint::black_box;
 use std::mem::size_of;
-use std::time::Duration;
 
-use criterion::{
-    criterion_group, criterion_main, measurement::WallTime, BenchmarkGroup, BenchmarkId, Criterion,
-    SamplingMode, Throughput,
-};
+use common::{ce_inputs, configure, lcg, logit, max_size, unit, Threads};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use losskit::reference::{self, RowTarget};
 use losskit::Reduction;
-use rayon::prelude::*;
 use rayon::{ThreadPool, ThreadPoolBuilder};
-
-/// Elements per chunk of the all-threads ceiling: the reduce driver's chunk size.
-const CHUNK: usize = 1 << 16;
 
 /// Cross-entropy shapes `(rows, classes)`, with the label used as the benchmark parameter.
 const CE_SHAPES: [(usize, usize, &str); 3] = [
@@ -69,45 +64,6 @@ const CE_SHAPES: [(usize, usize, &str); 3] = [
 
 /// Binary-loss sizes in elements, with the label used as the benchmark parameter.
 const SIZES: [(usize, &str); 2] = [(1 << 20, "1M"), (64 << 20, "64M")];
-
-#[derive(Clone, Copy)]
-enum Threads {
-    /// Inside the one-thread pool.
-    One,
-    /// On rayon's global pool.
-    All,
-}
-
-impl Threads {
-    const BOTH: [Threads; 2] = [Threads::One, Threads::All];
-
-    fn suffix(self) -> &'static str {
-        match self {
-            Threads::One => "1t",
-            Threads::All => "mt",
-        }
-    }
-
-    /// Runs `f` (one criterion routine: many timed iterations) on this many threads.
-    fn run(self, pool: &ThreadPool, f: impl FnOnce() + Send) {
-        match self {
-            Threads::One => pool.install(f),
-            Threads::All => f(),
-        }
-    }
-
-    /// The read ceiling of `x` and `y` on this many threads.
-    fn ceiling(self, x: &[f32], y: &[f32]) -> f32 {
-        match self {
-            Threads::One => losskit::read_ceiling(x, y),
-            Threads::All => x
-                .par_chunks(CHUNK)
-                .zip(y.par_chunks(CHUNK))
-                .map(|(a, b)| losskit::read_ceiling(a, b))
-                .sum(),
-        }
-    }
-}
 
 #[derive(Clone, Copy)]
 enum Binary {
@@ -161,37 +117,6 @@ impl Binary {
     }
 }
 
-/// A 64-bit LCG: deterministic, about a nanosecond a value, and irregular enough that branchy
-/// code cannot predict it. Each call returns the new state; use its high bits.
-fn lcg(mut state: u64) -> impl FnMut() -> u64 {
-    move || {
-        state = state
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        state
-    }
-}
-
-/// The top 24 bits of an LCG state as a value in [0, 1).
-fn unit(state: u64) -> f32 {
-    (state >> 40) as f32 * (1.0 / (1u64 << 24) as f32)
-}
-
-/// The top 24 bits of an LCG state as a logit in [-8, 8) (exact: a multiple of 2^-20).
-fn logit(state: u64) -> f32 {
-    unit(state) * 16.0 - 8.0
-}
-
-/// `rows · classes` logits in [-8, 8) and `rows` labels pseudo-random in `0..classes`.
-fn ce_inputs(rows: usize, classes: usize) -> (Vec<f32>, Vec<i64>) {
-    let mut next = lcg(0x2545_F491_4F6C_DD1D);
-    let logits = (0..rows * classes).map(|_| logit(next())).collect();
-    let labels = (0..rows)
-        .map(|_| ((next() >> 32) % classes as u64) as i64)
-        .collect();
-    (logits, labels)
-}
-
 /// The scalar oracle of mean cross-entropy: the `f64` sum of the rows' losses over the rows.
 fn ce_reference(logits: &[f32], classes: usize, labels: &[i64]) -> f64 {
     let sum: f64 = logits
@@ -202,40 +127,6 @@ fn ce_reference(logits: &[f32], classes: usize, labels: &[i64]) -> f64 {
         })
         .sum();
     sum / labels.len() as f64
-}
-
-/// Criterion settings per size (`bytes` read by one iteration), so the full run stays within
-/// minutes: one iteration of the scalar reference takes ~0.1 s at 31 MiB and up to a second or
-/// two at 512 MiB, so everything from 16 MiB up gets ten flat samples.
-fn configure(g: &mut BenchmarkGroup<'_, WallTime>, bytes: usize) {
-    g.warm_up_time(Duration::from_secs(1));
-    if bytes >= 16 << 20 {
-        g.sample_size(10)
-            .sampling_mode(SamplingMode::Flat)
-            .measurement_time(Duration::from_secs(3));
-    } else {
-        g.sample_size(30).measurement_time(Duration::from_secs(2));
-    }
-}
-
-/// `LOSSKIT_BENCH_MAX`: the largest size to run, in elements, with an optional `K`/`M` suffix
-/// (binary: `1M` is 2^20). Unset means every size.
-fn max_size() -> usize {
-    let Ok(s) = std::env::var("LOSSKIT_BENCH_MAX") else {
-        return usize::MAX;
-    };
-    let t = s.trim();
-    let (digits, scale) = match t.as_bytes().last() {
-        Some(b'k' | b'K') => (&t[..t.len() - 1], 1 << 10),
-        Some(b'm' | b'M') => (&t[..t.len() - 1], 1 << 20),
-        _ => (t, 1),
-    };
-    match digits.parse::<usize>() {
-        Ok(v) => v.saturating_mul(scale),
-        Err(_) => panic!(
-            "LOSSKIT_BENCH_MAX={s:?}: expected a number of elements such as 65536, 16K or 1M"
-        ),
-    }
 }
 
 fn bench_cross_entropy(c: &mut Criterion, pool: &ThreadPool, max: usize) {

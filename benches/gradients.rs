@@ -40,15 +40,14 @@
 //! allocated. Output buffers are written once before timing starts, so no iteration pays for
 //! first-touch page faults.
 
+mod common;
+
 use std::cell::OnceCell;
 use std::hint::black_box;
 use std::mem::size_of;
-use std::time::Duration;
 
-use criterion::{
-    criterion_group, criterion_main, measurement::WallTime, BatchSize, BenchmarkGroup, BenchmarkId,
-    Criterion, SamplingMode, Throughput,
-};
+use common::{ce_inputs, configure, lcg, logit, max_size, unit};
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use losskit::{CrossEntropy, Reduction};
 use rayon::{ThreadPool, ThreadPoolBuilder};
 
@@ -98,37 +97,6 @@ impl Pointwise {
     }
 }
 
-/// A 64-bit LCG: deterministic, about a nanosecond a value, and irregular enough that branchy
-/// code cannot predict it. Each call returns the new state; use its high bits.
-fn lcg(mut state: u64) -> impl FnMut() -> u64 {
-    move || {
-        state = state
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        state
-    }
-}
-
-/// The top 24 bits of an LCG state as a value in [0, 1).
-fn unit(state: u64) -> f32 {
-    (state >> 40) as f32 * (1.0 / (1u64 << 24) as f32)
-}
-
-/// The top 24 bits of an LCG state as a value in [-8, 8) (exact: a multiple of 2^-20).
-fn logit(state: u64) -> f32 {
-    unit(state) * 16.0 - 8.0
-}
-
-/// `rows · classes` logits in [-8, 8) and `rows` labels pseudo-random in `0..classes`.
-fn ce_inputs(rows: usize, classes: usize) -> (Vec<f32>, Vec<i64>) {
-    let mut next = lcg(0x2545_F491_4F6C_DD1D);
-    let logits = (0..rows * classes).map(|_| logit(next())).collect();
-    let labels = (0..rows)
-        .map(|_| ((next() >> 32) % classes as u64) as i64)
-        .collect();
-    (logits, labels)
-}
-
 /// `n` inputs in [-8, 8) and `n` targets in [0, 1), valid for both pointwise losses.
 fn pointwise_inputs(n: usize) -> (Vec<f32>, Vec<f32>) {
     let mut next = lcg(0x9E37_79B9_7F4A_7C15);
@@ -141,39 +109,6 @@ fn pointwise_inputs(n: usize) -> (Vec<f32>, Vec<f32>) {
 /// untouched zero pages and bill the first iterations for faulting them in).
 fn out_buffer(n: usize) -> Vec<f32> {
     vec![1.0; n]
-}
-
-/// Criterion settings per size (`bytes` credited to one iteration): from 16 MiB up (one
-/// iteration takes milliseconds to tens of milliseconds) ten flat samples.
-fn configure(g: &mut BenchmarkGroup<'_, WallTime>, bytes: usize) {
-    g.warm_up_time(Duration::from_secs(1));
-    if bytes >= 16 << 20 {
-        g.sample_size(10)
-            .sampling_mode(SamplingMode::Flat)
-            .measurement_time(Duration::from_secs(3));
-    } else {
-        g.sample_size(30).measurement_time(Duration::from_secs(2));
-    }
-}
-
-/// `LOSSKIT_BENCH_MAX`: the largest size to run, in elements, with an optional `K`/`M` suffix
-/// (binary: `1M` is 2^20). Unset means every size.
-fn max_size() -> usize {
-    let Ok(s) = std::env::var("LOSSKIT_BENCH_MAX") else {
-        return usize::MAX;
-    };
-    let t = s.trim();
-    let (digits, scale) = match t.as_bytes().last() {
-        Some(b'k' | b'K') => (&t[..t.len() - 1], 1 << 10),
-        Some(b'm' | b'M') => (&t[..t.len() - 1], 1 << 20),
-        _ => (t, 1),
-    };
-    match digits.parse::<usize>() {
-        Ok(v) => v.saturating_mul(scale),
-        Err(_) => panic!(
-            "LOSSKIT_BENCH_MAX={s:?}: expected a number of elements such as 65536, 16K or 1M"
-        ),
-    }
 }
 
 fn bench_cross_entropy(c: &mut Criterion, pool: &ThreadPool, max: usize) {

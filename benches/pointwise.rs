@@ -25,21 +25,16 @@
 //! deterministic LCG, shared by all groups of one size, and dropped before the next size; sizes
 //! whose benchmarks are all filtered out are never allocated.
 
+mod common;
+
 use std::cell::OnceCell;
 use std::hint::black_box;
 use std::mem::size_of;
-use std::time::Duration;
 
-use criterion::{
-    criterion_group, criterion_main, measurement::WallTime, BenchmarkGroup, BenchmarkId, Criterion,
-    SamplingMode, Throughput,
-};
+use common::{configure, lcg, max_size, Threads};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use losskit::{reference, Float, Reduction};
-use rayon::prelude::*;
 use rayon::{ThreadPool, ThreadPoolBuilder};
-
-/// Elements per chunk of the all-threads ceiling: the reduce driver's chunk size.
-const CHUNK: usize = 1 << 16;
 
 /// Sizes in elements, with the label used as the benchmark parameter.
 const SIZES: [(usize, &str); 3] = [(16 << 10, "16K"), (1 << 20, "1M"), (64 << 20, "64M")];
@@ -112,91 +107,14 @@ impl Loss {
     }
 }
 
-#[derive(Clone, Copy)]
-enum Threads {
-    /// Inside the one-thread pool.
-    One,
-    /// On rayon's global pool.
-    All,
-}
-
-impl Threads {
-    fn suffix(self) -> &'static str {
-        match self {
-            Threads::One => "1t",
-            Threads::All => "mt",
-        }
-    }
-
-    /// Runs `f` (one criterion routine: many timed iterations) on this many threads.
-    fn run(self, pool: &ThreadPool, f: impl FnOnce() + Send) {
-        match self {
-            Threads::One => pool.install(f),
-            Threads::All => f(),
-        }
-    }
-
-    /// The read ceiling on this many threads.
-    fn ceiling<T: Elem>(self, x: &[T], y: &[T]) -> T {
-        match self {
-            Threads::One => losskit::read_ceiling(x, y),
-            Threads::All => x
-                .par_chunks(CHUNK)
-                .zip(y.par_chunks(CHUNK))
-                .map(|(a, b)| losskit::read_ceiling(a, b))
-                .sum(),
-        }
-    }
-}
-
 /// Two inputs of `n` elements in [-2, 2) from a 64-bit LCG: deterministic, about a nanosecond an
 /// element, and irregular enough that branchy code cannot predict it.
 fn inputs<T: Elem>(n: usize) -> (Vec<T>, Vec<T>) {
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    let mut next = move || {
-        state = state
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        T::of_f64((state >> 40) as f64 * (4.0 / (1u64 << 24) as f64) - 2.0)
-    };
+    let mut state = lcg(0x9E37_79B9_7F4A_7C15);
+    let mut next = move || T::of_f64((state() >> 40) as f64 * (4.0 / (1u64 << 24) as f64) - 2.0);
     let x = (0..n).map(|_| next()).collect();
     let y = (0..n).map(|_| next()).collect();
     (x, y)
-}
-
-/// Criterion settings per size, so the full run stays within minutes: one iteration at 64M f64
-/// takes up to ~0.1 s, so those get ten flat samples.
-fn configure(g: &mut BenchmarkGroup<'_, WallTime>, n: usize) {
-    g.warm_up_time(Duration::from_secs(1));
-    if n >= 16 << 20 {
-        g.sample_size(10)
-            .sampling_mode(SamplingMode::Flat)
-            .measurement_time(Duration::from_secs(3));
-    } else if n >= 256 << 10 {
-        g.sample_size(30).measurement_time(Duration::from_secs(2));
-    } else {
-        g.sample_size(100).measurement_time(Duration::from_secs(2));
-    }
-}
-
-/// `LOSSKIT_BENCH_MAX`: the largest size to run, in elements, with an optional `K`/`M` suffix
-/// (binary: `1M` is 2^20). Unset means every size.
-fn max_size() -> usize {
-    let Ok(s) = std::env::var("LOSSKIT_BENCH_MAX") else {
-        return usize::MAX;
-    };
-    let t = s.trim();
-    let (digits, scale) = match t.as_bytes().last() {
-        Some(b'k' | b'K') => (&t[..t.len() - 1], 1 << 10),
-        Some(b'm' | b'M') => (&t[..t.len() - 1], 1 << 20),
-        _ => (t, 1),
-    };
-    match digits.parse::<usize>() {
-        Ok(v) => v.saturating_mul(scale),
-        Err(_) => panic!(
-            "LOSSKIT_BENCH_MAX={s:?}: expected a number of elements such as 65536, 16K or 1M"
-        ),
-    }
 }
 
 fn bench_type<T: Elem>(c: &mut Criterion, pool: &ThreadPool, max: usize) {
@@ -213,7 +131,7 @@ fn bench_type<T: Elem>(c: &mut Criterion, pool: &ThreadPool, max: usize) {
                 let mut g =
                     c.benchmark_group(format!("{}_{}_{}", loss.name(), T::TY, threads.suffix()));
                 g.throughput(Throughput::Bytes((2 * n * size_of::<T>()) as u64));
-                configure(&mut g, n);
+                configure(&mut g, 2 * n * size_of::<T>());
                 g.bench_function(BenchmarkId::new("losskit", label), |b| {
                     let (x, y) = get();
                     threads.run(pool, || b.iter(|| loss.kernel(black_box(x), black_box(y))));
