@@ -3,24 +3,19 @@
 //! inside rayon pools (nested parallelism: a `par_iter` whose items each call a loss that itself
 //! splits over rayon) get the same bits and finish.
 
+mod common;
+
 use std::sync::mpsc;
 use std::time::Duration;
 
 use losskit::{with_tier, BceWithLogits, CrossEntropy, Reduction, Tier};
 use rayon::prelude::*;
 
-/// A deterministic pseudo-random stream in [0, 1) (SplitMix64).
+/// A deterministic pseudo-random stream in [0, 1).
 fn noise(seed: u64, n: usize) -> Vec<f64> {
-    let mut s = seed;
+    let mut next = common::splitmix(seed);
     (0..n)
-        .map(|_| {
-            s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = s;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            (z >> 11) as f64 / (1u64 << 53) as f64
-        })
+        .map(|_| (next() >> 11) as f64 / (1u64 << 53) as f64)
         .collect()
 }
 
@@ -207,10 +202,7 @@ fn nested_calls_inside_rayon_pools_give_the_same_bits_and_finish() {
         let want = all_bits(&d);
         let want_mse = losskit::mse(&d.x, &d.y, Reduction::Mean).unwrap().to_bits();
         for threads in [1, 2, 4] {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
+            let pool = common::pool(threads);
             // Many items in parallel, each a loss that itself splits over the same pool.
             let got: Vec<u32> = pool.install(|| {
                 (0..32)
@@ -269,10 +261,7 @@ fn nested_calls_from_inside_a_pool_of_one_thread_do_not_deadlock() {
     // must run (on that worker) rather than wait for a thread that does not exist.
     watchdog("1-thread pool", || {
         let d = data();
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .unwrap();
+        let pool = common::pool(1);
         let want =
             losskit::cross_entropy(&d.logits, d.classes, &d.labels, Reduction::Mean).unwrap();
         let got: Vec<f32> = pool.install(|| {

@@ -197,15 +197,8 @@ fn cross_entropy_of_512_x_50257_f32_is_within_1e_6_of_f64_and_identical_for_1_2_
         / rows as f64;
     for tier in Tier::available() {
         let run = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
-            pool.install(|| {
-                with_tier(tier, || {
-                    losskit::cross_entropy(&logits, classes, &labels, Reduction::Mean).unwrap()
-                })
-                .unwrap()
+            common::on_pool(threads, tier, || {
+                losskit::cross_entropy(&logits, classes, &labels, Reduction::Mean).unwrap()
             })
         };
         let one = run(1);
@@ -276,32 +269,25 @@ fn few_long_rows_split_into_segments_give_identical_bits_and_gradients_for_1_2_3
     let k = c.classes;
     for tier in Tier::available() {
         let run = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
-            pool.install(|| {
-                with_tier(tier, || {
-                    let mut grad = vec![0.0f32; logits.len()];
-                    let loss = ce
-                        .loss_and_grad(&logits, k, &c.labels, Reduction::Mean, &mut grad)
-                        .unwrap();
-                    let mut in_place = logits.clone();
-                    let loss_in_place = ce
-                        .loss_and_grad_in_place(&mut in_place, k, &c.labels, Reduction::Mean)
-                        .unwrap();
-                    let mut grad_probs = vec![0.0f32; logits.len()];
-                    let loss_probs = ce
-                        .loss_and_grad_probs(&logits, k, &probs, Reduction::Sum, &mut grad_probs)
-                        .unwrap();
-                    assert_eq!(loss.to_bits(), loss_in_place.to_bits(), "{tier}");
-                    assert!(grad
-                        .iter()
-                        .zip(&in_place)
-                        .all(|(a, b)| a.to_bits() == b.to_bits()));
-                    (loss, grad, loss_probs, grad_probs)
-                })
-                .unwrap()
+            common::on_pool(threads, tier, || {
+                let mut grad = vec![0.0f32; logits.len()];
+                let loss = ce
+                    .loss_and_grad(&logits, k, &c.labels, Reduction::Mean, &mut grad)
+                    .unwrap();
+                let mut in_place = logits.clone();
+                let loss_in_place = ce
+                    .loss_and_grad_in_place(&mut in_place, k, &c.labels, Reduction::Mean)
+                    .unwrap();
+                let mut grad_probs = vec![0.0f32; logits.len()];
+                let loss_probs = ce
+                    .loss_and_grad_probs(&logits, k, &probs, Reduction::Sum, &mut grad_probs)
+                    .unwrap();
+                assert_eq!(loss.to_bits(), loss_in_place.to_bits(), "{tier}");
+                assert!(grad
+                    .iter()
+                    .zip(&in_place)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()));
+                (loss, grad, loss_probs, grad_probs)
             })
         };
         let one = run(1);

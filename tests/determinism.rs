@@ -5,25 +5,11 @@ mod common;
 
 use losskit::{reference, Reduction, Tier};
 
-fn pool(threads: usize) -> rayon::ThreadPool {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .unwrap()
-}
-
-/// A deterministic pseudo-random stream in [-1, 1) (SplitMix64).
+/// A deterministic pseudo-random stream in [-1, 1).
 fn noise(seed: u64, n: usize) -> Vec<f32> {
-    let mut s = seed;
+    let mut next = common::splitmix(seed);
     (0..n)
-        .map(|_| {
-            s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = s;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            (z >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-        })
+        .map(|_| (next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0)
         .collect()
 }
 
@@ -37,7 +23,7 @@ fn reductions_are_bit_identical_for_1_2_3_and_8_threads() {
         let y64: Vec<f64> = y.iter().map(|&v| v as f64).collect();
         for tier in Tier::available() {
             let run = |threads: usize| {
-                pool(threads).install(|| {
+                common::pool(threads).install(|| {
                     losskit::with_tier(tier, || {
                         let mut each = vec![0.0f32; n];
                         losskit::huber_each(&x, &y, 0.5, &mut each).unwrap();

@@ -269,27 +269,20 @@ fn gradients_are_bit_identical_for_1_2_3_and_8_threads() {
         .collect();
     for tier in Tier::available() {
         let run = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
+            common::on_pool(threads, tier, || {
+                let mut g1 = vec![0.0f32; n];
+                let l1 = losskit::mse_and_grad(&x, &y, Reduction::Mean, &mut g1).unwrap();
+                let mut g2 = vec![0.0f32; rows * classes];
+                let l2 = losskit::cross_entropy_and_grad(
+                    &logits,
+                    classes,
+                    &labels,
+                    Reduction::Mean,
+                    &mut g2,
+                )
                 .unwrap();
-            pool.install(|| {
-                with_tier(tier, || {
-                    let mut g1 = vec![0.0f32; n];
-                    let l1 = losskit::mse_and_grad(&x, &y, Reduction::Mean, &mut g1).unwrap();
-                    let mut g2 = vec![0.0f32; rows * classes];
-                    let l2 = losskit::cross_entropy_and_grad(
-                        &logits,
-                        classes,
-                        &labels,
-                        Reduction::Mean,
-                        &mut g2,
-                    )
-                    .unwrap();
-                    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-                    (l1.to_bits(), bits(&g1), l2.to_bits(), bits(&g2))
-                })
-                .unwrap()
+                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                (l1.to_bits(), bits(&g1), l2.to_bits(), bits(&g2))
             })
         };
         let one = run(1);

@@ -190,3 +190,29 @@ impl<T: Elem> CeInputs<T> {
         self.weight.is_none() && self.ignore_index.is_none() && self.smoothing.is_none()
     }
 }
+
+/// A rayon pool of `threads` threads.
+pub fn pool(threads: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+}
+
+/// `f` in a fresh pool of `threads` threads with `tier` pinned: the determinism tests run the
+/// same computation this way for each thread count and compare bits.
+pub fn on_pool<R: Send>(threads: usize, tier: losskit::Tier, f: impl FnOnce() -> R + Send) -> R {
+    pool(threads).install(|| losskit::with_tier(tier, f).unwrap())
+}
+
+/// A deterministic stream of 64-bit values (SplitMix64).
+pub fn splitmix(seed: u64) -> impl FnMut() -> u64 {
+    let mut s = seed;
+    move || {
+        s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = s;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
