@@ -2,6 +2,8 @@
 //! ends exactly at a `PROT_NONE` page (or starts right after one), and every kernel is run on
 //! every tier this CPU has. A vector load or store past either end would raise SIGSEGV and kill
 //! the test. Results are also compared bit for bit with the same calls on ordinary heap copies.
+//! The kernels are the losses, their `each` forms and the fused loss-and-gradient forms (the
+//! gradient written into a guarded slice; cross-entropy also in place).
 #![cfg(unix)]
 
 use std::ptr;
@@ -195,6 +197,29 @@ fn pointwise<T: E>(x: &[T], y: &[T], out: &mut [T]) -> Vec<u64> {
         &|o| BceWithLogits::new().pos_weight(T::of(2.5)).each(x, y, o),
         out,
     );
+    // The fused loss-and-gradient kernels: the loss, then the gradient they wrote to `out`.
+    type GradFn<'a, T> = &'a dyn Fn(Reduction, &mut [T]) -> Result<T, losskit::LossError>;
+    let grads: [GradFn<'_, T>; 9] = [
+        &|r, o| losskit::mse_and_grad(x, y, r, o),
+        &|r, o| losskit::l1_and_grad(x, y, r, o),
+        &|r, o| losskit::huber_and_grad(x, y, T::of(0.3), r, o),
+        &|r, o| losskit::smooth_l1_and_grad(x, y, T::of(0.3), r, o),
+        &|r, o| losskit::smooth_l1_and_grad(x, y, T::of(0.0), r, o),
+        &|r, o| losskit::bce_and_grad(x, y, r, o),
+        &|r, o| Bce::new().epsilon(T::of(1e-3)).loss_and_grad(x, y, r, o),
+        &|r, o| losskit::bce_with_logits_and_grad(x, y, r, o),
+        &|r, o| {
+            BceWithLogits::new()
+                .pos_weight(T::of(2.5))
+                .loss_and_grad(x, y, r, o)
+        },
+    ];
+    for f in grads {
+        for r in [Reduction::Mean, Reduction::Sum] {
+            bits.push(f(r, out).unwrap().bits());
+            bits.extend(out.iter().map(|v| v.bits()));
+        }
+    }
     bits
 }
 
@@ -258,6 +283,7 @@ fn cross_entropy<T: E, L: Label>(
     probs: &[T],
     weight: &[T],
     out: &mut [T],
+    grad: Option<&mut [T]>,
 ) -> Vec<u64> {
     let mut bits = Vec::new();
     let forms = [
@@ -280,6 +306,25 @@ fn cross_entropy<T: E, L: Label>(
         bits.extend(out.iter().map(|v| v.bits()));
         ce.each_probs(logits, classes, probs, out).unwrap();
         bits.extend(out.iter().map(|v| v.bits()));
+    }
+    // Gradients (`grad` holds `rows · classes`): out of place, from probabilities, in place.
+    if let Some(grad) = grad {
+        for ce in &forms {
+            for r in [Reduction::Mean, Reduction::Sum] {
+                let loss = ce.loss_and_grad(logits, classes, labels, r, grad).unwrap();
+                bits.push(loss.bits());
+                bits.extend(grad.iter().map(|v| v.bits()));
+                let loss = ce
+                    .loss_and_grad_probs(logits, classes, probs, r, grad)
+                    .unwrap();
+                bits.push(loss.bits());
+                bits.extend(grad.iter().map(|v| v.bits()));
+                grad.copy_from_slice(logits);
+                let loss = ce.loss_and_grad_in_place(grad, classes, labels, r).unwrap();
+                bits.push(loss.bits());
+                bits.extend(grad.iter().map(|v| v.bits()));
+            }
+        }
     }
     if ignore == -100 {
         for r in [Reduction::Mean, Reduction::Sum] {
@@ -319,6 +364,7 @@ struct CeRegions {
     weight: Region,
     labels: Region,
     out: Region,
+    grad: Region,
 }
 
 fn ce_for_label<T: E, L: Label>(
@@ -328,6 +374,7 @@ fn ce_for_label<T: E, L: Label>(
     classes: usize,
     make: fn(i64) -> L,
     ignore: i64,
+    grads: bool,
 ) {
     let logits: Vec<T> = (0..rows * classes)
         .map(|i| T::of(((i * 29) % 97) as f64 * 0.25 - 12.0))
@@ -338,6 +385,7 @@ fn ce_for_label<T: E, L: Label>(
     let weight: Vec<T> = (0..classes).map(|c| T::of(0.5 + (c % 3) as f64)).collect();
     let labels = labels(rows, classes, make, ignore);
     let mut heap_out = vec![T::of(0.0); rows];
+    let mut heap_grad = vec![T::of(0.0); rows * classes];
     let want = cross_entropy(
         &logits,
         classes,
@@ -346,6 +394,7 @@ fn ce_for_label<T: E, L: Label>(
         &probs,
         &weight,
         &mut heap_out,
+        grads.then_some(&mut heap_grad[..]),
     );
     for at_end in [true, false] {
         let gl = g.logits.place(&logits, at_end);
@@ -353,7 +402,17 @@ fn ce_for_label<T: E, L: Label>(
         let gw = g.weight.place(&weight, at_end);
         let glab = g.labels.place(&labels, at_end);
         let gout = g.out.place(&vec![T::of(-7.0); rows], at_end);
-        let got = cross_entropy(gl, classes, glab, ignore, gp, gw, gout);
+        let ggrad = g.grad.place(&vec![T::of(-7.0); rows * classes], at_end);
+        let got = cross_entropy(
+            gl,
+            classes,
+            glab,
+            ignore,
+            gp,
+            gw,
+            gout,
+            grads.then_some(ggrad),
+        );
         assert!(
             got == want,
             "{rows}x{classes} labels {} at_end={at_end} on {tier}: results differ from heap slices",
@@ -374,15 +433,25 @@ fn ce_at_guards<T: E>() {
         weight: Region::new(max_classes * size),
         labels: Region::new(max_rows * 8),
         out: Region::new(max_rows * size),
+        grad: Region::new(max_elems * size),
     };
     for tier in Tier::available() {
         with_tier(tier, || {
             for &(rows, classes) in &shapes {
-                ce_for_label::<T, i64>(&mut g, tier, rows, classes, |v| v, -100);
-                ce_for_label::<T, i32>(&mut g, tier, rows, classes, |v| v as i32, -100);
-                ce_for_label::<T, u32>(&mut g, tier, rows, classes, |v| v as u32, 1 << 20);
-                ce_for_label::<T, u64>(&mut g, tier, rows, classes, |v| v as u64, 1 << 40);
-                ce_for_label::<T, usize>(&mut g, tier, rows, classes, |v| v as usize, 77_777);
+                // Gradients with one label type: they read labels as the losses do.
+                ce_for_label::<T, i64>(&mut g, tier, rows, classes, |v| v, -100, true);
+                ce_for_label::<T, i32>(&mut g, tier, rows, classes, |v| v as i32, -100, false);
+                ce_for_label::<T, u32>(&mut g, tier, rows, classes, |v| v as u32, 1 << 20, false);
+                ce_for_label::<T, u64>(&mut g, tier, rows, classes, |v| v as u64, 1 << 40, false);
+                ce_for_label::<T, usize>(
+                    &mut g,
+                    tier,
+                    rows,
+                    classes,
+                    |v| v as usize,
+                    77_777,
+                    false,
+                );
             }
         })
         .unwrap();
