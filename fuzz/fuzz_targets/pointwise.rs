@@ -1,11 +1,13 @@
 //! Every pointwise loss (mse, l1, huber, smooth_l1, bce, `Bce` with epsilon, bce_with_logits,
-//! `BceWithLogits` with pos_weight), reduced and `*_each`, on arbitrary bit patterns, parameters
+//! `BceWithLogits` with pos_weight), reduced, `*_each` and fused with the gradient
+//! (`*_and_grad`), on arbitrary bit patterns, parameters
 //! and (mismatched) lengths. Checks the documented contract: no panic; `Ok` exactly when
 //! lengths, parameters and (for bce) probabilities are valid, otherwise the error that names the
 //! argument; errors leave `out` untouched; NaN in an element gives a NaN reduction and a NaN in
 //! that `out` element; the mean over nothing is NaN and the sum over nothing is 0; regression
 //! losses and bce are never negative, bce never exceeds 100 per element, and bce_with_logits
-//! of moderate finite inputs is finite.
+//! of moderate finite inputs is finite; the fused forms give the reduced loss, bit for bit, and
+//! write nothing on error.
 #![no_main]
 
 #[path = "common.rs"]
@@ -34,6 +36,8 @@ enum Loss {
 enum Mode {
     Reduce(bool),
     Each,
+    /// The fused loss and gradient (Sum when true), the gradient into `out`.
+    Grad(bool),
 }
 
 #[derive(Arbitrary, Debug)]
@@ -142,6 +146,28 @@ fn reduce<T: Elem>(loss: Loss, x: &[T], y: &[T], p: T, r: Reduction) -> Result<T
     }
 }
 
+fn and_grad<T: Elem>(
+    loss: Loss,
+    x: &[T],
+    y: &[T],
+    p: T,
+    r: Reduction,
+    grad: &mut [T],
+) -> Result<T, LossError> {
+    match loss {
+        Loss::Mse => losskit::mse_and_grad(x, y, r, grad),
+        Loss::L1 => losskit::l1_and_grad(x, y, r, grad),
+        Loss::Huber => losskit::huber_and_grad(x, y, p, r, grad),
+        Loss::SmoothL1 => losskit::smooth_l1_and_grad(x, y, p, r, grad),
+        Loss::Bce => losskit::bce_and_grad(x, y, r, grad),
+        Loss::BceEpsilon => Bce::new().epsilon(p).loss_and_grad(x, y, r, grad),
+        Loss::BceWithLogits => losskit::bce_with_logits_and_grad(x, y, r, grad),
+        Loss::BceWithLogitsPosWeight => {
+            BceWithLogits::new().pos_weight(p).loss_and_grad(x, y, r, grad)
+        }
+    }
+}
+
 fn each<T: Elem>(loss: Loss, x: &[T], y: &[T], p: T, out: &mut [T]) -> Result<(), LossError> {
     match loss {
         Loss::Mse => losskit::mse_each(x, y, out),
@@ -196,7 +222,7 @@ fn run<T: Elem>(c: &Case) {
     };
     let pw = (c.loss == Loss::BceWithLogitsPosWeight).then_some(p);
     // The reference per-element losses (only meaningful when the call is valid).
-    let elems: Vec<T> = if allowed.is_empty() || matches!(c.mode, Mode::Each) {
+    let elems: Vec<T> = if allowed.is_empty() || matches!(c.mode, Mode::Each | Mode::Grad(_)) {
         x.iter()
             .zip(y)
             .map(|(&a, &b)| element(c.loss, a, b, p))
@@ -254,6 +280,49 @@ fn run<T: Elem>(c: &Case) {
             } else {
                 // Every element is >= 0 or +inf; their sum can overflow to inf but never be NaN.
                 assert!(g >= 0.0, "{:?} {r:?}: non-NaN elements, loss {g}", c.loss);
+            }
+        }
+        Mode::Grad(sum) => {
+            let r = if sum { Reduction::Sum } else { Reduction::Mean };
+            if no != n {
+                allowed.push(LossError::LengthMismatch {
+                    name: "grad",
+                    len: no,
+                    expected_name: "input",
+                    expected: n,
+                });
+            }
+            allowed.extend(probability_errors.iter().cloned());
+            let sentinel = T::of(-1234.5);
+            let mut grad = vec![sentinel; no];
+            let got = and_grad(c.loss, x, y, p, r, &mut grad);
+            check_outcome(
+                &format!("{:?} and_grad {r:?} n={n} target={nt} grad={no}", c.loss),
+                &got,
+                &allowed,
+            );
+            let Ok(loss) = got else {
+                assert!(
+                    grad.iter().all(|v| v.bits() == sentinel.bits()),
+                    "{:?}: an error wrote to grad",
+                    c.loss
+                );
+                return;
+            };
+            let plain = reduce(c.loss, x, y, p, r).expect("the fused form was valid");
+            assert_eq!(
+                loss.bits(),
+                plain.bits(),
+                "{:?} {r:?}: fused loss {loss:?}, reduced {plain:?}",
+                c.loss
+            );
+            if is_logits(c.loss) && p.f64().abs() <= 1e6 {
+                for (i, g) in grad.iter().enumerate() {
+                    if moderate(x[i], y[i], pw) {
+                        let what = format!("{:?} grad[{i}]: f({:?}, {:?})", c.loss, x[i], y[i]);
+                        assert!(g.f64().is_finite(), "{what} = {g:?}");
+                    }
+                }
             }
         }
         Mode::Each => {
