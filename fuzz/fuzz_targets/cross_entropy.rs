@@ -57,13 +57,18 @@ enum Form {
     Each,
     LossProbs(bool),
     EachProbs,
+    /// `loss_and_grad` (Sum when true), the gradient into its own buffer.
+    Grad(bool),
+    GradProbs(bool),
+    /// `loss_and_grad_in_place` on a copy of the logits.
+    GradInPlace(bool),
 }
 
 impl Form {
     fn probs(self) -> bool {
         matches!(
             self,
-            Form::FreeProbs(_) | Form::LossProbs(_) | Form::EachProbs
+            Form::FreeProbs(_) | Form::LossProbs(_) | Form::EachProbs | Form::GradProbs(_)
         )
     }
     fn free(self) -> bool {
@@ -71,9 +76,13 @@ impl Form {
     }
     fn reduction(self) -> Option<Reduction> {
         match self {
-            Form::Free(s) | Form::FreeProbs(s) | Form::Loss(s) | Form::LossProbs(s) => {
-                Some(if s { Reduction::Sum } else { Reduction::Mean })
-            }
+            Form::Free(s)
+            | Form::FreeProbs(s)
+            | Form::Loss(s)
+            | Form::LossProbs(s)
+            | Form::Grad(s)
+            | Form::GradProbs(s)
+            | Form::GradInPlace(s) => Some(if s { Reduction::Sum } else { Reduction::Mean }),
             Form::Each | Form::EachProbs => None,
         }
     }
@@ -323,10 +332,27 @@ fn run<T: Elem, L: Lab>(c: &Case) {
         });
     }
 
+    let grad_form = matches!(c.form, Form::Grad(_) | Form::GradProbs(_));
+    let n_grad = if grad_form {
+        c.out_len.get(n).min(MAX_ELEMS + 64)
+    } else {
+        0
+    };
+    if grad_form && n_grad != n {
+        allowed.push(LossError::LengthMismatch {
+            name: "grad",
+            len: n_grad,
+            expected_name: "logits",
+            expected: n,
+        });
+    }
+
     let tiers = Tier::available();
     let tier = tiers[c.tier as usize % tiers.len()];
     let sentinel = T::of(-4321.0);
     let mut out = vec![sentinel; n_out];
+    let mut grad = vec![sentinel; n_grad];
+    let mut in_place = logits.clone();
     let what = format!(
         "{:?} {rows}x{classes} (n={n}) {} on {tier}",
         c.form,
@@ -350,6 +376,27 @@ fn run<T: Elem, L: Lab>(c: &Case) {
         Form::EachProbs => ce
             .each_probs(&logits, classes, &probs, &mut out)
             .map(|()| None),
+        Form::Grad(_) => ce
+            .loss_and_grad(
+                &logits,
+                classes,
+                &labels,
+                c.form.reduction().unwrap(),
+                &mut grad,
+            )
+            .map(Some),
+        Form::GradProbs(_) => ce
+            .loss_and_grad_probs(
+                &logits,
+                classes,
+                &probs,
+                c.form.reduction().unwrap(),
+                &mut grad,
+            )
+            .map(Some),
+        Form::GradInPlace(_) => ce
+            .loss_and_grad_in_place(&mut in_place, classes, &labels, c.form.reduction().unwrap())
+            .map(Some),
     })
     .unwrap();
     check_outcome(&what, &result, &allowed);
@@ -357,6 +404,17 @@ fn run<T: Elem, L: Lab>(c: &Case) {
         assert!(
             out.iter().all(|v| v.bits() == sentinel.bits()),
             "{what}: an error wrote to out"
+        );
+        assert!(
+            grad.iter().all(|v| v.bits() == sentinel.bits()),
+            "{what}: an error wrote to grad"
+        );
+        assert!(
+            in_place
+                .iter()
+                .zip(&logits)
+                .all(|(a, b)| a.bits() == b.bits()),
+            "{what}: an error wrote to the logits (in place)"
         );
         return;
     };
@@ -373,6 +431,55 @@ fn run<T: Elem, L: Lab>(c: &Case) {
         .is_none_or(|w| w.iter().all(|v| v.f64() >= 0.0 && v.f64() <= 1e3));
     let moderate_probs = !c.form.probs() || probs.iter().all(|v| v.f64() >= 0.0 && v.f64() <= 1.0);
     let moderate = logits.iter().all(|v| v.f64().abs() <= 1e3) && moderate_weight && moderate_probs;
+
+    if let (Some(loss), Form::Grad(_) | Form::GradProbs(_) | Form::GradInPlace(_)) =
+        (result, c.form)
+    {
+        let r = c.form.reduction().unwrap();
+        let in_place_form = matches!(c.form, Form::GradInPlace(_));
+        // The forward loss of the same call (computed by another path for short rows).
+        let plain = with_tier(tier, || {
+            if c.form.probs() {
+                ce.loss_probs(&logits, classes, &probs, r)
+            } else {
+                ce.loss(&logits, classes, &labels, r)
+            }
+        })
+        .unwrap()
+        .expect("the fused form was valid");
+        let (a, b) = (loss.f64(), plain.f64());
+        assert_eq!(a.is_nan(), b.is_nan(), "{what}: fused {a}, forward {b}");
+        if moderate && a.is_finite() && b.is_finite() {
+            let tol = 2048.0 * T::UNIT * (b.abs() + 1.0);
+            assert!((a - b).abs() <= tol, "{what}: fused {a}, forward {b}");
+        }
+        let written = if in_place_form { &in_place } else { &grad };
+        if in_place_form {
+            // Bit-identical to the out-of-place form.
+            let mut outside = vec![T::of(0.0); n];
+            let l2 = with_tier(tier, || {
+                ce.loss_and_grad(&logits, classes, &labels, r, &mut outside)
+            })
+            .unwrap()
+            .unwrap();
+            assert_eq!(l2.bits(), loss.bits(), "{what}: in place loss differs");
+            assert!(
+                outside
+                    .iter()
+                    .zip(&in_place)
+                    .all(|(x, y)| x.bits() == y.bits()),
+                "{what}: in place gradient differs"
+            );
+        }
+        for (r, g) in written.chunks(classes.max(1)).enumerate().take(rows) {
+            if !scored[r] {
+                assert!(
+                    g.iter().all(|v| v.f64() == 0.0),
+                    "{what}: ignored row {r} has a gradient"
+                );
+            }
+        }
+    }
 
     match result {
         Some(loss) => {

@@ -162,9 +162,9 @@ fn and_grad<T: Elem>(
         Loss::Bce => losskit::bce_and_grad(x, y, r, grad),
         Loss::BceEpsilon => Bce::new().epsilon(p).loss_and_grad(x, y, r, grad),
         Loss::BceWithLogits => losskit::bce_with_logits_and_grad(x, y, r, grad),
-        Loss::BceWithLogitsPosWeight => {
-            BceWithLogits::new().pos_weight(p).loss_and_grad(x, y, r, grad)
-        }
+        Loss::BceWithLogitsPosWeight => BceWithLogits::new()
+            .pos_weight(p)
+            .loss_and_grad(x, y, r, grad),
     }
 }
 
