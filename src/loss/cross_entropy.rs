@@ -589,9 +589,8 @@ impl<T: Float, L: Label> RowsKernel<'_, '_, T, L> {
             return grad_sweep::<V>(isa, src, dst, g, scale);
         };
         let leaf = |i: usize, dst: Option<&mut [T]>| {
-            let seg = i * CHUNK..(i + 1) * CHUNK;
             let dst = dst.unwrap_or_default();
-            let seg = seg.start..seg.start + dst.len();
+            let seg = i * CHUNK..i * CHUNK + dst.len();
             tier.run(GradSegment {
                 src: src.map(|s| &s[seg.clone()]),
                 dst,

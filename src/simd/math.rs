@@ -239,7 +239,7 @@ pub(crate) fn exp_nonpositive<V: Lanes>(isa: V::Isa, x: V) -> V {
 
 /// `e^x` for `x <= 0` with `x` first clamped to `ln(MIN_POSITIVE)`, for sums that contain a
 /// term of at least 1 (a softmax denominator: the row's max contributes `e^0`), where a term
-/// below `MIN_POSITIVE` (1.2e-38 for f32) cannot change the rounded sum. Twelve vector
+/// below `MIN_POSITIVE` (1.2e-38 for f32) cannot change the rounded sum. Thirteen vector
 /// operations for f32: one `mul_add` rounds `x·log2(e)` to `n` and, through its low bits,
 /// gives `2^n` by one shift ([`Lanes::pow2_from_rounded`]); the reduction and polynomial are
 /// [`exp`]'s, by Horner.
@@ -351,12 +351,12 @@ pub(crate) fn log1p<V: Lanes>(isa: V::Isa, x: V) -> V {
 }
 
 /// `ln(1 + e)` for `e` in `[0, 1]` (and NaN), as `log1p(exp(-|x|))` needs it: for f32 a
-/// division-free `e·P(e)` with a degree-9 minimax `P` (Estrin's scheme), for f64 [`log1p_core`] (two
-/// divisions; the polynomial would need degree ~21).
+/// division-free `e·P(e)` with a degree-9 minimax `P`, for f64 [`log1p_core`] (two divisions;
+/// the polynomial would need degree ~21).
 ///
 /// **Error: at most 2 ULP** from the correctly rounded result on `[0, 1]` (f32 and f64, every
-/// tier; f32: the polynomial's relative error is 2^-27.5, the rest is the rounding of the
-/// Horner steps).
+/// tier; f32: the polynomial's relative error is 2^-27.5, the rest is the rounding of its
+/// evaluation).
 ///
 /// Range handling: `±0` gives `±0`, NaN gives NaN; inputs outside `[0, 1]` are outside the
 /// contract.
@@ -368,14 +368,18 @@ pub(crate) fn log1p_unit<V: Lanes>(isa: V::Isa, e: V) -> V {
             // Horner for the low terms, which carry the result's rounding, and Estrin's scheme
             // for the high ones, whose errors are scaled by e⁴: depth 6 instead of 10, which
             // matters because BCE's sweep is bound by the latency of its exp-then-log1p chain.
-            let c = |v: f64| splat::<V>(isa, v);
+            // `hi·e + lo` (a function: a closure would not get the tier's target features).
+            #[inline(always)]
+            fn pair<V: Lanes>(isa: V::Isa, e: V, hi: f64, lo: f64) -> V {
+                splat::<V>(isa, hi).mul_add(e, splat(isa, lo))
+            }
             let e2 = e * e;
             let e4 = e2 * e2;
-            let low = c(c3).mul_add(e, c(c2)).mul_add(e, c(c1)).mul_add(e, c(c0));
-            let h45 = c(c5).mul_add(e, c(c4));
-            let h67 = c(c7).mul_add(e, c(c6));
-            let h89 = c(c9).mul_add(e, c(c8));
-            let high = h89.mul_add(e4, h67.mul_add(e2, h45));
+            let low = pair(isa, e, c3, c2)
+                .mul_add(e, splat(isa, c1))
+                .mul_add(e, splat(isa, c0));
+            let high = pair(isa, e, c9, c8)
+                .mul_add(e4, pair(isa, e, c7, c6).mul_add(e2, pair(isa, e, c5, c4)));
             e * high.mul_add(e4, low)
         }
         _ => log1p_core(isa, e),
