@@ -6,7 +6,7 @@
 //!   by the count for a mean, plus the final roundings `2·u·|result|` (and two subnormal steps
 //!   when the result is subnormal). The `2^-53` term is what
 //!   the `f64` accumulators add; for f32 it is negligible, for f64 it is the larger term, and
-//!   `tests/pointwise_props.rs` (lengths below 5000) leaves it out. The exact sum is computed
+//!   `tests/suite/pointwise_props.rs` (lengths below 5000) leaves it out. The exact sum is computed
 //!   with compensated (Neumaier) summation, since `reference::reduce`'s plain sequential `f64`
 //!   sum is itself off by up to `n·2^-53·S`;
 //! - results are bit-identical on a 1-thread pool, a 3-thread pool and the global pool.

@@ -3,7 +3,7 @@
 //! inside rayon pools (nested parallelism: a `par_iter` whose items each call a loss that itself
 //! splits over rayon) get the same bits and finish.
 
-mod common;
+use crate::common;
 
 use std::sync::mpsc;
 use std::time::Duration;

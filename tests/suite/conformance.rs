@@ -1,7 +1,7 @@
 //! Every case of the PyTorch conformance vectors (`tests/data/golden.jsonl.gz`), in both dtypes,
 //! for mean, sum and each. A case whose loss this test does not know fails it.
 
-mod common;
+use crate::common;
 
 use common::{check, golden_cases, nums, to, Case, CeInputs, Elem};
 use losskit::{BceWithLogits, LossError, Reduction};

@@ -2,7 +2,7 @@
 //! classes 1..5000, masked (-inf) classes, extreme magnitudes, weights, ignore_index and label
 //! smoothing, class-label and probability targets.
 
-mod common;
+use crate::common;
 
 use common::Elem;
 use losskit::reference::{self, RowTarget};

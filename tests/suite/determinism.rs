@@ -1,7 +1,7 @@
 //! The reduce driver's promises: identical bits for any number of threads, and f32 sums that
 //! stay accurate at 2^26 elements.
 
-mod common;
+use crate::common;
 
 use losskit::{reference, Reduction, Tier};
 

@@ -2,7 +2,7 @@
 //! reference gradients against central finite differences of the reference losses (f64), and
 //! identical bits in place, out of place and for any thread count.
 
-mod common;
+use crate::common;
 
 use common::Elem;
 use losskit::reference::{self, RowTarget};

@@ -1,7 +1,7 @@
 //! Every `grad_mean` of the PyTorch conformance vectors, on every tier, for both dtypes; the
 //! in-place cross-entropy gradient is bit-identical to the out-of-place one.
 
-mod common;
+use crate::common;
 
 use common::{check, golden_cases, nums, to, Case, CeInputs, Elem};
 use losskit::{Bce, BceWithLogits, Reduction};

@@ -106,13 +106,13 @@ fn the_guard_page_has_teeth() {
         return;
     }
     use std::os::unix::process::ExitStatusExt;
+    // The test's name in this binary: its module path without the crate's name.
+    let name = match module_path!().split_once("::") {
+        Some((_, module)) => format!("{module}::the_guard_page_has_teeth"),
+        None => "the_guard_page_has_teeth".to_string(),
+    };
     let status = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "the_guard_page_has_teeth",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(["--exact", &name, "--nocapture", "--test-threads=1"])
         .env("LOSSKIT_GUARD_CHILD", "1")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

@@ -1,7 +1,7 @@
 //! Differential tests: every pointwise kernel, on every tier this CPU has, against the scalar
 //! oracle in `losskit::reference`, over lengths 0..5000, unaligned sub-slices and hostile values.
 
-mod common;
+use crate::common;
 
 use common::Elem;
 use losskit::{reference, with_tier, Reduction, Tier};

@@ -1,0 +1,17 @@
+//! The integration tests, as one test binary with a module per subject: each test binary
+//! compiles its own optimised copy of every kernel it calls, so one binary instead of eleven
+//! keeps `cargo test` (and CI) several minutes shorter.
+
+mod common;
+
+mod concurrency;
+mod conformance;
+mod cross_entropy_props;
+mod determinism;
+mod errors;
+mod gradient_errors;
+mod gradient_props;
+mod gradients;
+mod guard_page;
+mod non_finite;
+mod pointwise_props;
