@@ -92,6 +92,8 @@ pub fn agrees(got: f64, expected: f64, dtype: &str) -> bool {
 pub trait Elem: losskit::Float {
     fn of(x: f64) -> Self;
     fn f64(self) -> f64;
+    /// The bit pattern, widened to 64 bits (for bit-for-bit comparisons).
+    fn bits(self) -> u64;
 }
 impl Elem for f32 {
     fn of(x: f64) -> Self {
@@ -100,6 +102,9 @@ impl Elem for f32 {
     fn f64(self) -> f64 {
         self as f64
     }
+    fn bits(self) -> u64 {
+        self.to_bits() as u64
+    }
 }
 impl Elem for f64 {
     fn of(x: f64) -> Self {
@@ -107,6 +112,24 @@ impl Elem for f64 {
     }
     fn f64(self) -> f64 {
         self
+    }
+    fn bits(self) -> u64 {
+        self.to_bits()
+    }
+}
+
+/// `LossError::LengthMismatch` with these fields.
+pub fn length_mismatch(
+    name: &'static str,
+    len: usize,
+    expected_name: &'static str,
+    expected: usize,
+) -> losskit::LossError {
+    losskit::LossError::LengthMismatch {
+        name,
+        len,
+        expected_name,
+        expected,
     }
 }
 

@@ -7,27 +7,7 @@ use std::fmt::Debug;
 
 use losskit::{Bce, BceWithLogits, CrossEntropy, LossError, Reduction};
 
-/// `f32` or `f64`.
-trait E: losskit::Float {
-    fn of(x: f64) -> Self;
-    fn bits(self) -> u64;
-}
-impl E for f32 {
-    fn of(x: f64) -> Self {
-        x as f32
-    }
-    fn bits(self) -> u64 {
-        self.to_bits() as u64
-    }
-}
-impl E for f64 {
-    fn of(x: f64) -> Self {
-        x
-    }
-    fn bits(self) -> u64 {
-        self.to_bits()
-    }
-}
+use crate::common::Elem as E;
 
 fn v<T: E>(xs: &[f64]) -> Vec<T> {
     xs.iter().map(|&x| T::of(x)).collect()
@@ -97,19 +77,7 @@ fn expect_err_untouched<T: E>(
     );
 }
 
-fn mismatch(
-    name: &'static str,
-    len: usize,
-    expected_name: &'static str,
-    expected: usize,
-) -> LossError {
-    LossError::LengthMismatch {
-        name,
-        len,
-        expected_name,
-        expected,
-    }
-}
+use crate::common::length_mismatch as mismatch;
 
 fn invalid(name: &'static str, value: f64, requirement: &'static str) -> LossError {
     LossError::InvalidParameter {

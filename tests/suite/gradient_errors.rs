@@ -7,19 +7,7 @@ use losskit::{Bce, BceWithLogits, CrossEntropy, LossError, Reduction};
 const SENTINEL: f32 = 7.25;
 const MEAN: Reduction = Reduction::Mean;
 
-fn len_err(
-    name: &'static str,
-    len: usize,
-    expected_name: &'static str,
-    expected: usize,
-) -> LossError {
-    LossError::LengthMismatch {
-        name,
-        len,
-        expected_name,
-        expected,
-    }
-}
+use crate::common::length_mismatch as len_err;
 
 /// Runs `call` on a sentinel-filled gradient of `n` elements; returns its result and whether
 /// the gradient was left untouched.

@@ -125,26 +125,7 @@ fn the_guard_page_has_teeth() {
     );
 }
 
-trait E: losskit::Float {
-    fn of(x: f64) -> Self;
-    fn bits(self) -> u64;
-}
-impl E for f32 {
-    fn of(x: f64) -> Self {
-        x as f32
-    }
-    fn bits(self) -> u64 {
-        self.to_bits() as u64
-    }
-}
-impl E for f64 {
-    fn of(x: f64) -> Self {
-        x
-    }
-    fn bits(self) -> u64 {
-        self.to_bits()
-    }
-}
+use crate::common::Elem as E;
 
 /// Lengths: every small one (all vector-width tails and unrolled bodies), block and chunk
 /// edges, and two above the parallel threshold.
