@@ -185,6 +185,30 @@ pub fn check_outcome<R: core::fmt::Debug>(
     }
 }
 
+/// The `LengthMismatch` a call reports when argument `name` has `len` elements where
+/// `expected_name` calls for `expected`; `None` when they agree.
+pub fn mismatch(
+    name: &'static str,
+    len: usize,
+    expected_name: &'static str,
+    expected: usize,
+) -> Option<LossError> {
+    (len != expected).then_some(LossError::LengthMismatch {
+        name,
+        len,
+        expected_name,
+        expected,
+    })
+}
+
+/// Asserts that a failed call left its output buffer as it was: every element still `sentinel`.
+pub fn untouched<T: Elem>(buf: &[T], sentinel: T, what: &str) {
+    assert!(
+        buf.iter().all(|v| v.bits() == sentinel.bits()),
+        "{what}: an error wrote to the output"
+    );
+}
+
 pub fn reductions() -> [Reduction; 2] {
     [Reduction::Mean, Reduction::Sum]
 }
