@@ -553,17 +553,20 @@ struct RowGrad<'a, T> {
 }
 
 impl<T: Float, L: Label> RowsKernel<'_, '_, T, L> {
-    /// [`row_stats`] of one row, or with `split`, of its segments merged in the fixed tree.
+    /// [`row_stats`] of one row (the first `len` elements of `stream`, which goes on with what
+    /// follows the row in memory), or with `split`, of its segments merged in the fixed tree.
     #[inline(always)]
     fn stats<V: Lanes<Elem = T>>(
         &self,
         isa: V::Isa,
-        x: &[T],
+        stream: &[T],
+        len: usize,
         coef: Option<Coef<'_, T>>,
     ) -> RowStats {
         let Some(tier) = self.split else {
-            return row_stats::<V>(isa, x, coef);
+            return row_stats::<V>(isa, stream, len, coef);
         };
+        let x = &stream[..len];
         let leaf = |i: usize, _: Option<&mut [T]>| {
             let seg = i * CHUNK..x.len().min((i + 1) * CHUNK);
             tier.run(SegmentStats {
@@ -606,15 +609,17 @@ impl<T: Float, L: Label> RowsKernel<'_, '_, T, L> {
     }
 
     /// One row's `(loss, weight, gradient recipe)`; the recipe is `None` for an ignored row.
+    /// The row is the first `classes` elements of `stream`, which goes on with what follows it.
     #[inline(always)]
     fn row<V: Lanes<Elem = T>>(
         &self,
         isa: V::Isa,
         row: usize,
-        x: &[T],
+        stream: &[T],
     ) -> (f64, f64, Option<RowGrad<'_, T>>) {
         let job = self.job;
         let c = job.classes;
+        let x = &stream[..c];
         let eps = job.smoothing;
         let scale = self.grad_scale.unwrap_or(0.0);
         match job.target {
@@ -632,7 +637,7 @@ impl<T: Float, L: Label> RowsKernel<'_, '_, T, L> {
                         beta: T::ONE,
                         r: job.weight,
                     };
-                    let s = self.stats::<V>(isa, x, Some(sums));
+                    let s = self.stats::<V>(isa, stream, c, Some(sums));
                     let lse = s.sum.ln();
                     let nll = -w_t * ((x[t].to_f64() - s.max) - lse);
                     // Σ_c w_c·(-log_softmax_c) = lse·Σw - Σ w_c (x_c - max).
@@ -654,7 +659,7 @@ impl<T: Float, L: Label> RowsKernel<'_, '_, T, L> {
                     };
                     (loss, w_t, Some(grad))
                 } else {
-                    let s = self.stats::<V>(isa, x, None);
+                    let s = self.stats::<V>(isa, stream, c, None);
                     let loss = -w_t * ((x[t].to_f64() - s.max) - s.sum.ln());
                     let grad = RowGrad {
                         max: T::from_f64(s.max),
@@ -675,7 +680,7 @@ impl<T: Float, L: Label> RowsKernel<'_, '_, T, L> {
                     beta,
                     r: job.weight,
                 };
-                let s = self.stats::<V>(isa, x, Some(coef));
+                let s = self.stats::<V>(isa, stream, c, Some(coef));
                 // -Σ a_c (x_c - max - lse) with a_c = ((1-ε) p_c + ε/C)·w_c.
                 let loss = s.sum.ln() * s.coef - s.dot;
                 let grad = RowGrad {
@@ -729,8 +734,8 @@ impl<T: Float, L: Label> Kernel<T> for RowsKernel<'_, '_, T, L> {
         for row in first..self.rows.end {
             let k = row - self.rows.start;
             let (loss, weight, grad) = match (&out, in_place) {
-                (Some(buf), true) => self.row::<V>(isa, row, &buf[k * c..(k + 1) * c]),
-                _ => self.row::<V>(isa, row, &job.logits[row * c..(row + 1) * c]),
+                (Some(buf), true) => self.row::<V>(isa, row, &buf[k * c..]),
+                _ => self.row::<V>(isa, row, &job.logits[row * c..]),
             };
             loss_sum += loss;
             weight_sum += weight;
@@ -969,7 +974,7 @@ impl<T: Float> Kernel<T> for SegmentStats<'_, T> {
 
     #[inline(always)]
     fn run<V: Lanes<Elem = T>>(self, isa: V::Isa) -> RowStats {
-        row_stats::<V>(isa, self.x, self.coef)
+        row_stats::<V>(isa, self.x, self.x.len(), self.coef)
     }
 }
 
@@ -999,7 +1004,8 @@ const LINE: usize = 64;
 /// the two passes, and the per-block work (a compare, a widening add) is amortised over them.
 const BLOCK_VECS: usize = 64;
 
-/// Sweeps one row (see the module docs).
+/// Sweeps one row: the first `len` elements of `stream`, whose remainder (what follows the row
+/// in memory, typically the next rows) is only prefetched (see the module docs).
 ///
 /// Accuracy: each block's exponentials are summed in four f32 (f64) lane accumulators of at
 /// most `BLOCK_VECS / 4 + 4` terms, which are added, widened exactly, into an `f64` vector that
@@ -1009,7 +1015,13 @@ const BLOCK_VECS: usize = 64;
 /// of `x - max` below `ln(MIN_POSITIVE)` adds at most 1.2e-38 (f32) a class to a sum of at
 /// least 1; the log-sum-exp is then within that much, absolutely.
 #[inline(always)]
-fn row_stats<V: Lanes>(isa: V::Isa, x: &[V::Elem], coef: Option<Coef<'_, V::Elem>>) -> RowStats {
+fn row_stats<V: Lanes>(
+    isa: V::Isa,
+    stream: &[V::Elem],
+    len: usize,
+    coef: Option<Coef<'_, V::Elem>>,
+) -> RowStats {
+    let x = &stream[..len];
     let neg_inf = V::Elem::from_f64(f64::NEG_INFINITY);
     let lanes = V::LANES;
     let block = lanes * BLOCK_VECS;
@@ -1070,10 +1082,12 @@ fn row_stats<V: Lanes>(isa: V::Isa, x: &[V::Elem], coef: Option<Coef<'_, V::Elem
         let quads = whole - whole % (4 * lanes);
         for (j, xv) in xb[..quads].chunks_exact(4 * lanes).enumerate() {
             // Pass 1 of the block after next reads from DRAM; start those lines now so that
-            // the memory stream overlaps this block's exp work instead of stalling pass 1.
+            // the memory stream overlaps this block's exp work instead of stalling pass 1. Near
+            // the row's end they are the next row's (a row of a few blocks would otherwise
+            // begin every max pass with a miss to DRAM).
             let ahead = start + PREFETCH_BLOCKS * block + 4 * j * lanes;
             for line in (0..4 * lanes).step_by(LINE / core::mem::size_of::<V::Elem>()) {
-                V::prefetch(isa, x.get(ahead + line..).unwrap_or_default());
+                V::prefetch(isa, stream.get(ahead + line..).unwrap_or_default());
             }
             let c0 = V::load(isa, xv) - mv;
             let c1 = V::load(isa, &xv[lanes..]) - mv;
