@@ -33,6 +33,7 @@
 use rayon::prelude::*;
 
 use crate::simd::dispatch::Resolved;
+use crate::simd::pair::Pair;
 use crate::simd::{Kernel, Lanes};
 use crate::Float;
 
@@ -50,6 +51,9 @@ const _: () = assert!(UNROLL == 4);
 ///
 /// Implementations must be `#[inline(always)]` (see [`Kernel`]).
 pub(crate) trait Map2<T: Float>: Sync {
+    /// Run the sums two vectors wide ([`Pair`]): for maps whose work is one long dependent
+    /// chain per element, so that two chains are interleaved instruction by instruction.
+    const PAIRED: bool = false;
     /// The per-element loss.
     fn map<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, y: V) -> V;
     /// The per-element loss and its derivative with respect to `x`.
@@ -227,7 +231,18 @@ impl<T: Float, M: Map2<T>, const GRAD: bool> Kernel<T> for Sum2<'_, T, M, GRAD> 
     type Output = f64;
 
     #[inline(always)]
-    fn run<V: Lanes<Elem = T>>(mut self, isa: V::Isa) -> f64 {
+    fn run<V: Lanes<Elem = T>>(self, isa: V::Isa) -> f64 {
+        if M::PAIRED {
+            self.sweep::<Pair<V>>(isa)
+        } else {
+            self.sweep::<V>(isa)
+        }
+    }
+}
+
+impl<T: Float, M: Map2<T>, const GRAD: bool> Sum2<'_, T, M, GRAD> {
+    #[inline(always)]
+    fn sweep<V: Lanes<Elem = T>>(mut self, isa: V::Isa) -> f64 {
         let lanes = V::LANES;
         let step = lanes * UNROLL;
         let block = step * BLOCK_STEPS;

@@ -13,6 +13,8 @@ struct BceMap<T> {
 }
 
 impl<T: Float> Map2<T> for BceMap<T> {
+    const PAIRED: bool = true;
+
     #[inline(always)]
     fn map<V: Lanes<Elem = T>>(&self, isa: V::Isa, p: V, t: V) -> V {
         let zero = V::splat(isa, T::ZERO);
@@ -238,6 +240,8 @@ struct BceLogitsMap<T> {
 }
 
 impl<T: Float> Map2<T> for BceLogitsMap<T> {
+    const PAIRED: bool = true;
+
     #[inline(always)]
     fn map<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, t: V) -> V {
         let one = V::splat(isa, T::ONE);

@@ -10,6 +10,10 @@
 //! | `Avx2`     | `avx2.rs`     | 8         | 4         | runtime detection of AVX2 and FMA        |
 //! | `Avx512`   | `avx512.rs`   | 16        | 8         | runtime detection of AVX-512F            |
 //!
+//! `pair.rs` adds `Pair<V>`, two vectors of a tier used as one twice as wide, for maps whose
+//! per-element work is one long dependent chain (`Map2::PAIRED` in `reduce.rs`): the generic
+//! math then interleaves two chains.
+//!
 //! # Soundness
 //!
 //! Each tier has a zero-sized *token* type (`Lanes::Isa`) whose only constructors check the CPU
@@ -25,6 +29,7 @@
 mod ceiling;
 pub(crate) mod dispatch;
 pub(crate) mod math;
+pub(crate) mod pair;
 pub(crate) mod portable;
 pub(crate) mod scalar;
 
