@@ -11,7 +11,9 @@
 //!
 //! Inside a chunk, [`UNROLL`] independent vector accumulators hide the add latency. Every
 //! [`BLOCK_STEPS`] steps they are folded pairwise and added, widened exactly to `f64`, into an
-//! `f64` vector accumulator; the chunk's `f64` lanes are summed in a fixed order.
+//! `f64` vector accumulator; the chunk's `f64` lanes are summed in a fixed order. A map that
+//! sets [`Map2::PAIRED`] is summed over [`Pair`]s, two vectors taken as one twice as wide (so
+//! each accumulator is two vectors); the bound below is per lane and holds unchanged.
 //!
 //! # Error bound
 //!
@@ -52,7 +54,9 @@ const _: () = assert!(UNROLL == 4);
 /// Implementations must be `#[inline(always)]` (see [`Kernel`]).
 pub(crate) trait Map2<T: Float>: Sync {
     /// Run the sums two vectors wide ([`Pair`]): for maps whose work is one long dependent
-    /// chain per element, so that two chains are interleaved instruction by instruction.
+    /// chain per element, so that two chains are interleaved instruction by instruction. Only
+    /// the sums (`Sum2`) are paired, not the per-element outputs. A paired map must not use
+    /// [`Lanes::transpose`], which `Pair` does not support.
     const PAIRED: bool = false;
     /// The per-element loss.
     fn map<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, y: V) -> V;

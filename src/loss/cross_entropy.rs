@@ -996,7 +996,8 @@ impl<T: Float> Kernel<T> for GradSegment<'_, T> {
     }
 }
 
-/// How many blocks ahead of the exp pass the row is prefetched, and the cache line size.
+/// How many blocks ahead of the exp pass the stream (the row and what follows it) is
+/// prefetched, and the cache line size.
 const PREFETCH_BLOCKS: usize = 2;
 const LINE: usize = 64;
 
@@ -1004,8 +1005,9 @@ const LINE: usize = 64;
 /// the two passes, and the per-block work (a compare, a widening add) is amortised over them.
 const BLOCK_VECS: usize = 64;
 
-/// Sweeps one row: the first `len` elements of `stream`, whose remainder (what follows the row
-/// in memory, typically the next rows) is only prefetched (see the module docs).
+/// Sweeps one row (see the module docs): the first `len` elements of `stream`, whose remainder
+/// (what follows the row in memory, typically the next rows) is only prefetched, up to
+/// [`PREFETCH_BLOCKS`] blocks past the row's end. A segment of a split row is its own stream.
 ///
 /// Accuracy: each block's exponentials are summed in four f32 (f64) lane accumulators of at
 /// most `BLOCK_VECS / 4 + 4` terms, which are added, widened exactly, into an `f64` vector that

@@ -4,8 +4,12 @@
 //! Written over `Pair<V>`, the generic math computes every step for both halves next to each
 //! other, so the core sees two independent chains within a few instructions instead of one
 //! whole chain and then the next, which the out-of-order window of a core (tens of
-//! floating-point operations) cannot reach across. Nothing here is specific to a tier: each
-//! method applies `V`'s to both halves, low half first.
+//! floating-point operations) cannot reach across. Nothing here is specific to a tier: the
+//! element-wise methods apply `V`'s to both halves, low half first; the reductions combine the
+//! halves first (pairwise, as the trait asks).
+//!
+//! Only the reduce driver builds pairs (for `Map2::PAIRED` maps), so `transpose`, which a pair
+//! cannot do by halves, is never reached.
 
 use core::ops::{Add, Div, Mul, Neg, Sub};
 
@@ -65,7 +69,8 @@ impl<V: Lanes> Lanes for Pair<V> {
             )
         }
     }
-    /// Unsupported: a transposed pair is not a pair of transposes (nothing calls it).
+    /// Unsupported: a transposed pair is not a pair of transposes. Only `Sum2` builds pairs,
+    /// for maps that do not transpose (see `Map2::PAIRED`).
     #[inline(always)]
     fn transpose(_: V::Isa, _: &mut [Self]) {
         unreachable!("Pair is only used by map kernels, which do not transpose");
