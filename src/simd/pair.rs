@@ -8,8 +8,8 @@
 //! element-wise methods apply `V`'s to both halves, low half first; the reductions combine the
 //! halves first (pairwise, as the trait asks).
 //!
-//! Only the reduce driver builds pairs (for `Map2::PAIRED` maps), so `transpose`, which a pair
-//! cannot do by halves, is never reached.
+//! Only map-like sweeps build pairs (the reduce driver for `Map2::PAIRED` maps, cross-entropy's
+//! gradient sweep), so `transpose`, which a pair cannot do by halves, is never reached.
 
 use core::ops::{Add, Div, Mul, Neg, Sub};
 
@@ -69,8 +69,8 @@ impl<V: Lanes> Lanes for Pair<V> {
             )
         }
     }
-    /// Unsupported: a transposed pair is not a pair of transposes. Only `Sum2` builds pairs,
-    /// for maps that do not transpose (see `Map2::PAIRED`).
+    /// Unsupported: a transposed pair is not a pair of transposes. Only sweeps that do not
+    /// transpose build pairs (see the module docs).
     #[inline(always)]
     fn transpose(_: V::Isa, _: &mut [Self]) {
         unreachable!("Pair is only used by map kernels, which do not transpose");
