@@ -201,6 +201,13 @@ pub fn mismatch(
     })
 }
 
+/// Bit-identical, except that any NaN equals any NaN: Rust leaves the payload of a NaN result
+/// unspecified (LLVM may swap the operands of an add or a multiply, and which NaN operand's
+/// payload survives then changes), so two code paths computing the same value may differ there.
+pub fn same<T: Elem>(a: T, b: T) -> bool {
+    a.bits() == b.bits() || (a.nan() && b.nan())
+}
+
 /// Asserts that a failed call left its output buffer as it was: every element still `sentinel`.
 pub fn untouched<T: Elem>(buf: &[T], sentinel: T, what: &str) {
     assert!(

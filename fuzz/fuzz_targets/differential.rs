@@ -23,7 +23,7 @@ mod common;
 use std::sync::OnceLock;
 
 use arbitrary::Arbitrary;
-use common::{build, Elem, Size};
+use common::{build, same, Elem, Size};
 use libfuzzer_sys::fuzz_target;
 use losskit::{reference, with_tier, Reduction, Tier};
 
@@ -150,10 +150,6 @@ fn accurate_sum(values: impl Iterator<Item = f64>) -> f64 {
         s = t;
     }
     s + c
-}
-
-fn same<T: Elem>(a: T, b: T) -> bool {
-    a.bits() == b.bits() || (a.nan() && b.nan())
 }
 
 fn run<T: Elem>(c: &Case) {
