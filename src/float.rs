@@ -4,6 +4,7 @@ use core::fmt::{Debug, Display};
 use core::ops::{Add, Div, Mul, Neg, Sub};
 
 use crate::simd::Lanes;
+use crate::storage::Storage;
 
 /// An element type the losses are computed in: `f32` or `f64`.
 ///
@@ -18,7 +19,8 @@ use crate::simd::Lanes;
 /// assert_eq!(mean_abs_error(&[1.0f64, 2.0], &[1.5, 2.5]).unwrap(), 0.5);
 /// ```
 pub trait Float:
-    sealed::Sealed
+    Storage<Compute = Self>
+    + sealed::Sealed
     + Copy
     + Default
     + Debug
@@ -56,8 +58,6 @@ pub(crate) mod sealed {
 
         const ZERO: Self;
         const ONE: Self;
-        /// `"f32"` or `"f64"`.
-        const NAME: &'static str;
         fn to_f64(self) -> f64;
         fn from_f64(x: f64) -> Self;
         fn from_usize(x: usize) -> Self;
@@ -68,7 +68,7 @@ pub(crate) mod sealed {
     }
 
     macro_rules! impl_sealed {
-        ($t:ident, $name:literal, $portable:ident, $avx2:ident, $avx512:ident) => {
+        ($t:ident, $portable:ident, $avx2:ident, $avx512:ident) => {
             impl Sealed for $t {
                 type Scalar = crate::simd::scalar::One<$t>;
                 type Portable = crate::simd::portable::$portable;
@@ -79,7 +79,6 @@ pub(crate) mod sealed {
 
                 const ZERO: Self = 0.0;
                 const ONE: Self = 1.0;
-                const NAME: &'static str = $name;
                 #[inline(always)]
                 fn to_f64(self) -> f64 {
                     self as f64
@@ -111,6 +110,6 @@ pub(crate) mod sealed {
             }
         };
     }
-    impl_sealed!(f32, "f32", F32x8, F32x8, F32x16);
-    impl_sealed!(f64, "f64", F64x4, F64x4, F64x8);
+    impl_sealed!(f32, F32x8, F32x8, F32x16);
+    impl_sealed!(f64, F64x4, F64x4, F64x8);
 }

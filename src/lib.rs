@@ -62,12 +62,14 @@
 #![warn(missing_docs)]
 
 mod check;
+mod entry;
 mod error;
 mod float;
 mod loss;
 mod reduce;
 pub mod reference;
 mod simd;
+mod storage;
 
 pub use error::LossError;
 pub use float::Float;
@@ -78,11 +80,13 @@ pub use loss::binary::{
 pub use loss::cross_entropy::{
     cross_entropy, cross_entropy_and_grad, cross_entropy_probs, CrossEntropy, Label,
 };
+pub use loss::nll::{nll, Nll};
 pub use loss::pointwise::{
     huber, huber_and_grad, huber_each, l1, l1_and_grad, l1_each, mse, mse_and_grad, mse_each,
     smooth_l1, smooth_l1_and_grad, smooth_l1_each,
 };
 pub use simd::{read_ceiling, with_tier, Tier};
+pub use storage::{bf16, f16, Storage};
 
 /// How per-element (or per-row) losses are combined into one number.
 ///

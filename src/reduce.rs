@@ -34,9 +34,11 @@
 
 use rayon::prelude::*;
 
+use crate::float::sealed::Sealed as _;
 use crate::simd::dispatch::Resolved;
 use crate::simd::pair::Pair;
 use crate::simd::{Kernel, Lanes};
+use crate::storage::Storage;
 use crate::Float;
 
 /// Elements per chunk: the unit of parallel work and of the fixed combine tree.
@@ -142,38 +144,38 @@ where
 }
 
 /// `Σ map(a[i], b[i])` in `f64`, over `a.len()` elements (`b` must be as long).
-pub(crate) fn sum2<T: Float, M: Map2<T>>(a: &[T], b: &[T], map: &M) -> f64 {
-    sweep2::<T, M, false>(a, b, None, T::ZERO, map)
+pub(crate) fn sum2<S: Storage, M: Map2<S::Compute>>(a: &[S], b: &[S], map: &M) -> f64 {
+    sweep2::<S, M, false>(a, b, None, S::Compute::ZERO, map)
 }
 
 /// `Σ map(a[i], b[i])` in `f64`, writing `grad[i] = scale · d map(a[i], b[i]) / d a[i]` in the
 /// same pass (all three of one length).
-pub(crate) fn sum_and_grad2<T: Float, M: Map2<T>>(
-    a: &[T],
-    b: &[T],
-    grad: &mut [T],
-    scale: T,
+pub(crate) fn sum_and_grad2<S: Storage, M: Map2<S::Compute>>(
+    a: &[S],
+    b: &[S],
+    grad: &mut [S],
+    scale: S::Compute,
     map: &M,
 ) -> f64 {
     debug_assert_eq!(a.len(), grad.len());
-    sweep2::<T, M, true>(a, b, Some(grad), scale, map)
+    sweep2::<S, M, true>(a, b, Some(grad), scale, map)
 }
 
-fn sweep2<T: Float, M: Map2<T>, const GRAD: bool>(
-    a: &[T],
-    b: &[T],
-    grad: Option<&mut [T]>,
-    scale: T,
+fn sweep2<S: Storage, M: Map2<S::Compute>, const GRAD: bool>(
+    a: &[S],
+    b: &[S],
+    grad: Option<&mut [S]>,
+    scale: S::Compute,
     map: &M,
 ) -> f64 {
     debug_assert_eq!(a.len(), b.len());
     let tier = Resolved::active();
     let n = a.len().min(b.len());
     let chunks = n.div_ceil(CHUNK);
-    let leaf = |i: usize, grad: Option<&mut [T]>| {
+    let leaf = |i: usize, grad: Option<&mut [S]>| {
         let range = i * CHUNK..n.min((i + 1) * CHUNK);
         let grad = grad.unwrap_or_default();
-        tier.run(Sum2::<T, M, GRAD> {
+        tier.run(Sum2::<S, M, GRAD> {
             a: &a[range.clone()],
             b: &b[range],
             grad,
@@ -185,7 +187,12 @@ fn sweep2<T: Float, M: Map2<T>, const GRAD: bool>(
 }
 
 /// `out[i] = map(a[i], b[i])` (all three of one length).
-pub(crate) fn each2<T: Float, M: Map2<T>>(a: &[T], b: &[T], out: &mut [T], map: &M) {
+pub(crate) fn each2<S: Storage, M: Map2<S::Compute>>(
+    a: &[S],
+    b: &[S],
+    out: &mut [S::Compute],
+    map: &M,
+) {
     debug_assert!(a.len() == b.len() && a.len() == out.len());
     let tier = Resolved::active();
     if out.len() < 2 * CHUNK {
@@ -198,19 +205,19 @@ pub(crate) fn each2<T: Float, M: Map2<T>>(a: &[T], b: &[T], out: &mut [T], map: 
 }
 
 /// Sums `map` over one chunk; with `GRAD`, also writes `scale ·` the derivative to `grad`.
-struct Sum2<'a, T, M, const GRAD: bool> {
-    a: &'a [T],
-    b: &'a [T],
-    grad: &'a mut [T],
-    scale: T,
+struct Sum2<'a, S: Storage, M, const GRAD: bool> {
+    a: &'a [S],
+    b: &'a [S],
+    grad: &'a mut [S],
+    scale: S::Compute,
     map: &'a M,
 }
 
-impl<T: Float, M: Map2<T>, const GRAD: bool> Sum2<'_, T, M, GRAD> {
+impl<S: Storage, M: Map2<S::Compute>, const GRAD: bool> Sum2<'_, S, M, GRAD> {
     /// The loss of the lanes at `at` (a whole vector, or the `tail` elements left), storing the
     /// scaled derivative when `GRAD`.
     #[inline(always)]
-    fn lanes<V: Lanes<Elem = T>>(
+    fn lanes<V: Lanes<Elem = S::Compute>>(
         &mut self,
         isa: V::Isa,
         x: V,
@@ -224,18 +231,20 @@ impl<T: Float, M: Map2<T>, const GRAD: bool> Sum2<'_, T, M, GRAD> {
         let (loss, d) = self.map.map_grad(isa, x, y);
         let d = d * V::splat(isa, self.scale);
         match tail {
-            None => d.store(&mut self.grad[at..]),
-            Some(n) => d.store_prefix(&mut self.grad[at..at + n]),
+            None => S::store(d, &mut self.grad[at..]),
+            Some(n) => S::store_prefix(d, &mut self.grad[at..at + n]),
         }
         loss
     }
 }
 
-impl<T: Float, M: Map2<T>, const GRAD: bool> Kernel<T> for Sum2<'_, T, M, GRAD> {
+impl<S: Storage, M: Map2<S::Compute>, const GRAD: bool> Kernel<S::Compute>
+    for Sum2<'_, S, M, GRAD>
+{
     type Output = f64;
 
     #[inline(always)]
-    fn run<V: Lanes<Elem = T>>(self, isa: V::Isa) -> f64 {
+    fn run<V: Lanes<Elem = S::Compute>>(self, isa: V::Isa) -> f64 {
         if M::PAIRED {
             self.sweep::<Pair<V>>(isa)
         } else {
@@ -244,15 +253,15 @@ impl<T: Float, M: Map2<T>, const GRAD: bool> Kernel<T> for Sum2<'_, T, M, GRAD> 
     }
 }
 
-impl<T: Float, M: Map2<T>, const GRAD: bool> Sum2<'_, T, M, GRAD> {
+impl<S: Storage, M: Map2<S::Compute>, const GRAD: bool> Sum2<'_, S, M, GRAD> {
     #[inline(always)]
-    fn sweep<V: Lanes<Elem = T>>(mut self, isa: V::Isa) -> f64 {
+    fn sweep<V: Lanes<Elem = S::Compute>>(mut self, isa: V::Isa) -> f64 {
         let lanes = V::LANES;
         let step = lanes * UNROLL;
         let block = step * BLOCK_STEPS;
         let n = self.a.len().min(self.b.len());
         let (a, b) = (&self.a[..n], &self.b[..n]);
-        let zero = V::splat(isa, T::ZERO);
+        let zero = V::splat(isa, S::Compute::ZERO);
         let mut acc = V::acc_zero(isa);
 
         let full = n - n % block;
@@ -264,8 +273,8 @@ impl<T: Float, M: Map2<T>, const GRAD: bool> Sum2<'_, T, M, GRAD> {
             let mut s = [zero; UNROLL];
             for (si, (av, bv)) in ab.chunks_exact(step).zip(bb.chunks_exact(step)).enumerate() {
                 for (k, s) in s.iter_mut().enumerate() {
-                    let x = V::load(isa, &av[k * lanes..]);
-                    let y = V::load(isa, &bv[k * lanes..]);
+                    let x = S::load::<V>(isa, &av[k * lanes..]);
+                    let y = S::load::<V>(isa, &bv[k * lanes..]);
                     *s = *s + self.lanes(isa, x, y, bi * block + si * step + k * lanes, None);
                 }
             }
@@ -283,16 +292,16 @@ impl<T: Float, M: Map2<T>, const GRAD: bool> Sum2<'_, T, M, GRAD> {
         {
             s = s + self.lanes(
                 isa,
-                V::load(isa, av),
-                V::load(isa, bv),
+                S::load::<V>(isa, av),
+                S::load::<V>(isa, bv),
                 full + j * lanes,
                 None,
             );
         }
         let (a, b) = (&a[whole..], &b[whole..]);
         if !a.is_empty() {
-            let x = V::load_prefix(isa, a, T::ZERO);
-            let y = V::load_prefix(isa, b, T::ZERO);
+            let x = S::load_prefix::<V>(isa, a, S::Compute::ZERO);
+            let y = S::load_prefix::<V>(isa, b, S::Compute::ZERO);
             let v = self.lanes(isa, x, y, full + whole, Some(a.len()));
             s = s + V::select(V::first_lanes(isa, a.len()), v, zero);
         }
@@ -301,18 +310,18 @@ impl<T: Float, M: Map2<T>, const GRAD: bool> Sum2<'_, T, M, GRAD> {
 }
 
 /// Writes `map` of one chunk.
-struct Each2<'a, T, M> {
-    a: &'a [T],
-    b: &'a [T],
-    out: &'a mut [T],
+struct Each2<'a, S: Storage, M> {
+    a: &'a [S],
+    b: &'a [S],
+    out: &'a mut [S::Compute],
     map: &'a M,
 }
 
-impl<T: Float, M: Map2<T>> Kernel<T> for Each2<'_, T, M> {
+impl<S: Storage, M: Map2<S::Compute>> Kernel<S::Compute> for Each2<'_, S, M> {
     type Output = ();
 
     #[inline(always)]
-    fn run<V: Lanes<Elem = T>>(self, isa: V::Isa) {
+    fn run<V: Lanes<Elem = S::Compute>>(self, isa: V::Isa) {
         let lanes = V::LANES;
         let n = self.out.len().min(self.a.len()).min(self.b.len());
         let (a, b, out) = (&self.a[..n], &self.b[..n], &mut self.out[..n]);
@@ -324,12 +333,12 @@ impl<T: Float, M: Map2<T>> Kernel<T> for Each2<'_, T, M> {
             .zip(b[..whole].chunks_exact(lanes))
         {
             self.map
-                .map(isa, V::load(isa, av), V::load(isa, bv))
+                .map(isa, S::load::<V>(isa, av), S::load::<V>(isa, bv))
                 .store(o);
         }
         if !out_tail.is_empty() {
-            let x = V::load_prefix(isa, &a[whole..], T::ZERO);
-            let y = V::load_prefix(isa, &b[whole..], T::ZERO);
+            let x = S::load_prefix::<V>(isa, &a[whole..], S::Compute::ZERO);
+            let y = S::load_prefix::<V>(isa, &b[whole..], S::Compute::ZERO);
             self.map.map(isa, x, y).store_prefix(out_tail);
         }
     }

@@ -155,6 +155,19 @@ pub fn cross_entropy_row<T: Float>(
     }
 }
 
+/// The negative log-likelihood of one row of log-probabilities against class `target` (`None`
+/// for an ignored row), `(loss, weight)`: `-w_t·x_t` in `T`, as PyTorch's `nll_loss`; an
+/// ignored row gives 0 and weight 0.
+pub fn nll_row<T: Float>(row: &[T], target: Option<usize>, weight: Option<&[T]>) -> (T, f64) {
+    match target {
+        Some(t) => {
+            let w = weight.map_or(T::ONE, |w| w[t]);
+            (-(w * row[t]), w.to_f64())
+        }
+        None => (T::ZERO, 0.0),
+    }
+}
+
 /// d/dx of [`mse`]: `2 (x - y)`.
 pub fn mse_grad<T: Float>(x: T, y: T) -> T {
     let d = x - y;

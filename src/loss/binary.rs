@@ -1,14 +1,18 @@
 //! Binary cross-entropy on probabilities (`bce`, [`Bce`]) and on logits (`bce_with_logits`,
 //! [`BceWithLogits`]).
 
-use crate::reduce::{each2, sum2, sum_and_grad2, Map2};
+use super::Pointwise;
+use crate::float::sealed::Sealed as _;
+use crate::reduce::Map2;
 use crate::simd::{math, Lanes};
+use crate::storage::Storage;
 use crate::{check, Float, LossError, Reduction};
 
 /// PyTorch's `binary_cross_entropy`: `(t - 1)·max(log1p(-p), -100) - t·max(ln p, -100)`, or
 /// with `epsilon`, Keras's: `p` clipped to `[eps, 1 - eps]` first. Elements whose `p` or `t`
 /// is outside `[0, 1]` (or NaN) map to NaN, which the callers turn into an error.
-struct BceMap<T> {
+#[derive(Clone, Copy, Debug)]
+pub struct BceMap<T> {
     epsilon: Option<T>,
 }
 
@@ -56,12 +60,16 @@ impl<T: Float> Map2<T> for BceMap<T> {
 }
 
 /// The first element of `values` outside `[0, 1]` (NaN included), as an error.
-fn check_probabilities<T: Float>(name: &'static str, values: &[T]) -> Result<(), LossError> {
-    match values.iter().position(|&v| !(v >= T::ZERO && v <= T::ONE)) {
+fn check_probabilities<S: Storage>(name: &'static str, values: &[S]) -> Result<(), LossError> {
+    let (zero, one) = (S::Compute::ZERO, S::Compute::ONE);
+    match values
+        .iter()
+        .position(|&v| !(v.to_compute() >= zero && v.to_compute() <= one))
+    {
         Some(index) => Err(LossError::NotAProbability {
             name,
             index,
-            value: values[index].to_f64(),
+            value: values[index].to_compute().to_f64(),
         }),
         None => Ok(()),
     }
@@ -132,10 +140,15 @@ impl<T: Float> Bce<T> {
     /// assert!(Bce::new().loss(&[1.5f64], &[1.0], Reduction::Mean).is_err());
     /// # Ok::<(), losskit::LossError>(())
     /// ```
-    pub fn loss(&self, probs: &[T], target: &[T], reduction: Reduction) -> Result<T, LossError> {
+    pub fn loss<S: Storage<Compute = T>>(
+        &self,
+        probs: &[S],
+        target: &[S],
+        reduction: Reduction,
+    ) -> Result<T, LossError> {
         let map = self.checked_map()?;
         check::same_len("target", target.len(), "input", probs.len())?;
-        let sum = sum2(probs, target, &map);
+        let sum = S::pointwise_sum(&Pointwise::Bce(map), probs, target);
         if sum.is_nan() {
             // Valid inputs give finite losses, so a NaN sum means an invalid element: find it.
             check_probabilities("input", probs)?;
@@ -159,19 +172,25 @@ impl<T: Float> Bce<T> {
     /// assert!((grad[0] + 4.0).abs() < 1e-12); // (0.25 - 1) / (0.25 · 0.75)
     /// # Ok::<(), losskit::LossError>(())
     /// ```
-    pub fn loss_and_grad(
+    pub fn loss_and_grad<S: Storage<Compute = T>>(
         &self,
-        probs: &[T],
-        target: &[T],
+        probs: &[S],
+        target: &[S],
         reduction: Reduction,
-        grad: &mut [T],
+        grad: &mut [S],
     ) -> Result<T, LossError> {
         let map = self.checked_map()?;
         check::same_len("target", target.len(), "input", probs.len())?;
         check::same_len("grad", grad.len(), "input", probs.len())?;
         check_probabilities("input", probs)?;
         check_probabilities("target", target)?;
-        let sum = sum_and_grad2(probs, target, grad, reduction.grad_scale(probs.len()), &map);
+        let sum = S::pointwise_sum_and_grad(
+            &Pointwise::Bce(map),
+            probs,
+            target,
+            grad,
+            reduction.grad_scale(probs.len()),
+        );
         Ok(reduction.finish(sum, probs.len()))
     }
 
@@ -188,13 +207,18 @@ impl<T: Float> Bce<T> {
     /// assert_eq!(out[0], out[1]);
     /// # Ok::<(), losskit::LossError>(())
     /// ```
-    pub fn each(&self, probs: &[T], target: &[T], out: &mut [T]) -> Result<(), LossError> {
+    pub fn each<S: Storage<Compute = T>>(
+        &self,
+        probs: &[S],
+        target: &[S],
+        out: &mut [T],
+    ) -> Result<(), LossError> {
         let map = self.checked_map()?;
         check::same_len("target", target.len(), "input", probs.len())?;
         check::same_len("out", out.len(), "input", probs.len())?;
         check_probabilities("input", probs)?;
         check_probabilities("target", target)?;
-        each2(probs, target, out, &map);
+        S::pointwise_each(&Pointwise::Bce(map), probs, target, out);
         Ok(())
     }
 }
@@ -211,7 +235,11 @@ impl<T: Float> Bce<T> {
 /// assert!((loss - 0.164252).abs() < 1e-5);
 /// # Ok::<(), losskit::LossError>(())
 /// ```
-pub fn bce<T: Float>(probs: &[T], target: &[T], reduction: Reduction) -> Result<T, LossError> {
+pub fn bce<S: Storage>(
+    probs: &[S],
+    target: &[S],
+    reduction: Reduction,
+) -> Result<S::Compute, LossError> {
     Bce::new().loss(probs, target, reduction)
 }
 
@@ -226,13 +254,18 @@ pub fn bce<T: Float>(probs: &[T], target: &[T], reduction: Reduction) -> Result<
 /// assert_eq!(out[0], 100.0);
 /// # Ok::<(), losskit::LossError>(())
 /// ```
-pub fn bce_each<T: Float>(probs: &[T], target: &[T], out: &mut [T]) -> Result<(), LossError> {
+pub fn bce_each<S: Storage>(
+    probs: &[S],
+    target: &[S],
+    out: &mut [S::Compute],
+) -> Result<(), LossError> {
     Bce::new().each(probs, target, out)
 }
 
 /// PyTorch's `binary_cross_entropy_with_logits`, computed stably:
 /// `(1 - t)·x - (1 + (pw - 1)·t)·log_sigmoid(x)`.
-struct BceLogitsMap<T> {
+#[derive(Clone, Copy, Debug)]
+pub struct BceLogitsMap<T> {
     /// `pos_weight`, 1 when none is set: with `lw = 1 + (pw - 1) t` then exactly 1, the
     /// weighted forms below round exactly as the unweighted ones, and the hot loop has no
     /// branch on the option.
@@ -316,10 +349,16 @@ impl<T: Float> BceWithLogits<T> {
     /// assert!(loss > 0.0 && loss < 1e-40); // no overflow, no cancellation
     /// # Ok::<(), losskit::LossError>(())
     /// ```
-    pub fn loss(&self, logits: &[T], target: &[T], reduction: Reduction) -> Result<T, LossError> {
+    pub fn loss<S: Storage<Compute = T>>(
+        &self,
+        logits: &[S],
+        target: &[S],
+        reduction: Reduction,
+    ) -> Result<T, LossError> {
         let map = self.checked_map()?;
         check::same_len("target", target.len(), "input", logits.len())?;
-        Ok(reduction.finish(sum2(logits, target, &map), logits.len()))
+        let sum = S::pointwise_sum(&Pointwise::BceWithLogits(map), logits, target);
+        Ok(reduction.finish(sum, logits.len()))
     }
 
     /// The reduced loss and, in the same pass, its gradient with respect to `logits`:
@@ -336,23 +375,19 @@ impl<T: Float> BceWithLogits<T> {
     /// assert_eq!(grad, [-0.5, 0.5]);
     /// # Ok::<(), losskit::LossError>(())
     /// ```
-    pub fn loss_and_grad(
+    pub fn loss_and_grad<S: Storage<Compute = T>>(
         &self,
-        logits: &[T],
-        target: &[T],
+        logits: &[S],
+        target: &[S],
         reduction: Reduction,
-        grad: &mut [T],
+        grad: &mut [S],
     ) -> Result<T, LossError> {
         let map = self.checked_map()?;
         check::same_len("target", target.len(), "input", logits.len())?;
         check::same_len("grad", grad.len(), "input", logits.len())?;
-        let sum = sum_and_grad2(
-            logits,
-            target,
-            grad,
-            reduction.grad_scale(logits.len()),
-            &map,
-        );
+        let scale = reduction.grad_scale(logits.len());
+        let map = Pointwise::BceWithLogits(map);
+        let sum = S::pointwise_sum_and_grad(&map, logits, target, grad, scale);
         Ok(reduction.finish(sum, logits.len()))
     }
 
@@ -368,11 +403,16 @@ impl<T: Float> BceWithLogits<T> {
     /// assert!((out[0] - 3.0 * std::f32::consts::LN_2).abs() < 1e-6);
     /// # Ok::<(), losskit::LossError>(())
     /// ```
-    pub fn each(&self, logits: &[T], target: &[T], out: &mut [T]) -> Result<(), LossError> {
+    pub fn each<S: Storage<Compute = T>>(
+        &self,
+        logits: &[S],
+        target: &[S],
+        out: &mut [T],
+    ) -> Result<(), LossError> {
         let map = self.checked_map()?;
         check::same_len("target", target.len(), "input", logits.len())?;
         check::same_len("out", out.len(), "input", logits.len())?;
-        each2(logits, target, out, &map);
+        S::pointwise_each(&Pointwise::BceWithLogits(map), logits, target, out);
         Ok(())
     }
 }
@@ -389,11 +429,11 @@ impl<T: Float> BceWithLogits<T> {
 /// assert!((loss - std::f32::consts::LN_2).abs() < 1e-6);
 /// # Ok::<(), losskit::LossError>(())
 /// ```
-pub fn bce_with_logits<T: Float>(
-    logits: &[T],
-    target: &[T],
+pub fn bce_with_logits<S: Storage>(
+    logits: &[S],
+    target: &[S],
     reduction: Reduction,
-) -> Result<T, LossError> {
+) -> Result<S::Compute, LossError> {
     BceWithLogits::new().loss(logits, target, reduction)
 }
 
@@ -408,10 +448,10 @@ pub fn bce_with_logits<T: Float>(
 /// assert_eq!(out, [800.0, 800.0]);
 /// # Ok::<(), losskit::LossError>(())
 /// ```
-pub fn bce_with_logits_each<T: Float>(
-    logits: &[T],
-    target: &[T],
-    out: &mut [T],
+pub fn bce_with_logits_each<S: Storage>(
+    logits: &[S],
+    target: &[S],
+    out: &mut [S::Compute],
 ) -> Result<(), LossError> {
     BceWithLogits::new().each(logits, target, out)
 }
@@ -429,12 +469,12 @@ pub fn bce_with_logits_each<T: Float>(
 /// assert_eq!(grad, [-1.0, 1.0]);
 /// # Ok::<(), losskit::LossError>(())
 /// ```
-pub fn bce_and_grad<T: Float>(
-    probs: &[T],
-    target: &[T],
+pub fn bce_and_grad<S: Storage>(
+    probs: &[S],
+    target: &[S],
     reduction: Reduction,
-    grad: &mut [T],
-) -> Result<T, LossError> {
+    grad: &mut [S],
+) -> Result<S::Compute, LossError> {
     Bce::new().loss_and_grad(probs, target, reduction, grad)
 }
 
@@ -451,11 +491,11 @@ pub fn bce_and_grad<T: Float>(
 /// assert_eq!(grad, [-0.5]);
 /// # Ok::<(), losskit::LossError>(())
 /// ```
-pub fn bce_with_logits_and_grad<T: Float>(
-    logits: &[T],
-    target: &[T],
+pub fn bce_with_logits_and_grad<S: Storage>(
+    logits: &[S],
+    target: &[S],
     reduction: Reduction,
-    grad: &mut [T],
-) -> Result<T, LossError> {
+    grad: &mut [S],
+) -> Result<S::Compute, LossError> {
     BceWithLogits::new().loss_and_grad(logits, target, reduction, grad)
 }

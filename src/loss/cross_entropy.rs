@@ -20,11 +20,40 @@ use crate::reduce::{tree_reduce, Partial, CHUNK};
 use crate::simd::dispatch::Resolved;
 use crate::simd::pair::Pair;
 use crate::simd::{math, Kernel, Lanes};
+use crate::storage::Storage;
 use crate::{check, Float, LossError, Reduction};
 
 mod label {
     /// Integer types usable as class labels.
-    pub trait Sealed {}
+    pub trait Sealed: Sized {
+        /// The slice as a [`Labels`](super::Labels): the kernels take it, not `&[Self]`, so
+        /// that one compiled kernel serves every label type.
+        fn labels(labels: &[Self]) -> super::Labels<'_>;
+    }
+}
+
+/// Class labels of any [`Label`] type, read one row at a time by the row kernels.
+#[derive(Clone, Copy, Debug)]
+pub enum Labels<'a> {
+    I32(&'a [i32]),
+    I64(&'a [i64]),
+    U32(&'a [u32]),
+    U64(&'a [u64]),
+    Usize(&'a [usize]),
+}
+
+impl Labels<'_> {
+    /// The label of row `i`, widened.
+    #[inline(always)]
+    fn get(&self, i: usize) -> i128 {
+        match *self {
+            Labels::I32(l) => l[i] as i128,
+            Labels::I64(l) => l[i] as i128,
+            Labels::U32(l) => l[i] as i128,
+            Labels::U64(l) => l[i] as i128,
+            Labels::Usize(l) => l[i] as i128,
+        }
+    }
 }
 
 /// An integer type that can hold class labels: `i32`, `i64`, `u32`, `u64` or `usize`.
@@ -42,8 +71,12 @@ pub trait Label: label::Sealed + Copy + Send + Sync + 'static {
 }
 
 macro_rules! impl_label {
-    ($($t:ty),*) => {$(
-        impl label::Sealed for $t {}
+    ($($t:ty => $v:ident),*) => {$(
+        impl label::Sealed for $t {
+            fn labels(labels: &[$t]) -> Labels<'_> {
+                Labels::$v(labels)
+            }
+        }
         impl Label for $t {
             #[inline(always)]
             fn to_i128(self) -> i128 {
@@ -52,7 +85,34 @@ macro_rules! impl_label {
         }
     )*};
 }
-impl_label!(i32, i64, u32, u64, usize);
+impl_label!(i32 => I32, i64 => I64, u32 => U32, u64 => U64, usize => Usize);
+
+/// Checks that every label is in `0..classes` or is `ignore`, and returns the summed weights of
+/// the scored rows (their count without weights): what a weighted mean divides by. `weight`,
+/// if given, has `classes` elements (checked by the caller).
+pub(crate) fn scored_weight<T: Float, L: Label>(
+    labels: &[L],
+    classes: usize,
+    ignore: i128,
+    weight: Option<&[T]>,
+) -> Result<f64, LossError> {
+    let mut total = 0.0;
+    for (row, &label) in labels.iter().enumerate() {
+        let label = label.to_i128();
+        if label == ignore {
+            continue;
+        }
+        if !(0..classes as i128).contains(&label) {
+            return Err(LossError::LabelOutOfRange {
+                row,
+                label,
+                classes,
+            });
+        }
+        total += weight.map_or(1.0, |w| w[label as usize].to_f64());
+    }
+    Ok(total)
+}
 
 /// Cross-entropy with options: class weights, an ignored label and label smoothing.
 ///
@@ -135,15 +195,15 @@ impl<'w, T: Float> CrossEntropy<'w, T> {
     /// assert!((loss - std::f64::consts::LN_2).abs() < 1e-15);
     /// # Ok::<(), losskit::LossError>(())
     /// ```
-    pub fn loss<L: Label>(
+    pub fn loss<S: Storage<Compute = T>, L: Label>(
         &self,
-        logits: &[T],
+        logits: &[S],
         classes: usize,
         labels: &[L],
         reduction: Reduction,
     ) -> Result<T, LossError> {
         let job = self.labels_job(logits, logits.len(), classes, labels)?;
-        let [loss, weight] = job.run(None, None);
+        let [loss, weight] = S::softmax_rows(&job, None);
         Ok(finish(loss, weight, reduction))
     }
 
@@ -162,16 +222,16 @@ impl<'w, T: Float> CrossEntropy<'w, T> {
     /// assert_eq!(out[1], 0.0);
     /// # Ok::<(), losskit::LossError>(())
     /// ```
-    pub fn each<L: Label>(
+    pub fn each<S: Storage<Compute = T>, L: Label>(
         &self,
-        logits: &[T],
+        logits: &[S],
         classes: usize,
         labels: &[L],
         out: &mut [T],
     ) -> Result<(), LossError> {
         let job = self.labels_job(logits, logits.len(), classes, labels)?;
         check::same_len("out", out.len(), "rows of logits", job.rows)?;
-        job.run(Some(out), None);
+        S::softmax_rows(&job, Some(out));
         Ok(())
     }
 
@@ -191,15 +251,15 @@ impl<'w, T: Float> CrossEntropy<'w, T> {
     /// assert!((loss - std::f32::consts::LN_2).abs() < 1e-7);
     /// # Ok::<(), losskit::LossError>(())
     /// ```
-    pub fn loss_probs(
+    pub fn loss_probs<S: Storage<Compute = T>>(
         &self,
-        logits: &[T],
+        logits: &[S],
         classes: usize,
         probs: &[T],
         reduction: Reduction,
     ) -> Result<T, LossError> {
         let job = self.probs_job(logits, logits.len(), classes, probs)?;
-        let [loss, _] = job.run(None, None);
+        let [loss, _] = S::softmax_rows(&job, None);
         Ok(finish(loss, job.divisor, reduction))
     }
 
@@ -216,16 +276,16 @@ impl<'w, T: Float> CrossEntropy<'w, T> {
     /// assert!((out[0] - std::f64::consts::LN_2).abs() < 1e-15);
     /// # Ok::<(), losskit::LossError>(())
     /// ```
-    pub fn each_probs(
+    pub fn each_probs<S: Storage<Compute = T>>(
         &self,
-        logits: &[T],
+        logits: &[S],
         classes: usize,
         probs: &[T],
         out: &mut [T],
     ) -> Result<(), LossError> {
         let job = self.probs_job(logits, logits.len(), classes, probs)?;
         check::same_len("out", out.len(), "rows of logits", job.rows)?;
-        job.run(Some(out), None);
+        S::softmax_rows(&job, Some(out));
         Ok(())
     }
 
@@ -253,49 +313,38 @@ impl<'w, T: Float> CrossEntropy<'w, T> {
 
     /// Checks a class-label call over `len` logits; `logits` is what the rows are read from
     /// (empty when they are read from the buffer being overwritten in place).
-    fn labels_job<'a, L: Label>(
+    fn labels_job<'a, S: Storage<Compute = T>, L: Label>(
         &'a self,
-        logits: &'a [T],
+        logits: &'a [S],
         len: usize,
         classes: usize,
         labels: &'a [L],
-    ) -> Result<Job<'a, T, L>, LossError> {
+    ) -> Result<Job<'a, S>, LossError> {
         let rows = self.check_common(len, classes)?;
         check::same_len("labels", labels.len(), "rows of logits", rows)?;
         let ignore = self.ignore_index as i128;
-        let mut weight_total = 0.0;
-        for (row, &label) in labels.iter().enumerate() {
-            let label = label.to_i128();
-            if label == ignore {
-                continue;
-            }
-            if !(0..classes as i128).contains(&label) {
-                return Err(LossError::LabelOutOfRange {
-                    row,
-                    label,
-                    classes,
-                });
-            }
-            weight_total += self.weight.map_or(1.0, |w| w[label as usize].to_f64());
-        }
+        let weight_total = scored_weight(labels, classes, ignore, self.weight)?;
         Ok(Job {
             logits,
             classes,
             rows,
-            target: Target::Labels { labels, ignore },
+            target: Target::Labels {
+                labels: L::labels(labels),
+                ignore,
+            },
             weight: self.weight,
             smoothing: self.label_smoothing,
             divisor: weight_total,
         })
     }
 
-    fn probs_job<'a>(
+    fn probs_job<'a, S: Storage<Compute = T>>(
         &'a self,
-        logits: &'a [T],
+        logits: &'a [S],
         len: usize,
         classes: usize,
         probs: &'a [T],
-    ) -> Result<Job<'a, T, u32>, LossError> {
+    ) -> Result<Job<'a, S>, LossError> {
         let rows = self.check_common(len, classes)?;
         check::same_len("target", probs.len(), "logits", len)?;
         Ok(Job {
@@ -324,13 +373,13 @@ impl<'w, T: Float> CrossEntropy<'w, T> {
     /// assert!((grad[0] - 0.5).abs() < 1e-15 && (grad[1] + 0.5).abs() < 1e-15);
     /// # Ok::<(), losskit::LossError>(())
     /// ```
-    pub fn loss_and_grad<L: Label>(
+    pub fn loss_and_grad<S: Storage<Compute = T>, L: Label>(
         &self,
-        logits: &[T],
+        logits: &[S],
         classes: usize,
         labels: &[L],
         reduction: Reduction,
-        grad: &mut [T],
+        grad: &mut [S],
     ) -> Result<T, LossError> {
         let job = self.labels_job(logits, logits.len(), classes, labels)?;
         check::same_len("grad", grad.len(), "logits", logits.len())?;
@@ -352,9 +401,9 @@ impl<'w, T: Float> CrossEntropy<'w, T> {
     /// assert_eq!(logits, [-0.5, 0.5]);
     /// # Ok::<(), losskit::LossError>(())
     /// ```
-    pub fn loss_and_grad_in_place<L: Label>(
+    pub fn loss_and_grad_in_place<S: Storage<Compute = T>, L: Label>(
         &self,
-        logits: &mut [T],
+        logits: &mut [S],
         classes: usize,
         labels: &[L],
         reduction: Reduction,
@@ -376,13 +425,13 @@ impl<'w, T: Float> CrossEntropy<'w, T> {
     /// assert!((grad[0] - 0.25).abs() < 1e-15 && (grad[1] + 0.25).abs() < 1e-15);
     /// # Ok::<(), losskit::LossError>(())
     /// ```
-    pub fn loss_and_grad_probs(
+    pub fn loss_and_grad_probs<S: Storage<Compute = T>>(
         &self,
-        logits: &[T],
+        logits: &[S],
         classes: usize,
         probs: &[T],
         reduction: Reduction,
-        grad: &mut [T],
+        grad: &mut [S],
     ) -> Result<T, LossError> {
         let job = self.probs_job(logits, logits.len(), classes, probs)?;
         check::same_len("grad", grad.len(), "logits", logits.len())?;
@@ -413,12 +462,12 @@ fn finish<T: Float>(loss: f64, divisor: f64, reduction: Reduction) -> T {
 /// assert!((loss - 0.3185).abs() < 1e-3);
 /// # Ok::<(), losskit::LossError>(())
 /// ```
-pub fn cross_entropy<T: Float, L: Label>(
-    logits: &[T],
+pub fn cross_entropy<S: Storage, L: Label>(
+    logits: &[S],
     classes: usize,
     labels: &[L],
     reduction: Reduction,
-) -> Result<T, LossError> {
+) -> Result<S::Compute, LossError> {
     CrossEntropy::new().loss(logits, classes, labels, reduction)
 }
 
@@ -434,12 +483,12 @@ pub fn cross_entropy<T: Float, L: Label>(
 /// assert!((loss - std::f64::consts::LN_2).abs() < 1e-15);
 /// # Ok::<(), losskit::LossError>(())
 /// ```
-pub fn cross_entropy_probs<T: Float>(
-    logits: &[T],
+pub fn cross_entropy_probs<S: Storage>(
+    logits: &[S],
     classes: usize,
-    probs: &[T],
+    probs: &[S::Compute],
     reduction: Reduction,
-) -> Result<T, LossError> {
+) -> Result<S::Compute, LossError> {
     CrossEntropy::new().loss_probs(logits, classes, probs, reduction)
 }
 
@@ -457,41 +506,46 @@ pub fn cross_entropy_probs<T: Float>(
 /// assert_eq!(dlogits, [-0.25, 0.25, 0.25, -0.25]);
 /// # Ok::<(), losskit::LossError>(())
 /// ```
-pub fn cross_entropy_and_grad<T: Float, L: Label>(
-    logits: &[T],
+pub fn cross_entropy_and_grad<S: Storage, L: Label>(
+    logits: &[S],
     classes: usize,
     labels: &[L],
     reduction: Reduction,
-    dlogits: &mut [T],
-) -> Result<T, LossError> {
+    dlogits: &mut [S],
+) -> Result<S::Compute, LossError> {
     CrossEntropy::new().loss_and_grad(logits, classes, labels, reduction, dlogits)
 }
 
 /// What each row is scored against.
 #[derive(Clone, Copy)]
-enum Target<'a, T, L> {
-    Labels { labels: &'a [L], ignore: i128 },
+enum Target<'a, T> {
+    Labels { labels: Labels<'a>, ignore: i128 },
     Probs(&'a [T]),
 }
 
 /// A checked cross-entropy computation over all rows.
-struct Job<'a, T, L> {
+pub struct Job<'a, S: Storage> {
     /// The logits, or empty when they are read from (and overwritten in) the gradient buffer.
-    logits: &'a [T],
+    logits: &'a [S],
     classes: usize,
     rows: usize,
-    target: Target<'a, T, L>,
-    weight: Option<&'a [T]>,
+    target: Target<'a, S::Compute>,
+    weight: Option<&'a [S::Compute]>,
     smoothing: f64,
     /// What [`Reduction::Mean`] divides by: the summed weights of scored rows, or the rows.
     divisor: f64,
 }
 
-impl<T: Float, L: Label> Job<'_, T, L> {
+impl<S: Storage> Job<'_, S> {
     /// Runs every row; returns `[Σ loss, Σ weight of scored rows]`. With `grad_scale`, `out`
     /// receives the gradient times that scale (and holds the logits when `self.logits` is
-    /// empty); without, `out` receives each row's loss.
-    fn run(&self, out: Option<&mut [T]>, grad_scale: Option<f64>) -> [f64; 2] {
+    /// empty): then `O` is `S`; without, `out` receives each row's loss: `O` is the compute
+    /// type. Called only from the entry points (`entry.rs`).
+    pub(crate) fn run<O: Storage<Compute = S::Compute>>(
+        &self,
+        out: Option<&mut [O]>,
+        grad_scale: Option<f64>,
+    ) -> [f64; 2] {
         let tier = Resolved::active();
         let rows_per_chunk = (CHUNK / self.classes).max(1);
         let chunks = self.rows.div_ceil(rows_per_chunk);
@@ -501,7 +555,7 @@ impl<T: Float, L: Label> Job<'_, T, L> {
             rows_per_chunk
         };
         let split = self.rows < SPLIT_ROWS && self.classes >= SPLIT_CLASSES;
-        let leaf = |i: usize, out: Option<&mut [T]>| {
+        let leaf = |i: usize, out: Option<&mut [O]>| {
             let rows = i * rows_per_chunk..self.rows.min((i + 1) * rows_per_chunk);
             tier.run(RowsKernel {
                 job: self,
@@ -516,22 +570,26 @@ impl<T: Float, L: Label> Job<'_, T, L> {
 
     /// The reduced loss, writing the gradient to `grad` (which holds the logits when
     /// `self.logits` is empty).
-    fn reduce_with_grad(&self, reduction: Reduction, grad: &mut [T]) -> Result<T, LossError> {
+    fn reduce_with_grad(
+        &self,
+        reduction: Reduction,
+        grad: &mut [S],
+    ) -> Result<S::Compute, LossError> {
         let scale = match reduction {
             Reduction::Sum => 1.0,
             Reduction::Mean => 1.0 / self.divisor,
         };
-        let [loss, _] = self.run(Some(grad), Some(scale));
+        let [loss, _] = S::softmax_rows_grad(self, grad, scale);
         Ok(finish(loss, self.divisor, reduction))
     }
 }
 
 /// Cross-entropy of a range of rows on one tier.
-struct RowsKernel<'a, 'j, T, L> {
-    job: &'a Job<'j, T, L>,
+struct RowsKernel<'a, 'j, S: Storage, O> {
+    job: &'a Job<'j, S>,
     rows: core::ops::Range<usize>,
-    /// Row losses, or with `grad_scale` the rows' gradients.
-    out: Option<&'a mut [T]>,
+    /// Row losses (`O` the compute type), or with `grad_scale` the rows' gradients (`O = S`).
+    out: Option<&'a mut [O]>,
     grad_scale: Option<f64>,
     /// Split each row into segments swept in parallel on this tier (few long rows).
     split: Option<Resolved>,
@@ -553,19 +611,19 @@ struct RowGrad<'a, T> {
     target: Option<(usize, f64)>,
 }
 
-impl<T: Float, L: Label> RowsKernel<'_, '_, T, L> {
+impl<T: Float, S: Storage<Compute = T>, O: Storage<Compute = T>> RowsKernel<'_, '_, S, O> {
     /// [`row_stats`] of one row (the first `len` elements of `stream`, which goes on with what
     /// follows the row in memory), or with `split`, of its segments merged in the fixed tree.
     #[inline(always)]
-    fn stats<V: Lanes<Elem = T>>(
+    fn stats<V: Lanes<Elem = T>, R: Storage<Compute = T>>(
         &self,
         isa: V::Isa,
-        stream: &[T],
+        stream: &[R],
         len: usize,
         coef: Option<Coef<'_, T>>,
     ) -> RowStats {
         let Some(tier) = self.split else {
-            return row_stats::<V>(isa, stream, len, coef);
+            return row_stats::<V, R>(isa, stream, len, coef);
         };
         let x = &stream[..len];
         let leaf = |i: usize, _: Option<&mut [T]>| {
@@ -584,15 +642,15 @@ impl<T: Float, L: Label> RowsKernel<'_, '_, T, L> {
     fn grad<V: Lanes<Elem = T>>(
         &self,
         isa: V::Isa,
-        src: Option<&[T]>,
-        dst: &mut [T],
+        src: Option<&[S]>,
+        dst: &mut [O],
         g: &RowGrad<'_, T>,
         scale: T,
     ) {
         let Some(tier) = self.split else {
-            return grad_sweep::<Pair<V>>(isa, src, dst, g, scale);
+            return grad_sweep::<Pair<V>, S, O>(isa, src, dst, g, scale);
         };
-        let leaf = |i: usize, dst: Option<&mut [T]>| {
+        let leaf = |i: usize, dst: Option<&mut [O]>| {
             let dst = dst.unwrap_or_default();
             let seg = i * CHUNK..i * CHUNK + dst.len();
             tier.run(GradSegment {
@@ -612,11 +670,11 @@ impl<T: Float, L: Label> RowsKernel<'_, '_, T, L> {
     /// One row's `(loss, weight, gradient recipe)`; the recipe is `None` for an ignored row.
     /// The row is the first `classes` elements of `stream`, which goes on with what follows it.
     #[inline(always)]
-    fn row<V: Lanes<Elem = T>>(
+    fn row<V: Lanes<Elem = T>, R: Storage<Compute = T>>(
         &self,
         isa: V::Isa,
         row: usize,
-        stream: &[T],
+        stream: &[R],
     ) -> (f64, f64, Option<RowGrad<'_, T>>) {
         let job = self.job;
         let c = job.classes;
@@ -625,7 +683,7 @@ impl<T: Float, L: Label> RowsKernel<'_, '_, T, L> {
         let scale = self.grad_scale.unwrap_or(0.0);
         match job.target {
             Target::Labels { labels, ignore } => {
-                let label = labels[row].to_i128();
+                let label = labels.get(row);
                 if label == ignore {
                     return (0.0, 0.0, None);
                 }
@@ -638,9 +696,9 @@ impl<T: Float, L: Label> RowsKernel<'_, '_, T, L> {
                         beta: T::ONE,
                         r: job.weight,
                     };
-                    let s = self.stats::<V>(isa, stream, c, Some(sums));
+                    let s = self.stats::<V, R>(isa, stream, c, Some(sums));
                     let lse = s.sum.ln();
-                    let nll = -w_t * ((x[t].to_f64() - s.max) - lse);
+                    let nll = -w_t * ((x[t].to_compute().to_f64() - s.max) - lse);
                     // Σ_c w_c·(-log_softmax_c) = lse·Σw - Σ w_c (x_c - max).
                     let smooth = lse * s.coef - s.dot;
                     let loss = (1.0 - eps) * nll + eps / c as f64 * smooth;
@@ -660,8 +718,8 @@ impl<T: Float, L: Label> RowsKernel<'_, '_, T, L> {
                     };
                     (loss, w_t, Some(grad))
                 } else {
-                    let s = self.stats::<V>(isa, stream, c, None);
-                    let loss = -w_t * ((x[t].to_f64() - s.max) - s.sum.ln());
+                    let s = self.stats::<V, R>(isa, stream, c, None);
+                    let loss = -w_t * ((x[t].to_compute().to_f64() - s.max) - s.sum.ln());
                     let grad = RowGrad {
                         max: T::from_f64(s.max),
                         k: T::from_f64(scale * w_t / s.sum),
@@ -681,7 +739,7 @@ impl<T: Float, L: Label> RowsKernel<'_, '_, T, L> {
                     beta,
                     r: job.weight,
                 };
-                let s = self.stats::<V>(isa, stream, c, Some(coef));
+                let s = self.stats::<V, R>(isa, stream, c, Some(coef));
                 // -Σ a_c (x_c - max - lse) with a_c = ((1-ε) p_c + ε/C)·w_c.
                 let loss = s.sum.ln() * s.coef - s.dot;
                 let grad = RowGrad {
@@ -696,7 +754,9 @@ impl<T: Float, L: Label> RowsKernel<'_, '_, T, L> {
     }
 }
 
-impl<T: Float, L: Label> Kernel<T> for RowsKernel<'_, '_, T, L> {
+impl<T: Float, S: Storage<Compute = T>, O: Storage<Compute = T>> Kernel<T>
+    for RowsKernel<'_, '_, S, O>
+{
     type Output = [f64; 2];
 
     #[inline(always)]
@@ -716,7 +776,7 @@ impl<T: Float, L: Label> Kernel<T> for RowsKernel<'_, '_, T, L> {
                         .out
                         .as_deref_mut()
                         .map(|o| &mut o[g * lanes..(g + 1) * lanes]);
-                    let [l, w] = short_rows::<V, L>(
+                    let [l, w] = short_rows::<V, S, O>(
                         isa,
                         job,
                         self.rows.start + g * lanes,
@@ -735,8 +795,8 @@ impl<T: Float, L: Label> Kernel<T> for RowsKernel<'_, '_, T, L> {
         for row in first..self.rows.end {
             let k = row - self.rows.start;
             let (loss, weight, grad) = match (&out, in_place) {
-                (Some(buf), true) => self.row::<V>(isa, row, &buf[k * c..]),
-                _ => self.row::<V>(isa, row, &job.logits[row * c..]),
+                (Some(buf), true) => self.row::<V, O>(isa, row, &buf[k * c..]),
+                _ => self.row::<V, S>(isa, row, &job.logits[row * c..]),
             };
             loss_sum += loss;
             weight_sum += weight;
@@ -744,27 +804,27 @@ impl<T: Float, L: Label> Kernel<T> for RowsKernel<'_, '_, T, L> {
                 continue;
             };
             if self.grad_scale.is_none() {
-                out[k] = T::from_f64(loss);
+                out[k] = O::from_compute(T::from_f64(loss));
                 continue;
             }
             let dst = &mut out[k * c..(k + 1) * c];
             match grad {
-                None => dst.fill(T::ZERO),
+                None => dst.fill(O::from_compute(T::ZERO)),
                 Some(g) => {
                     let src = if in_place {
                         None
                     } else {
                         Some(&job.logits[row * c..(row + 1) * c])
                     };
-                    self.grad::<V>(
-                        isa,
-                        src,
-                        dst,
-                        &g,
-                        T::from_f64(self.grad_scale.unwrap_or(0.0)),
-                    );
-                    if let Some((t, delta)) = g.target {
-                        dst[t] = T::from_f64(dst[t].to_f64() - delta);
+                    // The target's logit, read before an in-place sweep overwrites it.
+                    let x_t = g.target.map(|(t, _)| match src {
+                        Some(s) => s[t].to_compute(),
+                        None => dst[t].to_compute(),
+                    });
+                    let scale = T::from_f64(self.grad_scale.unwrap_or(0.0));
+                    self.grad::<V>(isa, src, dst, &g, scale);
+                    if let (Some((t, delta)), Some(x_t)) = (g.target, x_t) {
+                        dst[t] = O::from_compute(target_grad::<V>(isa, &g, t, x_t, delta, scale));
                     }
                 }
             }
@@ -778,10 +838,10 @@ impl<T: Float, L: Label> Kernel<T> for RowsKernel<'_, '_, T, L> {
 /// Callers run it on [`Pair`]s, so that two exp chains interleave (see BENCHMARKS.md: 10–15%
 /// faster on Zen 3 than a vector at a time).
 #[inline(always)]
-fn grad_sweep<V: Lanes>(
+fn grad_sweep<V: Lanes, S: Storage<Compute = V::Elem>, O: Storage<Compute = V::Elem>>(
     isa: V::Isa,
-    src: Option<&[V::Elem]>,
-    dst: &mut [V::Elem],
+    src: Option<&[S]>,
+    dst: &mut [O],
     g: &RowGrad<'_, V::Elem>,
     scale: V::Elem,
 ) {
@@ -794,28 +854,52 @@ fn grad_sweep<V: Lanes>(
     let mut at = 0;
     while at < whole {
         let x = match src {
-            Some(s) => V::load(isa, &s[at..]),
-            None => V::load(isa, &dst[at..]),
+            Some(s) => S::load::<V>(isa, &s[at..]),
+            None => O::load::<V>(isa, &dst[at..]),
         };
         let mut v = k * math::exp_nonpositive(isa, x - max);
         if let Some(cf) = g.coef {
             v = coef_vec::<V>(isa, cf, at, None).mul_add(neg_scale, v);
         }
-        v.store(&mut dst[at..]);
+        O::store(v, &mut dst[at..]);
         at += lanes;
     }
     if whole < n {
         let rest = n - whole;
         let x = match src {
-            Some(s) => V::load_prefix(isa, &s[whole..n], V::Elem::ZERO),
-            None => V::load_prefix(isa, &dst[whole..], V::Elem::ZERO),
+            Some(s) => S::load_prefix::<V>(isa, &s[whole..n], V::Elem::ZERO),
+            None => O::load_prefix::<V>(isa, &dst[whole..], V::Elem::ZERO),
         };
         let mut v = k * math::exp_nonpositive(isa, x - max);
         if let Some(cf) = g.coef {
             v = coef_vec::<V>(isa, cf, whole, Some(rest)).mul_add(neg_scale, v);
         }
-        v.store_prefix(&mut dst[whole..]);
+        O::store_prefix(v, &mut dst[whole..]);
     }
+}
+
+/// The gradient of a class-label row at its target `t`, whose logit is `x_t`: what
+/// [`grad_sweep`] computes in that lane (the same operations, so the same bits), minus `delta`,
+/// in `f64`, rounded once. Computed apart from the sweep's stored value so that a 16-bit
+/// gradient is rounded once: the sweep's `p_t` rounded to bf16 and then reduced by 1 would
+/// lose all the digits of `p_t - 1` near 1.
+#[inline(always)]
+fn target_grad<V: Lanes>(
+    isa: V::Isa,
+    g: &RowGrad<'_, V::Elem>,
+    t: usize,
+    x_t: V::Elem,
+    delta: f64,
+    scale: V::Elem,
+) -> V::Elem {
+    let x = V::splat(isa, x_t) - V::splat(isa, g.max);
+    let mut v = V::splat(isa, g.k) * math::exp_nonpositive(isa, x);
+    if let Some(cf) = g.coef {
+        v = V::splat(isa, coef_at(cf, t)).mul_add(V::splat(isa, -scale), v);
+    }
+    let mut lanes = [V::Elem::ZERO; 32];
+    v.store(&mut lanes[..V::LANES]);
+    V::Elem::from_f64(lanes[0].to_f64() - delta)
 }
 
 /// Rows of at most this many classes take the one-row-per-lane path.
@@ -825,13 +909,13 @@ const SHORT_ROWS: usize = 32;
 /// the rows are transposed into columns (blocks of `LANES` classes), so max, `exp` and `ln`
 /// run on full vectors. Returns `[Σ loss, Σ weight]` and writes the row losses to `out`.
 #[inline(always)]
-fn short_rows<V: Lanes, L: Label>(
+fn short_rows<V: Lanes, S: Storage<Compute = V::Elem>, O: Storage<Compute = V::Elem>>(
     isa: V::Isa,
-    job: &Job<'_, V::Elem, L>,
+    job: &Job<'_, S>,
     row0: usize,
-    labels: &[L],
+    labels: Labels<'_>,
     ignore: i128,
-    out: Option<&mut [V::Elem]>,
+    out: Option<&mut [O]>,
 ) -> [f64; 2] {
     let (x, c, lanes) = (job.logits, job.classes, V::LANES);
     let base = row0 * c;
@@ -848,9 +932,9 @@ fn short_rows<V: Lanes, L: Label>(
         for (r, v) in block.iter_mut().enumerate() {
             let from = base + r * c + jb * lanes;
             *v = if width == lanes {
-                V::load(isa, &x[from..])
+                S::load::<V>(isa, &x[from..])
             } else {
-                V::load_prefix(isa, &x[from..from + width], neg_inf)
+                S::load_prefix::<V>(isa, &x[from..from + width], neg_inf)
             };
         }
         V::transpose(isa, block);
@@ -873,10 +957,10 @@ fn short_rows<V: Lanes, L: Label>(
     let mut w_t = [V::Elem::ZERO; 16];
     let mut scored = [false; 16];
     for r in 0..lanes {
-        let label = labels[row0 + r].to_i128();
+        let label = labels.get(row0 + r);
         if label != ignore {
             let t = label as usize;
-            x_t[r] = x[base + r * c + t];
+            x_t[r] = x[base + r * c + t].to_compute();
             w_t[r] = job.weight.map_or(V::Elem::ONE, |w| w[t]);
             scored[r] = true;
         }
@@ -894,7 +978,9 @@ fn short_rows<V: Lanes, L: Label>(
         weight_sum += w_t[r].to_f64();
     }
     if let Some(out) = out {
-        out.copy_from_slice(&losses[..lanes]);
+        for (o, &l) in out.iter_mut().zip(&losses[..lanes]) {
+            *o = O::from_compute(l);
+        }
     }
     [loss_sum, weight_sum]
 }
@@ -967,34 +1053,36 @@ impl Partial for RowStats {
 }
 
 /// [`row_stats`] of one segment of a split row, on one tier.
-struct SegmentStats<'a, T> {
-    x: &'a [T],
-    coef: Option<Coef<'a, T>>,
+struct SegmentStats<'a, R: Storage> {
+    x: &'a [R],
+    coef: Option<Coef<'a, R::Compute>>,
 }
 
-impl<T: Float> Kernel<T> for SegmentStats<'_, T> {
+impl<R: Storage> Kernel<R::Compute> for SegmentStats<'_, R> {
     type Output = RowStats;
 
     #[inline(always)]
-    fn run<V: Lanes<Elem = T>>(self, isa: V::Isa) -> RowStats {
-        row_stats::<V>(isa, self.x, self.x.len(), self.coef)
+    fn run<V: Lanes<Elem = R::Compute>>(self, isa: V::Isa) -> RowStats {
+        row_stats::<V, R>(isa, self.x, self.x.len(), self.coef)
     }
 }
 
 /// [`grad_sweep`] of one segment of a split row, on one tier.
-struct GradSegment<'a, T> {
-    src: Option<&'a [T]>,
-    dst: &'a mut [T],
-    g: RowGrad<'a, T>,
-    scale: T,
+struct GradSegment<'a, S: Storage, O: Storage> {
+    src: Option<&'a [S]>,
+    dst: &'a mut [O],
+    g: RowGrad<'a, S::Compute>,
+    scale: S::Compute,
 }
 
-impl<T: Float> Kernel<T> for GradSegment<'_, T> {
+impl<T: Float, S: Storage<Compute = T>, O: Storage<Compute = T>> Kernel<T>
+    for GradSegment<'_, S, O>
+{
     type Output = f64;
 
     #[inline(always)]
     fn run<V: Lanes<Elem = T>>(self, isa: V::Isa) -> f64 {
-        grad_sweep::<Pair<V>>(isa, self.src, self.dst, &self.g, self.scale);
+        grad_sweep::<Pair<V>, S, O>(isa, self.src, self.dst, &self.g, self.scale);
         0.0
     }
 }
@@ -1020,9 +1108,9 @@ const BLOCK_VECS: usize = 64;
 /// of `x - max` below `ln(MIN_POSITIVE)` adds at most 1.2e-38 (f32) a class to a sum of at
 /// least 1; the log-sum-exp is then within that much, absolutely.
 #[inline(always)]
-fn row_stats<V: Lanes>(
+fn row_stats<V: Lanes, R: Storage<Compute = V::Elem>>(
     isa: V::Isa,
-    stream: &[V::Elem],
+    stream: &[R],
     len: usize,
     coef: Option<Coef<'_, V::Elem>>,
 ) -> RowStats {
@@ -1041,14 +1129,14 @@ fn row_stats<V: Lanes>(
         // Pass 1: the block's max, lane-wise, in two chains.
         let (mut m0, mut m1) = (V::splat(isa, neg_inf), V::splat(isa, neg_inf));
         for xv in xb[..pairs].chunks_exact(2 * lanes) {
-            m0 = m0.max(V::load(isa, xv));
-            m1 = m1.max(V::load(isa, &xv[lanes..]));
+            m0 = m0.max(R::load::<V>(isa, xv));
+            m1 = m1.max(R::load::<V>(isa, &xv[lanes..]));
         }
         if pairs < whole {
-            m0 = m0.max(V::load(isa, &xb[pairs..]));
+            m0 = m0.max(R::load::<V>(isa, &xb[pairs..]));
         }
         if whole < xb.len() {
-            m1 = m1.max(V::load_prefix(isa, &xb[whole..], neg_inf));
+            m1 = m1.max(R::load_prefix::<V>(isa, &xb[whole..], neg_inf));
         }
         let mv = m0.max(m1);
         // Only a block that raises the max pays for the horizontal reduction (NaN lanes do not
@@ -1068,12 +1156,12 @@ fn row_stats<V: Lanes>(
             // Nothing finite yet: exp contributes 0, but NaN must survive, and a·x keeps the
             // -inf (or 0·-inf = NaN) PyTorch would produce.
             for (i, &v) in xb.iter().enumerate() {
-                if v.to_f64().is_nan() {
+                if v.to_compute().to_f64().is_nan() {
                     sum = f64::NAN;
                 }
                 if let Some(cf) = coef {
                     let a = coef_at(cf, start + i).to_f64();
-                    dot += a * v.to_f64();
+                    dot += a * v.to_compute().to_f64();
                     coef_sum += a;
                 }
             }
@@ -1091,13 +1179,13 @@ fn row_stats<V: Lanes>(
             // the row's end they are the next row's (a row of a few blocks would otherwise
             // begin every max pass with a miss to DRAM).
             let ahead = start + PREFETCH_BLOCKS * block + 4 * j * lanes;
-            for line in (0..4 * lanes).step_by(LINE / core::mem::size_of::<V::Elem>()) {
+            for line in (0..4 * lanes).step_by(LINE / core::mem::size_of::<R>()) {
                 V::prefetch(isa, stream.get(ahead + line..).unwrap_or_default());
             }
-            let c0 = V::load(isa, xv) - mv;
-            let c1 = V::load(isa, &xv[lanes..]) - mv;
-            let c2 = V::load(isa, &xv[2 * lanes..]) - mv;
-            let c3 = V::load(isa, &xv[3 * lanes..]) - mv;
+            let c0 = R::load::<V>(isa, xv) - mv;
+            let c1 = R::load::<V>(isa, &xv[lanes..]) - mv;
+            let c2 = R::load::<V>(isa, &xv[2 * lanes..]) - mv;
+            let c3 = R::load::<V>(isa, &xv[3 * lanes..]) - mv;
             s0 = s0 + math::exp_nonpositive_clamped(isa, c0);
             s1 = s1 + math::exp_nonpositive_clamped(isa, c1);
             s2 = s2 + math::exp_nonpositive_clamped(isa, c2);
@@ -1112,7 +1200,7 @@ fn row_stats<V: Lanes>(
             }
         }
         for (j, xv) in xb[quads..whole].chunks_exact(lanes).enumerate() {
-            let c0 = V::load(isa, xv) - mv;
+            let c0 = R::load::<V>(isa, xv) - mv;
             s0 = s0 + math::exp_nonpositive_clamped(isa, c0);
             if let Some(cf) = coef {
                 let a = coef_vec::<V>(isa, cf, start + quads + j * lanes, None);
@@ -1122,7 +1210,7 @@ fn row_stats<V: Lanes>(
         }
         if whole < xb.len() {
             let n = xb.len() - whole;
-            let centered = V::load_prefix(isa, &xb[whole..], neg_inf) - mv;
+            let centered = R::load_prefix::<V>(isa, &xb[whole..], neg_inf) - mv;
             s1 = s1 + math::exp_nonpositive_clamped(isa, centered);
             if let Some(cf) = coef {
                 let a = coef_vec::<V>(isa, cf, start + whole, Some(n));

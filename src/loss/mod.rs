@@ -3,4 +3,67 @@
 
 pub(crate) mod binary;
 pub(crate) mod cross_entropy;
+pub(crate) mod nll;
 pub(crate) mod pointwise;
+
+use crate::reduce::{each2, sum2, sum_and_grad2};
+use crate::storage::Storage;
+use crate::Float;
+
+/// Every pointwise map, as a value: what the non-generic entry points (`entry.rs`) take, so
+/// that one entry point per storage type serves every pointwise loss.
+#[derive(Clone, Copy, Debug)]
+pub enum Pointwise<T> {
+    Mse,
+    L1,
+    Huber(pointwise::Huber<T>),
+    SmoothL1(pointwise::SmoothL1<T>),
+    Bce(binary::BceMap<T>),
+    BceWithLogits(binary::BceLogitsMap<T>),
+}
+
+/// Calls `$f(.., &map)` with the map of `$p`, so each arm instantiates the driver for its map.
+macro_rules! with_map {
+    ($p:expr, |$m:ident| $body:expr) => {
+        match $p {
+            Pointwise::Mse => {
+                let $m = &pointwise::Mse;
+                $body
+            }
+            Pointwise::L1 => {
+                let $m = &pointwise::L1;
+                $body
+            }
+            Pointwise::Huber($m) => $body,
+            Pointwise::SmoothL1($m) => $body,
+            Pointwise::Bce($m) => $body,
+            Pointwise::BceWithLogits($m) => $body,
+        }
+    };
+}
+
+impl<T: Float> Pointwise<T> {
+    /// `Σ map(a[i], b[i])` (see [`sum2`]).
+    #[inline]
+    pub(crate) fn sum<S: Storage<Compute = T>>(&self, a: &[S], b: &[S]) -> f64 {
+        with_map!(self, |m| sum2(a, b, m))
+    }
+
+    /// The sum, with `scale ·` the derivative written to `grad` (see [`sum_and_grad2`]).
+    #[inline]
+    pub(crate) fn sum_and_grad<S: Storage<Compute = T>>(
+        &self,
+        a: &[S],
+        b: &[S],
+        grad: &mut [S],
+        scale: T,
+    ) -> f64 {
+        with_map!(self, |m| sum_and_grad2(a, b, grad, scale, m))
+    }
+
+    /// Each element's map into `out` (see [`each2`]).
+    #[inline]
+    pub(crate) fn each<S: Storage<Compute = T>>(&self, a: &[S], b: &[S], out: &mut [T]) {
+        with_map!(self, |m| each2(a, b, out, m))
+    }
+}

@@ -1,12 +1,14 @@
 //! Regression losses: `mse`, `l1`, `huber`, `smooth_l1`.
 
+use super::Pointwise;
 use crate::float::sealed::Sealed;
-use crate::reduce::{each2, sum2, sum_and_grad2, Map2};
+use crate::reduce::Map2;
 use crate::simd::Lanes;
+use crate::storage::Storage;
 use crate::{check, Float, LossError, Reduction};
 
 /// `(x - y)²`.
-pub(crate) struct Mse;
+pub struct Mse;
 
 impl<T: Float> Map2<T> for Mse {
     #[inline(always)]
@@ -30,7 +32,7 @@ fn sign<V: Lanes>(isa: V::Isa, d: V) -> V {
 }
 
 /// `|x - y|`.
-pub(crate) struct L1;
+pub struct L1;
 
 impl<T: Float> Map2<T> for L1 {
     #[inline(always)]
@@ -45,7 +47,8 @@ impl<T: Float> Map2<T> for L1 {
 }
 
 /// `z = |x - y|`: `0.5 z²` if `z < delta`, else `delta (z - 0.5 delta)`.
-pub(crate) struct Huber<T> {
+#[derive(Clone, Copy, Debug)]
+pub struct Huber<T> {
     pub(crate) delta: T,
 }
 
@@ -70,7 +73,8 @@ impl<T: Float> Map2<T> for Huber<T> {
 }
 
 /// `z = |x - y|`: `0.5 z² / beta` if `z < beta`, else `z - 0.5 beta`.
-pub(crate) struct SmoothL1<T> {
+#[derive(Clone, Copy, Debug)]
+pub struct SmoothL1<T> {
     pub(crate) beta: T,
 }
 
@@ -100,40 +104,42 @@ impl<T: Float> Map2<T> for SmoothL1<T> {
 }
 
 /// Reduces a pointwise map over `input` and `target` after checking their lengths.
-fn reduce2<T: Float, M: Map2<T>>(
-    input: &[T],
-    target: &[T],
+fn reduce2<S: Storage>(
+    input: &[S],
+    target: &[S],
     reduction: Reduction,
-    map: &M,
-) -> Result<T, LossError> {
+    map: Pointwise<S::Compute>,
+) -> Result<S::Compute, LossError> {
     check::same_len("target", target.len(), "input", input.len())?;
-    Ok(reduction.finish(sum2(input, target, map), input.len()))
+    let sum = S::pointwise_sum(&map, input, target);
+    Ok(reduction.finish(sum, input.len()))
 }
 
 /// Reduces a pointwise map and writes its scaled derivative into `grad`, after checking lengths.
-fn reduce2_grad<T: Float, M: Map2<T>>(
-    input: &[T],
-    target: &[T],
+fn reduce2_grad<S: Storage>(
+    input: &[S],
+    target: &[S],
     reduction: Reduction,
-    grad: &mut [T],
-    map: &M,
-) -> Result<T, LossError> {
+    grad: &mut [S],
+    map: Pointwise<S::Compute>,
+) -> Result<S::Compute, LossError> {
     check::same_len("target", target.len(), "input", input.len())?;
     check::same_len("grad", grad.len(), "input", input.len())?;
-    let sum = sum_and_grad2(input, target, grad, reduction.grad_scale(input.len()), map);
+    let scale = reduction.grad_scale(input.len());
+    let sum = S::pointwise_sum_and_grad(&map, input, target, grad, scale);
     Ok(reduction.finish(sum, input.len()))
 }
 
 /// Writes a pointwise map over `input` and `target` into `out` after checking lengths.
-fn each<T: Float, M: Map2<T>>(
-    input: &[T],
-    target: &[T],
-    out: &mut [T],
-    map: &M,
+fn each<S: Storage>(
+    input: &[S],
+    target: &[S],
+    out: &mut [S::Compute],
+    map: Pointwise<S::Compute>,
 ) -> Result<(), LossError> {
     check::same_len("target", target.len(), "input", input.len())?;
     check::same_len("out", out.len(), "input", input.len())?;
-    each2(input, target, out, map);
+    S::pointwise_each(&map, input, target, out);
     Ok(())
 }
 
@@ -149,8 +155,12 @@ fn each<T: Float, M: Map2<T>>(
 /// assert_eq!(losskit::mse(&input, &target, Reduction::Sum).unwrap(), 4.25);
 /// assert!(losskit::mse::<f32>(&[], &[], Reduction::Mean).unwrap().is_nan());
 /// ```
-pub fn mse<T: Float>(input: &[T], target: &[T], reduction: Reduction) -> Result<T, LossError> {
-    reduce2(input, target, reduction, &Mse)
+pub fn mse<S: Storage>(
+    input: &[S],
+    target: &[S],
+    reduction: Reduction,
+) -> Result<S::Compute, LossError> {
+    reduce2(input, target, reduction, Pointwise::Mse)
 }
 
 /// `out[i] = (input[i] - target[i])²`: [`mse`] without reduction.
@@ -163,8 +173,12 @@ pub fn mse<T: Float>(input: &[T], target: &[T], reduction: Reduction) -> Result<
 /// losskit::mse_each(&[1.0, 3.0], &[0.0, 1.0], &mut out).unwrap();
 /// assert_eq!(out, [1.0, 4.0]);
 /// ```
-pub fn mse_each<T: Float>(input: &[T], target: &[T], out: &mut [T]) -> Result<(), LossError> {
-    each(input, target, out, &Mse)
+pub fn mse_each<S: Storage>(
+    input: &[S],
+    target: &[S],
+    out: &mut [S::Compute],
+) -> Result<(), LossError> {
+    each(input, target, out, Pointwise::Mse)
 }
 
 /// Mean absolute error: `|input - target|`, reduced.
@@ -176,8 +190,12 @@ pub fn mse_each<T: Float>(input: &[T], target: &[T], out: &mut [T]) -> Result<()
 /// use losskit::Reduction;
 /// assert_eq!(losskit::l1(&[1.0f32, -1.0], &[0.0, 1.0], Reduction::Mean).unwrap(), 1.5);
 /// ```
-pub fn l1<T: Float>(input: &[T], target: &[T], reduction: Reduction) -> Result<T, LossError> {
-    reduce2(input, target, reduction, &L1)
+pub fn l1<S: Storage>(
+    input: &[S],
+    target: &[S],
+    reduction: Reduction,
+) -> Result<S::Compute, LossError> {
+    reduce2(input, target, reduction, Pointwise::L1)
 }
 
 /// `out[i] = |input[i] - target[i]|`: [`l1`] without reduction.
@@ -190,8 +208,12 @@ pub fn l1<T: Float>(input: &[T], target: &[T], reduction: Reduction) -> Result<T
 /// losskit::l1_each(&[1.0, -1.0], &[0.0, 1.0], &mut out).unwrap();
 /// assert_eq!(out, [1.0, 2.0]);
 /// ```
-pub fn l1_each<T: Float>(input: &[T], target: &[T], out: &mut [T]) -> Result<(), LossError> {
-    each(input, target, out, &L1)
+pub fn l1_each<S: Storage>(
+    input: &[S],
+    target: &[S],
+    out: &mut [S::Compute],
+) -> Result<(), LossError> {
+    each(input, target, out, Pointwise::L1)
 }
 
 fn check_delta<T: Float>(delta: T) -> Result<Huber<T>, LossError> {
@@ -217,14 +239,14 @@ fn check_beta<T: Float>(beta: T) -> Result<SmoothL1<T>, LossError> {
 /// assert_eq!(loss, 0.125 + 2.5);
 /// assert!(losskit::huber(&[1.0f32], &[0.0], -1.0, Reduction::Mean).is_err());
 /// ```
-pub fn huber<T: Float>(
-    input: &[T],
-    target: &[T],
-    delta: T,
+pub fn huber<S: Storage>(
+    input: &[S],
+    target: &[S],
+    delta: S::Compute,
     reduction: Reduction,
-) -> Result<T, LossError> {
-    let map = check_delta(delta)?;
-    reduce2(input, target, reduction, &map)
+) -> Result<S::Compute, LossError> {
+    let map = Pointwise::Huber(check_delta(delta)?);
+    reduce2(input, target, reduction, map)
 }
 
 /// [`huber`] without reduction, into `out`.
@@ -238,14 +260,14 @@ pub fn huber<T: Float>(
 /// losskit::huber_each(&[0.5, 3.0], &[0.0, 0.0], 1.0, &mut out).unwrap();
 /// assert_eq!(out, [0.125, 2.5]);
 /// ```
-pub fn huber_each<T: Float>(
-    input: &[T],
-    target: &[T],
-    delta: T,
-    out: &mut [T],
+pub fn huber_each<S: Storage>(
+    input: &[S],
+    target: &[S],
+    delta: S::Compute,
+    out: &mut [S::Compute],
 ) -> Result<(), LossError> {
-    let map = check_delta(delta)?;
-    each(input, target, out, &map)
+    let map = Pointwise::Huber(check_delta(delta)?);
+    each(input, target, out, map)
 }
 
 /// Smooth L1 loss (PyTorch's `smooth_l1_loss`): with `z = |input - target|`, `0.5 z² / beta`
@@ -260,14 +282,14 @@ pub fn huber_each<T: Float>(
 /// let loss = losskit::smooth_l1(&[0.5f64, 3.0], &[0.0, 0.0], 1.0, Reduction::Sum).unwrap();
 /// assert_eq!(loss, 0.125 + 2.5);
 /// ```
-pub fn smooth_l1<T: Float>(
-    input: &[T],
-    target: &[T],
-    beta: T,
+pub fn smooth_l1<S: Storage>(
+    input: &[S],
+    target: &[S],
+    beta: S::Compute,
     reduction: Reduction,
-) -> Result<T, LossError> {
-    let map = check_beta(beta)?;
-    reduce2(input, target, reduction, &map)
+) -> Result<S::Compute, LossError> {
+    let map = Pointwise::SmoothL1(check_beta(beta)?);
+    reduce2(input, target, reduction, map)
 }
 
 /// [`smooth_l1`] without reduction, into `out`.
@@ -281,14 +303,14 @@ pub fn smooth_l1<T: Float>(
 /// losskit::smooth_l1_each(&[0.5, 3.0], &[0.0, 0.0], 0.0, &mut out).unwrap();
 /// assert_eq!(out, [0.5, 3.0]);
 /// ```
-pub fn smooth_l1_each<T: Float>(
-    input: &[T],
-    target: &[T],
-    beta: T,
-    out: &mut [T],
+pub fn smooth_l1_each<S: Storage>(
+    input: &[S],
+    target: &[S],
+    beta: S::Compute,
+    out: &mut [S::Compute],
 ) -> Result<(), LossError> {
-    let map = check_beta(beta)?;
-    each(input, target, out, &map)
+    let map = Pointwise::SmoothL1(check_beta(beta)?);
+    each(input, target, out, map)
 }
 
 /// [`mse`] and its gradient with respect to `input` in one pass: `grad[i] = 2 (input[i] -
@@ -304,13 +326,13 @@ pub fn smooth_l1_each<T: Float>(
 /// assert_eq!((loss, grad), (2.5, [1.0, 2.0]));
 /// # Ok::<(), losskit::LossError>(())
 /// ```
-pub fn mse_and_grad<T: Float>(
-    input: &[T],
-    target: &[T],
+pub fn mse_and_grad<S: Storage>(
+    input: &[S],
+    target: &[S],
     reduction: Reduction,
-    grad: &mut [T],
-) -> Result<T, LossError> {
-    reduce2_grad(input, target, reduction, grad, &Mse)
+    grad: &mut [S],
+) -> Result<S::Compute, LossError> {
+    reduce2_grad(input, target, reduction, grad, Pointwise::Mse)
 }
 
 /// [`l1`] and its gradient: `sgn(input - target)` (0 where they are equal, as PyTorch's `sgn`),
@@ -326,13 +348,13 @@ pub fn mse_and_grad<T: Float>(
 /// assert_eq!((loss, grad), (3.0, [1.0, 0.0, -1.0]));
 /// # Ok::<(), losskit::LossError>(())
 /// ```
-pub fn l1_and_grad<T: Float>(
-    input: &[T],
-    target: &[T],
+pub fn l1_and_grad<S: Storage>(
+    input: &[S],
+    target: &[S],
     reduction: Reduction,
-    grad: &mut [T],
-) -> Result<T, LossError> {
-    reduce2_grad(input, target, reduction, grad, &L1)
+    grad: &mut [S],
+) -> Result<S::Compute, LossError> {
+    reduce2_grad(input, target, reduction, grad, Pointwise::L1)
 }
 
 /// [`huber`] and its gradient: `input - target` clamped to `[-delta, delta]`, divided by the
@@ -349,15 +371,15 @@ pub fn l1_and_grad<T: Float>(
 /// assert_eq!(grad, [0.5, 1.0]);
 /// # Ok::<(), losskit::LossError>(())
 /// ```
-pub fn huber_and_grad<T: Float>(
-    input: &[T],
-    target: &[T],
-    delta: T,
+pub fn huber_and_grad<S: Storage>(
+    input: &[S],
+    target: &[S],
+    delta: S::Compute,
     reduction: Reduction,
-    grad: &mut [T],
-) -> Result<T, LossError> {
-    let map = check_delta(delta)?;
-    reduce2_grad(input, target, reduction, grad, &map)
+    grad: &mut [S],
+) -> Result<S::Compute, LossError> {
+    let map = Pointwise::Huber(check_delta(delta)?);
+    reduce2_grad(input, target, reduction, grad, map)
 }
 
 /// [`smooth_l1`] and its gradient: `(input - target) / beta` clamped to `[-1, 1]` (`sgn` for
@@ -374,13 +396,13 @@ pub fn huber_and_grad<T: Float>(
 /// assert_eq!(grad, [0.5, 1.0]);
 /// # Ok::<(), losskit::LossError>(())
 /// ```
-pub fn smooth_l1_and_grad<T: Float>(
-    input: &[T],
-    target: &[T],
-    beta: T,
+pub fn smooth_l1_and_grad<S: Storage>(
+    input: &[S],
+    target: &[S],
+    beta: S::Compute,
     reduction: Reduction,
-    grad: &mut [T],
-) -> Result<T, LossError> {
-    let map = check_beta(beta)?;
-    reduce2_grad(input, target, reduction, grad, &map)
+    grad: &mut [S],
+) -> Result<S::Compute, LossError> {
+    let map = Pointwise::SmoothL1(check_beta(beta)?);
+    reduce2_grad(input, target, reduction, grad, map)
 }

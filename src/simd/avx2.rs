@@ -7,27 +7,41 @@
 use core::arch::x86_64::*;
 use core::ops::{Add, Div, Mul, Neg, Sub};
 
+use super::half::{self, Half, HalfFormat};
 use super::{Kernel, Lanes};
 use crate::Float;
 
-/// Token of the AVX2+FMA tier: a value exists only on a CPU that has both.
+/// Token of the AVX2+FMA tier: a value exists only on a CPU that has AVX2, FMA and F16C.
 #[derive(Clone, Copy, Debug)]
 pub struct Avx2(());
 
 impl Avx2 {
-    /// The token, if this CPU has AVX2 and FMA.
+    /// The token, if this CPU has AVX2, FMA and F16C (every AVX2 CPU has F16C).
     #[inline]
     pub fn detect() -> Option<Self> {
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            Some(Avx2(()))
+        if std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("fma")
+            && std::is_x86_feature_detected!("f16c")
+        {
+            // SAFETY: just detected.
+            Some(unsafe { Self::new_unchecked() })
         } else {
             None
         }
     }
+
+    /// The token, without checking the CPU: the only constructor besides [`Avx2::detect`].
+    ///
+    /// # Safety
+    /// The CPU must have AVX2, FMA and F16C.
+    #[inline(always)]
+    pub(crate) const unsafe fn new_unchecked() -> Self {
+        Avx2(())
+    }
 }
 
-/// Runs `kernel` with this tier's lanes, compiled with AVX2 and FMA enabled.
-#[target_feature(enable = "avx2,fma")]
+/// Runs `kernel` with this tier's lanes, compiled with AVX2, FMA and F16C enabled.
+#[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn run<T: Float, K: Kernel<T>>(isa: Avx2, kernel: K) -> K::Output {
     kernel.run::<T::Avx2>(isa)
 }
@@ -206,11 +220,11 @@ impl Lanes for F32x8 {
         }
     }
     #[inline(always)]
-    fn prefetch(_: Avx2, src: &[f32]) {
+    fn prefetch<E>(_: Avx2, src: &[E]) {
         if let Some(first) = src.first() {
             // SAFETY: `prefetcht0` only hints the cache; it never faults and reads no data
             // into the program. The address is that of a live element.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>((first as *const f32).cast::<i8>()) }
+            unsafe { _mm_prefetch::<_MM_HINT_T0>((first as *const E).cast::<i8>()) }
         }
     }
     #[inline(always)]
@@ -221,10 +235,38 @@ impl Lanes for F32x8 {
     }
     #[inline(always)]
     fn store_prefix(self, dst: &mut [f32]) {
-        let mask = Self::first_lanes(Avx2(()), dst.len());
+        // SAFETY: `self` exists, so the CPU has the tier's features.
+        let mask = Self::first_lanes(unsafe { Avx2::new_unchecked() }, dst.len());
         // SAFETY: the token proves AVX2 (`self` exists). `vmaskmovps` writes only lanes
         // `0..dst.len()` (at most 8), all inside `dst`.
         unsafe { _mm256_maskstore_ps(dst.as_mut_ptr(), _mm256_castps_si256(mask), self.0) }
+    }
+    #[inline(always)]
+    fn load_half<H: Half>(_: Avx2, src: &[H]) -> Self {
+        let src: &[u16] = bytemuck::cast_slice(&src[..8]);
+        // SAFETY: the token proves AVX2 and F16C; `src` has exactly 8 values (16 bytes) to read.
+        F32x8(unsafe { widen_half::<H>(_mm_loadu_si128(src.as_ptr().cast())) })
+    }
+    #[inline(always)]
+    fn load_half_prefix<H: Half>(isa: Avx2, src: &[H], fill: f32) -> Self {
+        let bits = half::prefix_bits(src);
+        // SAFETY: the token proves AVX2 and F16C; `bits` is a local array of 16 values.
+        let v = F32x8(unsafe { widen_half::<H>(_mm_loadu_si128(bits.as_ptr().cast())) });
+        Self::select(Self::first_lanes(isa, src.len()), v, Self::splat(isa, fill))
+    }
+    #[inline(always)]
+    fn store_half<H: Half>(self, dst: &mut [H]) {
+        let dst: &mut [u16] = bytemuck::cast_slice_mut(&mut dst[..8]);
+        // SAFETY: `self` proves AVX2 and F16C; `dst` has exactly 8 values (16 bytes) to write.
+        unsafe { _mm_storeu_si128(dst.as_mut_ptr().cast(), narrow_half::<H>(self.0)) }
+    }
+    #[inline(always)]
+    fn store_half_prefix<H: Half>(self, dst: &mut [H]) {
+        let mut bits = [0u16; 8];
+        // SAFETY: `self` proves AVX2 and F16C; `bits` is a local array of 8 values.
+        unsafe { _mm_storeu_si128(bits.as_mut_ptr().cast(), narrow_half::<H>(self.0)) };
+        let n = dst.len().min(8);
+        bytemuck::cast_slice_mut(&mut dst[..n]).copy_from_slice(&bits[..n]);
     }
     #[inline(always)]
     fn mul_add(self, b: Self, c: Self) -> Self {
@@ -437,11 +479,11 @@ impl Lanes for F64x4 {
         }
     }
     #[inline(always)]
-    fn prefetch(_: Avx2, src: &[f64]) {
+    fn prefetch<E>(_: Avx2, src: &[E]) {
         if let Some(first) = src.first() {
             // SAFETY: `prefetcht0` only hints the cache; it never faults and reads no data
             // into the program. The address is that of a live element.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>((first as *const f64).cast::<i8>()) }
+            unsafe { _mm_prefetch::<_MM_HINT_T0>((first as *const E).cast::<i8>()) }
         }
     }
     #[inline(always)]
@@ -452,7 +494,8 @@ impl Lanes for F64x4 {
     }
     #[inline(always)]
     fn store_prefix(self, dst: &mut [f64]) {
-        let mask = Self::first_lanes(Avx2(()), dst.len());
+        // SAFETY: `self` exists, so the CPU has the tier's features.
+        let mask = Self::first_lanes(unsafe { Avx2::new_unchecked() }, dst.len());
         // SAFETY: AVX2 is proven by `self`. `vmaskmovpd` writes only lanes `0..dst.len()`
         // (at most 4), all inside `dst`.
         unsafe { _mm256_maskstore_pd(dst.as_mut_ptr(), _mm256_castpd_si256(mask), self.0) }
@@ -614,10 +657,53 @@ impl Lanes for F64x4 {
 }
 
 impl Avx2 {
-    /// AVX-512F detection included AVX2 and FMA, so its token implies this one.
+    /// AVX-512 detection included AVX2, FMA and F16C, so its token implies this one.
     #[inline(always)]
     pub(crate) fn from_avx512(_: super::avx512::Avx512) -> Self {
-        Avx2(())
+        // SAFETY: an `Avx512` token exists only where those features were detected.
+        unsafe { Avx2::new_unchecked() }
+    }
+}
+
+/// Eight 16-bit values (bf16 or f16 bits) widened to f32 lanes.
+#[inline(always)]
+unsafe fn widen_half<H: Half>(bits: __m128i) -> __m256 {
+    // SAFETY (of the intrinsics): the caller's token proves AVX2 and F16C.
+    unsafe {
+        match H::FORMAT {
+            // A bf16 is the upper half of the f32 with the same value.
+            HalfFormat::Bf16 => {
+                _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(bits)))
+            }
+            HalfFormat::F16 => _mm256_cvtph_ps(bits),
+        }
+    }
+}
+
+/// f32 lanes rounded to nearest even into eight 16-bit values (bf16 or f16 bits).
+#[inline(always)]
+unsafe fn narrow_half<H: Half>(v: __m256) -> __m128i {
+    // SAFETY (of the intrinsics): the caller's token proves AVX2 and F16C.
+    unsafe {
+        match H::FORMAT {
+            HalfFormat::Bf16 => {
+                // As `half::bf16::from_f32`: add 0x7FFF plus the kept lowest bit, so that the
+                // carry rounds to nearest even, then keep the upper 16 bits; a NaN keeps its
+                // upper bits with the quiet bit set instead.
+                let x = _mm256_castps_si256(v);
+                let lsb = _mm256_and_si256(_mm256_srli_epi32::<16>(x), _mm256_set1_epi32(1));
+                let bias = _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7FFF));
+                let rounded = _mm256_srli_epi32::<16>(_mm256_add_epi32(x, bias));
+                let quiet = _mm256_or_si256(_mm256_srli_epi32::<16>(x), _mm256_set1_epi32(0x40));
+                let nan = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_UNORD_Q>(v, v));
+                let r = _mm256_blendv_epi8(rounded, quiet, nan);
+                // Every lane is below 2^16, so the unsigned saturating pack is exact; it packs
+                // within 128-bit halves, and the permute gathers the two halves' results.
+                let packed = _mm256_packus_epi32(r, r);
+                _mm256_castsi256_si128(_mm256_permute4x64_epi64::<0b1000>(packed))
+            }
+            HalfFormat::F16 => _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(v),
+        }
     }
 }
 

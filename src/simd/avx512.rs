@@ -6,25 +6,38 @@
 use core::arch::x86_64::*;
 use core::ops::{Add, Div, Mul, Neg, Sub};
 
+use super::half::{self, Half, HalfFormat};
 use super::{avx2, Kernel, Lanes};
 use crate::Float;
 
-/// Token of the AVX-512F tier: a value exists only on a CPU that has AVX-512F, AVX2 and FMA.
+/// Token of the AVX-512F tier: a value exists only on a CPU that has AVX-512F, AVX2, FMA and
+/// F16C.
 #[derive(Clone, Copy, Debug)]
 pub struct Avx512(());
 
 impl Avx512 {
-    /// The token, if this CPU has AVX-512F (and the AVX2 and FMA that every such CPU has).
+    /// The token, if this CPU has AVX-512F (and the AVX2, FMA and F16C every such CPU has).
     #[inline]
     pub fn detect() -> Option<Self> {
         if std::is_x86_feature_detected!("avx512f")
             && std::is_x86_feature_detected!("avx2")
             && std::is_x86_feature_detected!("fma")
+            && std::is_x86_feature_detected!("f16c")
         {
-            Some(Avx512(()))
+            // SAFETY: just detected.
+            Some(unsafe { Self::new_unchecked() })
         } else {
             None
         }
+    }
+
+    /// The token, without checking the CPU: the only constructor besides [`Avx512::detect`].
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F, AVX2, FMA and F16C.
+    #[inline(always)]
+    pub(crate) const unsafe fn new_unchecked() -> Self {
+        Avx512(())
     }
 
     /// The AVX2 token, which this one implies.
@@ -35,10 +48,47 @@ impl Avx512 {
     }
 }
 
-/// Runs `kernel` with this tier's lanes, compiled with AVX-512F, AVX2 and FMA enabled.
-#[target_feature(enable = "avx512f,avx2,fma")]
+/// Runs `kernel` with this tier's lanes, compiled with AVX-512F, AVX2, FMA and F16C enabled.
+#[target_feature(enable = "avx512f,avx2,fma,f16c")]
 pub(crate) fn run<T: Float, K: Kernel<T>>(isa: Avx512, kernel: K) -> K::Output {
     kernel.run::<T::Avx512>(isa)
+}
+
+/// Sixteen 16-bit values (bf16 or f16 bits) widened to f32 lanes.
+#[inline(always)]
+unsafe fn widen_half<H: Half>(bits: __m256i) -> __m512 {
+    // SAFETY (of the intrinsics): the caller's token proves AVX-512F.
+    unsafe {
+        match H::FORMAT {
+            HalfFormat::Bf16 => {
+                _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(bits)))
+            }
+            HalfFormat::F16 => _mm512_cvtph_ps(bits),
+        }
+    }
+}
+
+/// f32 lanes rounded to nearest even into sixteen 16-bit values (bf16 or f16 bits), as the
+/// AVX2 tier's `narrow_half` (bit for bit).
+#[inline(always)]
+unsafe fn narrow_half<H: Half>(v: __m512) -> __m256i {
+    // SAFETY (of the intrinsics): the caller's token proves AVX-512F.
+    unsafe {
+        match H::FORMAT {
+            HalfFormat::Bf16 => {
+                let x = _mm512_castps_si512(v);
+                let lsb = _mm512_and_si512(_mm512_srli_epi32::<16>(x), _mm512_set1_epi32(1));
+                let bias = _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7FFF));
+                let rounded = _mm512_srli_epi32::<16>(_mm512_add_epi32(x, bias));
+                let quiet = _mm512_or_si512(_mm512_srli_epi32::<16>(x), _mm512_set1_epi32(0x40));
+                let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
+                _mm512_cvtepi32_epi16(_mm512_mask_blend_epi32(nan, rounded, quiet))
+            }
+            HalfFormat::F16 => {
+                _mm512_cvtps_ph::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v)
+            }
+        }
+    }
 }
 
 /// Sixteen `f32` lanes.
@@ -151,11 +201,11 @@ impl Lanes for F32x16 {
         F32x16(unsafe { _mm512_mask_loadu_ps(_mm512_set1_ps(fill), mask, src.as_ptr()) })
     }
     #[inline(always)]
-    fn prefetch(_: Avx512, src: &[f32]) {
+    fn prefetch<E>(_: Avx512, src: &[E]) {
         if let Some(first) = src.first() {
             // SAFETY: `prefetcht0` only hints the cache; it never faults and reads no data
             // into the program. The address is that of a live element.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>((first as *const f32).cast::<i8>()) }
+            unsafe { _mm_prefetch::<_MM_HINT_T0>((first as *const E).cast::<i8>()) }
         }
     }
     #[inline(always)]
@@ -166,10 +216,38 @@ impl Lanes for F32x16 {
     }
     #[inline(always)]
     fn store_prefix(self, dst: &mut [f32]) {
-        let mask = Self::first_lanes(Avx512(()), dst.len());
+        // SAFETY: `self` exists, so the CPU has the tier's features.
+        let mask = Self::first_lanes(unsafe { Avx512::new_unchecked() }, dst.len());
         // SAFETY: AVX-512F is proven by `self`. The masked store writes only lanes
         // `0..dst.len()` (at most 16), all inside `dst`.
         unsafe { _mm512_mask_storeu_ps(dst.as_mut_ptr(), mask, self.0) }
+    }
+    #[inline(always)]
+    fn load_half<H: Half>(_: Avx512, src: &[H]) -> Self {
+        let src: &[u16] = bytemuck::cast_slice(&src[..16]);
+        // SAFETY: the token proves AVX-512F; `src` has exactly 16 values (32 bytes) to read.
+        F32x16(unsafe { widen_half::<H>(_mm256_loadu_si256(src.as_ptr().cast())) })
+    }
+    #[inline(always)]
+    fn load_half_prefix<H: Half>(isa: Avx512, src: &[H], fill: f32) -> Self {
+        let bits = half::prefix_bits(src);
+        // SAFETY: the token proves AVX-512F; `bits` is a local array of 16 values.
+        let v = F32x16(unsafe { widen_half::<H>(_mm256_loadu_si256(bits.as_ptr().cast())) });
+        Self::select(Self::first_lanes(isa, src.len()), v, Self::splat(isa, fill))
+    }
+    #[inline(always)]
+    fn store_half<H: Half>(self, dst: &mut [H]) {
+        let dst: &mut [u16] = bytemuck::cast_slice_mut(&mut dst[..16]);
+        // SAFETY: `self` proves AVX-512F; `dst` has exactly 16 values (32 bytes) to write.
+        unsafe { _mm256_storeu_si256(dst.as_mut_ptr().cast(), narrow_half::<H>(self.0)) }
+    }
+    #[inline(always)]
+    fn store_half_prefix<H: Half>(self, dst: &mut [H]) {
+        let mut bits = [0u16; 16];
+        // SAFETY: `self` proves AVX-512F; `bits` is a local array of 16 values.
+        unsafe { _mm256_storeu_si256(bits.as_mut_ptr().cast(), narrow_half::<H>(self.0)) };
+        let n = dst.len().min(16);
+        bytemuck::cast_slice_mut(&mut dst[..n]).copy_from_slice(&bits[..n]);
     }
     #[inline(always)]
     fn mul_add(self, b: Self, c: Self) -> Self {
@@ -303,7 +381,8 @@ impl F32x16 {
     /// The low and high eight lanes, as AVX2-tier vectors.
     #[inline(always)]
     fn halves(self) -> (avx2::F32x8, avx2::F32x8) {
-        let isa = Avx512(()).avx2();
+        // SAFETY: `self` exists, so the CPU has the tier's features.
+        let isa = unsafe { Avx512::new_unchecked() }.avx2();
         // SAFETY: register-only; AVX-512F is proven by `self`.
         let (lo, hi) = unsafe {
             (
@@ -344,11 +423,11 @@ impl Lanes for F64x8 {
         F64x8(unsafe { _mm512_mask_loadu_pd(_mm512_set1_pd(fill), mask, src.as_ptr()) })
     }
     #[inline(always)]
-    fn prefetch(_: Avx512, src: &[f64]) {
+    fn prefetch<E>(_: Avx512, src: &[E]) {
         if let Some(first) = src.first() {
             // SAFETY: `prefetcht0` only hints the cache; it never faults and reads no data
             // into the program. The address is that of a live element.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>((first as *const f64).cast::<i8>()) }
+            unsafe { _mm_prefetch::<_MM_HINT_T0>((first as *const E).cast::<i8>()) }
         }
     }
     #[inline(always)]
@@ -359,7 +438,8 @@ impl Lanes for F64x8 {
     }
     #[inline(always)]
     fn store_prefix(self, dst: &mut [f64]) {
-        let mask = Self::first_lanes(Avx512(()), dst.len());
+        // SAFETY: `self` exists, so the CPU has the tier's features.
+        let mask = Self::first_lanes(unsafe { Avx512::new_unchecked() }, dst.len());
         // SAFETY: AVX-512F is proven by `self`. The masked store writes only lanes
         // `0..dst.len()` (at most 8), all inside `dst`.
         unsafe { _mm512_mask_storeu_pd(dst.as_mut_ptr(), mask, self.0) }
@@ -486,7 +566,8 @@ impl F64x8 {
     /// The low and high four lanes, as AVX2-tier vectors.
     #[inline(always)]
     fn halves(self) -> (avx2::F64x4, avx2::F64x4) {
-        let isa = Avx512(()).avx2();
+        // SAFETY: `self` exists, so the CPU has the tier's features.
+        let isa = unsafe { Avx512::new_unchecked() }.avx2();
         // SAFETY: register-only; AVX-512F is proven by `self`.
         let (lo, hi) = unsafe {
             (

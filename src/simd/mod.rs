@@ -28,6 +28,7 @@
 
 mod ceiling;
 pub(crate) mod dispatch;
+pub(crate) mod half;
 pub(crate) mod math;
 pub(crate) mod pair;
 pub(crate) mod portable;
@@ -41,6 +42,7 @@ pub(crate) mod avx512;
 use core::ops::{Add, Div, Mul, Neg, Sub};
 
 use crate::Float;
+pub(crate) use half::Half;
 
 /// A vector of `LANES` elements of `Elem`, for one instruction-set tier.
 ///
@@ -95,16 +97,40 @@ pub trait Lanes:
             *v = Self::load(isa, &col);
         }
     }
-    /// Hints the CPU to bring the cache line holding `src[0]` into L1 (nothing if `src` is
-    /// empty). Never faults, never changes a result. The default does nothing.
+    /// Hints the CPU to bring the cache line holding `src[0]` (of any element type) into L1
+    /// (nothing if `src` is empty). Never faults, never changes a result. The default does nothing.
     #[inline(always)]
-    fn prefetch(isa: Self::Isa, src: &[Self::Elem]) {
+    fn prefetch<E>(isa: Self::Isa, src: &[E]) {
         let _ = (isa, src);
     }
     /// Writes all lanes to the first `LANES` elements of `dst`.
     fn store(self, dst: &mut [Self::Elem]);
     /// Writes the low `dst.len()` lanes (`dst` shorter than `LANES`). Writes only `dst`.
     fn store_prefix(self, dst: &mut [Self::Elem]);
+
+    /// The first `LANES` values of `src` (16-bit floats), widened exactly. The x86 f32 lanes
+    /// convert in registers; the default converts element by element through `half`.
+    #[inline(always)]
+    fn load_half<H: Half>(isa: Self::Isa, src: &[H]) -> Self {
+        half::load_by_elements(isa, src)
+    }
+    /// `src` (shorter than `LANES`) widened into the low lanes, `fill` in the rest. Reads
+    /// only `src`.
+    #[inline(always)]
+    fn load_half_prefix<H: Half>(isa: Self::Isa, src: &[H], fill: Self::Elem) -> Self {
+        half::load_prefix_by_elements(isa, src, fill)
+    }
+    /// Writes all lanes, each rounded to nearest even, to the first `LANES` values of `dst`.
+    #[inline(always)]
+    fn store_half<H: Half>(self, dst: &mut [H]) {
+        half::store_by_elements(self, &mut dst[..Self::LANES]);
+    }
+    /// Writes the low `dst.len()` lanes (`dst` shorter than `LANES`), rounded to nearest
+    /// even. Writes only `dst`.
+    #[inline(always)]
+    fn store_half_prefix<H: Half>(self, dst: &mut [H]) {
+        half::store_by_elements(self, dst);
+    }
 
     /// `self * b + c`.
     fn mul_add(self, b: Self, c: Self) -> Self;

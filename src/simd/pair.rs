@@ -13,7 +13,7 @@
 
 use core::ops::{Add, Div, Mul, Neg, Sub};
 
-use super::Lanes;
+use super::{Half, Lanes};
 
 /// `V` twice: lanes `0..V::LANES` in `.0`, the rest in `.1`.
 #[derive(Clone, Copy, Debug)]
@@ -76,7 +76,7 @@ impl<V: Lanes> Lanes for Pair<V> {
         unreachable!("Pair is only used by map kernels, which do not transpose");
     }
     #[inline(always)]
-    fn prefetch(isa: V::Isa, src: &[V::Elem]) {
+    fn prefetch<E>(isa: V::Isa, src: &[E]) {
         V::prefetch(isa, src);
     }
     #[inline(always)]
@@ -91,6 +91,35 @@ impl<V: Lanes> Lanes for Pair<V> {
         } else {
             self.0.store(dst);
             self.1.store_prefix(&mut dst[V::LANES..]);
+        }
+    }
+    #[inline(always)]
+    fn load_half<H: Half>(isa: V::Isa, src: &[H]) -> Self {
+        Pair(V::load_half(isa, src), V::load_half(isa, &src[V::LANES..]))
+    }
+    #[inline(always)]
+    fn load_half_prefix<H: Half>(isa: V::Isa, src: &[H], fill: V::Elem) -> Self {
+        if src.len() < V::LANES {
+            Pair(V::load_half_prefix(isa, src, fill), V::splat(isa, fill))
+        } else {
+            Pair(
+                V::load_half(isa, src),
+                V::load_half_prefix(isa, &src[V::LANES..], fill),
+            )
+        }
+    }
+    #[inline(always)]
+    fn store_half<H: Half>(self, dst: &mut [H]) {
+        self.0.store_half(dst);
+        self.1.store_half(&mut dst[V::LANES..]);
+    }
+    #[inline(always)]
+    fn store_half_prefix<H: Half>(self, dst: &mut [H]) {
+        if dst.len() < V::LANES {
+            self.0.store_half_prefix(dst);
+        } else {
+            self.0.store_half(dst);
+            self.1.store_half_prefix(&mut dst[V::LANES..]);
         }
     }
     #[inline(always)]
