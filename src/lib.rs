@@ -1,6 +1,7 @@
 //! # losskit
 //!
-//! SIMD loss kernels over `f32`/`f64` slices that agree with PyTorch's `torch.nn.functional`.
+//! SIMD loss kernels over `f32`, `f64`, [`bf16`] and [`f16`] slices that agree with PyTorch's
+//! `torch.nn.functional`.
 //!
 //! ```
 //! use losskit::Reduction;
@@ -15,6 +16,28 @@
 //! assert!((huber - 0.1015625).abs() < 1e-7);
 //! # Ok::<(), losskit::LossError>(())
 //! ```
+//!
+//! ## Storage and compute types
+//!
+//! Every loss is generic over a [`Storage`] type: `f32` and `f64` compute in themselves;
+//! [`bf16`] and [`f16`] (the `half` crate's types) are read in place, widened exactly in
+//! registers, computed in `f32` with the same `f64` accumulation, and return `f32`. Gradients
+//! are written in the storage type, rounded to nearest even once per element; `*_each` rows and
+//! elements, class weights and probability targets are in the compute type.
+//!
+//! ```
+//! use losskit::{bf16, Reduction};
+//! let logits: Vec<bf16> = [2.0f32, 0.5, -1.0, 0.0].iter().map(|&x| bf16::from_f32(x)).collect();
+//! let loss: f32 = losskit::cross_entropy(&logits, 2, &[0i64, 1], Reduction::Mean)?;
+//! let mut grad = vec![bf16::ZERO; 4];
+//! losskit::cross_entropy_and_grad(&logits, 2, &[0i64, 1], Reduction::Mean, &mut grad)?;
+//! assert!(loss > 0.0 && grad[0] < bf16::ZERO);
+//! # Ok::<(), losskit::LossError>(())
+//! ```
+//!
+//! The generic functions only check their arguments and call one of the kernels' entry
+//! points, which are compiled once, in this crate, for the four storage types: a dependent
+//! crate compiles none of the kernels.
 //!
 //! ## Semantics
 //!

@@ -203,7 +203,7 @@ impl<T: Float> Bce<T> {
     /// ```
     /// use losskit::Bce;
     /// let mut out = [0.0f32; 2];
-    /// Bce::new().each(&[0.5, 0.5], &[1.0, 0.0], &mut out)?;
+    /// Bce::new().each(&[0.5f32, 0.5], &[1.0, 0.0], &mut out)?;
     /// assert_eq!(out[0], out[1]);
     /// # Ok::<(), losskit::LossError>(())
     /// ```
@@ -399,7 +399,7 @@ impl<T: Float> BceWithLogits<T> {
     /// ```
     /// use losskit::BceWithLogits;
     /// let mut out = [0.0f32; 1];
-    /// BceWithLogits::new().pos_weight(3.0).each(&[0.0], &[1.0], &mut out)?;
+    /// BceWithLogits::new().pos_weight(3.0).each(&[0.0f32], &[1.0], &mut out)?;
     /// assert!((out[0] - 3.0 * std::f32::consts::LN_2).abs() < 1e-6);
     /// # Ok::<(), losskit::LossError>(())
     /// ```

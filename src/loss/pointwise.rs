@@ -205,7 +205,7 @@ pub fn l1<S: Storage>(
 ///
 /// ```
 /// let mut out = [0.0f32; 2];
-/// losskit::l1_each(&[1.0, -1.0], &[0.0, 1.0], &mut out).unwrap();
+/// losskit::l1_each(&[1.0f32, -1.0], &[0.0, 1.0], &mut out).unwrap();
 /// assert_eq!(out, [1.0, 2.0]);
 /// ```
 pub fn l1_each<S: Storage>(
@@ -257,7 +257,7 @@ pub fn huber<S: Storage>(
 ///
 /// ```
 /// let mut out = [0.0f32; 2];
-/// losskit::huber_each(&[0.5, 3.0], &[0.0, 0.0], 1.0, &mut out).unwrap();
+/// losskit::huber_each(&[0.5f32, 3.0], &[0.0, 0.0], 1.0, &mut out).unwrap();
 /// assert_eq!(out, [0.125, 2.5]);
 /// ```
 pub fn huber_each<S: Storage>(

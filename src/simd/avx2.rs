@@ -666,9 +666,12 @@ impl Avx2 {
 }
 
 /// Eight 16-bit values (bf16 or f16 bits) widened to f32 lanes.
+///
+/// # Safety
+/// The CPU must have AVX2 and F16C (a token of the tier proves it).
 #[inline(always)]
 unsafe fn widen_half<H: Half>(bits: __m128i) -> __m256 {
-    // SAFETY (of the intrinsics): the caller's token proves AVX2 and F16C.
+    // SAFETY: register-only intrinsics, which the caller guarantees (AVX2 and F16C).
     unsafe {
         match H::FORMAT {
             // A bf16 is the upper half of the f32 with the same value.
@@ -681,9 +684,12 @@ unsafe fn widen_half<H: Half>(bits: __m128i) -> __m256 {
 }
 
 /// f32 lanes rounded to nearest even into eight 16-bit values (bf16 or f16 bits).
+///
+/// # Safety
+/// As [`widen_half`].
 #[inline(always)]
 unsafe fn narrow_half<H: Half>(v: __m256) -> __m128i {
-    // SAFETY (of the intrinsics): the caller's token proves AVX2 and F16C.
+    // SAFETY: register-only intrinsics, which the caller guarantees (AVX2 and F16C).
     unsafe {
         match H::FORMAT {
             HalfFormat::Bf16 => {

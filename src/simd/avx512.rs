@@ -55,9 +55,12 @@ pub(crate) fn run<T: Float, K: Kernel<T>>(isa: Avx512, kernel: K) -> K::Output {
 }
 
 /// Sixteen 16-bit values (bf16 or f16 bits) widened to f32 lanes.
+///
+/// # Safety
+/// The CPU must have AVX-512F (a token of the tier proves it).
 #[inline(always)]
 unsafe fn widen_half<H: Half>(bits: __m256i) -> __m512 {
-    // SAFETY (of the intrinsics): the caller's token proves AVX-512F.
+    // SAFETY: register-only intrinsics, which the caller guarantees (AVX-512F).
     unsafe {
         match H::FORMAT {
             HalfFormat::Bf16 => {
@@ -70,9 +73,12 @@ unsafe fn widen_half<H: Half>(bits: __m256i) -> __m512 {
 
 /// f32 lanes rounded to nearest even into sixteen 16-bit values (bf16 or f16 bits), as the
 /// AVX2 tier's `narrow_half` (bit for bit).
+///
+/// # Safety
+/// As [`widen_half`].
 #[inline(always)]
 unsafe fn narrow_half<H: Half>(v: __m512) -> __m256i {
-    // SAFETY (of the intrinsics): the caller's token proves AVX-512F.
+    // SAFETY: register-only intrinsics, which the caller guarantees (AVX-512F).
     unsafe {
         match H::FORMAT {
             HalfFormat::Bf16 => {

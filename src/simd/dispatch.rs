@@ -38,17 +38,9 @@ pub enum Tier {
 impl Tier {
     const ALL: [Tier; 4] = [Tier::Scalar, Tier::Portable, Tier::Avx2, Tier::Avx512];
 
-    /// Whether this CPU can run the tier.
+    /// Whether this CPU can run the tier (detected once, then cached).
     pub fn is_available(self) -> bool {
-        match self {
-            Tier::Scalar | Tier::Portable => true,
-            #[cfg(target_arch = "x86_64")]
-            Tier::Avx2 => super::avx2::Avx2::detect().is_some(),
-            #[cfg(target_arch = "x86_64")]
-            Tier::Avx512 => super::avx512::Avx512::detect().is_some(),
-            #[cfg(not(target_arch = "x86_64"))]
-            _ => false,
-        }
+        detected() & (1 << self as u8) != 0
     }
 
     /// Every tier this CPU can run, slowest first.
@@ -106,21 +98,49 @@ impl Tier {
         Tier::ALL.into_iter().find(|&t| t as u8 == v)
     }
 
-    /// The tier with the proof that it may run here.
+    /// The tier with the proof that it may run here (the portable tier if it may not), from
+    /// the cached detection: no CPU query per call.
+    #[inline]
     pub(crate) fn resolve(self) -> Resolved {
+        if !self.is_available() {
+            return Resolved::Portable;
+        }
         match self {
             Tier::Scalar => Resolved::Scalar,
             Tier::Portable => Resolved::Portable,
+            // SAFETY: `is_available` read the bit that `detected` set only after
+            // `Avx2::detect` found the features.
             #[cfg(target_arch = "x86_64")]
-            Tier::Avx2 => super::avx2::Avx2::detect().map_or(Resolved::Portable, Resolved::Avx2),
+            Tier::Avx2 => Resolved::Avx2(unsafe { super::avx2::Avx2::new_unchecked() }),
+            // SAFETY: as above, with `Avx512::detect`.
             #[cfg(target_arch = "x86_64")]
-            Tier::Avx512 => {
-                super::avx512::Avx512::detect().map_or(Resolved::Portable, Resolved::Avx512)
-            }
+            Tier::Avx512 => Resolved::Avx512(unsafe { super::avx512::Avx512::new_unchecked() }),
             #[cfg(not(target_arch = "x86_64"))]
             _ => Resolved::Portable,
         }
     }
+}
+
+/// The tiers this CPU can run, one bit each (`1 << tier as u8`): detected on first use, then
+/// cached. Detection is idempotent, so threads racing on the first call store the same bits.
+fn detected() -> u8 {
+    static DETECTED: AtomicU8 = AtomicU8::new(0);
+    let bits = DETECTED.load(Ordering::Relaxed);
+    if bits != 0 {
+        return bits;
+    }
+    let mut bits = (1 << Tier::Scalar as u8) | (1 << Tier::Portable as u8);
+    #[cfg(target_arch = "x86_64")]
+    {
+        if super::avx2::Avx2::detect().is_some() {
+            bits |= 1 << Tier::Avx2 as u8;
+        }
+        if super::avx512::Avx512::detect().is_some() {
+            bits |= 1 << Tier::Avx512 as u8;
+        }
+    }
+    DETECTED.store(bits, Ordering::Relaxed);
+    bits
 }
 
 impl core::fmt::Display for Tier {

@@ -5,7 +5,7 @@ use std::io::Read;
 
 use serde_json::Value;
 
-/// One line of `tests/data/golden.jsonl.gz`.
+/// One line of `tests/data/golden.jsonl.gz` (or `golden2.jsonl.gz`).
 pub struct Case {
     pub id: String,
     pub loss: String,
@@ -15,21 +15,50 @@ pub struct Case {
     pub shape: Vec<usize>,
     pub expected: Value,
     pub grad_mean: Option<Vec<f64>>,
+    /// The names of the line's other top-level fields (golden2's `grads`, `nonfinite`), which
+    /// a test that does not handle them must reject.
+    pub other_fields: Vec<String>,
 }
+
+/// The top-level fields [`Case`] parses.
+const CASE_FIELDS: [&str; 8] = [
+    "id",
+    "loss",
+    "dtype",
+    "params",
+    "inputs",
+    "shape",
+    "expected",
+    "grad_mean",
+];
 
 /// Every case of the vendored PyTorch truth vectors.
 pub fn golden_cases() -> Vec<Case> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/golden.jsonl.gz");
-    let file = std::fs::File::open(path).expect("tests/data/golden.jsonl.gz is vendored");
+    read_cases(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/golden.jsonl.gz"
+    ))
+}
+
+/// Every case of a gzipped JSON-lines file of PyTorch truth vectors, in file order.
+pub fn read_cases(path: &str) -> Vec<Case> {
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let mut text = String::new();
     flate2::read::GzDecoder::new(file)
         .read_to_string(&mut text)
-        .expect("valid gzip");
+        .unwrap_or_else(|e| panic!("{path}: not valid gzip text: {e}"));
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|line| {
             let v: Value = serde_json::from_str(line).expect("valid JSON line");
             Case {
+                other_fields: v
+                    .as_object()
+                    .expect("a JSON object per line")
+                    .keys()
+                    .filter(|k| !CASE_FIELDS.contains(&k.as_str()))
+                    .cloned()
+                    .collect(),
                 id: v["id"].as_str().unwrap().to_owned(),
                 loss: v["loss"].as_str().unwrap().to_owned(),
                 dtype: v["dtype"].as_str().unwrap().to_owned(),
@@ -72,13 +101,24 @@ pub fn nums(v: &Value) -> Vec<f64> {
         .collect()
 }
 
+/// The conformance README's default `(rtol, atol)` for results of dtype `dtype`, which must be
+/// "f32" or "f64" (half-precision cases have their own rules; see `conformance2.rs`).
+pub fn tolerance(dtype: &str) -> (f64, f64) {
+    match dtype {
+        "f32" => (1e-5, 1e-6),
+        "f64" => (1e-11, 1e-13),
+        other => panic!("no default tolerance for dtype {other:?}"),
+    }
+}
+
 /// The conformance README's agreement rule for a result `got` of dtype `dtype`.
 pub fn agrees(got: f64, expected: f64, dtype: &str) -> bool {
-    let (rtol, atol) = if dtype == "f32" {
-        (1e-5, 1e-6)
-    } else {
-        (1e-11, 1e-13)
-    };
+    agrees_within(got, expected, tolerance(dtype))
+}
+
+/// The agreement rule `|got - expected| <= atol + rtol |expected|` for a finite `expected`; a
+/// non-finite `expected` must be matched in kind (NaN by NaN, an infinity by itself).
+pub fn agrees_within(got: f64, expected: f64, (rtol, atol): (f64, f64)) -> bool {
     if expected.is_nan() {
         got.is_nan()
     } else if expected.is_infinite() {
@@ -147,7 +187,19 @@ pub fn check(
     expected: f64,
     dtype: &str,
 ) {
-    if !agrees(got, expected, dtype) {
+    check_within(failures, id, what, got, expected, tolerance(dtype));
+}
+
+/// [`check`] at an explicit `(rtol, atol)`.
+pub fn check_within(
+    failures: &mut Vec<String>,
+    id: &str,
+    what: &str,
+    got: f64,
+    expected: f64,
+    tol: (f64, f64),
+) {
+    if !agrees_within(got, expected, tol) {
         failures.push(format!("{id} {what}: got {got:e}, expected {expected:e}"));
     }
 }

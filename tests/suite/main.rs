@@ -6,6 +6,7 @@ mod common;
 
 mod concurrency;
 mod conformance;
+mod conformance2;
 mod cross_entropy_props;
 mod determinism;
 mod errors;

@@ -1,0 +1,657 @@
+//! The second PyTorch truth file, `golden2.jsonl.gz` (2244 cases; see the conformance README),
+//! on every tier: mean, sum, none, and `grad_mean` (d mean / d first input) where given.
+//!
+//! Vendored as `tests/data/golden2.jsonl.gz` is only the subset the crate implements: the
+//! bf16 and f16 cases of `mse`, `l1`, `huber`, `bce_with_logits` and `cross_entropy`, and the
+//! `nll` cases (f32 and f64) — 318 cases, lines byte-identical to the source and in its order.
+//! The rest of golden2's losses (the f32/f64 waves of `log_cosh`, `poisson_nll`, `kl_div`, `ctc`,
+//! the margin and weighted losses, the cross-entropy extensions, ...; and `kl_div_logits` in
+//! every dtype) are not implemented yet. `LOSSKIT_GOLDEN2=/path/to/golden2.jsonl.gz` runs
+//! another file instead (the full one, or the hidden seed's): every case whose loss, dtype,
+//! field or parameter this test does not know fails it, by id — for the full file today that
+//! names the unimplemented losses' cases, which is correct.
+//!
+//! Tolerances (README): the half cases' mean, sum and none at the f32 tolerance (the crate
+//! computes in f32 from the exact half inputs and returns f32), their gradients, written in the
+//! half type, at rtol 8e-3, atol 1e-6 (bf16) and rtol 1e-3, atol 1e-7 (f16); `nll` at the
+//! default tolerance of its dtype. Every disagreement of every case on every tier is collected
+//! before the test fails, and the failure lists every failing id.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde_json::Value;
+
+use crate::common;
+
+use common::{check_within, num, nums, read_cases, to, tolerance, Case, CeInputs, Elem};
+use losskit::{bf16, f16, LossError, Nll, Reduction, Storage, Tier};
+
+const VENDORED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/golden2.jsonl.gz");
+
+/// Cases per (loss, dtype) in the vendored subset, counted from the source file.
+const VENDORED_COUNTS: [(&str, &str, usize); 12] = [
+    ("bce_with_logits", "bf16", 18),
+    ("bce_with_logits", "f16", 18),
+    ("cross_entropy", "bf16", 44),
+    ("cross_entropy", "f16", 44),
+    ("huber", "bf16", 18),
+    ("huber", "f16", 18),
+    ("l1", "bf16", 18),
+    ("l1", "f16", 18),
+    ("mse", "bf16", 18),
+    ("mse", "f16", 18),
+    ("nll", "f32", 43),
+    ("nll", "f64", 43),
+];
+
+const HALF: &[&str] = &["bf16", "f16"];
+const FULL: &[&str] = &["f32", "f64"];
+
+/// What this test knows of a loss: its dtypes, its params (name, required) and its inputs.
+struct Spec {
+    loss: &'static str,
+    dtypes: &'static [&'static str],
+    params: &'static [(&'static str, bool)],
+    inputs: &'static [&'static str],
+}
+
+const POINTWISE: &[&str] = &["input", "target"];
+
+const SPECS: [Spec; 6] = [
+    Spec {
+        loss: "mse",
+        dtypes: HALF,
+        params: &[],
+        inputs: POINTWISE,
+    },
+    Spec {
+        loss: "l1",
+        dtypes: HALF,
+        params: &[],
+        inputs: POINTWISE,
+    },
+    Spec {
+        loss: "huber",
+        dtypes: HALF,
+        params: &[("delta", true)],
+        inputs: POINTWISE,
+    },
+    Spec {
+        loss: "bce_with_logits",
+        dtypes: HALF,
+        params: &[],
+        inputs: POINTWISE,
+    },
+    Spec {
+        loss: "cross_entropy",
+        dtypes: HALF,
+        params: &[
+            ("classes", true),
+            ("ignore_index", false),
+            ("label_smoothing", false),
+            ("weight", false),
+        ],
+        inputs: &["logits", "target"],
+    },
+    Spec {
+        loss: "nll",
+        dtypes: FULL,
+        params: &[
+            ("classes", true),
+            ("weight", false),
+            ("ignore_index", false),
+        ],
+        inputs: &["input", "target"],
+    },
+];
+
+/// Why this test cannot run `case`, if it cannot: an unknown loss, dtype, field or parameter,
+/// or a value of the wrong JSON type (so that what follows may unwrap).
+fn unknown(case: &Case) -> Option<String> {
+    let id = &case.id;
+    let Some(spec) = SPECS.iter().find(|s| s.loss == case.loss) else {
+        return Some(format!("{id}: unknown loss {:?}", case.loss));
+    };
+    if !spec.dtypes.contains(&case.dtype.as_str()) {
+        return Some(format!(
+            "{id}: unknown dtype {:?} for {}",
+            case.dtype, case.loss
+        ));
+    }
+    if !case.other_fields.is_empty() {
+        return Some(format!("{id}: unknown fields {:?}", case.other_fields));
+    }
+    let is_numbers = |v: &Value| {
+        v.as_array().is_some_and(|a| {
+            a.iter()
+                .all(|x| x.is_number() || matches!(x.as_str(), Some("inf" | "-inf" | "nan")))
+        })
+    };
+    let is_ints = |v: &Value| {
+        v.as_array()
+            .is_some_and(|a| a.iter().all(|x| x.as_i64().is_some()))
+    };
+    let Some(params) = case.params.as_object() else {
+        return Some(format!("{id}: params is not an object"));
+    };
+    for (name, value) in params {
+        if !spec.params.iter().any(|(p, _)| p == name) {
+            return Some(format!("{id}: unknown param {name:?} for {}", case.loss));
+        }
+        let ok = match name.as_str() {
+            "classes" => value.as_u64().is_some_and(|c| c > 0),
+            "ignore_index" => value.as_i64().is_some(),
+            "delta" | "label_smoothing" => value.is_number(),
+            "weight" => is_numbers(value),
+            _ => unreachable!("every spec param has a type"),
+        };
+        if !ok {
+            return Some(format!(
+                "{id}: param {name} = {value} is not what it should be"
+            ));
+        }
+    }
+    if let Some((p, _)) = spec
+        .params
+        .iter()
+        .find(|(p, required)| *required && !params.contains_key(*p))
+    {
+        return Some(format!("{id}: missing param {p:?}"));
+    }
+    let Some(inputs) = case.inputs.as_object() else {
+        return Some(format!("{id}: inputs is not an object"));
+    };
+    if let Some(name) = inputs.keys().find(|k| !spec.inputs.contains(&k.as_str())) {
+        return Some(format!("{id}: unknown input {name:?} for {}", case.loss));
+    }
+    for &name in spec.inputs {
+        // Class labels are integers; every other input is numbers.
+        let labels = name == "target" && params.contains_key("classes");
+        let ok = inputs
+            .get(name)
+            .is_some_and(|v| if labels { is_ints(v) } else { is_numbers(v) });
+        if !ok {
+            return Some(format!("{id}: input {name:?} missing or not numbers"));
+        }
+    }
+    let Some(expected) = case.expected.as_object() else {
+        return Some(format!("{id}: expected is not an object"));
+    };
+    if let Some(name) = expected
+        .keys()
+        .find(|k| !["mean", "sum", "none"].contains(&k.as_str()))
+    {
+        return Some(format!("{id}: unknown expected field {name:?}"));
+    }
+    let numbers_ok = |v: Option<&Value>, list: bool| {
+        v.is_some_and(|v| if list { is_numbers(v) } else { num_ok(v) })
+    };
+    if !numbers_ok(expected.get("mean"), false)
+        || !numbers_ok(expected.get("sum"), false)
+        || !numbers_ok(expected.get("none"), true)
+    {
+        return Some(format!("{id}: expected needs mean, sum and none"));
+    }
+    // The shape must describe the first input.
+    let first = nums(&case.inputs[spec.inputs[0]]).len();
+    let shape_ok = match params.get("classes").and_then(Value::as_u64) {
+        Some(classes) => {
+            case.shape.len() == 2
+                && case.shape[1] as u64 == classes
+                && case.shape[0] * case.shape[1] == first
+        }
+        None => case.shape == [first],
+    };
+    if !shape_ok {
+        return Some(format!(
+            "{id}: shape {:?} does not match {first} values of {}",
+            case.shape, spec.inputs[0]
+        ));
+    }
+    None
+}
+
+fn num_ok(v: &Value) -> bool {
+    v.is_number() || matches!(v.as_str(), Some("inf" | "-inf" | "nan"))
+}
+
+/// A half-precision storage type: exact conversions and the README's gradient tolerance.
+trait Half: Storage<Compute = f32> {
+    /// `(rtol, atol)` for a gradient written in this type.
+    const GRAD_TOL: (f64, f64);
+    fn of(x: f64) -> Self;
+    fn wide(self) -> f64;
+}
+impl Half for bf16 {
+    const GRAD_TOL: (f64, f64) = (8e-3, 1e-6);
+    fn of(x: f64) -> Self {
+        bf16::from_f64(x)
+    }
+    fn wide(self) -> f64 {
+        self.to_f64()
+    }
+}
+impl Half for f16 {
+    const GRAD_TOL: (f64, f64) = (1e-3, 1e-7);
+    fn of(x: f64) -> Self {
+        f16::from_f64(x)
+    }
+    fn wide(self) -> f64 {
+        self.to_f64()
+    }
+}
+
+/// `case.inputs[name]` in `S`; an error unless each number is exactly a value of `S`, as the
+/// README promises.
+fn exact<S: Half>(case: &Case, name: &str) -> Result<Vec<S>, String> {
+    let values = nums(&case.inputs[name]);
+    let mut out = Vec::with_capacity(values.len());
+    for (i, x) in values.into_iter().enumerate() {
+        let h = S::of(x);
+        let back = h.wide();
+        if back != x && !(x.is_nan() && back.is_nan()) {
+            return Err(format!(
+                "{}: inputs.{name}[{i}] = {x:e} is not exactly a {} ({back:e})",
+                case.id, case.dtype
+            ));
+        }
+        out.push(h);
+    }
+    Ok(out)
+}
+
+/// What one case's kernels returned, widened to f64.
+struct Outcome {
+    mean: f64,
+    sum: f64,
+    none: Vec<f64>,
+    /// The fused call's mean and the gradient it wrote (when the case has a `grad_mean`).
+    grad: Option<(f64, Vec<f64>)>,
+    /// Messages of self-consistency checks that failed (plain function vs builder, in place vs
+    /// out of place).
+    inconsistent: Vec<String>,
+}
+
+/// Runs a pointwise loss given as its three forms.
+fn pointwise_forms<S: Half>(
+    input: &[S],
+    target: &[S],
+    want_grad: bool,
+    loss: impl Fn(&[S], &[S], Reduction) -> Result<f32, LossError>,
+    each: impl Fn(&[S], &[S], &mut [f32]) -> Result<(), LossError>,
+    and_grad: impl Fn(&[S], &[S], Reduction, &mut [S]) -> Result<f32, LossError>,
+) -> Result<Outcome, LossError> {
+    let mean = loss(input, target, Reduction::Mean)?;
+    let sum = loss(input, target, Reduction::Sum)?;
+    let mut none = vec![f32::NAN; input.len()];
+    each(input, target, &mut none)?;
+    let grad = if want_grad {
+        let mut grad = vec![S::of(f64::NAN); input.len()];
+        let fused = and_grad(input, target, Reduction::Mean, &mut grad)?;
+        Some((fused as f64, grad.iter().map(|g| g.wide()).collect()))
+    } else {
+        None
+    };
+    Ok(Outcome {
+        mean: mean as f64,
+        sum: sum as f64,
+        none: none.iter().map(|&x| x as f64).collect(),
+        grad,
+        inconsistent: Vec::new(),
+    })
+}
+
+fn pointwise<S: Half>(case: &Case) -> Result<Outcome, String> {
+    let input: Vec<S> = exact(case, "input")?;
+    let target: Vec<S> = exact(case, "target")?;
+    let (i, t, g) = (&input[..], &target[..], case.grad_mean.is_some());
+    match case.loss.as_str() {
+        "mse" => pointwise_forms(
+            i,
+            t,
+            g,
+            losskit::mse,
+            losskit::mse_each,
+            losskit::mse_and_grad,
+        ),
+        "l1" => pointwise_forms(i, t, g, losskit::l1, losskit::l1_each, losskit::l1_and_grad),
+        "huber" => {
+            let delta = num(&case.params["delta"]) as f32;
+            pointwise_forms(
+                i,
+                t,
+                g,
+                |i, t, r| losskit::huber(i, t, delta, r),
+                |i, t, out| losskit::huber_each(i, t, delta, out),
+                |i, t, r, grad| losskit::huber_and_grad(i, t, delta, r, grad),
+            )
+        }
+        "bce_with_logits" => pointwise_forms(
+            i,
+            t,
+            g,
+            losskit::bce_with_logits,
+            losskit::bce_with_logits_each,
+            losskit::bce_with_logits_and_grad,
+        ),
+        other => unreachable!("{other} is not pointwise"),
+    }
+    .map_err(|e| format!("{}: error {e}", case.id))
+}
+
+/// Cross-entropy on half logits: the options as `CeInputs` reads them (in the compute type,
+/// f32), the logits in `S`.
+fn cross_entropy<S: Half>(case: &Case) -> Result<Outcome, String> {
+    let err = |e: LossError| format!("{}: error {e}", case.id);
+    let ce_case = CeInputs::<f32>::of(case);
+    let logits: Vec<S> = exact(case, "logits")?;
+    let (ce, classes, labels) = (ce_case.builder(), ce_case.classes, &ce_case.labels);
+    let mean = ce
+        .loss(&logits, classes, labels, Reduction::Mean)
+        .map_err(err)?;
+    let sum = ce
+        .loss(&logits, classes, labels, Reduction::Sum)
+        .map_err(err)?;
+    let mut none = vec![f32::NAN; labels.len()];
+    ce.each(&logits, classes, labels, &mut none).map_err(err)?;
+    let mut inconsistent = Vec::new();
+    if ce_case.plain() {
+        let plain =
+            losskit::cross_entropy(&logits, classes, labels, Reduction::Mean).map_err(err)?;
+        if plain.to_bits() != mean.to_bits() {
+            inconsistent.push(format!(
+                "{}: cross_entropy {plain:e} != the builder's {mean:e}",
+                case.id
+            ));
+        }
+    }
+    let grad = match case.grad_mean {
+        None => None,
+        Some(_) => {
+            let mut grad = vec![S::of(f64::NAN); logits.len()];
+            let fused = ce
+                .loss_and_grad(&logits, classes, labels, Reduction::Mean, &mut grad)
+                .map_err(err)?;
+            let mut in_place = logits.clone();
+            let fused_in_place = ce
+                .loss_and_grad_in_place(&mut in_place, classes, labels, Reduction::Mean)
+                .map_err(err)?;
+            let same = fused.to_bits() == fused_in_place.to_bits()
+                && grad
+                    .iter()
+                    .zip(&in_place)
+                    .all(|(a, b)| a.wide().to_bits() == b.wide().to_bits());
+            if !same {
+                inconsistent.push(format!(
+                    "{}: loss_and_grad_in_place differs from loss_and_grad",
+                    case.id
+                ));
+            }
+            Some((fused as f64, grad.iter().map(|g| g.wide()).collect()))
+        }
+    };
+    Ok(Outcome {
+        mean: mean as f64,
+        sum: sum as f64,
+        none: none.iter().map(|&x| x as f64).collect(),
+        grad,
+        inconsistent,
+    })
+}
+
+/// `nll` in `T` (log-probabilities `[rows, classes]`, integer labels).
+fn nll<T: Elem>(case: &Case) -> Result<Outcome, String> {
+    let err = |e: LossError| format!("{}: error {e}", case.id);
+    let p = &case.params;
+    let classes = p["classes"].as_u64().unwrap() as usize;
+    let input: Vec<T> = to(&nums(&case.inputs["input"]));
+    let labels: Vec<i64> = case.inputs["target"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
+    let weight: Option<Vec<T>> = p.get("weight").map(|w| to(&nums(w)));
+    let ignore_index = p.get("ignore_index").and_then(Value::as_i64);
+    let mut b = Nll::new();
+    if let Some(w) = &weight {
+        b = b.weight(w);
+    }
+    if let Some(i) = ignore_index {
+        b = b.ignore_index(i);
+    }
+    let mean = b
+        .loss(&input, classes, &labels, Reduction::Mean)
+        .map_err(err)?;
+    let sum = b
+        .loss(&input, classes, &labels, Reduction::Sum)
+        .map_err(err)?;
+    let mut none = vec![T::of(f64::NAN); labels.len()];
+    b.each(&input, classes, &labels, &mut none).map_err(err)?;
+    let mut inconsistent = Vec::new();
+    // PyTorch's default ignore_index is -100, so those cases must match the plain function.
+    if weight.is_none() && ignore_index.is_none_or(|i| i == -100) {
+        let plain = losskit::nll(&input, classes, &labels, Reduction::Mean).map_err(err)?;
+        if plain.bits() != mean.bits() {
+            inconsistent.push(format!(
+                "{}: nll {:e} != the builder's {:e}",
+                case.id,
+                plain.f64(),
+                mean.f64()
+            ));
+        }
+    }
+    let grad = match case.grad_mean {
+        None => None,
+        Some(_) => {
+            let mut grad = vec![T::of(f64::NAN); input.len()];
+            let fused = b
+                .loss_and_grad(&input, classes, &labels, Reduction::Mean, &mut grad)
+                .map_err(err)?;
+            Some((fused.f64(), grad.iter().map(|g| g.f64()).collect()))
+        }
+    };
+    Ok(Outcome {
+        mean: mean.f64(),
+        sum: sum.f64(),
+        none: none.iter().map(|x| x.f64()).collect(),
+        grad,
+        inconsistent,
+    })
+}
+
+/// One case's checks: its disagreements, and the largest share of the tolerance any finite
+/// value used (`|g - e| / (atol + rtol |e|)`; above 1 disagrees), for losses and gradients.
+#[derive(Default)]
+struct Checks {
+    failures: Vec<String>,
+    worst_loss: f64,
+    worst_grad: f64,
+}
+
+impl Checks {
+    fn check(&mut self, id: &str, what: &str, got: f64, expected: f64, tol: (f64, f64)) {
+        check_within(&mut self.failures, id, what, got, expected, tol);
+        if expected.is_finite() {
+            let share = (got - expected).abs() / (tol.1 + tol.0 * expected.abs());
+            let worst = if what.starts_with("grad") {
+                &mut self.worst_grad
+            } else {
+                &mut self.worst_loss
+            };
+            *worst = worst.max(share);
+        }
+    }
+}
+
+/// Runs one (known) case on the pinned tier.
+fn check_case(case: &Case) -> Checks {
+    let (outcome, loss_tol, grad_tol) = match (case.loss.as_str(), case.dtype.as_str()) {
+        ("nll", "f32") => (nll::<f32>(case), tolerance("f32"), tolerance("f32")),
+        ("nll", "f64") => (nll::<f64>(case), tolerance("f64"), tolerance("f64")),
+        ("cross_entropy", "bf16") => (
+            cross_entropy::<bf16>(case),
+            tolerance("f32"),
+            bf16::GRAD_TOL,
+        ),
+        ("cross_entropy", "f16") => (cross_entropy::<f16>(case), tolerance("f32"), f16::GRAD_TOL),
+        (_, "bf16") => (pointwise::<bf16>(case), tolerance("f32"), bf16::GRAD_TOL),
+        (_, "f16") => (pointwise::<f16>(case), tolerance("f32"), f16::GRAD_TOL),
+        (loss, dtype) => unreachable!("{loss} {dtype} passed unknown()"),
+    };
+    let mut c = Checks::default();
+    let out = match outcome {
+        Ok(out) => out,
+        Err(e) => {
+            c.failures.push(e);
+            return c;
+        }
+    };
+    let id = &case.id;
+    let e = &case.expected;
+    c.failures.extend(out.inconsistent);
+    c.check(id, "mean", out.mean, num(&e["mean"]), loss_tol);
+    c.check(id, "sum", out.sum, num(&e["sum"]), loss_tol);
+    let want = nums(&e["none"]);
+    if want.len() != out.none.len() {
+        c.failures.push(format!(
+            "{id}: none has {} values, expected {}",
+            out.none.len(),
+            want.len()
+        ));
+    } else {
+        for (i, (&g, &w)) in out.none.iter().zip(&want).enumerate() {
+            c.check(id, &format!("none[{i}]"), g, w, loss_tol);
+        }
+    }
+    if let (Some(want), Some((fused, grad))) = (&case.grad_mean, &out.grad) {
+        let mean = num(&e["mean"]);
+        c.check(id, "loss_and_grad mean", *fused, mean, loss_tol);
+        if want.len() != grad.len() {
+            c.failures.push(format!(
+                "{id}: grad has {} values, expected {}",
+                grad.len(),
+                want.len()
+            ));
+        } else {
+            for (i, (&g, &w)) in grad.iter().zip(want).enumerate() {
+                c.check(id, &format!("grad[{i}]"), g, w, grad_tol);
+            }
+        }
+    }
+    c
+}
+
+/// At most this many disagreements are spelled out per case and tier (all are counted).
+const SHOWN_PER_CASE: usize = 8;
+
+/// Every case of `cases` on every tier; panics naming every unknown or disagreeing case id.
+fn run_all(cases: &[Case], source: &str) {
+    let mut report = String::new();
+    let mut failing: BTreeMap<&str, ()> = BTreeMap::new();
+    let mut known = Vec::new();
+    for case in cases {
+        match unknown(case) {
+            Some(why) => {
+                failing.insert(&case.id, ());
+                writeln!(report, "not run: {why}").unwrap();
+            }
+            None => known.push(case),
+        }
+    }
+    let unknown_count = cases.len() - known.len();
+    let mut disagreements = 0;
+    for tier in Tier::available() {
+        // (loss, dtype) -> (cases, agreeing cases, worst loss share, worst gradient share).
+        let mut tally: BTreeMap<(&str, &str), (usize, usize, f64, f64)> = BTreeMap::new();
+        let failed: Vec<(&Case, Vec<String>)> = losskit::with_tier(tier, || {
+            let mut failed = Vec::new();
+            for &case in &known {
+                let c = check_case(case);
+                let t = tally
+                    .entry((case.loss.as_str(), case.dtype.as_str()))
+                    .or_default();
+                t.0 += 1;
+                t.1 += usize::from(c.failures.is_empty());
+                t.2 = t.2.max(c.worst_loss);
+                t.3 = t.3.max(c.worst_grad);
+                if !c.failures.is_empty() {
+                    failed.push((case, c.failures));
+                }
+            }
+            failed
+        })
+        .unwrap();
+        for ((loss, dtype), (n, ok, worst_loss, worst_grad)) in &tally {
+            println!(
+                "tier {tier}: {loss} {dtype}: {ok} of {n} cases agree; worst share of the \
+                 tolerance: loss {worst_loss:.3}, gradient {worst_grad:.3}"
+            );
+        }
+        for (case, f) in failed {
+            failing.insert(&case.id, ());
+            disagreements += f.len();
+            for line in f.iter().take(SHOWN_PER_CASE) {
+                writeln!(report, "tier {tier}: {line}").unwrap();
+            }
+            if f.len() > SHOWN_PER_CASE {
+                writeln!(
+                    report,
+                    "tier {tier}: {}: ... and {} more",
+                    case.id,
+                    f.len() - SHOWN_PER_CASE
+                )
+                .unwrap();
+            }
+        }
+    }
+    let ids: Vec<&str> = failing.keys().copied().collect();
+    assert!(
+        ids.is_empty(),
+        "{source}: {} of {} cases fail ({unknown_count} not run: unknown loss, dtype, field or \
+         param; {disagreements} disagreements on tiers {:?}):\n{report}\nfailing ids ({}): {}",
+        ids.len(),
+        cases.len(),
+        Tier::available(),
+        ids.len(),
+        ids.join(", ")
+    );
+}
+
+#[test]
+fn vendored_golden2_holds_the_implemented_subset() {
+    let cases = read_cases(VENDORED);
+    let mut counts: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+    for case in &cases {
+        *counts
+            .entry((case.loss.as_str(), case.dtype.as_str()))
+            .or_default() += 1;
+    }
+    let want: BTreeMap<(&str, &str), usize> = VENDORED_COUNTS
+        .iter()
+        .map(|&(loss, dtype, n)| ((loss, dtype), n))
+        .collect();
+    assert_eq!(counts, want, "cases per (loss, dtype) in {VENDORED}");
+    assert_eq!(cases.len(), 318);
+    let mut ids: Vec<&str> = cases.iter().map(|c| c.id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), cases.len(), "case ids are unique");
+    // Only the two all-ignored nll batches (NaN mean) come without a gradient, so that none
+    // slips out of the gradient checks.
+    let without: Vec<&str> = cases
+        .iter()
+        .filter(|c| c.grad_mean.is_none())
+        .map(|c| c.id.as_str())
+        .collect();
+    assert_eq!(without, ["nll-f32-658", "nll-f64-1015"]);
+}
+
+#[test]
+fn golden2_matches_pytorch_on_every_tier() {
+    let path = std::env::var("LOSSKIT_GOLDEN2").unwrap_or_else(|_| VENDORED.to_owned());
+    let cases = read_cases(&path);
+    assert!(!cases.is_empty(), "{path} holds no cases");
+    run_all(&cases, &path);
+}
