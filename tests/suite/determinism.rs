@@ -87,3 +87,44 @@ fn f32_mean_of_2_pow_26_squared_errors_is_within_1e_6_relative() {
         "the naive sum was expected to drift; the test data lost its teeth"
     );
 }
+
+/// The stated bound of `reduce.rs` for f32 sums of non-negative terms, `10·u·Σm` with
+/// `u = 2^-24`, against summands ordered so that the f32 adds of a lane accumulator all round
+/// the same way: every 2^18 elements start with 64 ones (one for each accumulator lane of the
+/// widest tier) and go on with terms just over half an ulp of 1, each of which an f32 add to a
+/// sum in [1, 2) rounds up by almost half an ulp. Random data cannot show the bound, as its
+/// errors cancel. With the flush every `BLOCK_STEPS = 8` steps a lane gathers at most 7 such
+/// errors before its sum is widened to f64; an accumulator that went 4096 steps would gather
+/// 4095 (a relative error near 4095 u) and fail here.
+#[test]
+fn f32_sum_stays_within_the_stated_bound_on_adversarial_summands() {
+    let tiny = (1.0 + 2f64.powi(-10)) * 2f64.powi(-24);
+    assert_eq!(tiny as f32 as f64, tiny, "the tiny term is an f32 value");
+    let (n, period) = (1usize << 20, 1usize << 18);
+    let x: Vec<f32> = (0..n)
+        .map(|i| if i % period < 64 { 1.0 } else { tiny as f32 })
+        .collect();
+    let zeros = vec![0.0f32; n];
+    let ones = (n / period * 64) as f64;
+    let exact = ones + (n as f64 - ones) * tiny;
+    let u = 2f64.powi(-24);
+    for tier in Tier::available() {
+        let got = losskit::with_tier(tier, || losskit::l1(&x, &zeros, Reduction::Sum).unwrap())
+            .unwrap() as f64;
+        let err = (got - exact).abs() / exact;
+        println!("tier {tier}: relative error {err:.3e} = {:.2} u", err / u);
+        assert!(
+            err <= 10.0 * u,
+            "tier {tier}: {:.2} u over the stated 10 u",
+            err / u
+        );
+    }
+    // The data has teeth: a plain sequential f32 sum is far outside the bound.
+    let naive = x.iter().fold(0.0f32, |s, &v| s + v) as f64;
+    let naive_err = (naive - exact).abs() / exact;
+    assert!(
+        naive_err > 100.0 * u,
+        "naive sum error {:.2} u",
+        naive_err / u
+    );
+}
