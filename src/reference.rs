@@ -82,13 +82,27 @@ pub fn log_sigmoid<T: Float>(x: T) -> T {
     m - (-x.abs()).exp().ln_1p()
 }
 
-/// PyTorch's `binary_cross_entropy_with_logits`: `(1 - t)·x - (1 + (pw - 1)·t)·log_sigmoid(x)`.
+/// PyTorch's `binary_cross_entropy_with_logits`, `(1 - t)·x - lw·log_sigmoid(x)` with
+/// `lw = 1 + (pw - 1)·t`, in the form that does not cancel (as the kernel): with
+/// `l = log1p(exp(-|x|))`, `-pw·t·x + lw·l` for `x < 0` and `(1 - t)·x + lw·l` otherwise (the
+/// two are equal in exact arithmetic; PyTorch's literal form loses digits for soft targets at
+/// large `|x|`). `x = -inf` gives NaN, as PyTorch's does.
 pub fn bce_with_logits<T: Float>(x: T, t: T, pos_weight: Option<T>) -> T {
+    let pw = pos_weight.unwrap_or(T::ONE);
     let weight = match pos_weight {
         Some(pw) => T::ONE + (pw - T::ONE) * t,
         None => T::ONE,
     };
-    (T::ONE - t) * x - weight * log_sigmoid(x)
+    if x == T::from_f64(f64::NEG_INFINITY) {
+        return T::from_f64(f64::NAN);
+    }
+    let l = (-x.abs()).exp().ln_1p();
+    let linear = if x < T::ZERO {
+        -(pw * t) * x
+    } else {
+        (T::ONE - t) * x
+    };
+    linear + weight * l
 }
 
 /// `log_softmax` of one row, in `f64`: `x - max - ln Σ exp(x - max)`, as PyTorch computes it

@@ -405,8 +405,9 @@ pub(crate) fn exp_neg_abs_and_log1p<V: Lanes>(isa: V::Isa, x: V) -> (V, V) {
 /// Range handling: `softplus(-inf) = +0`, `softplus(+inf) = +inf`, NaN gives NaN; never
 /// overflows for finite `x`; results below `MIN_POSITIVE` (`x` below about -87.34 for f32,
 /// -708.40 for f64) are flushed to `+0`, an absolute difference under 1.2e-38 (2.3e-308).
-// No loss calls this: BCE-with-logits uses `log_sigmoid`'s form. It is kept, tested, as the
-// other half of the pair.
+// No loss calls this or `log_sigmoid` now: BCE-with-logits uses their shared part,
+// `exp_neg_abs_and_log1p`, in a form that does not cancel. Both are kept, tested, for the
+// log-sigmoid losses of the second wave (multilabel_soft_margin, sigmoid_focal).
 #[cfg_attr(not(test), allow(dead_code))]
 #[inline(always)]
 pub(crate) fn softplus<V: Lanes>(isa: V::Isa, x: V) -> V {
@@ -417,7 +418,8 @@ pub(crate) fn softplus<V: Lanes>(isa: V::Isa, x: V) -> V {
 }
 
 /// `log_sigmoid(x) = -ln(1 + e^-x)`, computed as `min(x, 0) - log1p(exp(-|x|))`, lane-wise:
-/// binary cross-entropy on logits is `(1 - t)·x - log_sigmoid(x)`.
+/// binary cross-entropy on logits is `(1 - t)·x - log_sigmoid(x)` (which `loss/binary.rs`
+/// computes without the cancellation of that form).
 ///
 /// **Error: at most 3 ULP** from the correctly rounded result (f32 and f64, every tier), where
 /// `exp(-|x|)` is not flushed (see below). Measured: 2 with fused `mul_add` (AVX2), 3 on the
@@ -427,6 +429,10 @@ pub(crate) fn softplus<V: Lanes>(isa: V::Isa, x: V) -> V {
 /// results below `MIN_POSITIVE` in magnitude (`x` above about 87.34 for f32, 708.40 for f64)
 /// are `+0`, an absolute difference under 1.2e-38 (2.3e-308) from the exact `-e^-x`.
 #[inline(always)]
+#[allow(
+    dead_code,
+    reason = "bce_with_logits now uses its parts; kept, with its ULP test, for the log-sigmoid losses of the second wave (multilabel_soft_margin, sigmoid_focal)"
+)]
 pub(crate) fn log_sigmoid<V: Lanes>(isa: V::Isa, x: V) -> V {
     let zero = splat::<V>(isa, 0.0);
     let (_, l) = exp_neg_abs_and_log1p(isa, x);
