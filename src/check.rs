@@ -47,3 +47,22 @@ pub(crate) fn non_negative<T: Float>(name: &'static str, value: T) -> Result<(),
         })
     }
 }
+
+/// The rows of a `[rows, classes]` matrix of `len` elements, after checking that `classes` is
+/// not 0, divides `len`, and that the per-class `weight` (if any) has `classes` elements.
+pub(crate) fn rows<T>(
+    len: usize,
+    classes: usize,
+    weight: Option<&[T]>,
+) -> Result<usize, LossError> {
+    if classes == 0 {
+        return Err(LossError::ZeroClasses);
+    }
+    if !len.is_multiple_of(classes) {
+        return Err(LossError::NotMultipleOfClasses { len, classes });
+    }
+    if let Some(w) = weight {
+        same_len("weight", w.len(), "classes", classes)?;
+    }
+    Ok(len / classes)
+}

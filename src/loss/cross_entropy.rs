@@ -291,15 +291,7 @@ impl<'w, T: Float> CrossEntropy<'w, T> {
 
     /// Checks what every form shares and returns the number of rows.
     fn check_common(&self, len: usize, classes: usize) -> Result<usize, LossError> {
-        if classes == 0 {
-            return Err(LossError::ZeroClasses);
-        }
-        if !len.is_multiple_of(classes) {
-            return Err(LossError::NotMultipleOfClasses { len, classes });
-        }
-        if let Some(w) = self.weight {
-            check::same_len("weight", w.len(), "classes", classes)?;
-        }
+        let rows = check::rows(len, classes, self.weight)?;
         let s = self.label_smoothing;
         if !(0.0..=1.0).contains(&s) {
             return Err(LossError::InvalidParameter {
@@ -308,7 +300,7 @@ impl<'w, T: Float> CrossEntropy<'w, T> {
                 requirement: "in [0, 1]",
             });
         }
-        Ok(len / classes)
+        Ok(rows)
     }
 
     /// Checks a class-label call over `len` logits; `logits` is what the rows are read from
@@ -440,7 +432,7 @@ impl<'w, T: Float> CrossEntropy<'w, T> {
 }
 
 /// Applies the reduction to a loss sum and its divisor (summed weights, or rows).
-fn finish<T: Float>(loss: f64, divisor: f64, reduction: Reduction) -> T {
+pub(crate) fn finish<T: Float>(loss: f64, divisor: f64, reduction: Reduction) -> T {
     match reduction {
         Reduction::Sum => T::from_f64(loss),
         Reduction::Mean => T::from_f64(loss / divisor),

@@ -7,7 +7,7 @@
 //! for any thread count. The gradient writes `-scale · w_y` at the target and 0 elsewhere.
 
 use crate::float::sealed::Sealed as _;
-use crate::loss::cross_entropy::{scored_weight, Label};
+use crate::loss::cross_entropy::{finish, scored_weight, Label};
 use crate::reduce::{tree_reduce, CHUNK};
 use crate::storage::Storage;
 use crate::{check, Float, LossError, Reduction};
@@ -75,19 +75,7 @@ impl<'w, T: Float> Nll<'w, T> {
         classes: usize,
         labels: &'a [L],
     ) -> Result<Job<'a, S, L>, LossError> {
-        if classes == 0 {
-            return Err(LossError::ZeroClasses);
-        }
-        if !input.len().is_multiple_of(classes) {
-            return Err(LossError::NotMultipleOfClasses {
-                len: input.len(),
-                classes,
-            });
-        }
-        if let Some(w) = self.weight {
-            check::same_len("weight", w.len(), "classes", classes)?;
-        }
-        let rows = input.len() / classes;
+        let rows = check::rows(input.len(), classes, self.weight)?;
         check::same_len("labels", labels.len(), "rows of input", rows)?;
         let ignore = self.ignore_index as i128;
         let divisor = scored_weight(labels, classes, ignore, self.weight)?;
@@ -123,7 +111,7 @@ impl<'w, T: Float> Nll<'w, T> {
         reduction: Reduction,
     ) -> Result<T, LossError> {
         let job = self.job(input, classes, labels)?;
-        Ok(job.finish(job.sweep(Out::None), reduction))
+        Ok(finish(job.sweep(Out::None), job.divisor, reduction))
     }
 
     /// Each row's loss into `out` (`len == rows`; 0 for ignored rows).
@@ -179,7 +167,11 @@ impl<'w, T: Float> Nll<'w, T> {
             Reduction::Sum => 1.0,
             Reduction::Mean => 1.0 / job.divisor,
         };
-        Ok(job.finish(job.sweep(Out::Grad(grad, scale)), reduction))
+        Ok(finish(
+            job.sweep(Out::Grad(grad, scale)),
+            job.divisor,
+            reduction,
+        ))
     }
 }
 
@@ -245,13 +237,6 @@ impl<S: Storage, L: Label> Job<'_, S, L> {
             }
         };
         total.unwrap_or(0.0)
-    }
-
-    fn finish(&self, sum: f64, reduction: Reduction) -> S::Compute {
-        match reduction {
-            Reduction::Sum => S::Compute::from_f64(sum),
-            Reduction::Mean => S::Compute::from_f64(sum / self.divisor),
-        }
     }
 }
 
