@@ -77,10 +77,6 @@ pub struct Param {
     pub rejected: &'static [(f64, &'static str)],
     /// Values it must accept, edges included.
     pub accepted: &'static [f64],
-    /// Where property tests draw it from (half-open), besides [`Param::special`].
-    pub range: (f64, f64),
-    /// Valid values property tests must also reach (a value where the formula changes).
-    pub special: &'static [f64],
     /// Whether the formula changes where `|x - y|` equals the parameter (huber's `delta`,
     /// smooth_l1's `beta`): finite differences must stay away from there.
     pub kink: bool,
@@ -158,6 +154,10 @@ pub struct Pointwise {
     pub target: Domain,
     /// What its elements are.
     pub range: Range,
+    /// The size of the terms its gradient is a difference of, at parameter setting `p`:
+    /// rounding errors of the gradient are relative to it, not to the result
+    /// (`lw·sigmoid - pw·t` for bce_with_logits with a `pos_weight`).
+    pub grad_terms: fn(Option<f64>) -> f64,
     /// Whether every `*_each` element equals the reference bit for bit, on every tier and for
     /// any input: exact formulas without vector `exp`/`ln`. The bit-exact differential suites
     /// (`pointwise_props`, fuzz `differential`) run only these.

@@ -59,6 +59,7 @@ pub const MSE: Pointwise = pointwise_entry! {
         input: Domain::Real,
         target: Domain::Real,
         range: Range::NonNegative,
+        grad_terms: |_| 1.0,
         exact: true,
     }
     reduce: |x, y, _p, r| losskit::mse(x, y, r),
@@ -79,6 +80,7 @@ pub const L1: Pointwise = pointwise_entry! {
         input: Domain::Real,
         target: Domain::Real,
         range: Range::NonNegative,
+        grad_terms: |_| 1.0,
         exact: true,
     }
     reduce: |x, y, _p, r| losskit::l1(x, y, r),
@@ -99,8 +101,6 @@ pub const HUBER: Pointwise = pointwise_entry! {
             valid: |v| v > 0.0,
             rejected: NOT_POSITIVE,
             accepted: &[1e-30, 0.5, 1.0, f64::INFINITY],
-            range: (0.01, 5.0),
-            special: &[],
             kink: true,
         }),
         param_optional: false,
@@ -108,6 +108,7 @@ pub const HUBER: Pointwise = pointwise_entry! {
         input: Domain::Real,
         target: Domain::Real,
         range: Range::NonNegative,
+        grad_terms: |_| 1.0,
         exact: true,
     }
     reduce: |x, y, p, r| losskit::huber(x, y, p.expect("huber takes delta"), r),
@@ -132,8 +133,6 @@ pub const SMOOTH_L1: Pointwise = pointwise_entry! {
             rejected: NEGATIVE,
             // beta = 0 is plain L1 in PyTorch; -0.0 passes `>= 0` as it does there.
             accepted: &[0.0, -0.0, 1e-30, 1.0, f64::INFINITY],
-            range: (0.01, 5.0),
-            special: &[0.0],
             kink: true,
         }),
         param_optional: false,
@@ -141,6 +140,7 @@ pub const SMOOTH_L1: Pointwise = pointwise_entry! {
         input: Domain::Real,
         target: Domain::Real,
         range: Range::NonNegative,
+        grad_terms: |_| 1.0,
         exact: true,
     }
     reduce: |x, y, p, r| losskit::smooth_l1(x, y, p.expect("smooth_l1 takes beta"), r),
@@ -170,8 +170,6 @@ pub const BCE: Pointwise = pointwise_entry! {
                 (f64::INFINITY, "inf"),
             ],
             accepted: &[0.0, 1e-7, 0.5],
-            range: (0.0, 0.5),
-            special: &[0.5],
             kink: false,
         }),
         param_optional: true,
@@ -179,6 +177,7 @@ pub const BCE: Pointwise = pointwise_entry! {
         input: Domain::Probability,
         target: Domain::Probability,
         range: Range::UpTo100,
+        grad_terms: |_| 1.0,
         exact: false,
     }
     reduce: |x, y, p, r| match p {
@@ -217,8 +216,6 @@ pub const BCE_WITH_LOGITS: Pointwise = pointwise_entry! {
             valid: |v| v >= 0.0,
             rejected: NEGATIVE,
             accepted: &[0.0, 1.0, 2.5],
-            range: (0.0, 5.0),
-            special: &[],
             kink: false,
         }),
         param_optional: true,
@@ -226,6 +223,7 @@ pub const BCE_WITH_LOGITS: Pointwise = pointwise_entry! {
         input: Domain::Real,
         target: Domain::UnitUnchecked,
         range: Range::FiniteWhenModerate,
+        grad_terms: |p| p.map_or(1.0, |pw| 1.0 + 2.0 * pw),
         exact: false,
     }
     reduce: |x, y, p, r| match p {
