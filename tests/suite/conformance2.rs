@@ -23,6 +23,7 @@ use std::fmt::Write as _;
 use serde_json::Value;
 
 use crate::common;
+use crate::registry;
 
 use common::{check_within, num, nums, read_cases, to, tolerance, Case, CeInputs, Elem};
 use losskit::{bf16, f16, LossError, Nll, Reduction, Storage, Tier};
@@ -273,22 +274,31 @@ struct Outcome {
     inconsistent: Vec<String>,
 }
 
-/// Runs a pointwise loss given as its three forms.
-fn pointwise_forms<S: Half>(
-    input: &[S],
-    target: &[S],
-    want_grad: bool,
-    loss: impl Fn(&[S], &[S], Reduction) -> Result<f32, LossError>,
-    each: impl Fn(&[S], &[S], &mut [f32]) -> Result<(), LossError>,
-    and_grad: impl Fn(&[S], &[S], Reduction, &mut [S]) -> Result<f32, LossError>,
-) -> Result<Outcome, LossError> {
-    let mean = loss(input, target, Reduction::Mean)?;
-    let sum = loss(input, target, Reduction::Sum)?;
+/// Runs a pointwise loss of the registry: mean, sum, none and (when the case has `grad_mean`)
+/// the fused mean and its gradient, at the case's parameter (by the registry's name for it).
+fn pointwise<S: Half + registry::Stored>(case: &Case) -> Result<Outcome, String> {
+    let input: Vec<S> = exact(case, "input")?;
+    let target: Vec<S> = exact(case, "target")?;
+    let loss = registry::find_pointwise(&case.loss)
+        .unwrap_or_else(|| unreachable!("{} is not pointwise", case.loss));
+    let p = loss
+        .param
+        .and_then(|spec| case.params.get(spec.name))
+        .map(|v| num(v) as f32);
+    let err = |e: LossError| format!("{}: error {e}", case.id);
+    let mean = loss
+        .reduce(&input, &target, p, Reduction::Mean)
+        .map_err(err)?;
+    let sum = loss
+        .reduce(&input, &target, p, Reduction::Sum)
+        .map_err(err)?;
     let mut none = vec![f32::NAN; input.len()];
-    each(input, target, &mut none)?;
-    let grad = if want_grad {
+    loss.each(&input, &target, p, &mut none).map_err(err)?;
+    let grad = if case.grad_mean.is_some() {
         let mut grad = vec![S::of(f64::NAN); input.len()];
-        let fused = and_grad(input, target, Reduction::Mean, &mut grad)?;
+        let fused = loss
+            .and_grad(&input, &target, p, Reduction::Mean, &mut grad)
+            .map_err(err)?;
         Some((fused as f64, grad.iter().map(|g| g.wide()).collect()))
     } else {
         None
@@ -300,44 +310,6 @@ fn pointwise_forms<S: Half>(
         grad,
         inconsistent: Vec::new(),
     })
-}
-
-fn pointwise<S: Half>(case: &Case) -> Result<Outcome, String> {
-    let input: Vec<S> = exact(case, "input")?;
-    let target: Vec<S> = exact(case, "target")?;
-    let (i, t, g) = (&input[..], &target[..], case.grad_mean.is_some());
-    match case.loss.as_str() {
-        "mse" => pointwise_forms(
-            i,
-            t,
-            g,
-            losskit::mse,
-            losskit::mse_each,
-            losskit::mse_and_grad,
-        ),
-        "l1" => pointwise_forms(i, t, g, losskit::l1, losskit::l1_each, losskit::l1_and_grad),
-        "huber" => {
-            let delta = num(&case.params["delta"]) as f32;
-            pointwise_forms(
-                i,
-                t,
-                g,
-                |i, t, r| losskit::huber(i, t, delta, r),
-                |i, t, out| losskit::huber_each(i, t, delta, out),
-                |i, t, r, grad| losskit::huber_and_grad(i, t, delta, r, grad),
-            )
-        }
-        "bce_with_logits" => pointwise_forms(
-            i,
-            t,
-            g,
-            losskit::bce_with_logits,
-            losskit::bce_with_logits_each,
-            losskit::bce_with_logits_and_grad,
-        ),
-        other => unreachable!("{other} is not pointwise"),
-    }
-    .map_err(|e| format!("{}: error {e}", case.id))
 }
 
 /// Cross-entropy on half logits: the options as `CeInputs` reads them (in the compute type,
