@@ -11,6 +11,7 @@
 //! arbitrary); each side builds its own generators from the plain data here.
 #![allow(dead_code)]
 
+use losskit::reference::RowTarget;
 use losskit::{bf16, f16, LossError, Reduction, Storage};
 
 /// How a loss reads its inputs.
@@ -170,10 +171,102 @@ pub struct Pointwise {
     pub reference_f64: PointwiseReference<f64>,
 }
 
+/// A row-wise call's target: one class label per row, or one probability row per row (in the
+/// compute type `T`, as the API takes them).
+#[derive(Clone, Copy, Debug)]
+pub enum Targets<'a, T> {
+    /// Class labels (or the ignore index), one per row.
+    Labels(&'a [i64]),
+    /// `[rows, classes]` probabilities.
+    Probs(&'a [T]),
+}
+
+/// A row-wise call's options, PyTorch's keyword arguments; `None` leaves PyTorch's default.
+#[derive(Clone, Copy, Debug)]
+pub struct RowOptions<'a, T> {
+    /// Class weights (`[classes]`).
+    pub weight: Option<&'a [T]>,
+    /// The label of rows to ignore (PyTorch's default: -100).
+    pub ignore_index: Option<i64>,
+    /// Label smoothing in `[0, 1]`.
+    pub label_smoothing: Option<f64>,
+}
+
+impl<T> Default for RowOptions<'_, T> {
+    fn default() -> Self {
+        RowOptions {
+            weight: None,
+            ignore_index: None,
+            label_smoothing: None,
+        }
+    }
+}
+
+/// The public-API forms of one row-wise loss for storage `S`; `usize` is the class count.
+#[allow(clippy::type_complexity)]
+pub struct RowsForms<S: Storage> {
+    /// The reduced loss (the builder's `loss` / `loss_probs`).
+    pub reduce: fn(
+        &[S],
+        usize,
+        Targets<'_, S::Compute>,
+        RowOptions<'_, S::Compute>,
+        Reduction,
+    ) -> Result<S::Compute, LossError>,
+    /// One loss per row into `out` (`each` / `each_probs`).
+    pub each: fn(
+        &[S],
+        usize,
+        Targets<'_, S::Compute>,
+        RowOptions<'_, S::Compute>,
+        &mut [S::Compute],
+    ) -> Result<(), LossError>,
+    /// The fused loss and gradient with respect to the logits.
+    pub and_grad: fn(
+        &[S],
+        usize,
+        Targets<'_, S::Compute>,
+        RowOptions<'_, S::Compute>,
+        Reduction,
+        &mut [S],
+    ) -> Result<S::Compute, LossError>,
+    /// The fused loss with the gradient written over the logits, where the API has it.
+    pub in_place: Option<
+        fn(
+            &mut [S],
+            usize,
+            Targets<'_, S::Compute>,
+            RowOptions<'_, S::Compute>,
+            Reduction,
+        ) -> Result<S::Compute, LossError>,
+    >,
+    /// The free function, with PyTorch's defaults for every option.
+    pub plain: fn(&[S], usize, Targets<'_, S::Compute>, Reduction) -> Result<S::Compute, LossError>,
+}
+
+/// One row-wise loss: an entry of [`ROWS`].
+pub struct Rows {
+    /// The loss's name as the golden files spell it (`Case::loss`).
+    pub id: &'static str,
+    /// [`Kind::RowsWithLabels`] or [`Kind::RowsWithProbs`].
+    pub kind: Kind,
+    /// The options it takes, by the names the golden files give them in `params`.
+    pub options: &'static [&'static str],
+    pub f32: RowsForms<f32>,
+    pub f64: RowsForms<f64>,
+    pub bf16: RowsForms<bf16>,
+    pub f16: RowsForms<f16>,
+    /// The reference loss of one row and the weight it adds to a weighted mean, in `f64`
+    /// (`reference::cross_entropy_row`, `reference::nll_row`).
+    pub reference: fn(&[f64], RowTarget<'_, f64>, RowOptions<'_, f64>) -> (f64, f64),
+}
+
 /// The storage types the registry has forms for: `f32`, `f64`, `bf16`, `f16`.
 pub trait Stored: Storage {
     /// `loss`'s forms for this storage type.
     fn forms(loss: &Pointwise) -> &PointwiseForms<Self>;
+    /// `loss`'s forms for this storage type.
+    fn rows_forms(loss: &Rows) -> &RowsForms<Self>;
 }
 
 /// The compute types the reference twins are written in: `f32`, `f64`.
@@ -186,6 +279,9 @@ macro_rules! stored {
     ($($t:ident),*) => {$(
         impl Stored for $t {
             fn forms(loss: &Pointwise) -> &PointwiseForms<$t> {
+                &loss.$t
+            }
+            fn rows_forms(loss: &Rows) -> &RowsForms<$t> {
                 &loss.$t
             }
         }
@@ -313,10 +409,117 @@ macro_rules! pointwise_entry {
     };
 }
 
+/// [`RowsForms`] for one storage type from generic call expressions.
+macro_rules! rows_forms {
+    ($s:ty;
+     reduce: |$x:ident, $c:ident, $t:ident, $o:ident, $r:ident| $reduce:expr,
+     each: |$ex:ident, $ec:ident, $et:ident, $eo:ident, $out:ident| $each:expr,
+     and_grad: |$gx:ident, $gc:ident, $gt:ident, $go:ident, $gr:ident, $grad:ident| $and_grad:expr,
+     in_place: $in_place:expr,
+     plain: |$px:ident, $pc:ident, $pt:ident, $pr:ident| $plain:expr $(,)?) => {
+        RowsForms::<$s> {
+            reduce: |$x, $c, $t, $o, $r| $reduce,
+            each: |$ex, $ec, $et, $eo, $out| $each,
+            and_grad: |$gx, $gc, $gt, $go, $gr, $grad| $and_grad,
+            in_place: $in_place,
+            plain: |$px, $pc, $pt, $pr| $plain,
+        }
+    };
+}
+
+/// A [`Rows`] entry's four `RowsForms` fields from one set of generic call expressions.
+macro_rules! rows_entry {
+    ({ $($field:ident: $value:expr,)* }
+     reduce: |$x:ident, $c:ident, $t:ident, $o:ident, $r:ident| $reduce:expr,
+     each: |$ex:ident, $ec:ident, $et:ident, $eo:ident, $out:ident| $each:expr,
+     and_grad: |$gx:ident, $gc:ident, $gt:ident, $go:ident, $gr:ident, $grad:ident| $and_grad:expr,
+     in_place: $in_place:expr,
+     plain: |$px:ident, $pc:ident, $pt:ident, $pr:ident| $plain:expr,
+     reference: |$rrow:ident, $rt:ident, $ro:ident| $reference:expr $(,)?) => {
+        Rows {
+            $($field: $value,)*
+            f32: rows_forms!(f32; reduce: |$x, $c, $t, $o, $r| $reduce,
+                each: |$ex, $ec, $et, $eo, $out| $each,
+                and_grad: |$gx, $gc, $gt, $go, $gr, $grad| $and_grad,
+                in_place: $in_place, plain: |$px, $pc, $pt, $pr| $plain),
+            f64: rows_forms!(f64; reduce: |$x, $c, $t, $o, $r| $reduce,
+                each: |$ex, $ec, $et, $eo, $out| $each,
+                and_grad: |$gx, $gc, $gt, $go, $gr, $grad| $and_grad,
+                in_place: $in_place, plain: |$px, $pc, $pt, $pr| $plain),
+            bf16: rows_forms!(losskit::bf16; reduce: |$x, $c, $t, $o, $r| $reduce,
+                each: |$ex, $ec, $et, $eo, $out| $each,
+                and_grad: |$gx, $gc, $gt, $go, $gr, $grad| $and_grad,
+                in_place: $in_place, plain: |$px, $pc, $pt, $pr| $plain),
+            f16: rows_forms!(losskit::f16; reduce: |$x, $c, $t, $o, $r| $reduce,
+                each: |$ex, $ec, $et, $eo, $out| $each,
+                and_grad: |$gx, $gc, $gt, $go, $gr, $grad| $and_grad,
+                in_place: $in_place, plain: |$px, $pc, $pt, $pr| $plain),
+            reference: |$rrow, $rt, $ro| $reference,
+        }
+    };
+}
+
 #[macro_use]
 mod pointwise;
+mod rows;
 
 pub use pointwise::*;
+pub use rows::*;
+
+impl Rows {
+    /// The reduced loss in storage `S`.
+    pub fn reduce<S: Stored>(
+        &self,
+        x: &[S],
+        classes: usize,
+        t: Targets<'_, S::Compute>,
+        o: RowOptions<'_, S::Compute>,
+        r: Reduction,
+    ) -> Result<S::Compute, LossError> {
+        (S::rows_forms(self).reduce)(x, classes, t, o, r)
+    }
+
+    /// One loss per row into `out`, in storage `S`.
+    pub fn each<S: Stored>(
+        &self,
+        x: &[S],
+        classes: usize,
+        t: Targets<'_, S::Compute>,
+        o: RowOptions<'_, S::Compute>,
+        out: &mut [S::Compute],
+    ) -> Result<(), LossError> {
+        (S::rows_forms(self).each)(x, classes, t, o, out)
+    }
+
+    /// The fused loss and gradient, in storage `S`.
+    pub fn and_grad<S: Stored>(
+        &self,
+        x: &[S],
+        classes: usize,
+        t: Targets<'_, S::Compute>,
+        o: RowOptions<'_, S::Compute>,
+        r: Reduction,
+        grad: &mut [S],
+    ) -> Result<S::Compute, LossError> {
+        (S::rows_forms(self).and_grad)(x, classes, t, o, r, grad)
+    }
+
+    /// The free function with PyTorch's defaults, in storage `S`.
+    pub fn plain<S: Stored>(
+        &self,
+        x: &[S],
+        classes: usize,
+        t: Targets<'_, S::Compute>,
+        r: Reduction,
+    ) -> Result<S::Compute, LossError> {
+        (S::rows_forms(self).plain)(x, classes, t, r)
+    }
+}
+
+/// The row-wise loss whose golden-file id is `id`.
+pub fn find_rows(id: &str) -> Option<&'static Rows> {
+    ROWS.iter().copied().find(|l| l.id == id)
+}
 
 /// The pointwise loss whose golden-file id is `id`.
 pub fn find_pointwise(id: &str) -> Option<&'static Pointwise> {

@@ -6,53 +6,48 @@ use crate::common;
 use common::{check, golden_cases, nums, to, Case, CeInputs, Elem};
 use losskit::{LossError, Reduction};
 
-use crate::registry;
+use crate::registry::{self, Kind, RowOptions, Targets};
 
 /// Runs one case's loss in element type `T`: (mean, sum, each).
 fn run<T: Elem>(case: &Case) -> Result<(T, T, Vec<T>), String> {
     let p = &case.params;
     let param = |name: &str| p.get(name).and_then(|v| v.as_f64());
     let err = |e: LossError| format!("{}: error {e}", case.id);
-    if case.loss.starts_with("cross_entropy") {
+    if let Some(loss) = registry::find_rows(&case.loss) {
         let ce_case = CeInputs::<T>::of(case);
-        let (ce, logits, classes) = (ce_case.builder(), &ce_case.logits, ce_case.classes);
-        let mut each = vec![T::of(0.0); logits.len() / classes];
-        return match case.loss.as_str() {
-            "cross_entropy" => {
-                let labels = &ce_case.labels;
-                let mean = ce
-                    .loss(logits, classes, labels, Reduction::Mean)
-                    .map_err(err)?;
-                let sum = ce
-                    .loss(logits, classes, labels, Reduction::Sum)
-                    .map_err(err)?;
-                ce.each(logits, classes, labels, &mut each).map_err(err)?;
-                if ce_case.plain() {
-                    // The plain function must agree with the builder's defaults bit for bit.
-                    let plain = losskit::cross_entropy(logits, classes, labels, Reduction::Mean)
-                        .map_err(err)?;
-                    assert!(
-                        plain.f64().to_bits() == mean.f64().to_bits(),
-                        "{}: cross_entropy != builder",
-                        case.id
-                    );
-                }
-                Ok((mean, sum, each))
-            }
-            "cross_entropy_probs" => {
-                let probs = &ce_case.probs;
-                let mean = ce
-                    .loss_probs(logits, classes, probs, Reduction::Mean)
-                    .map_err(err)?;
-                let sum = ce
-                    .loss_probs(logits, classes, probs, Reduction::Sum)
-                    .map_err(err)?;
-                ce.each_probs(logits, classes, probs, &mut each)
-                    .map_err(err)?;
-                Ok((mean, sum, each))
-            }
-            other => panic!("{}: unknown loss {other:?}", case.id),
+        let (logits, classes) = (&ce_case.logits, ce_case.classes);
+        let targets = match loss.kind {
+            Kind::RowsWithLabels => Targets::Labels(&ce_case.labels),
+            Kind::RowsWithProbs => Targets::Probs(&ce_case.probs),
+            Kind::Pointwise => unreachable!("{} is row-wise", case.loss),
         };
+        let options = RowOptions {
+            weight: ce_case.weight.as_deref(),
+            ignore_index: ce_case.ignore_index,
+            label_smoothing: ce_case.smoothing,
+        };
+        let mut each = vec![T::of(0.0); logits.len() / classes];
+        let mean = loss
+            .reduce(logits, classes, targets, options, Reduction::Mean)
+            .map_err(err)?;
+        let sum = loss
+            .reduce(logits, classes, targets, options, Reduction::Sum)
+            .map_err(err)?;
+        loss.each(logits, classes, targets, options, &mut each)
+            .map_err(err)?;
+        if ce_case.plain() {
+            // The plain function must agree with the builder's defaults bit for bit.
+            let plain = loss
+                .plain(logits, classes, targets, Reduction::Mean)
+                .map_err(err)?;
+            assert!(
+                plain.f64().to_bits() == mean.f64().to_bits(),
+                "{}: {} != builder",
+                case.id,
+                case.loss
+            );
+        }
+        return Ok((mean, sum, each));
     }
     let Some(loss) = registry::find_pointwise(&case.loss) else {
         panic!("{}: unknown loss {:?}", case.id, case.loss);
@@ -167,7 +162,7 @@ fn every_case_names_a_known_loss() {
     for case in &cases {
         let loss = case.loss.as_str();
         assert!(
-            registry::find_pointwise(loss).is_some() || CROSS_ENTROPY.contains(&loss),
+            registry::find_pointwise(loss).is_some() || registry::find_rows(loss).is_some(),
             "{}: unknown loss {:?}",
             case.id,
             case.loss
