@@ -504,6 +504,21 @@ impl Rows {
         (S::rows_forms(self).and_grad)(x, classes, t, o, r, grad)
     }
 
+    /// The fused loss with the gradient written over `x`, in storage `S`; `None` where the API
+    /// has no in-place form.
+    pub fn and_grad_in_place<S: Stored>(
+        &self,
+        x: &mut [S],
+        classes: usize,
+        t: Targets<'_, S::Compute>,
+        o: RowOptions<'_, S::Compute>,
+        r: Reduction,
+    ) -> Option<Result<S::Compute, LossError>> {
+        S::rows_forms(self)
+            .in_place
+            .map(|in_place| in_place(x, classes, t, o, r))
+    }
+
     /// The free function with PyTorch's defaults, in storage `S`.
     pub fn plain<S: Stored>(
         &self,
