@@ -147,7 +147,8 @@ pub struct Pointwise {
     /// Whether the loss also has a form without its parameter (`bce` beside
     /// `Bce::epsilon`, `bce_with_logits` beside `BceWithLogits::pos_weight`).
     pub param_optional: bool,
-    /// The parameter settings the deterministic suites run it at (`None`: without it).
+    /// The parameter settings the deterministic suites run it at (`None`: without it). For
+    /// the losses that predate the registry: every value any suite used before it.
     pub settings: &'static [Option<f64>],
     /// The domain of the first argument.
     pub input: Domain,
@@ -163,11 +164,17 @@ pub struct Pointwise {
     /// any input: exact formulas without vector `exp`/`ln`. The bit-exact differential suites
     /// (`pointwise_props`, fuzz `differential`) run only these.
     pub exact: bool,
+    /// Its forms over `f32` slices (reach them generically with [`Stored::forms`]).
     pub f32: PointwiseForms<f32>,
+    /// Its forms over `f64` slices.
     pub f64: PointwiseForms<f64>,
+    /// Its forms over `bf16` slices (computing in `f32`).
     pub bf16: PointwiseForms<bf16>,
+    /// Its forms over `f16` slices (computing in `f32`).
     pub f16: PointwiseForms<f16>,
+    /// Its reference twins in `f32` (reach them generically with [`Computed::reference`]).
     pub reference_f32: PointwiseReference<f32>,
+    /// Its reference twins in `f64`.
     pub reference_f64: PointwiseReference<f64>,
 }
 
@@ -252,9 +259,13 @@ pub struct Rows {
     pub kind: Kind,
     /// The options it takes, by the names the golden files give them in `params`.
     pub options: &'static [&'static str],
+    /// Its forms over `f32` logits (reach them generically with [`Stored::rows_forms`]).
     pub f32: RowsForms<f32>,
+    /// Its forms over `f64` logits.
     pub f64: RowsForms<f64>,
+    /// Its forms over `bf16` logits (computing in `f32`).
     pub bf16: RowsForms<bf16>,
+    /// Its forms over `f16` logits (computing in `f32`).
     pub f16: RowsForms<f16>,
     /// The reference loss of one row and the weight it adds to a weighted mean, in `f64`
     /// (`reference::cross_entropy_row`, `reference::nll_row`).
