@@ -117,13 +117,14 @@ impl Range {
 /// The public-API forms of one pointwise loss for storage `S`. `param` is the loss's scalar
 /// parameter: `None` calls the form without it (the plain function), and a loss whose
 /// parameter is not [`Pointwise::param_optional`] is never called with `None`.
+// The fn-pointer types are spelled out so that each field reads as the API call it stands for.
+#[allow(clippy::type_complexity)]
 pub struct PointwiseForms<S: Storage> {
     /// The reduced loss (`mse`, `Bce::loss`, ...).
     pub reduce: fn(&[S], &[S], Option<S::Compute>, Reduction) -> Result<S::Compute, LossError>,
     /// The unreduced loss into `out` (`mse_each`, ...).
     pub each: fn(&[S], &[S], Option<S::Compute>, &mut [S::Compute]) -> Result<(), LossError>,
     /// The fused loss and gradient (`mse_and_grad`, ...).
-    #[allow(clippy::type_complexity)]
     pub and_grad:
         fn(&[S], &[S], Option<S::Compute>, Reduction, &mut [S]) -> Result<S::Compute, LossError>,
 }
@@ -210,6 +211,7 @@ impl<T> Default for RowOptions<'_, T> {
 }
 
 /// The public-API forms of one row-wise loss for storage `S`; `usize` is the class count.
+// The fn-pointer types are spelled out so that each field reads as the API call it stands for.
 #[allow(clippy::type_complexity)]
 pub struct RowsForms<S: Storage> {
     /// The reduced loss (the builder's `loss` / `loss_probs`).
@@ -252,6 +254,7 @@ pub struct RowsForms<S: Storage> {
 }
 
 /// One row-wise loss: an entry of [`ROWS`].
+#[allow(clippy::type_complexity)]
 pub struct Rows {
     /// The loss's name as the golden files spell it (`Case::loss`).
     pub id: &'static str,
