@@ -35,10 +35,9 @@ use registry::{Pointwise, POINTWISE};
 #[derive(Arbitrary, Debug)]
 struct Case {
     double: bool,
-    /// The registry entry among the exact ones, modulo their number.
-    loss: u8,
-    /// Whether a loss whose parameter is optional gets it; a required one always does.
-    with_param: bool,
+    /// The registry entry among the exact ones (see [`pick`]); decoded as the `Loss` enum
+    /// this field replaced was, so the corpus seeds keep choosing the loss they were written for.
+    loss: u32,
     param: u64,
     input: Size,
     offset: u8,
@@ -64,6 +63,14 @@ fn pools() -> &'static [rayon::ThreadPool; 2] {
 fn exact_losses() -> &'static [&'static Pointwise] {
     static EXACT: OnceLock<Vec<&'static Pointwise>> = OnceLock::new();
     EXACT.get_or_init(|| POINTWISE.iter().copied().filter(|l| l.exact).collect())
+}
+
+/// The entry of `table` that `raw` selects, as `arbitrary` derives an enum's variant from a
+/// `u32` (`raw · len / 2^32`), and whether a loss whose parameter is optional gets it (the
+/// low bit; a required parameter is always passed).
+fn pick(table: &[&'static Pointwise], raw: u32) -> (&'static Pointwise, bool) {
+    let index = (u64::from(raw) * table.len() as u64) >> 32;
+    (table[index as usize], raw & 1 == 1)
 }
 
 /// Everything one call sequence produces, as bits: Mean, Sum, and each element.
@@ -128,8 +135,7 @@ fn run<T: Elem>(c: &Case) {
     let xs = build::<T>(n, offset, c.at, &c.raw_input, 3);
     let ys = build::<T>(n, offset, c.at.rotate_left(7), &c.raw_target, 4);
     let (x, y) = (&xs[offset..], &ys[offset..]);
-    let exact = exact_losses();
-    let loss = exact[c.loss as usize % exact.len()];
+    let (loss, with_param) = pick(exact_losses(), c.loss);
     // A valid parameter from arbitrary bits: |p|, and 1 where that is still invalid (NaN,
     // huber's delta 0).
     let p = T::from_bits64(c.param);
@@ -139,7 +145,7 @@ fn run<T: Elem>(c: &Case) {
     } else {
         p
     };
-    let setting = (loss.param.is_some() && (c.with_param || !loss.param_optional)).then_some(p);
+    let setting = (loss.param.is_some() && (with_param || !loss.param_optional)).then_some(p);
     let name = loss.label(setting.map(|p| p.f64()));
 
     let elems: Vec<T> = x

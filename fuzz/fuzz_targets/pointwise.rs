@@ -20,7 +20,7 @@ use arbitrary::Arbitrary;
 use common::{build, check_outcome, mismatch, same, untouched, Elem, Len, Size};
 use libfuzzer_sys::fuzz_target;
 use losskit::{LossError, Reduction};
-use registry::{Domain, Range, POINTWISE};
+use registry::{Domain, Pointwise, Range, POINTWISE};
 
 #[derive(Arbitrary, Debug, Clone, Copy)]
 enum Mode {
@@ -33,11 +33,10 @@ enum Mode {
 #[derive(Arbitrary, Debug)]
 struct Case {
     double: bool,
-    /// The registry entry, modulo the number of pointwise losses.
-    loss: u8,
-    /// Whether a loss whose parameter is optional gets it (`Bce::epsilon`,
-    /// `BceWithLogits::pos_weight`); a required parameter is always passed.
-    with_param: bool,
+    /// The registry entry and whether a loss whose parameter is optional (`Bce::epsilon`,
+    /// `BceWithLogits::pos_weight`) gets it (see [`pick`]); a `u32`, as the `Loss` enum this
+    /// field replaced was decoded, so the corpus seeds' other fields decode as before.
+    loss: u32,
     mode: Mode,
     param: u64,
     input: Size,
@@ -51,6 +50,14 @@ struct Case {
     /// a probability argument (bce) are reached.
     squash_input: bool,
     squash_target: bool,
+}
+
+/// The registry entry that `raw` selects, as `arbitrary` derives an enum's variant from a
+/// `u32` (`raw · len / 2^32`), and whether a loss whose parameter is optional gets it (the low
+/// bit; a required parameter is always passed).
+fn pick(raw: u32) -> (&'static Pointwise, bool) {
+    let index = (u64::from(raw) * POINTWISE.len() as u64) >> 32;
+    (POINTWISE[index as usize], raw & 1 == 1)
 }
 
 /// `v` if it is in [0, 1], else a value of [0, 1] (0 and 1 included) taken from its bits.
@@ -75,9 +82,9 @@ fn run<T: Elem>(c: &Case) {
         ys.iter_mut().for_each(|v| *v = squash(*v));
     }
     let (x, y) = (&xs[offset..], &ys[offset..]);
-    let loss = POINTWISE[c.loss as usize % POINTWISE.len()];
+    let (loss, with_param) = pick(c.loss);
     let p = T::from_bits64(c.param);
-    let setting = (loss.param.is_some() && (c.with_param || !loss.param_optional)).then_some(p);
+    let setting = (loss.param.is_some() && (with_param || !loss.param_optional)).then_some(p);
     let name = loss.label(setting.map(|p| p.f64()));
     let checks_probabilities =
         loss.input == Domain::Probability || loss.target == Domain::Probability;
