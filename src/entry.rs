@@ -8,6 +8,7 @@
 //! functions, so their code is generated once, in this crate.
 
 use crate::engine::{LossSum, RowsOut};
+use crate::loss::ce_stats::CeTotal;
 use crate::loss::cross_entropy::Softmax;
 use crate::loss::nll::NllRows;
 use crate::loss::Pointwise;
@@ -43,10 +44,14 @@ pub trait Entry {
         Self: Storage;
     /// Every row of a softmax cross-entropy call over `x`, writing what `out` asks for.
     fn softmax_rows(
-        spec: &Softmax<'_, <Self as Storage>::Compute>,
+        spec: &Softmax<'_, <Self as Storage>::Compute, false>,
         x: &[Self],
         out: RowsOut<'_, Self>,
     ) -> LossSum
+    where
+        Self: Storage;
+    /// Every row of a cross-entropy call over `x` with its eval statistics.
+    fn softmax_stats(spec: &Softmax<'_, <Self as Storage>::Compute, true>, x: &[Self]) -> CeTotal
     where
         Self: Storage;
     /// Every row of an nll call over `x`, writing what `out` asks for.
@@ -77,8 +82,15 @@ macro_rules! impl_entry {
             fn pointwise_each(map: &Pointwise<$c>, a: &[$t], b: &[$t], out: &mut [$c]) {
                 map.each(a, b, out)
             }
-            fn softmax_rows(spec: &Softmax<'_, $c>, x: &[$t], out: RowsOut<'_, $t>) -> LossSum {
+            fn softmax_rows(
+                spec: &Softmax<'_, $c, false>,
+                x: &[$t],
+                out: RowsOut<'_, $t>,
+            ) -> LossSum {
                 spec.run(x, out)
+            }
+            fn softmax_stats(spec: &Softmax<'_, $c, true>, x: &[$t]) -> CeTotal {
+                spec.run_stats(x)
             }
             fn nll_rows(spec: &NllRows<'_, $c>, x: &[$t], out: RowsOut<'_, $t>) -> LossSum {
                 spec.run(x, out)

@@ -58,6 +58,8 @@ pub(crate) mod sealed {
 
         const ZERO: Self;
         const ONE: Self;
+        /// `ln(MIN_POSITIVE)` rounded to `Self`: where `exp` leaves the normal range.
+        const LN_MIN_POSITIVE: Self;
         fn to_f64(self) -> f64;
         fn from_f64(x: f64) -> Self;
         fn from_usize(x: usize) -> Self;
@@ -68,7 +70,7 @@ pub(crate) mod sealed {
     }
 
     macro_rules! impl_sealed {
-        ($t:ident, $portable:ident, $avx2:ident, $avx512:ident) => {
+        ($t:ident, $portable:ident, $avx2:ident, $avx512:ident, $ln_min:expr) => {
             impl Sealed for $t {
                 type Scalar = crate::simd::scalar::One<$t>;
                 type Portable = crate::simd::portable::$portable;
@@ -79,6 +81,7 @@ pub(crate) mod sealed {
 
                 const ZERO: Self = 0.0;
                 const ONE: Self = 1.0;
+                const LN_MIN_POSITIVE: Self = $ln_min;
                 #[inline(always)]
                 fn to_f64(self) -> f64 {
                     self as f64
@@ -110,6 +113,7 @@ pub(crate) mod sealed {
             }
         };
     }
-    impl_sealed!(f32, F32x8, F32x8, F32x16);
-    impl_sealed!(f64, F64x4, F64x4, F64x8);
+    // -126·ln 2 and -1022·ln 2.
+    impl_sealed!(f32, F32x8, F32x8, F32x16, -87.336_55);
+    impl_sealed!(f64, F64x4, F64x4, F64x8, -708.396_418_532_264_1);
 }

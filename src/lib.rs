@@ -102,6 +102,7 @@ pub use loss::binary::{
     bce, bce_and_grad, bce_each, bce_with_logits, bce_with_logits_and_grad, bce_with_logits_each,
     Bce, BceWithLogits,
 };
+pub use loss::ce_stats::CeStats;
 pub use loss::cross_entropy::{
     cross_entropy, cross_entropy_and_grad, cross_entropy_probs, CrossEntropy, Label,
 };

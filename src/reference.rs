@@ -126,6 +126,23 @@ pub fn log_softmax<T: Float>(row: &[T]) -> Vec<f64> {
     row.iter().map(|&v| v.to_f64() - max - lse).collect()
 }
 
+/// `ln Σ exp(x)` of one row, in `f64`, as `max + ln Σ exp(x - max)` (NaN as `log_softmax`).
+pub fn log_sum_exp<T: Float>(row: &[T]) -> f64 {
+    let max = row.iter().fold(f64::NEG_INFINITY, |m, &v| {
+        let v = v.to_f64();
+        if v.is_nan() || m.is_nan() {
+            f64::NAN
+        } else {
+            m.max(v)
+        }
+    });
+    max + row
+        .iter()
+        .map(|&v| (v.to_f64() - max).exp())
+        .sum::<f64>()
+        .ln()
+}
+
 /// The target of one cross-entropy row.
 #[derive(Clone, Copy, Debug)]
 pub enum RowTarget<'a, T> {
@@ -167,6 +184,27 @@ pub fn cross_entropy_row<T: Float>(
             (loss, 1.0)
         }
     }
+}
+
+/// The eval statistics of one class-label row, in `f64`: the rank of `label` under the tie
+/// rule of [`CeStats`](crate::CeStats) (`#{c : x_c > x_y} + #{c < y : x_c == x_y}`, so rank 0 is
+/// the first-index argmax) and the softmax's entropy `-Σ p log p` in nats (`0·log 0 = 0`).
+pub fn cross_entropy_row_stats<T: Float>(row: &[T], label: usize) -> (u64, f64) {
+    let x_y = row[label].to_f64();
+    let above = row.iter().filter(|&&v| v.to_f64() > x_y).count();
+    let tied_before = row[..label].iter().filter(|&&v| v.to_f64() == x_y).count();
+    let entropy = -log_softmax(row)
+        .into_iter()
+        .map(|lp| {
+            let p = lp.exp();
+            if p == 0.0 {
+                0.0
+            } else {
+                p * lp
+            }
+        })
+        .sum::<f64>();
+    ((above + tied_before) as u64, entropy)
 }
 
 /// The negative log-likelihood of one row of log-probabilities against class `target` (`None`

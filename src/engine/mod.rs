@@ -49,11 +49,13 @@
 //! in row order and the tree adds the leaves, so the sum is within
 //! `(rows_per_leaf + log2 leaves)·2^-53·Σ|lossᵣ|` of the sum of the rows' losses.
 
+mod exact;
 mod flat;
 mod rows;
 mod state;
 mod tree;
 
+pub(crate) use exact::ExactSum;
 pub(crate) use flat::{each2, sum2, sum_and_grad2, Map2};
 pub(crate) use rows::{run_rows, RowSpec, RowsOut};
 pub(crate) use state::{LossSum, Merge};

@@ -17,7 +17,7 @@ use crate::simd::dispatch::Resolved;
 use crate::simd::{Kernel, Lanes};
 use crate::storage::Storage;
 
-use super::state::{LossSum, Merge};
+use super::state::Merge;
 use super::tree::tree_reduce;
 use super::{Plan, Shape, CHUNK};
 
@@ -30,14 +30,18 @@ pub(crate) trait RowSpec<S: Storage>: Sync {
     type Sweep: Merge + Default;
     /// What the gradient sweep of a row needs.
     type Grad: Copy + Send + Sync;
+    /// What a row contributes to the call's result; leaves add their rows' in row order and
+    /// merge in the fixed tree (`LossSum` for a plain loss).
+    type Total: Merge + Default;
     /// Whether a row's work reads all its classes (a sweep), or only what [`finish`] reads
     /// (then `sweep` is never called, and a leaf holds `CHUNK` rows).
     ///
     /// [`finish`]: RowSpec::finish
     const SWEEPS: bool;
 
-    /// Row `row`'s start, or `None` if the row is ignored (loss 0, weight 0, gradient 0).
-    fn begin(&self, row: usize) -> Option<Self::Row>;
+    /// Row `row`'s start, or `None` if the row is ignored (loss 0, weight 0, gradient 0);
+    /// `x` is the row's classes (read before any gradient is written in place).
+    fn begin<R: Storage<Compute = S::Compute>>(&self, row: usize, x: &[R]) -> Option<Self::Row>;
 
     /// Sweeps the classes `seg` of a row: they are `stream[..seg.len()]`; what follows them in
     /// memory (typically the next rows) may be prefetched, never used. Called only when
@@ -54,16 +58,16 @@ pub(crate) trait RowSpec<S: Storage>: Sync {
         Self::Sweep::default()
     }
 
-    /// The row's loss and weight (in `f64`) and its gradient recipe for a mode whose gradient
-    /// is scaled by `scale` (0 when no gradient is asked for), from its merged sweep and its
-    /// classes `x` (read before any gradient is written in place).
+    /// The row's contribution, its loss (what the each mode writes) and its gradient recipe
+    /// for a mode whose gradient is scaled by `scale` (0 when no gradient is asked for), from
+    /// its merged sweep and its classes `x` (read before any gradient is written in place).
     fn finish<R: Storage<Compute = S::Compute>>(
         &self,
         row: &Self::Row,
         sweep: Self::Sweep,
         x: &[R],
         scale: f64,
-    ) -> (f64, f64, Self::Grad);
+    ) -> (Self::Total, f64, Self::Grad);
 
     /// Writes the classes `seg` of the row's gradient into `dst`, reading the row's classes
     /// from `src`, or from `dst` itself when `src` is `None` (in place). The default writes
@@ -109,7 +113,7 @@ pub(crate) trait RowSpec<S: Storage>: Sync {
         x: &[S],
         row0: usize,
         out: Option<&mut [O]>,
-    ) -> LossSum {
+    ) -> Self::Total {
         let _ = (isa, x, row0, out);
         unreachable!("by_lanes is only called when by_lanes_ok")
     }
@@ -135,7 +139,7 @@ pub(crate) fn run_rows<S: Storage, P: RowSpec<S>>(
     rows: usize,
     classes: usize,
     out: RowsOut<'_, S>,
-) -> LossSum {
+) -> P::Total {
     let row_cost = if P::SWEEPS { classes } else { 1 };
     let plan = Shape::Rows { rows, row_cost }.plan();
     let driver = Driver {
@@ -180,7 +184,7 @@ struct Driver<'a, S, P> {
 impl<S: Storage, P: RowSpec<S>> Driver<'_, S, P> {
     /// Every leaf in the fixed tree; `out` holds a row's loss (`O` the compute type), or in the
     /// grad modes its gradient (`O = S`).
-    fn run<O: Storage<Compute = S::Compute>>(&self, out: Option<&mut [O]>) -> LossSum {
+    fn run<O: Storage<Compute = S::Compute>>(&self, out: Option<&mut [O]>) -> P::Total {
         let plan = self.plan;
         let out_per_leaf = match self.scale {
             Some(_) => plan.per_leaf * self.classes,
@@ -210,20 +214,22 @@ impl<S: Storage, P: RowSpec<S>> Driver<'_, S, P> {
         &self,
         row: usize,
         out: Option<&mut [O]>,
-    ) -> LossSum {
+    ) -> P::Total {
         let c = self.classes;
-        let Some(start) = self.spec.begin(row) else {
+        let scale = self.scale.unwrap_or(0.0);
+        let finished = match (self.in_place, out.as_deref()) {
+            (true, Some(buf)) => self.split_finish(row, &buf[..c], scale),
+            _ => self.split_finish(row, &self.x[row * c..(row + 1) * c], scale),
+        };
+        let Some((total, loss, g)) = finished else {
             if let Some(out) = out {
                 out.fill(O::from_compute(S::Compute::ZERO));
             }
-            return LossSum::default();
+            return P::Total::default();
         };
+        // As a leaf of rows adds its rows to an empty total.
+        let total = P::Total::default().merge(total);
         let segments = c.div_ceil(CHUNK);
-        let scale = self.scale.unwrap_or(0.0);
-        let (loss, weight, g) = match (self.in_place, out.as_deref()) {
-            (true, Some(buf)) => self.split_finish(&start, &buf[..c], segments, scale),
-            _ => self.split_finish(&start, &self.x[row * c..(row + 1) * c], segments, scale),
-        };
         if let Some(out) = out {
             match self.scale {
                 None => out[0] = O::from_compute(S::Compute::from_f64(loss)),
@@ -252,21 +258,19 @@ impl<S: Storage, P: RowSpec<S>> Driver<'_, S, P> {
                 }
             }
         }
-        LossSum {
-            loss,
-            weight,
-            count: 1,
-        }
+        total
     }
 
-    /// The merged sweep of a split row `x` and what [`RowSpec::finish`] makes of it.
+    /// The merged sweep of split row `row` (its classes `x`) and what [`RowSpec::finish`] makes
+    /// of it; `None` if the row is ignored.
     fn split_finish<R: Storage<Compute = S::Compute>>(
         &self,
-        start: &P::Row,
+        row: usize,
         x: &[R],
-        segments: usize,
         scale: f64,
-    ) -> (f64, f64, P::Grad) {
+    ) -> Option<(P::Total, f64, P::Grad)> {
+        let start = &self.spec.begin(row, x)?;
+        let segments = x.len().div_ceil(CHUNK);
         let leaf = |i: usize, _: Option<&mut [S]>| {
             let seg = i * CHUNK..x.len().min((i + 1) * CHUNK);
             self.tier.run(SegmentSweep {
@@ -278,7 +282,7 @@ impl<S: Storage, P: RowSpec<S>> Driver<'_, S, P> {
             })
         };
         let sweep = tree_reduce(segments, true, None, 0, &leaf).unwrap_or_default();
-        self.spec.finish(start, sweep, x, scale)
+        Some(self.spec.finish(start, sweep, x, scale))
     }
 }
 
@@ -290,7 +294,7 @@ struct RowsChunk<'a, 'd, S, P, O> {
 }
 
 impl<S: Storage, P: RowSpec<S>, O: Storage<Compute = S::Compute>> RowsChunk<'_, '_, S, P, O> {
-    /// One row's `(loss, weight, gradient recipe)`, the recipe `None` for an ignored row. The
+    /// One row's contribution, loss and gradient recipe, or `None` for an ignored row. The
     /// row is the first `classes` elements of `stream`, which goes on with what follows it.
     #[inline(always)]
     fn row<V: Lanes<Elem = S::Compute>, R: Storage<Compute = S::Compute>>(
@@ -298,34 +302,30 @@ impl<S: Storage, P: RowSpec<S>, O: Storage<Compute = S::Compute>> RowsChunk<'_, 
         isa: V::Isa,
         row: usize,
         stream: &[R],
-    ) -> (f64, f64, Option<P::Grad>) {
+    ) -> Option<(P::Total, f64, P::Grad)> {
         let d = self.driver;
-        let Some(start) = d.spec.begin(row) else {
-            return (0.0, 0.0, None);
-        };
         let c = d.classes;
+        let x = &stream[..c];
+        let start = d.spec.begin(row, x)?;
         let sweep = if P::SWEEPS {
             d.spec.sweep::<V, R>(isa, &start, 0..c, stream)
         } else {
             P::Sweep::default()
         };
-        let (loss, weight, g) = d
-            .spec
-            .finish(&start, sweep, &stream[..c], d.scale.unwrap_or(0.0));
-        (loss, weight, Some(g))
+        Some(d.spec.finish(&start, sweep, x, d.scale.unwrap_or(0.0)))
     }
 }
 
 impl<S: Storage, P: RowSpec<S>, O: Storage<Compute = S::Compute>> Kernel<S::Compute>
     for RowsChunk<'_, '_, S, P, O>
 {
-    type Output = LossSum;
+    type Output = P::Total;
 
     #[inline(always)]
-    fn run<V: Lanes<Elem = S::Compute>>(mut self, isa: V::Isa) -> LossSum {
+    fn run<V: Lanes<Elem = S::Compute>>(mut self, isa: V::Isa) -> P::Total {
         let d = self.driver;
         let c = d.classes;
-        let mut sum = LossSum::default();
+        let mut sum = P::Total::default();
         let mut first = self.rows.start;
         if d.scale.is_none() && V::LANES > 1 && d.spec.by_lanes_ok(c) {
             // One row per lane, so no lane idles and no horizontal reduction.
@@ -339,22 +339,28 @@ impl<S: Storage, P: RowSpec<S>, O: Storage<Compute = S::Compute>> Kernel<S::Comp
                 let part = d
                     .spec
                     .by_lanes::<V, O>(isa, d.x, self.rows.start + g * lanes, out);
-                sum.loss += part.loss;
-                sum.weight += part.weight;
-                sum.count += part.count;
+                sum = sum.merge(part);
             }
             first += groups * lanes;
         }
         let mut out = self.out.take();
         for row in first..self.rows.end {
             let k = row - self.rows.start;
-            let (loss, weight, grad) = match (&out, d.in_place) {
+            let finished = match (&out, d.in_place) {
                 (Some(buf), true) => self.row::<V, O>(isa, row, &buf[k * c..]),
                 _ => self.row::<V, S>(isa, row, &d.x[row * c..]),
             };
-            sum.loss += loss;
-            sum.weight += weight;
-            sum.count += u64::from(grad.is_some());
+            let (loss, grad) = match finished {
+                Some((total, loss, g)) => {
+                    sum = sum.merge(total);
+                    (loss, Some(g))
+                }
+                // An ignored row adds zeros, as it always has (so `-0.0` sums become `+0.0`).
+                None => {
+                    sum = sum.merge(P::Total::default());
+                    (0.0, None)
+                }
+            };
             let Some(out) = out.as_deref_mut() else {
                 continue;
             };

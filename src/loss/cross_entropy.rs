@@ -7,6 +7,7 @@
 
 use core::ops::Range;
 
+use super::ce_stats::{CeStats, CeTotal};
 use super::log_sum_exp::{grad_sweep, row_stats, target_grad, Coef, RowGrad, RowStats};
 use crate::engine::{LossSum, RowSpec, RowsOut};
 use crate::float::sealed::Sealed;
@@ -129,6 +130,8 @@ pub struct CrossEntropy<'w, T> {
     weight: Option<&'w [T]>,
     ignore_index: i64,
     label_smoothing: f64,
+    top_k: usize,
+    z_loss: f64,
 }
 
 impl<T: Float> Default for CrossEntropy<'_, T> {
@@ -144,6 +147,8 @@ impl<'w, T: Float> CrossEntropy<'w, T> {
             weight: None,
             ignore_index: -100,
             label_smoothing: 0.0,
+            top_k: 5,
+            z_loss: 0.0,
         }
     }
 
@@ -157,6 +162,33 @@ impl<'w, T: Float> CrossEntropy<'w, T> {
     /// targets; probability targets ignore it, as in PyTorch.
     pub fn ignore_index(mut self, index: i64) -> Self {
         self.ignore_index = index;
+        self
+    }
+
+    /// The `k` of [`CeStats::top_k_accuracy`] in [`stats`](Self::stats) (default 5; at least 1,
+    /// checked when the statistics are computed).
+    pub fn top_k(mut self, k: usize) -> Self {
+        self.top_k = k;
+        self
+    }
+
+    /// PaLM's auxiliary z-loss: adds `z · lse²` to each scored row's loss (`lse` the row's
+    /// log-sum-exp of the logits), and its gradient `2z · lse · softmax` to the row's gradient,
+    /// in every form. The term is not weighted by class weights; [`Reduction::Mean`] divides by
+    /// what it always does (the scored rows, or their summed weights). Must be finite and
+    /// `>= 0` (checked when the loss is computed); 0, the default, adds nothing.
+    ///
+    /// ```
+    /// use losskit::{CrossEntropy, Reduction};
+    /// let logits = [2.0f32, 0.0];
+    /// let plain = CrossEntropy::new().loss(&logits, 2, &[0i64], Reduction::Sum)?;
+    /// let z = CrossEntropy::new().z_loss(1e-2).loss(&logits, 2, &[0i64], Reduction::Sum)?;
+    /// let lse = (2.0f32.exp() + 1.0).ln();
+    /// assert!((z - plain - 1e-2 * lse * lse).abs() < 1e-6);
+    /// # Ok::<(), losskit::LossError>(())
+    /// ```
+    pub fn z_loss(mut self, z: f64) -> Self {
+        self.z_loss = z;
         self
     }
 
@@ -194,7 +226,7 @@ impl<'w, T: Float> CrossEntropy<'w, T> {
         labels: &[L],
         reduction: Reduction,
     ) -> Result<T, LossError> {
-        let spec = self.labels_spec(logits.len(), classes, labels)?;
+        let spec = self.labels_spec::<L, false>(logits.len(), classes, labels)?;
         let sum = S::softmax_rows(&spec, logits, RowsOut::Reduce);
         Ok(sum.finish(sum.weight, reduction))
     }
@@ -221,10 +253,46 @@ impl<'w, T: Float> CrossEntropy<'w, T> {
         labels: &[L],
         out: &mut [T],
     ) -> Result<(), LossError> {
-        let spec = self.labels_spec(logits.len(), classes, labels)?;
+        let spec = self.labels_spec::<L, false>(logits.len(), classes, labels)?;
         check::same_len("out", out.len(), "rows of logits", spec.rows)?;
         S::softmax_rows(&spec, logits, RowsOut::Each(out));
         Ok(())
+    }
+
+    /// Eval statistics of class-label targets from the one sweep that computes the loss: the
+    /// loss (as [`loss`](Self::loss) computes it, weights, smoothing and ignored rows
+    /// included), top-1 and top-k accuracy, mean softmax entropy and perplexity. Shards of a
+    /// batch combine with [`CeStats::merge`].
+    ///
+    /// # Errors
+    /// As [`loss`](Self::loss), and [`LossError::InvalidParameter`] if `top_k` is 0.
+    ///
+    /// ```
+    /// use losskit::{CrossEntropy, Reduction};
+    /// let logits = [3.0f32, 1.0, 0.0, /* row 2 */ 0.0, 1.0, 3.0];
+    /// let s = CrossEntropy::new().top_k(2).stats(&logits, 3, &[0i64, 1])?;
+    /// assert_eq!((s.counted(), s.accuracy(), s.top_k_accuracy()), (2, 0.5, 1.0));
+    /// let loss = CrossEntropy::new().loss(&logits, 3, &[0i64, 1], Reduction::Mean)?;
+    /// assert_eq!(s.loss(Reduction::Mean) as f32, loss);
+    /// assert!(s.mean_entropy() > 0.0 && s.perplexity() > 1.0);
+    /// # Ok::<(), losskit::LossError>(())
+    /// ```
+    pub fn stats<S: Storage<Compute = T>, L: Label>(
+        &self,
+        logits: &[S],
+        classes: usize,
+        labels: &[L],
+    ) -> Result<CeStats, LossError> {
+        if self.top_k == 0 {
+            return Err(LossError::InvalidParameter {
+                name: "top_k",
+                value: 0.0,
+                requirement: ">= 1",
+            });
+        }
+        let spec = self.labels_spec::<L, true>(logits.len(), classes, labels)?;
+        let total = S::softmax_stats(&spec, logits);
+        Ok(CeStats::from_total(total, self.top_k))
     }
 
     /// The reduced loss for probability targets (`probs` is `[rows, classes]` like `logits`).
@@ -292,16 +360,23 @@ impl<'w, T: Float> CrossEntropy<'w, T> {
                 requirement: "in [0, 1]",
             });
         }
+        if !(self.z_loss >= 0.0 && self.z_loss.is_finite()) {
+            return Err(LossError::InvalidParameter {
+                name: "z_loss",
+                value: self.z_loss,
+                requirement: "finite and >= 0",
+            });
+        }
         Ok(rows)
     }
 
     /// Checks a class-label call over `len` logits.
-    fn labels_spec<'a, L: Label>(
+    fn labels_spec<'a, L: Label, const STATS: bool>(
         &'a self,
         len: usize,
         classes: usize,
         labels: &'a [L],
-    ) -> Result<Softmax<'a, T>, LossError> {
+    ) -> Result<Softmax<'a, T, STATS>, LossError> {
         let rows = self.check_common(len, classes)?;
         check::same_len("labels", labels.len(), "rows of logits", rows)?;
         let ignore = self.ignore_index as i128;
@@ -316,6 +391,8 @@ impl<'w, T: Float> CrossEntropy<'w, T> {
             weight: self.weight,
             smoothing: self.label_smoothing,
             divisor: weight_total,
+            top_k: self.top_k,
+            z_loss: self.z_loss,
         })
     }
 
@@ -325,7 +402,7 @@ impl<'w, T: Float> CrossEntropy<'w, T> {
         len: usize,
         classes: usize,
         probs: &'a [T],
-    ) -> Result<Softmax<'a, T>, LossError> {
+    ) -> Result<Softmax<'a, T, false>, LossError> {
         let rows = self.check_common(len, classes)?;
         check::same_len("target", probs.len(), "logits", len)?;
         Ok(Softmax {
@@ -335,6 +412,8 @@ impl<'w, T: Float> CrossEntropy<'w, T> {
             weight: self.weight,
             smoothing: self.label_smoothing,
             divisor: rows as f64,
+            top_k: self.top_k,
+            z_loss: self.z_loss,
         })
     }
 
@@ -361,7 +440,7 @@ impl<'w, T: Float> CrossEntropy<'w, T> {
         reduction: Reduction,
         grad: &mut [S],
     ) -> Result<T, LossError> {
-        let spec = self.labels_spec(logits.len(), classes, labels)?;
+        let spec = self.labels_spec::<L, false>(logits.len(), classes, labels)?;
         check::same_len("grad", grad.len(), "logits", logits.len())?;
         Ok(spec.reduce_with_grad(reduction, logits, grad))
     }
@@ -388,7 +467,7 @@ impl<'w, T: Float> CrossEntropy<'w, T> {
         labels: &[L],
         reduction: Reduction,
     ) -> Result<T, LossError> {
-        let spec = self.labels_spec(logits.len(), classes, labels)?;
+        let spec = self.labels_spec::<L, false>(logits.len(), classes, labels)?;
         Ok(spec.reduce_with_grad(reduction, &[], logits))
     }
 
@@ -495,8 +574,9 @@ enum Target<'a, T> {
     Probs(&'a [T]),
 }
 
-/// A checked cross-entropy call: the row spec the engine runs (see [`RowSpec`]).
-pub struct Softmax<'a, T> {
+/// A checked cross-entropy call: the row spec the engine runs (see [`RowSpec`]). With `STATS`
+/// the sweep also gathers the eval statistics ([`CeStats`]).
+pub struct Softmax<'a, T, const STATS: bool> {
     classes: usize,
     rows: usize,
     target: Target<'a, T>,
@@ -504,16 +584,28 @@ pub struct Softmax<'a, T> {
     smoothing: f64,
     /// What [`Reduction::Mean`] divides by: the summed weights of scored rows, or the rows.
     divisor: f64,
+    top_k: usize,
+    /// The z-loss coefficient (0: none).
+    z_loss: f64,
 }
 
-/// A scored row: its coefficients, and for a class-label row its class and that class's weight.
+/// A scored row: its coefficients, and for a class-label row its class, that class's weight and
+/// its logit.
 #[derive(Clone, Copy)]
 pub struct SoftmaxRow<'a, T> {
     coef: Option<Coef<'a, T>>,
     label: Option<(usize, f64)>,
+    x_t: T,
 }
 
-impl<T: Float> Softmax<'_, T> {
+impl<T: Float> Softmax<'_, T, true> {
+    /// Runs the rows with their statistics (an entry point's body, see `entry.rs`).
+    pub(crate) fn run_stats<S: Storage<Compute = T>>(&self, x: &[S]) -> CeTotal {
+        crate::engine::run_rows(self, x, self.rows, self.classes, RowsOut::Reduce)
+    }
+}
+
+impl<T: Float> Softmax<'_, T, false> {
     /// The reduced loss, writing the gradient to `grad` (which holds the logits when `logits`
     /// is empty: in place).
     fn reduce_with_grad<S: Storage<Compute = T>>(
@@ -536,77 +628,39 @@ impl<T: Float> Softmax<'_, T> {
 
     /// Runs the rows (an entry point's body, see `entry.rs`).
     pub(crate) fn run<S: Storage<Compute = T>>(&self, x: &[S], out: RowsOut<'_, S>) -> LossSum {
-        crate::engine::run_rows(self, x, self.rows, self.classes, out)
+        crate::engine::run_rows(self, x, self.rows, self.classes, out).loss
     }
 }
 
-impl<'a, T: Float, S: Storage<Compute = T>> RowSpec<S> for Softmax<'a, T> {
-    type Row = SoftmaxRow<'a, T>;
-    type Sweep = RowStats;
-    type Grad = RowGrad<'a, T>;
-    const SWEEPS: bool = true;
-
+impl<'a, T: Float, const STATS: bool> Softmax<'a, T, STATS> {
+    /// A scored row's loss and weight, and its gradient recipe for `scale`, with the z-loss.
     #[inline(always)]
-    fn begin(&self, row: usize) -> Option<SoftmaxRow<'a, T>> {
-        let c = self.classes;
-        let eps = self.smoothing;
-        match self.target {
-            Target::Labels { labels, ignore } => {
-                let label = labels.get(row);
-                if label == ignore {
-                    return None;
-                }
-                let t = label as usize;
-                let w_t = self.weight.map_or(1.0, |w| w[t].to_f64());
-                // With smoothing the sweep also sums Σ w_c (x_c - max) and Σ w_c.
-                let coef = (eps > 0.0).then_some(Coef {
-                    q: None,
-                    alpha: T::ZERO,
-                    beta: T::ONE,
-                    r: self.weight,
-                });
-                Some(SoftmaxRow {
-                    coef,
-                    label: Some((t, w_t)),
-                })
-            }
-            Target::Probs(probs) => Some(SoftmaxRow {
-                coef: Some(Coef {
-                    q: Some(&probs[row * c..(row + 1) * c]),
-                    alpha: T::from_f64(1.0 - eps),
-                    beta: T::from_f64(eps / c as f64),
-                    r: self.weight,
-                }),
-                label: None,
-            }),
-        }
-    }
-
-    #[inline(always)]
-    fn sweep<V: Lanes<Elem = T>, R: Storage<Compute = T>>(
-        &self,
-        isa: V::Isa,
-        row: &SoftmaxRow<'a, T>,
-        seg: Range<usize>,
-        stream: &[R],
-    ) -> RowStats {
-        let len = seg.len();
-        // Two calls, so that the sweep without coefficients is compiled with `None` folded in:
-        // a run-time `Option` in the hot loop costs registers (30% on 65536x10 gradients).
-        match row.coef {
-            None => row_stats::<V, R>(isa, stream, len, None),
-            Some(cf) => row_stats::<V, R>(isa, stream, len, Some(cf.segment(seg))),
-        }
-    }
-
-    #[inline(always)]
-    fn finish<R: Storage<Compute = T>>(
+    fn finish_loss(
         &self,
         row: &SoftmaxRow<'a, T>,
-        s: RowStats,
-        x: &[R],
+        s: &RowStats,
         scale: f64,
     ) -> (f64, f64, RowGrad<'a, T>) {
+        let (loss, weight, grad, a) = self.finish_cross_entropy(row, s, scale);
+        let z = self.z_loss;
+        if z == 0.0 {
+            return (loss, weight, grad);
+        }
+        // d(z·lse²)/dx_c = 2z·lse·softmax_c: the softmax part's coefficient grows by 2z·lse.
+        let lse = s.max + s.sum.ln();
+        let k = T::from_f64(scale * (a + 2.0 * z * lse) / s.sum);
+        (loss + z * lse * lse, weight, RowGrad { k, ..grad })
+    }
+
+    /// A scored row's cross-entropy and weight, its gradient recipe for `scale`, and the sum
+    /// `A` of the target's coefficients (the softmax part of the gradient is `scale·A·p`).
+    #[inline(always)]
+    fn finish_cross_entropy(
+        &self,
+        row: &SoftmaxRow<'a, T>,
+        s: &RowStats,
+        scale: f64,
+    ) -> (f64, f64, RowGrad<'a, T>, f64) {
         let c = self.classes;
         let eps = self.smoothing;
         let Some((t, w_t)) = row.label else {
@@ -618,9 +672,9 @@ impl<'a, T: Float, S: Storage<Compute = T>> RowSpec<S> for Softmax<'a, T> {
                 coef: row.coef,
                 target: None,
             };
-            return (loss, 1.0, grad);
+            return (loss, 1.0, grad, s.coef);
         };
-        let x_t = x[t].to_compute();
+        let x_t = row.x_t;
         if eps > 0.0 {
             let lse = s.sum.ln();
             let nll = -w_t * ((x_t.to_f64() - s.max) - lse);
@@ -641,7 +695,7 @@ impl<'a, T: Float, S: Storage<Compute = T>> RowSpec<S> for Softmax<'a, T> {
                 coef: Some(spread),
                 target: Some((t, scale * (1.0 - eps) * w_t, x_t)),
             };
-            (loss, w_t, grad)
+            (loss, w_t, grad, a)
         } else {
             let loss = -w_t * ((x_t.to_f64() - s.max) - s.sum.ln());
             let grad = RowGrad {
@@ -650,8 +704,108 @@ impl<'a, T: Float, S: Storage<Compute = T>> RowSpec<S> for Softmax<'a, T> {
                 coef: None,
                 target: Some((t, scale * w_t, x_t)),
             };
-            (loss, w_t, grad)
+            (loss, w_t, grad, w_t)
         }
+    }
+}
+
+impl<'a, T: Float, S: Storage<Compute = T>, const STATS: bool> RowSpec<S>
+    for Softmax<'a, T, STATS>
+{
+    type Row = SoftmaxRow<'a, T>;
+    type Sweep = RowStats;
+    type Grad = RowGrad<'a, T>;
+    type Total = CeTotal;
+    const SWEEPS: bool = true;
+
+    #[inline(always)]
+    fn begin<R: Storage<Compute = T>>(&self, row: usize, x: &[R]) -> Option<SoftmaxRow<'a, T>> {
+        let c = self.classes;
+        let eps = self.smoothing;
+        match self.target {
+            Target::Labels { labels, ignore } => {
+                let label = labels.get(row);
+                if label == ignore {
+                    return None;
+                }
+                let t = label as usize;
+                let w_t = self.weight.map_or(1.0, |w| w[t].to_f64());
+                // With smoothing the sweep also sums Σ w_c (x_c - max) and Σ w_c.
+                let coef = (eps > 0.0).then_some(Coef {
+                    q: None,
+                    alpha: T::ZERO,
+                    beta: T::ONE,
+                    r: self.weight,
+                });
+                Some(SoftmaxRow {
+                    coef,
+                    label: Some((t, w_t)),
+                    x_t: x[t].to_compute(),
+                })
+            }
+            Target::Probs(probs) => Some(SoftmaxRow {
+                coef: Some(Coef {
+                    q: Some(&probs[row * c..(row + 1) * c]),
+                    alpha: T::from_f64(1.0 - eps),
+                    beta: T::from_f64(eps / c as f64),
+                    r: self.weight,
+                }),
+                label: None,
+                x_t: T::ZERO,
+            }),
+        }
+    }
+
+    #[inline(always)]
+    fn sweep<V: Lanes<Elem = T>, R: Storage<Compute = T>>(
+        &self,
+        isa: V::Isa,
+        row: &SoftmaxRow<'a, T>,
+        seg: Range<usize>,
+        stream: &[R],
+    ) -> RowStats {
+        let len = seg.len();
+        // Two calls, so that the sweep without coefficients is compiled with `None` folded in:
+        // a run-time `Option` in the hot loop costs registers (30% on 65536x10 gradients).
+        match row.coef {
+            None => row_stats::<V, R, STATS>(isa, stream, len, None, row.x_t),
+            Some(cf) => row_stats::<V, R, STATS>(isa, stream, len, Some(cf.segment(seg)), row.x_t),
+        }
+    }
+
+    #[inline(always)]
+    fn finish<R: Storage<Compute = T>>(
+        &self,
+        row: &SoftmaxRow<'a, T>,
+        s: RowStats,
+        x: &[R],
+        scale: f64,
+    ) -> (CeTotal, f64, RowGrad<'a, T>) {
+        let (loss, weight, grad) = self.finish_loss(row, &s, scale);
+        let mut total = CeTotal {
+            loss: LossSum {
+                loss,
+                weight,
+                count: 1,
+            },
+            ..CeTotal::default()
+        };
+        if STATS {
+            if let Some((t, _)) = row.label {
+                // Ties before the target push it down; the sweep only counted them all.
+                let ties_before = if s.tied > 1 {
+                    x[..t].iter().filter(|v| v.to_compute() == row.x_t).count() as u64
+                } else {
+                    0
+                };
+                let rank = s.above + ties_before;
+                total.top1 = u64::from(rank == 0);
+                total.top_k = u64::from(rank < self.top_k as u64);
+                // -Σ p log p = ln S - Σ e^c·c / S, with c = x - max.
+                total.entropy = s.sum.ln() - s.ent / s.sum;
+            }
+        }
+        (total, loss, grad)
     }
 
     #[inline(always)]
@@ -685,7 +839,10 @@ impl<'a, T: Float, S: Storage<Compute = T>> RowSpec<S> for Softmax<'a, T> {
     }
 
     fn by_lanes_ok(&self, classes: usize) -> bool {
-        matches!(self.target, Target::Labels { .. })
+        // The one-row-per-lane path computes the plain loss alone: no statistics, no z-loss.
+        !STATS
+            && self.z_loss == 0.0
+            && matches!(self.target, Target::Labels { .. })
             && self.smoothing == 0.0
             && classes <= SHORT_ROWS
     }
@@ -697,8 +854,11 @@ impl<'a, T: Float, S: Storage<Compute = T>> RowSpec<S> for Softmax<'a, T> {
         x: &[S],
         row0: usize,
         out: Option<&mut [O]>,
-    ) -> LossSum {
-        short_rows::<V, S, O>(isa, self, x, row0, out)
+    ) -> CeTotal {
+        CeTotal {
+            loss: short_rows::<V, S, O, STATS>(isa, self, x, row0, out),
+            ..CeTotal::default()
+        }
     }
 }
 
@@ -709,9 +869,14 @@ const SHORT_ROWS: usize = 32;
 /// the rows are transposed into columns (blocks of `LANES` classes), so max, `exp` and `ln`
 /// run on full vectors. Returns their summed state and writes the row losses to `out`.
 #[inline(always)]
-fn short_rows<V: Lanes, S: Storage<Compute = V::Elem>, O: Storage<Compute = V::Elem>>(
+fn short_rows<
+    V: Lanes,
+    S: Storage<Compute = V::Elem>,
+    O: Storage<Compute = V::Elem>,
+    const STATS: bool,
+>(
     isa: V::Isa,
-    spec: &Softmax<'_, V::Elem>,
+    spec: &Softmax<'_, V::Elem, STATS>,
     x: &[S],
     row0: usize,
     out: Option<&mut [O]>,

@@ -47,13 +47,22 @@ impl<'a, T> Coef<'a, T> {
     }
 }
 
-/// One sweep of a row: its max, `Σ exp(x - max)`, and optionally `Σ a_c (x_c - max)`, `Σ a_c`.
+/// One sweep of a row: its max, `Σ exp(x - max)`, and optionally `Σ a_c (x_c - max)`, `Σ a_c`;
+/// for the eval statistics also `Σ exp(x - max)·(x - max)` (the entropy's numerator) and how
+/// many classes lie above and at the target's logit (its rank).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct RowStats {
     pub max: f64,
     pub sum: f64,
     pub dot: f64,
     pub coef: f64,
+    /// `Σ exp(x - max)·(x - max)`, with `x - max` clamped at `ln(MIN_POSITIVE)` so that a
+    /// masked class adds nothing measurable (0·log 0 = 0).
+    pub ent: f64,
+    /// Classes whose logit is greater than the target's.
+    pub above: u64,
+    /// Classes whose logit equals the target's (the target included).
+    pub tied: u64,
 }
 
 /// The stats of no classes.
@@ -64,33 +73,41 @@ impl Default for RowStats {
             sum: 0.0,
             dot: 0.0,
             coef: 0.0,
+            ent: 0.0,
+            above: 0,
+            tied: 0,
         }
     }
 }
 
 impl Merge for RowStats {
     /// The stats of two adjacent segments of a row, as one sweep of both would give them (up to
-    /// rounding): each part is moved to the common max, `sum·exp(max - m)` and
-    /// `dot + coef·(max - m)`. A part without a finite max (all `-inf`, or empty) is added as it
-    /// is, as [`row_stats`] does with blocks seen before the first finite max: its sum is 0 (or
-    /// NaN) and its dot already holds `Σ a·x` (`-inf`, or NaN).
+    /// rounding): each part is moved to the common max, `sum·exp(max - m)`,
+    /// `dot + coef·(max - m)` and `(ent + (max - m)·sum)·exp(max - m)`. A part without a finite
+    /// max (all `-inf`, or empty) is added as it is, as [`row_stats`] does with blocks seen
+    /// before the first finite max: its sum is 0 (or NaN) and its dot already holds `Σ a·x`
+    /// (`-inf`, or NaN).
     #[inline]
     fn merge(self, other: RowStats) -> RowStats {
         let m = self.max.max(other.max);
         let shift = |s: RowStats| {
             if s.max == f64::NEG_INFINITY {
-                (s.sum, s.dot)
+                (s.sum, s.dot, s.ent)
             } else {
                 let d = s.max - m;
-                (s.sum * d.exp(), s.dot + s.coef * d)
+                let e = d.exp();
+                (s.sum * e, s.dot + s.coef * d, (s.ent + d * s.sum) * e)
             }
         };
-        let ((s1, d1), (s2, d2)) = (shift(self), shift(other));
+        let ((s1, d1, e1), (s2, d2, e2)) = (shift(self), shift(other));
         RowStats {
             max: m,
             sum: s1 + s2,
             dot: d1 + d2,
             coef: self.coef + other.coef,
+            ent: e1 + e2,
+            above: self.above + other.above,
+            tied: self.tied + other.tied,
         }
     }
 }
@@ -115,36 +132,84 @@ const BLOCK_VECS: usize = 64;
 /// 1.3e-6 relative for f32), plus one ulp per term from `exp_nonpositive_clamped`, whose clamp
 /// of `x - max` below `ln(MIN_POSITIVE)` adds at most 1.2e-38 (f32) a class to a sum of at
 /// least 1; the log-sum-exp is then within that much, absolutely.
+///
+/// With `STATS`, the max pass also counts the classes above and at `x_t` (compare-and-count on
+/// the vectors it loads anyway), and the exp pass sums `e^c·c` beside `e^c` (`c = x - max`
+/// clamped at `ln(MIN_POSITIVE)`), in the same blocked way and rescaled with the sum when the
+/// max moves: the same bound, relative to `Σ e^c·|c|`.
 #[inline(always)]
-pub(crate) fn row_stats<V: Lanes, R: Storage<Compute = V::Elem>>(
+pub(crate) fn row_stats<V: Lanes, R: Storage<Compute = V::Elem>, const STATS: bool>(
     isa: V::Isa,
     stream: &[R],
     len: usize,
     coef: Option<Coef<'_, V::Elem>>,
+    x_t: V::Elem,
 ) -> RowStats {
     let x = &stream[..len];
     let neg_inf = V::Elem::from_f64(f64::NEG_INFINITY);
     let lanes = V::LANES;
     let block = lanes * BLOCK_VECS;
     let zero = V::splat(isa, V::Elem::ZERO);
+    let one = V::splat(isa, V::Elem::ONE);
+    let target = V::splat(isa, x_t);
+    let lowest = V::splat(isa, V::Elem::LN_MIN_POSITIVE);
     let (mut max, mut sum, mut dot, mut coef_sum) = (neg_inf, 0.0f64, 0.0f64, 0.0f64);
-    // Σ exp(x - max) of the blocks since `max` last moved.
+    let (mut ent, mut above, mut tied) = (0.0f64, 0u64, 0u64);
+    // Σ exp(x - max) (and Σ e^c·c) of the blocks since `max` last moved.
     let mut acc = V::acc_zero(isa);
+    let mut acc_ent = V::acc_zero(isa);
+    // Adds the lanes of `v` above and at the target (those of `keep`) to the counts.
+    let count = |gt: &mut V, eq: &mut V, v: V, keep: Option<V::Mask>| {
+        let (g, e) = (
+            V::select(target.lt(v), one, zero),
+            V::select(target.eq(v), one, zero),
+        );
+        match keep {
+            None => {
+                *gt = *gt + g;
+                *eq = *eq + e;
+            }
+            Some(k) => {
+                *gt = *gt + V::select(k, g, zero);
+                *eq = *eq + V::select(k, e, zero);
+            }
+        }
+    };
     for (b, xb) in x.chunks(block).enumerate() {
         let start = b * block;
         let whole = xb.len() - xb.len() % lanes;
         let pairs = whole - whole % (2 * lanes);
-        // Pass 1: the block's max, lane-wise, in two chains.
+        // Pass 1: the block's max, lane-wise, in two chains (and the rank counts).
         let (mut m0, mut m1) = (V::splat(isa, neg_inf), V::splat(isa, neg_inf));
+        let (mut gt, mut eq) = (zero, zero);
         for xv in xb[..pairs].chunks_exact(2 * lanes) {
-            m0 = m0.max(R::load::<V>(isa, xv));
-            m1 = m1.max(R::load::<V>(isa, &xv[lanes..]));
+            let (a, b) = (R::load::<V>(isa, xv), R::load::<V>(isa, &xv[lanes..]));
+            m0 = m0.max(a);
+            m1 = m1.max(b);
+            if STATS {
+                count(&mut gt, &mut eq, a, None);
+                count(&mut gt, &mut eq, b, None);
+            }
         }
         if pairs < whole {
-            m0 = m0.max(R::load::<V>(isa, &xb[pairs..]));
+            let a = R::load::<V>(isa, &xb[pairs..]);
+            m0 = m0.max(a);
+            if STATS {
+                count(&mut gt, &mut eq, a, None);
+            }
         }
         if whole < xb.len() {
-            m1 = m1.max(R::load_prefix::<V>(isa, &xb[whole..], neg_inf));
+            let b = R::load_prefix::<V>(isa, &xb[whole..], neg_inf);
+            m1 = m1.max(b);
+            if STATS {
+                let keep = V::first_lanes(isa, xb.len() - whole);
+                count(&mut gt, &mut eq, b, Some(keep));
+            }
+        }
+        if STATS {
+            // At most BLOCK_VECS per lane: exact in any float type.
+            above += gt.reduce_sum().to_f64() as u64;
+            tied += eq.reduce_sum().to_f64() as u64;
         }
         let mv = m0.max(m1);
         // Only a block that raises the max pays for the horizontal reduction (NaN lanes do not
@@ -154,7 +219,13 @@ pub(crate) fn row_stats<V: Lanes, R: Storage<Compute = V::Elem>>(
             if max > neg_inf {
                 // Rescale what was summed against the old max.
                 let shift = max.to_f64() - new_max.to_f64();
-                sum = (sum + V::acc_sum(acc)) * shift.exp();
+                let old_sum = sum + V::acc_sum(acc);
+                if STATS {
+                    // Σ e^(x-new)(x-new) = e^shift·(Σ e^(x-old)(x-old) + shift·Σ e^(x-old)).
+                    ent = (ent + V::acc_sum(acc_ent) + shift * old_sum) * shift.exp();
+                    acc_ent = V::acc_zero(isa);
+                }
+                sum = old_sum * shift.exp();
                 acc = V::acc_zero(isa);
                 dot += shift * coef_sum;
             }
@@ -167,6 +238,7 @@ pub(crate) fn row_stats<V: Lanes, R: Storage<Compute = V::Elem>>(
                 if v.to_compute().to_f64().is_nan() {
                     sum = f64::NAN;
                 }
+                // (The rank counts of this block were taken in pass 1.)
                 if let Some(cf) = coef {
                     let a = coef_at(cf, start + i).to_f64();
                     dot += a * v.to_compute().to_f64();
@@ -180,6 +252,7 @@ pub(crate) fn row_stats<V: Lanes, R: Storage<Compute = V::Elem>>(
         let mv = V::splat(isa, max);
         let (mut s0, mut s1, mut s2, mut s3) = (zero, zero, zero, zero);
         let (mut d, mut a_acc) = (zero, zero);
+        let (mut t0, mut t1) = (zero, zero);
         let quads = whole - whole % (4 * lanes);
         for (j, xv) in xb[..quads].chunks_exact(4 * lanes).enumerate() {
             // Pass 1 of the block after next reads from DRAM; start those lines now so that
@@ -194,10 +267,22 @@ pub(crate) fn row_stats<V: Lanes, R: Storage<Compute = V::Elem>>(
             let c1 = R::load::<V>(isa, &xv[lanes..]) - mv;
             let c2 = R::load::<V>(isa, &xv[2 * lanes..]) - mv;
             let c3 = R::load::<V>(isa, &xv[3 * lanes..]) - mv;
-            s0 = s0 + math::exp_nonpositive_clamped(isa, c0);
-            s1 = s1 + math::exp_nonpositive_clamped(isa, c1);
-            s2 = s2 + math::exp_nonpositive_clamped(isa, c2);
-            s3 = s3 + math::exp_nonpositive_clamped(isa, c3);
+            let (e0, e1) = (
+                math::exp_nonpositive_clamped(isa, c0),
+                math::exp_nonpositive_clamped(isa, c1),
+            );
+            let (e2, e3) = (
+                math::exp_nonpositive_clamped(isa, c2),
+                math::exp_nonpositive_clamped(isa, c3),
+            );
+            s0 = s0 + e0;
+            s1 = s1 + e1;
+            s2 = s2 + e2;
+            s3 = s3 + e3;
+            if STATS {
+                t0 = e2.mul_add(lowest.max(c2), e0.mul_add(lowest.max(c0), t0));
+                t1 = e3.mul_add(lowest.max(c3), e1.mul_add(lowest.max(c1), t1));
+            }
             if let Some(cf) = coef {
                 let at = start + 4 * j * lanes;
                 for (k, c) in [c0, c1, c2, c3].into_iter().enumerate() {
@@ -209,7 +294,11 @@ pub(crate) fn row_stats<V: Lanes, R: Storage<Compute = V::Elem>>(
         }
         for (j, xv) in xb[quads..whole].chunks_exact(lanes).enumerate() {
             let c0 = R::load::<V>(isa, xv) - mv;
-            s0 = s0 + math::exp_nonpositive_clamped(isa, c0);
+            let e0 = math::exp_nonpositive_clamped(isa, c0);
+            s0 = s0 + e0;
+            if STATS {
+                t0 = e0.mul_add(lowest.max(c0), t0);
+            }
             if let Some(cf) = coef {
                 let a = coef_vec::<V>(isa, cf, start + quads + j * lanes, None);
                 d = a.mul_add(c0, d);
@@ -219,7 +308,12 @@ pub(crate) fn row_stats<V: Lanes, R: Storage<Compute = V::Elem>>(
         if whole < xb.len() {
             let n = xb.len() - whole;
             let centered = R::load_prefix::<V>(isa, &xb[whole..], neg_inf) - mv;
-            s1 = s1 + math::exp_nonpositive_clamped(isa, centered);
+            let e1 = math::exp_nonpositive_clamped(isa, centered);
+            s1 = s1 + e1;
+            if STATS {
+                let keep = V::first_lanes(isa, n);
+                t1 = t1 + V::select(keep, e1 * lowest.max(centered), zero);
+            }
             if let Some(cf) = coef {
                 let a = coef_vec::<V>(isa, cf, start + whole, Some(n));
                 let keep = V::first_lanes(isa, n);
@@ -228,6 +322,9 @@ pub(crate) fn row_stats<V: Lanes, R: Storage<Compute = V::Elem>>(
             }
         }
         acc = V::acc_add(acc, (s0 + s1) + (s2 + s3));
+        if STATS {
+            acc_ent = V::acc_add(acc_ent, t0 + t1);
+        }
         if coef.is_some() {
             dot += V::acc_sum(V::acc_add(V::acc_zero(isa), d));
             coef_sum += V::acc_sum(V::acc_add(V::acc_zero(isa), a_acc));
@@ -238,6 +335,9 @@ pub(crate) fn row_stats<V: Lanes, R: Storage<Compute = V::Elem>>(
         sum: sum + V::acc_sum(acc),
         dot,
         coef: coef_sum,
+        ent: ent + V::acc_sum(acc_ent),
+        above,
+        tied,
     }
 }
 

@@ -3,6 +3,7 @@
 //! twin in [`crate::reference`].
 
 pub(crate) mod binary;
+pub(crate) mod ce_stats;
 pub(crate) mod cross_entropy;
 pub(crate) mod log_sum_exp;
 pub(crate) mod nll;

@@ -183,10 +183,11 @@ impl<T: Float, S: Storage<Compute = T>> RowSpec<S> for NllRows<'_, T> {
     type Sweep = ();
     /// The target class and its gradient, `-w_y · scale`.
     type Grad = (usize, f64);
+    type Total = LossSum;
     const SWEEPS: bool = false;
 
     #[inline(always)]
-    fn begin(&self, row: usize) -> Option<(usize, T)> {
+    fn begin<R: Storage<Compute = T>>(&self, row: usize, _: &[R]) -> Option<(usize, T)> {
         let label = self.labels.get(row);
         (label != self.ignore).then(|| {
             let y = label as usize;
@@ -201,10 +202,15 @@ impl<T: Float, S: Storage<Compute = T>> RowSpec<S> for NllRows<'_, T> {
         _: (),
         x: &[R],
         scale: f64,
-    ) -> (f64, f64, (usize, f64)) {
+    ) -> (LossSum, f64, (usize, f64)) {
         // As PyTorch: the product in the element type, then negated.
-        let loss = -(w * x[y].to_compute());
-        (loss.to_f64(), w.to_f64(), (y, -w.to_f64() * scale))
+        let loss = (-(w * x[y].to_compute())).to_f64();
+        let total = LossSum {
+            loss,
+            weight: w.to_f64(),
+            count: 1,
+        };
+        (total, loss, (y, -w.to_f64() * scale))
     }
 
     #[inline(always)]

@@ -198,6 +198,8 @@ pub struct RowOptions<'a, T> {
     pub ignore_index: Option<i64>,
     /// Label smoothing in `[0, 1]`.
     pub label_smoothing: Option<f64>,
+    /// PaLM's z-loss coefficient (cross-entropy only).
+    pub z_loss: Option<f64>,
 }
 
 impl<T> Default for RowOptions<'_, T> {
@@ -206,6 +208,7 @@ impl<T> Default for RowOptions<'_, T> {
             weight: None,
             ignore_index: None,
             label_smoothing: None,
+            z_loss: None,
         }
     }
 }

@@ -21,12 +21,16 @@ fn cross_entropy<'w, T: Float>(o: RowOptions<'w, T>) -> CrossEntropy<'w, T> {
     if let Some(s) = o.label_smoothing {
         ce = ce.label_smoothing(s);
     }
+    if let Some(z) = o.z_loss {
+        ce = ce.z_loss(z);
+    }
     ce
 }
 
 /// `Nll` with exactly the options `o` sets (it has no label smoothing).
 fn nll<'w, T: Float>(o: RowOptions<'w, T>) -> Nll<'w, T> {
     assert!(o.label_smoothing.is_none(), "nll has no label smoothing");
+    assert!(o.z_loss.is_none(), "nll has no z-loss");
     let mut nll = Nll::new();
     if let Some(w) = o.weight {
         nll = nll.weight(w);
@@ -58,7 +62,7 @@ pub const CROSS_ENTROPY: Rows = rows_entry! {
     {
         id: "cross_entropy",
         kind: Kind::RowsWithLabels,
-        options: &["weight", "ignore_index", "label_smoothing"],
+        options: &["weight", "ignore_index", "label_smoothing", "z_loss"],
     }
     reduce: |x, c, t, o, r| cross_entropy(o).loss(x, c, labels(t, "cross_entropy"), r),
     each: |x, c, t, o, out| cross_entropy(o).each(x, c, labels(t, "cross_entropy"), out),
@@ -71,7 +75,14 @@ pub const CROSS_ENTROPY: Rows = rows_entry! {
     plain: |x, c, t, r| losskit::cross_entropy(x, c, labels(t, "cross_entropy"), r),
     reference: |row, t, o| {
         let eps = o.label_smoothing.unwrap_or(0.0);
-        reference::cross_entropy_row(row, t, o.weight, eps)
+        let (loss, weight) = reference::cross_entropy_row(row, t, o.weight, eps);
+        match (o.z_loss, t) {
+            (Some(z), RowTarget::Class(_)) => {
+                let lse = reference::log_sum_exp(row);
+                (loss + z * lse * lse, weight)
+            }
+            _ => (loss, weight),
+        }
     },
 };
 

@@ -25,6 +25,7 @@ fn run<T: Elem>(case: &Case) -> Result<(T, T, Vec<T>), String> {
             weight: ce_case.weight.as_deref(),
             ignore_index: ce_case.ignore_index,
             label_smoothing: ce_case.smoothing,
+            z_loss: None,
         };
         let mut each = vec![T::of(0.0); logits.len() / classes];
         let mean = loss

@@ -3,7 +3,8 @@
 //!
 //! Vendored as `tests/data/golden2.jsonl.gz` is only the subset the crate implements: the
 //! bf16 and f16 cases of `mse`, `l1`, `huber`, `bce_with_logits` and `cross_entropy`, and the
-//! `nll` cases (f32 and f64) — 318 cases, lines byte-identical to the source and in its order.
+//! `nll`, `cross_entropy_stats` and `cross_entropy_z_loss` cases (f32 and f64) — 524 cases,
+//! lines byte-identical to the source and in its order.
 //! The rest of golden2's losses (the f32/f64 waves of `log_cosh`, `poisson_nll`, `kl_div`, `ctc`,
 //! the margin and weighted losses, the cross-entropy extensions, ...; and `kl_div_logits` in
 //! every dtype) are not implemented yet. `LOSSKIT_GOLDEN2=/path/to/golden2.jsonl.gz` runs
@@ -14,7 +15,10 @@
 //! Tolerances (README): the half cases' mean, sum and none at the f32 tolerance (the crate
 //! computes in f32 from the exact half inputs and returns f32), their gradients, written in the
 //! half type, at rtol 8e-3, atol 1e-6 (bf16) and rtol 1e-3, atol 1e-7 (f16); `nll` at the
-//! default tolerance of its dtype. Every disagreement of every case on every tier is collected
+//! default tolerance of its dtype; `cross_entropy_z_loss` at its dtype's tolerance;
+//! `cross_entropy_stats` as `cross_entropy` at its dtype's
+//! tolerance, and its `stats` (from `CrossEntropy::stats`) with `counted` exactly and the other
+//! five at that tolerance. Every disagreement of every case on every tier is collected
 //! before the test fails, and the failure lists every failing id.
 
 use std::collections::BTreeMap;
@@ -31,11 +35,15 @@ use losskit::{bf16, f16, LossError, Reduction, Storage, Tier};
 const VENDORED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/golden2.jsonl.gz");
 
 /// Cases per (loss, dtype) in the vendored subset, counted from the source file.
-const VENDORED_COUNTS: [(&str, &str, usize); 12] = [
+const VENDORED_COUNTS: [(&str, &str, usize); 16] = [
     ("bce_with_logits", "bf16", 18),
     ("bce_with_logits", "f16", 18),
     ("cross_entropy", "bf16", 44),
     ("cross_entropy", "f16", 44),
+    ("cross_entropy_stats", "f32", 43),
+    ("cross_entropy_stats", "f64", 43),
+    ("cross_entropy_z_loss", "f32", 60),
+    ("cross_entropy_z_loss", "f64", 60),
     ("huber", "bf16", 18),
     ("huber", "f16", 18),
     ("l1", "bf16", 18),
@@ -59,7 +67,7 @@ struct Spec {
 
 const POINTWISE: &[&str] = &["input", "target"];
 
-const SPECS: [Spec; 6] = [
+const SPECS: [Spec; 8] = [
     Spec {
         loss: "mse",
         dtypes: HALF,
@@ -92,6 +100,23 @@ const SPECS: [Spec; 6] = [
             ("ignore_index", false),
             ("label_smoothing", false),
             ("weight", false),
+        ],
+        inputs: &["logits", "target"],
+    },
+    Spec {
+        loss: "cross_entropy_stats",
+        dtypes: FULL,
+        params: &[("classes", true), ("ignore_index", false), ("top_k", true)],
+        inputs: &["logits", "target"],
+    },
+    Spec {
+        loss: "cross_entropy_z_loss",
+        dtypes: FULL,
+        params: &[
+            ("classes", true),
+            ("ignore_index", false),
+            ("label_smoothing", false),
+            ("z_loss", true),
         ],
         inputs: &["logits", "target"],
     },
@@ -141,9 +166,9 @@ fn unknown(case: &Case) -> Option<String> {
             return Some(format!("{id}: unknown param {name:?} for {}", case.loss));
         }
         let ok = match name.as_str() {
-            "classes" => value.as_u64().is_some_and(|c| c > 0),
+            "classes" | "top_k" => value.as_u64().is_some_and(|c| c > 0),
             "ignore_index" => value.as_i64().is_some(),
-            "delta" | "label_smoothing" => value.is_number(),
+            "delta" | "label_smoothing" | "z_loss" => value.is_number(),
             "weight" => is_numbers(value),
             _ => unreachable!("every spec param has a type"),
         };
@@ -179,11 +204,26 @@ fn unknown(case: &Case) -> Option<String> {
     let Some(expected) = case.expected.as_object() else {
         return Some(format!("{id}: expected is not an object"));
     };
-    if let Some(name) = expected
-        .keys()
-        .find(|k| !["mean", "sum", "none"].contains(&k.as_str()))
-    {
+    let fields: &[&str] = if case.loss == "cross_entropy_stats" {
+        &["mean", "sum", "none", "stats"]
+    } else {
+        &["mean", "sum", "none"]
+    };
+    if let Some(name) = expected.keys().find(|k| !fields.contains(&k.as_str())) {
         return Some(format!("{id}: unknown expected field {name:?}"));
+    }
+    if case.loss == "cross_entropy_stats" {
+        let Some(stats) = expected.get("stats").and_then(Value::as_object) else {
+            return Some(format!("{id}: expected.stats missing"));
+        };
+        let mut names: Vec<&str> = stats.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        if names != STATS_FIELDS || !stats["counted"].is_u64() {
+            return Some(format!("{id}: expected.stats has fields {names:?}"));
+        }
+        if let Some(bad) = STATS_FIELDS[1..].iter().find(|&&f| !num_ok(&stats[f])) {
+            return Some(format!("{id}: expected.stats.{bad} is not a number"));
+        }
     }
     let numbers_ok = |v: Option<&Value>, list: bool| {
         v.is_some_and(|v| if list { is_numbers(v) } else { num_ok(v) })
@@ -285,6 +325,8 @@ struct Outcome {
     none: Vec<f64>,
     /// The fused call's mean and the gradient it wrote (when the case has a `grad_mean`).
     grad: Option<(f64, Vec<f64>)>,
+    /// `CrossEntropy::stats` of a statistics case.
+    stats: Option<losskit::CeStats>,
     /// Messages of self-consistency checks that failed (plain function vs builder, in place vs
     /// out of place).
     inconsistent: Vec<String>,
@@ -324,6 +366,7 @@ fn pointwise<S: Half>(case: &Case) -> Result<Outcome, String> {
         sum: sum as f64,
         none: none.iter().map(|&x| x as f64).collect(),
         grad,
+        stats: None,
         inconsistent: Vec::new(),
     })
 }
@@ -332,10 +375,25 @@ fn pointwise<S: Half>(case: &Case) -> Result<Outcome, String> {
 /// the options as the case's params give them (in the compute type): mean, sum, none, the
 /// plain function where the case uses PyTorch's defaults, and (with `grad_mean`) the fused
 /// gradient, which the in-place form must reproduce bit for bit where the API has one.
+/// The fields of `expected.stats`, sorted (`counted` first).
+const STATS_FIELDS: [&str; 6] = [
+    "accuracy",
+    "counted",
+    "loss_mean",
+    "mean_entropy",
+    "perplexity",
+    "top5_accuracy",
+];
+
 fn rows<S: Widen>(case: &Case, input: Vec<S>) -> Result<Outcome, String> {
     let err = |e: LossError| format!("{}: error {e}", case.id);
-    let loss = registry::find_rows(&case.loss)
-        .unwrap_or_else(|| unreachable!("{} is not row-wise", case.loss));
+    // Statistics and z-loss cases are cross-entropy cases (with the statistics besides, or
+    // with the z-loss option).
+    let id = match case.loss.as_str() {
+        "cross_entropy_stats" | "cross_entropy_z_loss" => "cross_entropy",
+        other => other,
+    };
+    let loss = registry::find_rows(id).unwrap_or_else(|| unreachable!("{id} is not row-wise"));
     let p = &case.params;
     let classes = p["classes"].as_u64().unwrap() as usize;
     let labels: Vec<i64> = case.inputs["target"]
@@ -351,6 +409,7 @@ fn rows<S: Widen>(case: &Case, input: Vec<S>) -> Result<Outcome, String> {
         weight: weight.as_deref(),
         ignore_index: p.get("ignore_index").and_then(Value::as_i64),
         label_smoothing: p.get("label_smoothing").and_then(Value::as_f64),
+        z_loss: p.get("z_loss").and_then(Value::as_f64),
     };
     let mean = loss
         .reduce(&input, classes, targets, options, Reduction::Mean)
@@ -365,6 +424,7 @@ fn rows<S: Widen>(case: &Case, input: Vec<S>) -> Result<Outcome, String> {
     // PyTorch's default ignore_index is -100, so those cases must match the plain function.
     let defaults = options.weight.is_none()
         && options.label_smoothing.is_none()
+        && options.z_loss.is_none()
         && options.ignore_index.is_none_or(|i| i == -100);
     if defaults {
         let plain = loss
@@ -414,11 +474,23 @@ fn rows<S: Widen>(case: &Case, input: Vec<S>) -> Result<Outcome, String> {
             Some((fused.f64(), grad.iter().map(|g| g.wide()).collect()))
         }
     };
+    let stats = match case.params.get("top_k").and_then(Value::as_u64) {
+        None => None,
+        Some(k) => {
+            let mut ce = losskit::CrossEntropy::new().top_k(k as usize);
+            if let Some(i) = options.ignore_index {
+                ce = ce.ignore_index(i);
+            }
+            let s = ce.stats(&input, classes, &labels).map_err(err)?;
+            Some(s)
+        }
+    };
     Ok(Outcome {
         mean: mean.f64(),
         sum: sum.f64(),
         none: none.iter().map(|x| x.f64()).collect(),
         grad,
+        stats,
         inconsistent,
     })
 }
@@ -460,6 +532,16 @@ fn check_case(case: &Case) -> Checks {
             tolerance("f64"),
             tolerance("f64"),
         ),
+        ("cross_entropy_stats" | "cross_entropy_z_loss", "f32") => (
+            rows::<f32>(case, to(&nums(&case.inputs["logits"]))),
+            tolerance("f32"),
+            tolerance("f32"),
+        ),
+        ("cross_entropy_stats" | "cross_entropy_z_loss", "f64") => (
+            rows::<f64>(case, to(&nums(&case.inputs["logits"]))),
+            tolerance("f64"),
+            tolerance("f64"),
+        ),
         ("cross_entropy", "bf16") => (
             exact(case, "logits").and_then(|logits| rows::<bf16>(case, logits)),
             tolerance("f32"),
@@ -497,6 +579,24 @@ fn check_case(case: &Case) -> Checks {
     } else {
         for (i, (&g, &w)) in out.none.iter().zip(&want).enumerate() {
             c.check(id, &format!("none[{i}]"), g, w, loss_tol);
+        }
+    }
+    if let Some(s) = &out.stats {
+        let want = &e["stats"];
+        let counted = want["counted"].as_u64().unwrap();
+        if s.counted() != counted {
+            c.failures
+                .push(format!("{id}: stats.counted {} != {counted}", s.counted()));
+        }
+        let got = [
+            ("loss_mean", s.loss(Reduction::Mean)),
+            ("accuracy", s.accuracy()),
+            ("top5_accuracy", s.top_k_accuracy()),
+            ("mean_entropy", s.mean_entropy()),
+            ("perplexity", s.perplexity()),
+        ];
+        for (name, g) in got {
+            c.check(id, &format!("stats.{name}"), g, num(&want[name]), loss_tol);
         }
     }
     if let (Some(want), Some((fused, grad))) = (&case.grad_mean, &out.grad) {
@@ -607,19 +707,27 @@ fn vendored_golden2_holds_the_implemented_subset() {
         .map(|&(loss, dtype, n)| ((loss, dtype), n))
         .collect();
     assert_eq!(counts, want, "cases per (loss, dtype) in {VENDORED}");
-    assert_eq!(cases.len(), 318);
+    assert_eq!(cases.len(), 524);
     let mut ids: Vec<&str> = cases.iter().map(|c| c.id.as_str()).collect();
     ids.sort_unstable();
     ids.dedup();
     assert_eq!(ids.len(), cases.len(), "case ids are unique");
-    // Only the two all-ignored nll batches (NaN mean) come without a gradient, so that none
-    // slips out of the gradient checks.
+    // Only the all-ignored nll and statistics batches (NaN mean) come without a gradient, so
+    // that none slips out of the gradient checks.
     let without: Vec<&str> = cases
         .iter()
         .filter(|c| c.grad_mean.is_none())
         .map(|c| c.id.as_str())
         .collect();
-    assert_eq!(without, ["nll-f32-658", "nll-f64-1015"]);
+    assert_eq!(
+        without,
+        [
+            "nll-f32-658",
+            "nll-f64-1015",
+            "cross_entropy_stats-f32-1556",
+            "cross_entropy_stats-f64-1751"
+        ]
+    );
 }
 
 #[test]

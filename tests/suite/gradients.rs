@@ -25,6 +25,7 @@ fn grad_of<T: Elem>(case: &Case) -> Vec<T> {
             weight: ce_case.weight.as_deref(),
             ignore_index: ce_case.ignore_index,
             label_smoothing: ce_case.smoothing,
+            z_loss: None,
         };
         let mut grad = vec![T::of(0.0); logits.len()];
         let fused = loss

@@ -9,6 +9,7 @@ mod registry;
 
 mod common;
 
+mod ce_stats;
 mod concurrency;
 mod conformance;
 mod conformance2;
