@@ -80,9 +80,10 @@
 //!
 //! Kernels are written once over a small lane trait and compiled for AVX-512F, AVX2+FMA, the
 //! portable `wide` backend and plain scalar code; the CPU is probed once at first use. Inputs of
-//! more than one 65536-element chunk are split over the current rayon pool: the global one, or
-//! the pool whose `install` the call runs in, so `pool.install(|| ...)` sets the threads a call
-//! uses (the bits do not depend on them). See [`Tier`] and [`with_tier`].
+//! more than one 65536-element chunk are split over the current rayon pool (with the default
+//! `rayon` feature; without it every call runs on the calling thread): the global pool, or the
+//! one whose `install` the call runs in, so `pool.install(|| ...)` sets the threads a call uses.
+//! The bits do not depend on them. See [`Tier`] and [`with_tier`].
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]

@@ -1,8 +1,8 @@
 //! How accurate the results are, and what is bit-identical: the error bounds the kernels are
 //! built to, and the figures the tests assert. (Documentation only; nothing to call.)
 //!
-//! The statements below are copied from where the code lives (`src/reduce.rs`,
-//! `src/simd/math.rs`, `src/loss/cross_entropy.rs`); each "tested" figure is asserted by a test
+//! The statements below are copied from the comments of the code they describe (the reduction
+//! engine, the vector math, the log-sum-exp sweep); each "tested" figure is asserted by a test
 //! of the crate's suite on every SIMD tier the CPU running it has.
 //!
 //! # Per-element arithmetic
@@ -16,11 +16,11 @@
 //!
 //! # Sums
 //!
-//! Every reduction runs on one map-reduce driver. The input is cut into chunks of 65536
-//! elements; each chunk is summed in 4 independent vector accumulators of the element type,
-//! which are folded pairwise and added, widened exactly, into an `f64` vector every 8 steps
-//! (32 values per lane); the chunks' `f64` partial sums are combined in a balanced binary tree
-//! over the chunk indices. [`Reduction::Mean`](crate::Reduction::Mean) divides the `f64` sum
+//! Every reduction runs on one map-reduce driver. An element-wise input is cut into chunks of
+//! 65536 elements; each chunk is summed in 4 independent vector accumulators of the element
+//! type, which are folded pairwise and added, widened exactly, into an `f64` vector every 8
+//! steps (32 values per lane); the chunks' `f64` partial sums are combined in a balanced binary
+//! tree over the chunk indices. [`Reduction::Mean`](crate::Reduction::Mean) divides the `f64` sum
 //! and rounds once to the element type.
 //!
 //! **Bound.** With `u` the unit roundoff of the element type (`2^-24` for f32, `2^-53` for
@@ -70,7 +70,10 @@
 //! `22·u·s` of exact (about `1.3e-6` relative for f32), plus one ulp per term from the vector
 //! `exp` (next section), whose clamp of `x - max` below `ln(MIN_POSITIVE)` adds at most
 //! `1.2e-38` (f32) a class to a sum of at least 1; the log-sum-exp is then within that much,
-//! absolutely. The rows' losses are then summed as above, in `f64`.
+//! absolutely. Each row's loss is computed in `f64` from its sweep; the rows' losses are added
+//! in `f64`, in row order within a leaf of the fixed tree and then over the leaves, so their
+//! sum is within `(rows_per_leaf + log2 leaves)·2^-53·Σ|lossᵣ|` of the exact sum of the rows'
+//! losses.
 //!
 //! # Vector `exp`, `ln`, `log1p`
 //!
@@ -108,10 +111,10 @@
 //!
 //! - **Across thread counts and runs: yes.** Chunk boundaries and the combine tree depend
 //!   only on the input's shape, never on the number of threads, so a call gives the same bits
-//!   on any rayon pool (1, 2, 3 and 8 threads tested, at lengths below, at and above the
-//!   parallel threshold) and on every run. Cross-entropy splits rows, and the rows of a small
-//!   batch of long rows, by the shape alone, so the same holds there.
-//!   Gradients too: the same bits for any thread count.
+//!   on any rayon pool, without the `rayon` feature, and on every run (1, 2, 3 and 8 threads
+//!   tested, at lengths below, at and above the parallel threshold). Cross-entropy splits
+//!   rows, and the rows of a small batch of long rows, by the shape alone, so the same holds
+//!   there. Gradients too: the same bits for any thread count.
 //! - **In place and out of place**: [`CrossEntropy::loss_and_grad_in_place`] returns and
 //!   writes the same bits as [`CrossEntropy::loss_and_grad`]. The pointwise `*_and_grad`
 //!   functions return the same loss bits as their reduced forms (cross-entropy's fused loss
