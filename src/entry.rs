@@ -7,14 +7,20 @@
 //! the sealed storage trait implements for `f32`, `f64`, `bf16` and `f16` here — non-generic
 //! functions, so their code is generated once, in this crate.
 
-use crate::loss::cross_entropy::Job;
+use crate::engine::{LossSum, RowsOut};
+use crate::loss::cross_entropy::Softmax;
+use crate::loss::nll::NllRows;
 use crate::loss::Pointwise;
 use crate::storage::{bf16, f16, Storage};
 
 /// The entry points (a supertrait of the sealed half of [`Storage`]).
 pub trait Entry {
-    /// `Σ map(a[i], b[i])` in `f64`.
-    fn pointwise_sum(map: &Pointwise<<Self as Storage>::Compute>, a: &[Self], b: &[Self]) -> f64
+    /// `Σ map(a[i], b[i])`.
+    fn pointwise_sum(
+        map: &Pointwise<<Self as Storage>::Compute>,
+        a: &[Self],
+        b: &[Self],
+    ) -> LossSum
     where
         Self: Storage;
     /// The sum, writing `scale · d map / d a` to `grad`.
@@ -24,7 +30,7 @@ pub trait Entry {
         b: &[Self],
         grad: &mut [Self],
         scale: <Self as Storage>::Compute,
-    ) -> f64
+    ) -> LossSum
     where
         Self: Storage;
     /// `out[i] = map(a[i], b[i])`.
@@ -35,16 +41,20 @@ pub trait Entry {
         out: &mut [<Self as Storage>::Compute],
     ) where
         Self: Storage;
-    /// Every row of a softmax job: `[Σ loss, Σ weight]`, each row's loss into `out` if given.
+    /// Every row of a softmax cross-entropy call over `x`, writing what `out` asks for.
     fn softmax_rows(
-        job: &Job<'_, Self>,
-        out: Option<&mut [<Self as Storage>::Compute]>,
-    ) -> [f64; 2]
+        spec: &Softmax<'_, <Self as Storage>::Compute>,
+        x: &[Self],
+        out: RowsOut<'_, Self>,
+    ) -> LossSum
     where
         Self: Storage;
-    /// Every row of a softmax job with its gradient times `scale` into `grad` (which holds the
-    /// logits when the job has none: in place).
-    fn softmax_rows_grad(job: &Job<'_, Self>, grad: &mut [Self], scale: f64) -> [f64; 2]
+    /// Every row of an nll call over `x`, writing what `out` asks for.
+    fn nll_rows(
+        spec: &NllRows<'_, <Self as Storage>::Compute>,
+        x: &[Self],
+        out: RowsOut<'_, Self>,
+    ) -> LossSum
     where
         Self: Storage;
 }
@@ -52,7 +62,7 @@ pub trait Entry {
 macro_rules! impl_entry {
     ($t:ident, $c:ident) => {
         impl Entry for $t {
-            fn pointwise_sum(map: &Pointwise<$c>, a: &[$t], b: &[$t]) -> f64 {
+            fn pointwise_sum(map: &Pointwise<$c>, a: &[$t], b: &[$t]) -> LossSum {
                 map.sum(a, b)
             }
             fn pointwise_sum_and_grad(
@@ -61,17 +71,17 @@ macro_rules! impl_entry {
                 b: &[$t],
                 grad: &mut [$t],
                 scale: $c,
-            ) -> f64 {
+            ) -> LossSum {
                 map.sum_and_grad(a, b, grad, scale)
             }
             fn pointwise_each(map: &Pointwise<$c>, a: &[$t], b: &[$t], out: &mut [$c]) {
                 map.each(a, b, out)
             }
-            fn softmax_rows(job: &Job<'_, $t>, out: Option<&mut [$c]>) -> [f64; 2] {
-                job.run::<$c>(out, None)
+            fn softmax_rows(spec: &Softmax<'_, $c>, x: &[$t], out: RowsOut<'_, $t>) -> LossSum {
+                spec.run(x, out)
             }
-            fn softmax_rows_grad(job: &Job<'_, $t>, grad: &mut [$t], scale: f64) -> [f64; 2] {
-                job.run::<$t>(Some(grad), Some(scale))
+            fn nll_rows(spec: &NllRows<'_, $c>, x: &[$t], out: RowsOut<'_, $t>) -> LossSum {
+                spec.run(x, out)
             }
         }
     };

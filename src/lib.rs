@@ -89,17 +89,19 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
 
+mod ceiling;
 mod check;
+mod engine;
 mod entry;
 mod error;
 mod float;
 mod loss;
 pub mod numerics;
-mod reduce;
 pub mod reference;
 mod simd;
 mod storage;
 
+pub use ceiling::read_ceiling;
 pub use error::LossError;
 pub use float::Float;
 pub use loss::binary::{
@@ -114,7 +116,7 @@ pub use loss::pointwise::{
     huber, huber_and_grad, huber_each, l1, l1_and_grad, l1_each, mse, mse_and_grad, mse_each,
     smooth_l1, smooth_l1_and_grad, smooth_l1_each,
 };
-pub use simd::{read_ceiling, with_tier, Tier};
+pub use simd::{with_tier, Tier};
 pub use storage::{bf16, f16, Storage};
 
 /// How per-element (or per-row) losses are combined into one number.
@@ -139,7 +141,8 @@ impl Reduction {
         }
     }
 
-    /// Applies the reduction to an `f64` sum of `count` elements and rounds to `T`.
+    /// Applies the reduction to an `f64` sum of `count` elements and rounds to `T` (the
+    /// scalar reference's finish; the kernels finish their [`LossSum`](engine::LossSum)).
     pub(crate) fn finish<T: Float>(self, sum: f64, count: usize) -> T {
         match self {
             Reduction::Sum => T::from_f64(sum),

@@ -1,13 +1,17 @@
 //! Shared by the fuzz targets: element types built from raw bits, sizes that reach every code
 //! path of the reduce driver (vector bodies, masked tails, several parallel chunks), and the
-//! pointwise losses behind one enum.
+//! outcome checks. The losses themselves come from the registry (`tests/registry`), which every
+//! target includes as `crate::registry`.
 #![allow(dead_code)]
 
 use arbitrary::Arbitrary;
 use losskit::{LossError, Reduction};
 
-/// `f32` or `f64`, built from fuzzer-chosen bits.
-pub trait Elem: losskit::Float {
+/// `f32` or `f64`, built from fuzzer-chosen bits; the registry has forms and reference twins
+/// for both.
+pub trait Elem:
+    losskit::Float + crate::registry::Stored<Compute = Self> + crate::registry::Computed
+{
     /// The float whose bits are the low bits of `bits`.
     fn from_bits64(bits: u64) -> Self;
     fn of(x: f64) -> Self;

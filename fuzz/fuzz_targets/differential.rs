@@ -1,4 +1,5 @@
-//! The dispatched kernels against `losskit::reference`, on every tier this CPU has.
+//! The dispatched kernels of every registry loss whose `each` is exact (`tests/registry`)
+//! against their twins in `losskit::reference`, on every tier this CPU has.
 //!
 //! - `*_each` is bit-identical to the reference per-element function (NaN matches any NaN);
 //! - reductions are within the reduce driver's documented bound (`reduce.rs`) of the exact
@@ -19,6 +20,9 @@
 
 #[path = "common.rs"]
 mod common;
+#[path = "../../tests/registry/mod.rs"]
+#[macro_use]
+mod registry;
 
 use std::sync::OnceLock;
 
@@ -26,19 +30,14 @@ use arbitrary::Arbitrary;
 use common::{build, same, Elem, Size};
 use libfuzzer_sys::fuzz_target;
 use losskit::{reference, with_tier, Reduction, Tier};
-
-#[derive(Arbitrary, Debug, Clone, Copy, PartialEq)]
-enum Loss {
-    Mse,
-    L1,
-    Huber,
-    SmoothL1,
-}
+use registry::{Pointwise, POINTWISE};
 
 #[derive(Arbitrary, Debug)]
 struct Case {
     double: bool,
-    loss: Loss,
+    /// The registry entry among the exact ones (see [`pick`]); decoded as the `Loss` enum
+    /// this field replaced was, so the corpus seeds keep choosing the loss they were written for.
+    loss: u32,
     param: u64,
     input: Size,
     offset: u8,
@@ -60,50 +59,28 @@ fn pools() -> &'static [rayon::ThreadPool; 2] {
     })
 }
 
-fn element<T: Elem>(loss: Loss, x: T, y: T, p: T) -> T {
-    match loss {
-        Loss::Mse => reference::mse(x, y),
-        Loss::L1 => reference::l1(x, y),
-        Loss::Huber => reference::huber(x, y, p),
-        Loss::SmoothL1 => reference::smooth_l1(x, y, p),
-    }
+/// The registry's losses whose `each` is bit for bit the reference's.
+fn exact_losses() -> &'static [&'static Pointwise] {
+    static EXACT: OnceLock<Vec<&'static Pointwise>> = OnceLock::new();
+    EXACT.get_or_init(|| POINTWISE.iter().copied().filter(|l| l.exact).collect())
+}
+
+/// The entry of `table` that `raw` selects, as `arbitrary` derives an enum's variant from a
+/// `u32` (`raw · len / 2^32`), and whether a loss whose parameter is optional gets it (the
+/// low bit; a required parameter is always passed).
+fn pick(table: &[&'static Pointwise], raw: u32) -> (&'static Pointwise, bool) {
+    let index = (u64::from(raw) * table.len() as u64) >> 32;
+    (table[index as usize], raw & 1 == 1)
 }
 
 /// Everything one call sequence produces, as bits: Mean, Sum, and each element.
 type Bits = (u64, u64, Vec<u64>);
 
-fn kernels<T: Elem>(loss: Loss, x: &[T], y: &[T], p: T) -> (T, T, Vec<T>) {
+fn kernels<T: Elem>(loss: &Pointwise, x: &[T], y: &[T], p: Option<T>) -> (T, T, Vec<T>) {
     let mut out = vec![T::of(0.75); x.len()];
-    let (mean, sum) = match loss {
-        Loss::Mse => {
-            losskit::mse_each(x, y, &mut out).unwrap();
-            (
-                losskit::mse(x, y, Reduction::Mean),
-                losskit::mse(x, y, Reduction::Sum),
-            )
-        }
-        Loss::L1 => {
-            losskit::l1_each(x, y, &mut out).unwrap();
-            (
-                losskit::l1(x, y, Reduction::Mean),
-                losskit::l1(x, y, Reduction::Sum),
-            )
-        }
-        Loss::Huber => {
-            losskit::huber_each(x, y, p, &mut out).unwrap();
-            (
-                losskit::huber(x, y, p, Reduction::Mean),
-                losskit::huber(x, y, p, Reduction::Sum),
-            )
-        }
-        Loss::SmoothL1 => {
-            losskit::smooth_l1_each(x, y, p, &mut out).unwrap();
-            (
-                losskit::smooth_l1(x, y, p, Reduction::Mean),
-                losskit::smooth_l1(x, y, p, Reduction::Sum),
-            )
-        }
-    };
+    loss.each(x, y, p, &mut out).unwrap();
+    let mean = loss.reduce(x, y, p, Reduction::Mean);
+    let sum = loss.reduce(x, y, p, Reduction::Sum);
     (mean.unwrap(), sum.unwrap(), out)
 }
 
@@ -158,17 +135,23 @@ fn run<T: Elem>(c: &Case) {
     let xs = build::<T>(n, offset, c.at, &c.raw_input, 3);
     let ys = build::<T>(n, offset, c.at.rotate_left(7), &c.raw_target, 4);
     let (x, y) = (&xs[offset..], &ys[offset..]);
-    // A valid parameter from arbitrary bits: |p|, NaN -> 1, and delta 0 -> 1.
-    let mut p = T::from_bits64(c.param);
-    if p.nan() || (c.loss == Loss::Huber && p.f64() == 0.0) {
-        p = T::of(1.0);
-    }
+    let (loss, with_param) = pick(exact_losses(), c.loss);
+    // A valid parameter from arbitrary bits: |p|, and 1 where that is still invalid (NaN,
+    // huber's delta 0).
+    let p = T::from_bits64(c.param);
     let p = if p.f64() < 0.0 { -p } else { p };
+    let p = if loss.param_error(Some(p.f64())).is_some() {
+        T::of(1.0)
+    } else {
+        p
+    };
+    let setting = (loss.param.is_some() && (with_param || !loss.param_optional)).then_some(p);
+    let name = loss.label(setting.map(|p| p.f64()));
 
     let elems: Vec<T> = x
         .iter()
         .zip(y)
-        .map(|(&a, &b)| element(c.loss, a, b, p))
+        .map(|(&a, &b)| loss.reference(a, b, setting))
         .collect();
     let magnitude: f64 = elems.iter().map(|v| v.f64().abs()).sum();
     let want_sum = reference::reduce(elems.iter().copied(), Reduction::Sum);
@@ -176,13 +159,12 @@ fn run<T: Elem>(c: &Case) {
     let checkable = !(magnitude.is_finite() && magnitude > T::MAX / 4.0);
 
     for tier in Tier::available() {
-        let direct = with_tier(tier, || kernels(c.loss, x, y, p)).unwrap();
+        let direct = with_tier(tier, || kernels(loss, x, y, setting)).unwrap();
         let (mean, sum, out) = &direct;
         for (i, (&g, &w)) in out.iter().zip(&elems).enumerate() {
             assert!(
                 same(g, w),
-                "{:?} each[{i}] on {tier}: {g:?} vs reference {w:?} (x={:?} y={:?} p={p:?})",
-                c.loss,
+                "{name} each[{i}] on {tier}: {g:?} vs reference {w:?} (x={:?} y={:?})",
                 x[i],
                 y[i]
             );
@@ -195,10 +177,7 @@ fn run<T: Elem>(c: &Case) {
             (*sum, want_sum, exact_sum, 1.0),
         ] {
             let (g, w) = (got.f64(), want.f64());
-            let what = format!(
-                "{:?} n={n} count={count} on {tier}: {g:e} vs reference {w:e}",
-                c.loss
-            );
+            let what = format!("{name} n={n} count={count} on {tier}: {g:e} vs reference {w:e}",);
             if w.is_nan() || g.is_nan() {
                 assert!(w.is_nan() && g.is_nan(), "{what}");
             } else if !checkable {
@@ -221,11 +200,11 @@ fn run<T: Elem>(c: &Case) {
         // pinned per thread.
         let want = bits(&direct);
         for pool in pools() {
-            let got = pool.install(|| with_tier(tier, || bits(&kernels(c.loss, x, y, p))).unwrap());
+            let got =
+                pool.install(|| with_tier(tier, || bits(&kernels(loss, x, y, setting))).unwrap());
             assert!(
                 got == want,
-                "{:?} n={n} on {tier}: {} threads give different bits than the global pool",
-                c.loss,
+                "{name} n={n} on {tier}: {} threads give different bits than the global pool",
                 pool.current_num_threads()
             );
         }

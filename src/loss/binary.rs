@@ -2,8 +2,8 @@
 //! [`BceWithLogits`]).
 
 use super::Pointwise;
+use crate::engine::Map2;
 use crate::float::sealed::Sealed as _;
-use crate::reduce::Map2;
 use crate::simd::{math, Lanes};
 use crate::storage::Storage;
 use crate::{check, Float, LossError, Reduction};
@@ -149,12 +149,12 @@ impl<T: Float> Bce<T> {
         let map = self.checked_map()?;
         check::same_len("target", target.len(), "input", probs.len())?;
         let sum = S::pointwise_sum(&Pointwise::Bce(map), probs, target);
-        if sum.is_nan() {
+        if sum.loss.is_nan() {
             // Valid inputs give finite losses, so a NaN sum means an invalid element: find it.
             check_probabilities("input", probs)?;
             check_probabilities("target", target)?;
         }
-        Ok(reduction.finish(sum, probs.len()))
+        Ok(sum.finish(sum.weight, reduction))
     }
 
     /// The reduced loss and, in the same pass, its gradient with respect to `probs`:
@@ -191,7 +191,7 @@ impl<T: Float> Bce<T> {
             grad,
             reduction.grad_scale(probs.len()),
         );
-        Ok(reduction.finish(sum, probs.len()))
+        Ok(sum.finish(sum.weight, reduction))
     }
 
     /// The loss of every element, into `out`.
@@ -375,7 +375,7 @@ impl<T: Float> BceWithLogits<T> {
         let map = self.checked_map()?;
         check::same_len("target", target.len(), "input", logits.len())?;
         let sum = S::pointwise_sum(&Pointwise::BceWithLogits(map), logits, target);
-        Ok(reduction.finish(sum, logits.len()))
+        Ok(sum.finish(sum.weight, reduction))
     }
 
     /// The reduced loss and, in the same pass, its gradient with respect to `logits`:
@@ -405,7 +405,7 @@ impl<T: Float> BceWithLogits<T> {
         let scale = reduction.grad_scale(logits.len());
         let map = Pointwise::BceWithLogits(map);
         let sum = S::pointwise_sum_and_grad(&map, logits, target, grad, scale);
-        Ok(reduction.finish(sum, logits.len()))
+        Ok(sum.finish(sum.weight, reduction))
     }
 
     /// The loss of every element, into `out`.

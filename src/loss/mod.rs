@@ -1,12 +1,14 @@
-//! The losses: each a short map over lanes, run by the driver in [`crate::reduce`], with its
-//! scalar twin in [`crate::reference`].
+//! The losses: each a short spec over lanes — a [`Map2`](crate::engine::Map2) for the flat
+//! shape, a [`RowSpec`](crate::engine::RowSpec) for rows — run by the engine, with its scalar
+//! twin in [`crate::reference`].
 
 pub(crate) mod binary;
 pub(crate) mod cross_entropy;
+pub(crate) mod log_sum_exp;
 pub(crate) mod nll;
 pub(crate) mod pointwise;
 
-use crate::reduce::{each2, sum2, sum_and_grad2};
+use crate::engine::{each2, sum2, sum_and_grad2, LossSum};
 use crate::storage::Storage;
 use crate::Float;
 
@@ -45,7 +47,7 @@ macro_rules! with_map {
 impl<T: Float> Pointwise<T> {
     /// `Σ map(a[i], b[i])` (see [`sum2`]).
     #[inline]
-    pub(crate) fn sum<S: Storage<Compute = T>>(&self, a: &[S], b: &[S]) -> f64 {
+    pub(crate) fn sum<S: Storage<Compute = T>>(&self, a: &[S], b: &[S]) -> LossSum {
         with_map!(self, |m| sum2(a, b, m))
     }
 
@@ -57,7 +59,7 @@ impl<T: Float> Pointwise<T> {
         b: &[S],
         grad: &mut [S],
         scale: T,
-    ) -> f64 {
+    ) -> LossSum {
         with_map!(self, |m| sum_and_grad2(a, b, grad, scale, m))
     }
 

@@ -1,14 +1,12 @@
 //! Negative log-likelihood over row-major `[rows, classes]` log-probabilities: PyTorch's
 //! `F.nll_loss`, with class weights and `ignore_index`.
 //!
-//! A row's loss is `-w_y · x_y`, one element read per row, so there is nothing to vectorise:
-//! the rows are cut into [`CHUNK`]-row leaves of the driver's fixed tree (parallel from two
-//! leaves on), each summing its rows' losses in `f64` in order, so results are bit-identical
-//! for any thread count. The gradient writes `-scale · w_y` at the target and 0 elsewhere.
+//! A row spec on the engine's row driver that reads one element per row (`SWEEPS = false`):
+//! a row's loss is `-w_y · x_y`, its gradient `-scale · w_y` at the target and 0 elsewhere.
 
-use crate::float::sealed::Sealed as _;
-use crate::loss::cross_entropy::{finish, scored_weight, Label};
-use crate::reduce::{tree_reduce, CHUNK};
+use crate::engine::{run_rows, LossSum, RowSpec, RowsOut};
+use crate::loss::cross_entropy::{scored_weight, Label, Labels};
+use crate::simd::Lanes;
 use crate::storage::Storage;
 use crate::{check, Float, LossError, Reduction};
 
@@ -37,13 +35,13 @@ impl<T: Float> Default for Nll<'_, T> {
     }
 }
 
-/// A checked nll computation.
-struct Job<'a, S: Storage, L> {
-    input: &'a [S],
+/// A checked nll call: the row spec the engine runs.
+pub struct NllRows<'a, T> {
+    rows: usize,
     classes: usize,
-    labels: &'a [L],
+    labels: Labels<'a>,
     ignore: i128,
-    weight: Option<&'a [S::Compute]>,
+    weight: Option<&'a [T]>,
     /// What [`Reduction::Mean`] divides by: the summed weights of the scored rows.
     divisor: f64,
 }
@@ -69,20 +67,20 @@ impl<'w, T: Float> Nll<'w, T> {
         self
     }
 
-    fn job<'a, S: Storage<Compute = T>, L: Label>(
+    fn spec<'a, L: Label>(
         &'a self,
-        input: &'a [S],
+        len: usize,
         classes: usize,
         labels: &'a [L],
-    ) -> Result<Job<'a, S, L>, LossError> {
-        let rows = check::rows(input.len(), classes, self.weight)?;
+    ) -> Result<NllRows<'a, T>, LossError> {
+        let rows = check::rows(len, classes, self.weight)?;
         check::same_len("labels", labels.len(), "rows of input", rows)?;
         let ignore = self.ignore_index as i128;
         let divisor = scored_weight(labels, classes, ignore, self.weight)?;
-        Ok(Job {
-            input,
+        Ok(NllRows {
+            rows,
             classes,
-            labels,
+            labels: L::labels(labels),
             ignore,
             weight: self.weight,
             divisor,
@@ -110,8 +108,8 @@ impl<'w, T: Float> Nll<'w, T> {
         labels: &[L],
         reduction: Reduction,
     ) -> Result<T, LossError> {
-        let job = self.job(input, classes, labels)?;
-        Ok(finish(job.sweep(Out::None), job.divisor, reduction))
+        let spec = self.spec(input.len(), classes, labels)?;
+        Ok(S::nll_rows(&spec, input, RowsOut::Reduce).finish(spec.divisor, reduction))
     }
 
     /// Each row's loss into `out` (`len == rows`; 0 for ignored rows).
@@ -132,9 +130,9 @@ impl<'w, T: Float> Nll<'w, T> {
         labels: &[L],
         out: &mut [T],
     ) -> Result<(), LossError> {
-        let job = self.job(input, classes, labels)?;
+        let spec = self.spec(input.len(), classes, labels)?;
         check::same_len("out", out.len(), "rows of input", labels.len())?;
-        job.sweep(Out::Rows(out));
+        S::nll_rows(&spec, input, RowsOut::Each(out));
         Ok(())
     }
 
@@ -161,82 +159,63 @@ impl<'w, T: Float> Nll<'w, T> {
         reduction: Reduction,
         grad: &mut [S],
     ) -> Result<T, LossError> {
-        let job = self.job(input, classes, labels)?;
+        let spec = self.spec(input.len(), classes, labels)?;
         check::same_len("grad", grad.len(), "input", input.len())?;
         let scale = match reduction {
             Reduction::Sum => 1.0,
-            Reduction::Mean => 1.0 / job.divisor,
+            Reduction::Mean => 1.0 / spec.divisor,
         };
-        Ok(finish(
-            job.sweep(Out::Grad(grad, scale)),
-            job.divisor,
-            reduction,
-        ))
+        let sum = S::nll_rows(&spec, input, RowsOut::Grad(grad, scale));
+        Ok(sum.finish(spec.divisor, reduction))
     }
 }
 
-/// What a sweep writes besides the sum.
-enum Out<'a, S: Storage> {
-    None,
-    Rows(&'a mut [S::Compute]),
-    Grad(&'a mut [S], f64),
+impl<T: Float> NllRows<'_, T> {
+    /// Runs the rows (an entry point's body, see `entry.rs`).
+    pub(crate) fn run<S: Storage<Compute = T>>(&self, x: &[S], out: RowsOut<'_, S>) -> LossSum {
+        run_rows(self, x, self.rows, self.classes, out)
+    }
 }
 
-impl<S: Storage, L: Label> Job<'_, S, L> {
-    /// The loss of row `r` (0 and weight 0 when ignored), and its target class if scored.
-    #[inline]
-    fn row(&self, r: usize) -> (S::Compute, Option<(usize, f64)>) {
-        let label = self.labels[r].to_i128();
-        if label == self.ignore {
-            return (S::Compute::ZERO, None);
-        }
-        let y = label as usize;
-        let w = self.weight.map_or(S::Compute::ONE, |w| w[y]);
+impl<T: Float, S: Storage<Compute = T>> RowSpec<S> for NllRows<'_, T> {
+    /// The target class and its weight.
+    type Row = (usize, T);
+    type Sweep = ();
+    /// The target class and its gradient, `-w_y · scale`.
+    type Grad = (usize, f64);
+    const SWEEPS: bool = false;
+
+    #[inline(always)]
+    fn begin(&self, row: usize) -> Option<(usize, T)> {
+        let label = self.labels.get(row);
+        (label != self.ignore).then(|| {
+            let y = label as usize;
+            (y, self.weight.map_or(T::ONE, |w| w[y]))
+        })
+    }
+
+    #[inline(always)]
+    fn finish<R: Storage<Compute = T>>(
+        &self,
+        &(y, w): &(usize, T),
+        _: (),
+        x: &[R],
+        scale: f64,
+    ) -> (f64, f64, (usize, f64)) {
         // As PyTorch: the product in the element type, then negated.
-        let x = self.input[r * self.classes + y].to_compute();
-        (-(w * x), Some((y, w.to_f64())))
+        let loss = -(w * x[y].to_compute());
+        (loss.to_f64(), w.to_f64(), (y, -w.to_f64() * scale))
     }
 
-    /// `Σ` of the row losses in the fixed tree, writing what `out` asks for.
-    fn sweep(&self, out: Out<'_, S>) -> f64 {
-        let rows = self.labels.len();
-        let c = self.classes;
-        let chunks = rows.div_ceil(CHUNK);
-        let parallel = chunks >= 2;
-        let sum_rows =
-            |range: core::ops::Range<usize>| -> f64 { range.map(|r| self.row(r).0.to_f64()).sum() };
-        let range = |i: usize| i * CHUNK..rows.min((i + 1) * CHUNK);
-        let total = match out {
-            Out::None => tree_reduce(chunks, parallel, None::<&mut [S]>, 0, &|i, _| {
-                sum_rows(range(i))
-            }),
-            Out::Rows(out) => tree_reduce(chunks, parallel, Some(out), CHUNK, &|i, o| {
-                let o = o.unwrap_or_default();
-                let mut sum = 0.0;
-                for (r, o) in range(i).zip(o.iter_mut()) {
-                    let (loss, _) = self.row(r);
-                    *o = loss;
-                    sum += loss.to_f64();
-                }
-                sum
-            }),
-            Out::Grad(grad, scale) => {
-                tree_reduce(chunks, parallel, Some(grad), CHUNK * c, &|i, g| {
-                    let g = g.unwrap_or_default();
-                    g.fill(S::from_compute(S::Compute::ZERO));
-                    let mut sum = 0.0;
-                    for (k, r) in range(i).enumerate() {
-                        let (loss, target) = self.row(r);
-                        if let Some((y, w)) = target {
-                            g[k * c + y] = S::from_compute(S::Compute::from_f64(-w * scale));
-                        }
-                        sum += loss.to_f64();
-                    }
-                    sum
-                })
-            }
-        };
-        total.unwrap_or(0.0)
+    #[inline(always)]
+    fn grad_fix<V: Lanes<Elem = T>, O: Storage<Compute = T>>(
+        &self,
+        _: V::Isa,
+        &(y, g): &(usize, f64),
+        dst: &mut [O],
+        _: T,
+    ) {
+        dst[y] = O::from_compute(T::from_f64(g));
     }
 }
 

@@ -1,8 +1,8 @@
 //! Regression losses: `mse`, `l1`, `huber`, `smooth_l1`.
 
 use super::Pointwise;
+use crate::engine::Map2;
 use crate::float::sealed::Sealed;
-use crate::reduce::Map2;
 use crate::simd::Lanes;
 use crate::storage::Storage;
 use crate::{check, Float, LossError, Reduction};
@@ -112,7 +112,7 @@ fn reduce2<S: Storage>(
 ) -> Result<S::Compute, LossError> {
     check::same_len("target", target.len(), "input", input.len())?;
     let sum = S::pointwise_sum(&map, input, target);
-    Ok(reduction.finish(sum, input.len()))
+    Ok(sum.finish(sum.weight, reduction))
 }
 
 /// Reduces a pointwise map and writes its scaled derivative into `grad`, after checking lengths.
@@ -127,7 +127,7 @@ fn reduce2_grad<S: Storage>(
     check::same_len("grad", grad.len(), "input", input.len())?;
     let scale = reduction.grad_scale(input.len());
     let sum = S::pointwise_sum_and_grad(&map, input, target, grad, scale);
-    Ok(reduction.finish(sum, input.len()))
+    Ok(sum.finish(sum.weight, reduction))
 }
 
 /// Writes a pointwise map over `input` and `target` into `out` after checking lengths.

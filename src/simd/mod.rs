@@ -26,7 +26,6 @@
 //! target features: [`dispatch`] instantiates [`Kernel::run`] inside such a function for each
 //! tier, so every method here is `#[inline(always)]`, and so must kernels' `run` bodies be.
 
-mod ceiling;
 pub(crate) mod dispatch;
 pub(crate) mod half;
 pub(crate) mod math;
@@ -198,7 +197,6 @@ pub(crate) trait Kernel<T: Float> {
     fn run<V: Lanes<Elem = T>>(self, isa: V::Isa) -> Self::Output;
 }
 
-pub use ceiling::read_ceiling;
 pub use dispatch::{with_tier, Tier};
 
 #[cfg(test)]

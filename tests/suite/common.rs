@@ -128,8 +128,11 @@ pub fn agrees_within(got: f64, expected: f64, (rtol, atol): (f64, f64)) -> bool 
     }
 }
 
-/// Element-type-generic access to the conformance values.
-pub trait Elem: losskit::Float {
+/// Element-type-generic access to the conformance values; the registry's forms and reference
+/// twins exist for every `Elem`.
+pub trait Elem:
+    losskit::Float + crate::registry::Stored<Compute = Self> + crate::registry::Computed
+{
     fn of(x: f64) -> Self;
     fn f64(self) -> f64;
     /// The bit pattern, widened to 64 bits (for bit-for-bit comparisons).
@@ -155,6 +158,40 @@ impl Elem for f64 {
     }
     fn bits(self) -> u64 {
         self.to_bits()
+    }
+}
+
+/// Equality of errors with NaN values equal to each other (`LossError: PartialEq` compares
+/// `f64` fields with `==`, so an error about a NaN parameter is never equal to itself).
+pub fn same_error(a: &losskit::LossError, b: &losskit::LossError) -> bool {
+    use losskit::LossError::{InvalidParameter, NotAProbability};
+    let same_value = |v1: &f64, v2: &f64| v1 == v2 || (v1.is_nan() && v2.is_nan());
+    match (a, b) {
+        (
+            InvalidParameter {
+                name: n1,
+                value: v1,
+                requirement: r1,
+            },
+            InvalidParameter {
+                name: n2,
+                value: v2,
+                requirement: r2,
+            },
+        ) => n1 == n2 && r1 == r2 && same_value(v1, v2),
+        (
+            NotAProbability {
+                name: n1,
+                index: i1,
+                value: v1,
+            },
+            NotAProbability {
+                name: n2,
+                index: i2,
+                value: v2,
+            },
+        ) => n1 == n2 && i1 == i2 && same_value(v1, v2),
+        _ => a == b,
     }
 }
 

@@ -23,9 +23,10 @@ use std::fmt::Write as _;
 use serde_json::Value;
 
 use crate::common;
+use crate::registry::{self, Kind, RowOptions, Targets};
 
-use common::{check_within, num, nums, read_cases, to, tolerance, Case, CeInputs, Elem};
-use losskit::{bf16, f16, LossError, Nll, Reduction, Storage, Tier};
+use common::{check_within, num, nums, read_cases, to, tolerance, Case, Elem};
+use losskit::{bf16, f16, LossError, Reduction, Storage, Tier};
 
 const VENDORED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/golden2.jsonl.gz");
 
@@ -216,15 +217,20 @@ fn num_ok(v: &Value) -> bool {
     v.is_number() || matches!(v.as_str(), Some("inf" | "-inf" | "nan"))
 }
 
-/// A half-precision storage type: exact conversions and the README's gradient tolerance.
-trait Half: Storage<Compute = f32> {
-    /// `(rtol, atol)` for a gradient written in this type.
-    const GRAD_TOL: (f64, f64);
+/// A storage type of the registry, converted from and to `f64` (exactly, for values of it).
+trait Widen: registry::Stored<Compute: Elem> {
     fn of(x: f64) -> Self;
     fn wide(self) -> f64;
 }
-impl Half for bf16 {
-    const GRAD_TOL: (f64, f64) = (8e-3, 1e-6);
+impl<T: Elem> Widen for T {
+    fn of(x: f64) -> Self {
+        Elem::of(x)
+    }
+    fn wide(self) -> f64 {
+        Elem::f64(self)
+    }
+}
+impl Widen for bf16 {
     fn of(x: f64) -> Self {
         bf16::from_f64(x)
     }
@@ -232,14 +238,25 @@ impl Half for bf16 {
         self.to_f64()
     }
 }
-impl Half for f16 {
-    const GRAD_TOL: (f64, f64) = (1e-3, 1e-7);
+impl Widen for f16 {
     fn of(x: f64) -> Self {
         f16::from_f64(x)
     }
     fn wide(self) -> f64 {
         self.to_f64()
     }
+}
+
+/// A half-precision storage type: the README's gradient tolerance.
+trait Half: Widen + Storage<Compute = f32> {
+    /// `(rtol, atol)` for a gradient written in this type.
+    const GRAD_TOL: (f64, f64);
+}
+impl Half for bf16 {
+    const GRAD_TOL: (f64, f64) = (8e-3, 1e-6);
+}
+impl Half for f16 {
+    const GRAD_TOL: (f64, f64) = (1e-3, 1e-7);
 }
 
 /// `case.inputs[name]` in `S`; an error unless each number is exactly a value of `S`, as the
@@ -273,22 +290,31 @@ struct Outcome {
     inconsistent: Vec<String>,
 }
 
-/// Runs a pointwise loss given as its three forms.
-fn pointwise_forms<S: Half>(
-    input: &[S],
-    target: &[S],
-    want_grad: bool,
-    loss: impl Fn(&[S], &[S], Reduction) -> Result<f32, LossError>,
-    each: impl Fn(&[S], &[S], &mut [f32]) -> Result<(), LossError>,
-    and_grad: impl Fn(&[S], &[S], Reduction, &mut [S]) -> Result<f32, LossError>,
-) -> Result<Outcome, LossError> {
-    let mean = loss(input, target, Reduction::Mean)?;
-    let sum = loss(input, target, Reduction::Sum)?;
+/// Runs a pointwise loss of the registry: mean, sum, none and (when the case has `grad_mean`)
+/// the fused mean and its gradient, at the case's parameter (by the registry's name for it).
+fn pointwise<S: Half>(case: &Case) -> Result<Outcome, String> {
+    let input: Vec<S> = exact(case, "input")?;
+    let target: Vec<S> = exact(case, "target")?;
+    let loss = registry::find_pointwise(&case.loss)
+        .unwrap_or_else(|| unreachable!("{} is not pointwise", case.loss));
+    let p = loss
+        .param
+        .and_then(|spec| case.params.get(spec.name))
+        .map(|v| num(v) as f32);
+    let err = |e: LossError| format!("{}: error {e}", case.id);
+    let mean = loss
+        .reduce(&input, &target, p, Reduction::Mean)
+        .map_err(err)?;
+    let sum = loss
+        .reduce(&input, &target, p, Reduction::Sum)
+        .map_err(err)?;
     let mut none = vec![f32::NAN; input.len()];
-    each(input, target, &mut none)?;
-    let grad = if want_grad {
+    loss.each(&input, &target, p, &mut none).map_err(err)?;
+    let grad = if case.grad_mean.is_some() {
         let mut grad = vec![S::of(f64::NAN); input.len()];
-        let fused = and_grad(input, target, Reduction::Mean, &mut grad)?;
+        let fused = loss
+            .and_grad(&input, &target, p, Reduction::Mean, &mut grad)
+            .map_err(err)?;
         Some((fused as f64, grad.iter().map(|g| g.wide()).collect()))
     } else {
         None
@@ -302,141 +328,53 @@ fn pointwise_forms<S: Half>(
     })
 }
 
-fn pointwise<S: Half>(case: &Case) -> Result<Outcome, String> {
-    let input: Vec<S> = exact(case, "input")?;
-    let target: Vec<S> = exact(case, "target")?;
-    let (i, t, g) = (&input[..], &target[..], case.grad_mean.is_some());
-    match case.loss.as_str() {
-        "mse" => pointwise_forms(
-            i,
-            t,
-            g,
-            losskit::mse,
-            losskit::mse_each,
-            losskit::mse_and_grad,
-        ),
-        "l1" => pointwise_forms(i, t, g, losskit::l1, losskit::l1_each, losskit::l1_and_grad),
-        "huber" => {
-            let delta = num(&case.params["delta"]) as f32;
-            pointwise_forms(
-                i,
-                t,
-                g,
-                |i, t, r| losskit::huber(i, t, delta, r),
-                |i, t, out| losskit::huber_each(i, t, delta, out),
-                |i, t, r, grad| losskit::huber_and_grad(i, t, delta, r, grad),
-            )
-        }
-        "bce_with_logits" => pointwise_forms(
-            i,
-            t,
-            g,
-            losskit::bce_with_logits,
-            losskit::bce_with_logits_each,
-            losskit::bce_with_logits_and_grad,
-        ),
-        other => unreachable!("{other} is not pointwise"),
-    }
-    .map_err(|e| format!("{}: error {e}", case.id))
-}
-
-/// Cross-entropy on half logits: the options as `CeInputs` reads them (in the compute type,
-/// f32), the logits in `S`.
-fn cross_entropy<S: Half>(case: &Case) -> Result<Outcome, String> {
+/// A row-wise loss of the registry on `input` (`[rows, classes]`, read by the caller), with
+/// the options as the case's params give them (in the compute type): mean, sum, none, the
+/// plain function where the case uses PyTorch's defaults, and (with `grad_mean`) the fused
+/// gradient, which the in-place form must reproduce bit for bit where the API has one.
+fn rows<S: Widen>(case: &Case, input: Vec<S>) -> Result<Outcome, String> {
     let err = |e: LossError| format!("{}: error {e}", case.id);
-    let ce_case = CeInputs::<f32>::of(case);
-    let logits: Vec<S> = exact(case, "logits")?;
-    let (ce, classes, labels) = (ce_case.builder(), ce_case.classes, &ce_case.labels);
-    let mean = ce
-        .loss(&logits, classes, labels, Reduction::Mean)
-        .map_err(err)?;
-    let sum = ce
-        .loss(&logits, classes, labels, Reduction::Sum)
-        .map_err(err)?;
-    let mut none = vec![f32::NAN; labels.len()];
-    ce.each(&logits, classes, labels, &mut none).map_err(err)?;
-    let mut inconsistent = Vec::new();
-    if ce_case.plain() {
-        let plain =
-            losskit::cross_entropy(&logits, classes, labels, Reduction::Mean).map_err(err)?;
-        if plain.to_bits() != mean.to_bits() {
-            inconsistent.push(format!(
-                "{}: cross_entropy {plain:e} != the builder's {mean:e}",
-                case.id
-            ));
-        }
-    }
-    let grad = match case.grad_mean {
-        None => None,
-        Some(_) => {
-            let mut grad = vec![S::of(f64::NAN); logits.len()];
-            let fused = ce
-                .loss_and_grad(&logits, classes, labels, Reduction::Mean, &mut grad)
-                .map_err(err)?;
-            let mut in_place = logits.clone();
-            let fused_in_place = ce
-                .loss_and_grad_in_place(&mut in_place, classes, labels, Reduction::Mean)
-                .map_err(err)?;
-            let same = fused.to_bits() == fused_in_place.to_bits()
-                && grad
-                    .iter()
-                    .zip(&in_place)
-                    .all(|(a, b)| a.wide().to_bits() == b.wide().to_bits());
-            if !same {
-                inconsistent.push(format!(
-                    "{}: loss_and_grad_in_place differs from loss_and_grad",
-                    case.id
-                ));
-            }
-            Some((fused as f64, grad.iter().map(|g| g.wide()).collect()))
-        }
-    };
-    Ok(Outcome {
-        mean: mean as f64,
-        sum: sum as f64,
-        none: none.iter().map(|&x| x as f64).collect(),
-        grad,
-        inconsistent,
-    })
-}
-
-/// `nll` in `T` (log-probabilities `[rows, classes]`, integer labels).
-fn nll<T: Elem>(case: &Case) -> Result<Outcome, String> {
-    let err = |e: LossError| format!("{}: error {e}", case.id);
+    let loss = registry::find_rows(&case.loss)
+        .unwrap_or_else(|| unreachable!("{} is not row-wise", case.loss));
     let p = &case.params;
     let classes = p["classes"].as_u64().unwrap() as usize;
-    let input: Vec<T> = to(&nums(&case.inputs["input"]));
     let labels: Vec<i64> = case.inputs["target"]
         .as_array()
         .unwrap()
         .iter()
         .map(|v| v.as_i64().unwrap())
         .collect();
-    let weight: Option<Vec<T>> = p.get("weight").map(|w| to(&nums(w)));
-    let ignore_index = p.get("ignore_index").and_then(Value::as_i64);
-    let mut b = Nll::new();
-    if let Some(w) = &weight {
-        b = b.weight(w);
-    }
-    if let Some(i) = ignore_index {
-        b = b.ignore_index(i);
-    }
-    let mean = b
-        .loss(&input, classes, &labels, Reduction::Mean)
+    assert_eq!(loss.kind, Kind::RowsWithLabels, "{}", case.id);
+    let targets = Targets::Labels(&labels);
+    let weight: Option<Vec<S::Compute>> = p.get("weight").map(|w| to(&nums(w)));
+    let options = RowOptions {
+        weight: weight.as_deref(),
+        ignore_index: p.get("ignore_index").and_then(Value::as_i64),
+        label_smoothing: p.get("label_smoothing").and_then(Value::as_f64),
+    };
+    let mean = loss
+        .reduce(&input, classes, targets, options, Reduction::Mean)
         .map_err(err)?;
-    let sum = b
-        .loss(&input, classes, &labels, Reduction::Sum)
+    let sum = loss
+        .reduce(&input, classes, targets, options, Reduction::Sum)
         .map_err(err)?;
-    let mut none = vec![T::of(f64::NAN); labels.len()];
-    b.each(&input, classes, &labels, &mut none).map_err(err)?;
+    let mut none = vec![<S::Compute as Elem>::of(f64::NAN); labels.len()];
+    loss.each(&input, classes, targets, options, &mut none)
+        .map_err(err)?;
     let mut inconsistent = Vec::new();
     // PyTorch's default ignore_index is -100, so those cases must match the plain function.
-    if weight.is_none() && ignore_index.is_none_or(|i| i == -100) {
-        let plain = losskit::nll(&input, classes, &labels, Reduction::Mean).map_err(err)?;
+    let defaults = options.weight.is_none()
+        && options.label_smoothing.is_none()
+        && options.ignore_index.is_none_or(|i| i == -100);
+    if defaults {
+        let plain = loss
+            .plain(&input, classes, targets, Reduction::Mean)
+            .map_err(err)?;
         if plain.bits() != mean.bits() {
             inconsistent.push(format!(
-                "{}: nll {:e} != the builder's {:e}",
+                "{}: {} {:e} != the builder's {:e}",
                 case.id,
+                case.loss,
                 plain.f64(),
                 mean.f64()
             ));
@@ -445,11 +383,35 @@ fn nll<T: Elem>(case: &Case) -> Result<Outcome, String> {
     let grad = match case.grad_mean {
         None => None,
         Some(_) => {
-            let mut grad = vec![T::of(f64::NAN); input.len()];
-            let fused = b
-                .loss_and_grad(&input, classes, &labels, Reduction::Mean, &mut grad)
+            let mut grad = vec![S::of(f64::NAN); input.len()];
+            let fused = loss
+                .and_grad(
+                    &input,
+                    classes,
+                    targets,
+                    options,
+                    Reduction::Mean,
+                    &mut grad,
+                )
                 .map_err(err)?;
-            Some((fused.f64(), grad.iter().map(|g| g.f64()).collect()))
+            let mut in_place = input.clone();
+            if let Some(fused_in_place) =
+                loss.and_grad_in_place(&mut in_place, classes, targets, options, Reduction::Mean)
+            {
+                let fused_in_place = fused_in_place.map_err(err)?;
+                let same = fused.bits() == fused_in_place.bits()
+                    && grad
+                        .iter()
+                        .zip(&in_place)
+                        .all(|(a, b)| a.wide().to_bits() == b.wide().to_bits());
+                if !same {
+                    inconsistent.push(format!(
+                        "{}: the in-place gradient differs from the fused one",
+                        case.id
+                    ));
+                }
+            }
+            Some((fused.f64(), grad.iter().map(|g| g.wide()).collect()))
         }
     };
     Ok(Outcome {
@@ -488,14 +450,26 @@ impl Checks {
 /// Runs one (known) case on the pinned tier.
 fn check_case(case: &Case) -> Checks {
     let (outcome, loss_tol, grad_tol) = match (case.loss.as_str(), case.dtype.as_str()) {
-        ("nll", "f32") => (nll::<f32>(case), tolerance("f32"), tolerance("f32")),
-        ("nll", "f64") => (nll::<f64>(case), tolerance("f64"), tolerance("f64")),
+        ("nll", "f32") => (
+            rows::<f32>(case, to(&nums(&case.inputs["input"]))),
+            tolerance("f32"),
+            tolerance("f32"),
+        ),
+        ("nll", "f64") => (
+            rows::<f64>(case, to(&nums(&case.inputs["input"]))),
+            tolerance("f64"),
+            tolerance("f64"),
+        ),
         ("cross_entropy", "bf16") => (
-            cross_entropy::<bf16>(case),
+            exact(case, "logits").and_then(|logits| rows::<bf16>(case, logits)),
             tolerance("f32"),
             bf16::GRAD_TOL,
         ),
-        ("cross_entropy", "f16") => (cross_entropy::<f16>(case), tolerance("f32"), f16::GRAD_TOL),
+        ("cross_entropy", "f16") => (
+            exact(case, "logits").and_then(|logits| rows::<f16>(case, logits)),
+            tolerance("f32"),
+            f16::GRAD_TOL,
+        ),
         (_, "bf16") => (pointwise::<bf16>(case), tolerance("f32"), bf16::GRAD_TOL),
         (_, "f16") => (pointwise::<f16>(case), tolerance("f32"), f16::GRAD_TOL),
         (loss, dtype) => unreachable!("{loss} {dtype} passed unknown()"),

@@ -1,48 +1,19 @@
 //! Every row of DESIGN.md's error list, for every public function that can hit it: the exact
 //! `LossError` variant and fields, a Display message that names the argument, and `out` left
 //! untouched by an error. Each group also has a control (the same call made valid succeeds), so
-//! that a function that rejected everything would fail here too.
+//! that a function that rejected everything would fail here too. The pointwise losses come from
+//! the registry (`tests/registry`): one test module per loss, every form and parameter setting.
 
 use std::fmt::Debug;
 
-use losskit::{Bce, BceWithLogits, CrossEntropy, LossError, Reduction};
+use losskit::{Bce, CrossEntropy, LossError, Reduction};
 
+use crate::common::same_error as same;
 use crate::common::Elem as E;
+use crate::registry::{Domain, Pointwise, POINTWISE};
 
 fn v<T: E>(xs: &[f64]) -> Vec<T> {
     xs.iter().map(|&x| T::of(x)).collect()
-}
-
-/// Equality of errors with NaN values equal to each other (`LossError: PartialEq` compares
-/// `f64` fields with `==`).
-fn same(a: &LossError, b: &LossError) -> bool {
-    match (a, b) {
-        (
-            LossError::InvalidParameter {
-                name: n1,
-                value: v1,
-                requirement: r1,
-            },
-            LossError::InvalidParameter {
-                name: n2,
-                value: v2,
-                requirement: r2,
-            },
-        ) => n1 == n2 && r1 == r2 && (v1 == v2 || (v1.is_nan() && v2.is_nan())),
-        (
-            LossError::NotAProbability {
-                name: n1,
-                index: i1,
-                value: v1,
-            },
-            LossError::NotAProbability {
-                name: n2,
-                index: i2,
-                value: v2,
-            },
-        ) => n1 == n2 && i1 == i2 && (v1 == v2 || (v1.is_nan() && v2.is_nan())),
-        _ => a == b,
-    }
 }
 
 /// Asserts that `result` is exactly `want`, displayed as `message`.
@@ -88,275 +59,221 @@ fn invalid(name: &'static str, value: f64, requirement: &'static str) -> LossErr
 }
 
 // ---------------------------------------------------------------------------------------------
-// Length mismatches of the pointwise losses: one module per public function.
+// Pointwise losses: one module per registry entry, each form at each parameter setting.
 // ---------------------------------------------------------------------------------------------
 
-/// Generates, for one pointwise loss, tests of a target shorter and longer than the input (for
-/// the reduced form and for `each`), of `out` shorter and longer, and a valid control.
-/// Values are probabilities so that every loss (bce included) accepts them.
-macro_rules! length_tests {
-    ($module:ident,
-     reduce: |$x:ident, $y:ident, $r:ident| $reduce:expr,
-     each: |$ex:ident, $ey:ident, $out:ident| $each:expr) => {
+/// Values valid for every pointwise loss (probabilities, so bce accepts them).
+fn pointwise_input<T: E>(n: usize) -> Vec<T> {
+    (0..n).map(|i| T::of((i % 5) as f64 * 0.25)).collect()
+}
+
+/// A target shorter or longer than the input, for the reduced form and for `each`.
+fn target_mismatch<T: E>(loss: &Pointwise) {
+    for &setting in loss.settings {
+        let p = setting.map(T::of);
+        for (n, nt) in [(4, 3), (4, 5), (0, 1), (1, 0), (9, 8)] {
+            let (x, y) = (pointwise_input::<T>(n), pointwise_input::<T>(nt));
+            let want = mismatch("target", nt, "input", n);
+            let msg = format!("target has {nt} elements but input has {n}");
+            for r in [Reduction::Mean, Reduction::Sum] {
+                expect_err(loss.reduce(&x, &y, p, r), &want, &msg);
+            }
+            expect_err_untouched::<T>(n, &want, &msg, |out| loss.each(&x, &y, p, out));
+        }
+    }
+}
+
+/// `out` shorter or longer than the input.
+fn out_mismatch<T: E>(loss: &Pointwise) {
+    for &setting in loss.settings {
+        let p = setting.map(T::of);
+        for (n, no) in [(4, 3), (4, 5), (0, 1), (1, 0), (17, 16)] {
+            let (x, y) = (pointwise_input::<T>(n), pointwise_input::<T>(n));
+            let want = mismatch("out", no, "input", n);
+            let msg = format!("out has {no} elements but input has {n}");
+            expect_err_untouched::<T>(no, &want, &msg, |out| loss.each(&x, &y, p, out));
+        }
+    }
+}
+
+/// `grad` shorter or longer than the input: the fused form fails and writes nothing.
+fn grad_mismatch<T: E>(loss: &Pointwise) {
+    for &setting in loss.settings {
+        let p = setting.map(T::of);
+        for (n, ng) in [(4, 3), (4, 5), (0, 1), (1, 0), (17, 16)] {
+            let (x, y) = (pointwise_input::<T>(n), pointwise_input::<T>(n));
+            let want = mismatch("grad", ng, "input", n);
+            let msg = format!("grad has {ng} elements but input has {n}");
+            let sentinel = T::of(-7.25);
+            let mut grad = vec![sentinel; ng];
+            for r in [Reduction::Mean, Reduction::Sum] {
+                expect_err(loss.and_grad(&x, &y, p, r, &mut grad), &want, &msg);
+            }
+            assert!(
+                grad.iter().all(|g| g.bits() == sentinel.bits()),
+                "{}: an error wrote to grad: {grad:?}",
+                loss.label(setting)
+            );
+        }
+    }
+}
+
+/// The control: matching lengths are accepted, and `each` writes every element.
+fn valid_lengths<T: E>(loss: &Pointwise) {
+    for &setting in loss.settings {
+        let p = setting.map(T::of);
+        for n in [0, 1, 4, 17] {
+            let (x, y) = (
+                pointwise_input::<T>(n),
+                pointwise_input::<T>(n)
+                    .into_iter()
+                    .rev()
+                    .collect::<Vec<_>>(),
+            );
+            for r in [Reduction::Mean, Reduction::Sum] {
+                assert!(
+                    loss.reduce(&x, &y, p, r).is_ok(),
+                    "{} n={n} {r:?}",
+                    loss.label(setting)
+                );
+            }
+            let mut out = vec![T::of(-7.25); n];
+            loss.each(&x, &y, p, &mut out).unwrap();
+            assert!(
+                out.iter().all(|&o| o != T::of(-7.25)),
+                "{}: each did not write every element",
+                loss.label(setting)
+            );
+        }
+    }
+}
+
+/// Checks that `param` is rejected by every form of `loss` with `InvalidParameter { name,
+/// value: param, requirement }` and the message `"{name} is {shown}; it must be {requirement}"`.
+fn rejects_param<T: E>(loss: &Pointwise, param: f64, shown: &str) {
+    let spec = loss.param.as_ref().expect("a loss with a parameter");
+    let (x, y) = (v::<T>(&[0.5, 0.25, 1.0]), v::<T>(&[0.0, 1.0, 0.75]));
+    let p = Some(T::of(param));
+    let want = invalid(spec.name, param, spec.requirement);
+    let msg = format!("{} is {shown}; it must be {}", spec.name, spec.requirement);
+    assert!(same(&spec.error(param).unwrap(), &want), "{}", loss.id);
+    for r in [Reduction::Mean, Reduction::Sum] {
+        expect_err(loss.reduce(&x, &y, p, r), &want, &msg);
+    }
+    expect_err_untouched::<T>(3, &want, &msg, |out| loss.each(&x, &y, p, out));
+    // Parameter errors win over nothing else being wrong, and also hold for empty inputs.
+    expect_err(loss.reduce::<T>(&[], &[], p, Reduction::Mean), &want, &msg);
+}
+
+fn accepts_param<T: E>(loss: &Pointwise, param: f64) {
+    let (x, y) = (v::<T>(&[0.5, 0.25, 1.0]), v::<T>(&[0.0, 1.0, 0.75]));
+    let p = Some(T::of(param));
+    for r in [Reduction::Mean, Reduction::Sum] {
+        loss.reduce(&x, &y, p, r)
+            .unwrap_or_else(|e| panic!("{} param {param} rejected: {e}", loss.id));
+    }
+    let mut out = vec![T::of(0.0); 3];
+    loss.each(&x, &y, p, &mut out)
+        .unwrap_or_else(|e| panic!("{} param {param} rejected: {e}", loss.id));
+}
+
+/// The parameter's rejected values (PyTorch's rules: huber's delta > 0, smooth_l1's beta >= 0,
+/// pos_weight >= 0, bce's epsilon in [0, 0.5]) and accepted edges; a loss without a parameter
+/// must never be run with one (its forms would ignore it).
+fn parameter<T: E>(loss: &Pointwise) {
+    let Some(spec) = &loss.param else {
+        assert_eq!(loss.settings, [None], "{} has no parameter", loss.id);
+        return;
+    };
+    for &(p, shown) in spec.rejected {
+        rejects_param::<T>(loss, p, shown);
+    }
+    for &p in spec.accepted {
+        accepts_param::<T>(loss, p);
+    }
+    for &setting in loss.settings {
+        assert!(
+            setting.is_some() || loss.param_optional,
+            "{}: setting without its required parameter",
+            loss.id
+        );
+    }
+}
+
+/// One module per pointwise loss of the registry, so that a test name says which loss failed.
+macro_rules! pointwise_error_tests {
+    ($($module:ident: $loss:ident),* $(,)?) => {$(
         mod $module {
             use super::*;
-
-            fn reduce<T: E>($x: &[T], $y: &[T], $r: Reduction) -> Result<T, LossError> {
-                $reduce
-            }
-
-            fn each<T: E>($ex: &[T], $ey: &[T], $out: &mut [T]) -> Result<(), LossError> {
-                $each
-            }
-
-            fn input<T: E>(n: usize) -> Vec<T> {
-                (0..n).map(|i| T::of((i % 5) as f64 * 0.25)).collect()
-            }
-
-            fn target_mismatch<T: E>() {
-                for (n, nt) in [(4, 3), (4, 5), (0, 1), (1, 0), (9, 8)] {
-                    let (x, y) = (input::<T>(n), input::<T>(nt));
-                    let want = mismatch("target", nt, "input", n);
-                    let msg = format!("target has {nt} elements but input has {n}");
-                    for r in [Reduction::Mean, Reduction::Sum] {
-                        expect_err(reduce(&x, &y, r), &want, &msg);
-                    }
-                    expect_err_untouched::<T>(n, &want, &msg, |out| each(&x, &y, out));
-                }
-            }
-
-            fn out_mismatch<T: E>() {
-                for (n, no) in [(4, 3), (4, 5), (0, 1), (1, 0), (17, 16)] {
-                    let (x, y) = (input::<T>(n), input::<T>(n));
-                    let want = mismatch("out", no, "input", n);
-                    let msg = format!("out has {no} elements but input has {n}");
-                    expect_err_untouched::<T>(no, &want, &msg, |out| each(&x, &y, out));
-                }
-            }
-
-            fn valid<T: E>() {
-                for n in [0, 1, 4, 17] {
-                    let (x, y) = (
-                        input::<T>(n),
-                        input::<T>(n).into_iter().rev().collect::<Vec<_>>(),
-                    );
-                    for r in [Reduction::Mean, Reduction::Sum] {
-                        assert!(reduce(&x, &y, r).is_ok(), "n={n} {r:?}");
-                    }
-                    let mut out = vec![T::of(-7.25); n];
-                    each(&x, &y, &mut out).unwrap();
-                    assert!(
-                        out.iter().all(|&o| o != T::of(-7.25)),
-                        "each did not write every element"
-                    );
-                }
-            }
+            use crate::registry::$loss as LOSS;
 
             #[test]
             fn target_length_mismatch() {
-                target_mismatch::<f32>();
-                target_mismatch::<f64>();
+                target_mismatch::<f32>(&LOSS);
+                target_mismatch::<f64>(&LOSS);
             }
 
             #[test]
             fn out_length_mismatch_leaves_out_untouched() {
-                out_mismatch::<f32>();
-                out_mismatch::<f64>();
+                out_mismatch::<f32>(&LOSS);
+                out_mismatch::<f64>(&LOSS);
+            }
+
+            #[test]
+            fn grad_length_mismatch_leaves_grad_untouched() {
+                grad_mismatch::<f32>(&LOSS);
+                grad_mismatch::<f64>(&LOSS);
             }
 
             #[test]
             fn matching_lengths_are_accepted() {
-                valid::<f32>();
-                valid::<f64>();
+                valid_lengths::<f32>(&LOSS);
+                valid_lengths::<f64>(&LOSS);
+            }
+
+            #[test]
+            fn invalid_parameters_are_rejected() {
+                parameter::<f32>(&LOSS);
+                parameter::<f64>(&LOSS);
             }
         }
-    };
+    )*};
 }
 
-length_tests!(mse, reduce: |x, y, r| losskit::mse(x, y, r), each: |x, y, out| losskit::mse_each(x, y, out));
-length_tests!(l1, reduce: |x, y, r| losskit::l1(x, y, r), each: |x, y, out| losskit::l1_each(x, y, out));
-length_tests!(huber,
-    reduce: |x, y, r| losskit::huber(x, y, T::of(1.0), r),
-    each: |x, y, out| losskit::huber_each(x, y, T::of(1.0), out));
-length_tests!(smooth_l1,
-    reduce: |x, y, r| losskit::smooth_l1(x, y, T::of(0.5), r),
-    each: |x, y, out| losskit::smooth_l1_each(x, y, T::of(0.5), out));
-length_tests!(bce, reduce: |x, y, r| losskit::bce(x, y, r), each: |x, y, out| losskit::bce_each(x, y, out));
-length_tests!(bce_builder,
-    reduce: |x, y, r| Bce::new().epsilon(T::of(1e-3)).loss(x, y, r),
-    each: |x, y, out| Bce::new().epsilon(T::of(1e-3)).each(x, y, out));
-length_tests!(bce_with_logits,
-    reduce: |x, y, r| losskit::bce_with_logits(x, y, r),
-    each: |x, y, out| losskit::bce_with_logits_each(x, y, out));
-length_tests!(bce_with_logits_builder,
-    reduce: |x, y, r| BceWithLogits::new().pos_weight(T::of(2.5)).loss(x, y, r),
-    each: |x, y, out| BceWithLogits::new().pos_weight(T::of(2.5)).each(x, y, out));
+pointwise_losses!(pointwise_error_tests);
 
 // ---------------------------------------------------------------------------------------------
-// Scalar parameters.
+// Probabilities (bce's input and target).
 // ---------------------------------------------------------------------------------------------
 
-/// Checks that `param` is rejected by both forms of a loss with `InvalidParameter { name,
-/// value: param, requirement }` and the message `"{name} is {shown}; it must be {requirement}"`.
-fn rejects_param<T: E>(
-    name: &'static str,
-    requirement: &'static str,
-    param: f64,
-    shown: &str,
-    reduce: impl Fn(&[T], &[T], T, Reduction) -> Result<T, LossError>,
-    each: impl Fn(&[T], &[T], T, &mut [T]) -> Result<(), LossError>,
-) {
-    let (x, y) = (v::<T>(&[0.5, 0.25, 1.0]), v::<T>(&[0.0, 1.0, 0.75]));
-    let p = T::of(param);
-    let want = invalid(name, param, requirement);
-    let msg = format!("{name} is {shown}; it must be {requirement}");
-    for r in [Reduction::Mean, Reduction::Sum] {
-        expect_err(reduce(&x, &y, p, r), &want, &msg);
+type ReduceFn<'a, T> = Box<dyn Fn(&[T], &[T], Reduction) -> Result<T, LossError> + 'a>;
+type EachFn<'a, T> = Box<dyn Fn(&[T], &[T], &mut [T]) -> Result<(), LossError> + 'a>;
+
+/// Every form of every loss with a probability argument, at each of its settings, and bce's
+/// builder with its defaults (which must behave as the plain function).
+fn probability_forms<T: E>() -> Vec<(String, ReduceFn<'static, T>, EachFn<'static, T>)> {
+    let mut forms: Vec<(String, ReduceFn<'static, T>, EachFn<'static, T>)> = vec![(
+        "Bce::new()".to_string(),
+        Box::new(|x, y, r| Bce::new().loss(x, y, r)),
+        Box::new(|x, y, o| Bce::new().each(x, y, o)),
+    )];
+    for loss in POINTWISE {
+        if loss.input != Domain::Probability && loss.target != Domain::Probability {
+            continue;
+        }
+        for &setting in loss.settings {
+            let p = setting.map(T::of);
+            forms.push((
+                loss.label(setting),
+                Box::new(move |x, y, r| loss.reduce(x, y, p, r)),
+                Box::new(move |x, y, o| loss.each(x, y, p, o)),
+            ));
+        }
     }
-    expect_err_untouched::<T>(3, &want, &msg, |out| each(&x, &y, p, out));
-    // Parameter errors win over nothing else being wrong, and also hold for empty inputs.
-    expect_err(reduce(&[], &[], p, Reduction::Mean), &want, &msg);
+    forms
 }
 
-fn accepts_param<T: E>(
-    param: f64,
-    reduce: impl Fn(&[T], &[T], T, Reduction) -> Result<T, LossError>,
-    each: impl Fn(&[T], &[T], T, &mut [T]) -> Result<(), LossError>,
-) {
-    let (x, y) = (v::<T>(&[0.5, 0.25, 1.0]), v::<T>(&[0.0, 1.0, 0.75]));
-    let p = T::of(param);
-    for r in [Reduction::Mean, Reduction::Sum] {
-        reduce(&x, &y, p, r).unwrap_or_else(|e| panic!("param {param} rejected: {e}"));
-    }
-    let mut out = vec![T::of(0.0); 3];
-    each(&x, &y, p, &mut out).unwrap_or_else(|e| panic!("param {param} rejected: {e}"));
-}
-
-const BAD_POSITIVE: [(f64, &str); 5] = [
-    (-1.0, "-1"),
-    (f64::NAN, "NaN"),
-    (0.0, "0"),
-    (-0.0, "-0"),
-    (f64::NEG_INFINITY, "-inf"),
-];
-const BAD_NON_NEGATIVE: [(f64, &str); 4] = [
-    (-1.0, "-1"),
-    (-0.5, "-0.5"),
-    (f64::NAN, "NaN"),
-    (f64::NEG_INFINITY, "-inf"),
-];
-
-fn huber_delta<T: E>() {
-    // PyTorch rejects delta <= 0 (and NaN).
-    for (p, shown) in BAD_POSITIVE {
-        rejects_param::<T>(
-            "delta",
-            "> 0",
-            p,
-            shown,
-            losskit::huber,
-            losskit::huber_each,
-        );
-    }
-    for p in [1e-30, 0.5, 1.0, f64::INFINITY] {
-        accepts_param::<T>(p, losskit::huber, losskit::huber_each);
-    }
-}
-
-#[test]
-fn huber_rejects_zero_negative_and_nan_delta() {
-    huber_delta::<f32>();
-    huber_delta::<f64>();
-}
-
-fn smooth_l1_beta<T: E>() {
-    for (p, shown) in BAD_NON_NEGATIVE {
-        rejects_param::<T>(
-            "beta",
-            ">= 0",
-            p,
-            shown,
-            losskit::smooth_l1,
-            losskit::smooth_l1_each,
-        );
-    }
-    // beta = 0 is plain L1 in PyTorch; -0.0 passes `>= 0` as it does there.
-    for p in [0.0, -0.0, 1e-30, 1.0, f64::INFINITY] {
-        accepts_param::<T>(p, losskit::smooth_l1, losskit::smooth_l1_each);
-    }
-}
-
-#[test]
-fn smooth_l1_rejects_negative_and_nan_beta() {
-    smooth_l1_beta::<f32>();
-    smooth_l1_beta::<f64>();
-}
-
-fn bce_epsilon<T: E>() {
-    let reduce = |x: &[T], y: &[T], p: T, r| Bce::new().epsilon(p).loss(x, y, r);
-    let each = |x: &[T], y: &[T], p: T, out: &mut [T]| Bce::new().epsilon(p).each(x, y, out);
-    for (p, shown) in [
-        (-0.25, "-0.25"),
-        (0.75, "0.75"),
-        (1.0, "1"),
-        (f64::NAN, "NaN"),
-        (f64::INFINITY, "inf"),
-    ] {
-        rejects_param::<T>("epsilon", "in [0, 0.5]", p, shown, reduce, each);
-    }
-    for p in [0.0, 1e-7, 0.5] {
-        accepts_param::<T>(p, reduce, each);
-    }
-}
-
-#[test]
-fn bce_builder_rejects_epsilon_outside_0_to_one_half() {
-    bce_epsilon::<f32>();
-    bce_epsilon::<f64>();
-}
-
-fn pos_weight<T: E>() {
-    let reduce = |x: &[T], y: &[T], p: T, r| BceWithLogits::new().pos_weight(p).loss(x, y, r);
-    let each =
-        |x: &[T], y: &[T], p: T, out: &mut [T]| BceWithLogits::new().pos_weight(p).each(x, y, out);
-    for (p, shown) in BAD_NON_NEGATIVE {
-        rejects_param::<T>("pos_weight", ">= 0", p, shown, reduce, each);
-    }
-    for p in [0.0, 1.0, 2.5] {
-        accepts_param::<T>(p, reduce, each);
-    }
-}
-
-#[test]
-fn bce_with_logits_builder_rejects_negative_and_nan_pos_weight() {
-    pos_weight::<f32>();
-    pos_weight::<f64>();
-}
-
-// ---------------------------------------------------------------------------------------------
-// Probabilities for bce.
-// ---------------------------------------------------------------------------------------------
-
-type ReduceFn<T> = fn(&[T], &[T], Reduction) -> Result<T, LossError>;
-type EachFn<T> = fn(&[T], &[T], &mut [T]) -> Result<(), LossError>;
-
-fn bce_forms<T: E>() -> Vec<(&'static str, ReduceFn<T>, EachFn<T>)> {
-    vec![
-        ("bce", losskit::bce, losskit::bce_each),
-        (
-            "Bce::new()",
-            |x, y, r| Bce::new().loss(x, y, r),
-            |x, y, o| Bce::new().each(x, y, o),
-        ),
-        (
-            "Bce::new().epsilon(1e-7)",
-            |x, y, r| Bce::new().epsilon(T::of(1e-7)).loss(x, y, r),
-            |x, y, o| Bce::new().epsilon(T::of(1e-7)).each(x, y, o),
-        ),
-    ]
-}
-
-fn bce_probabilities<T: E>(which: &'static str) {
+fn probabilities<T: E>(which: &'static str) {
     // A bad value at the start, middle and end, in a short input and in one long enough to be
     // reduced on several threads; the first offending index is reported.
     for n in [1usize, 3, 9, 70_000, 200_003] {
@@ -383,7 +300,7 @@ fn bce_probabilities<T: E>(which: &'static str) {
                 let msg = format!(
                     "{which}[{index}] is {shown}; every element of {which} must be in [0, 1]"
                 );
-                for (form, reduce, each) in bce_forms::<T>() {
+                for (form, reduce, each) in probability_forms::<T>() {
                     for r in [Reduction::Mean, Reduction::Sum] {
                         let got = reduce(&p, &t, r);
                         assert!(
@@ -401,20 +318,20 @@ fn bce_probabilities<T: E>(which: &'static str) {
 }
 
 #[test]
-fn bce_rejects_an_input_outside_0_1_or_nan() {
-    bce_probabilities::<f32>("input");
-    bce_probabilities::<f64>("input");
+fn probability_inputs_outside_0_1_or_nan_are_rejected() {
+    probabilities::<f32>("input");
+    probabilities::<f64>("input");
 }
 
 #[test]
-fn bce_rejects_a_target_outside_0_1_or_nan() {
-    bce_probabilities::<f32>("target");
-    bce_probabilities::<f64>("target");
+fn probability_targets_outside_0_1_or_nan_are_rejected() {
+    probabilities::<f32>("target");
+    probabilities::<f64>("target");
 }
 
 #[test]
-fn bce_accepts_the_closed_interval_and_negative_zero() {
-    for (form, reduce, each) in bce_forms::<f32>() {
+fn probabilities_accept_the_closed_interval_and_negative_zero() {
+    for (form, reduce, each) in probability_forms::<f32>() {
         let p = [
             0.0f32,
             -0.0,
@@ -436,10 +353,25 @@ fn bce_accepts_the_closed_interval_and_negative_zero() {
 }
 
 #[test]
-fn bce_with_logits_does_not_restrict_its_target() {
+fn unchecked_soft_targets_are_not_restricted() {
     // PyTorch does not check targets of binary_cross_entropy_with_logits.
-    let got = losskit::bce_with_logits(&[0.5f64, -1.0], &[2.0, -3.0], Reduction::Sum).unwrap();
-    assert!(got.is_finite());
+    let unchecked: Vec<&Pointwise> = POINTWISE
+        .iter()
+        .copied()
+        .filter(|l| l.target == Domain::UnitUnchecked)
+        .collect();
+    assert!(
+        !unchecked.is_empty(),
+        "bce_with_logits has unchecked targets"
+    );
+    for loss in unchecked {
+        for &setting in loss.settings {
+            let got = loss
+                .reduce(&[0.5f64, -1.0], &[2.0, -3.0], setting, Reduction::Sum)
+                .unwrap();
+            assert!(got.is_finite(), "{}: {got}", loss.label(setting));
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

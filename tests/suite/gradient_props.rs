@@ -6,80 +6,25 @@ use crate::common;
 
 use common::Elem;
 use losskit::reference::{self, RowTarget};
-use losskit::{with_tier, Bce, BceWithLogits, CrossEntropy, Reduction, Tier};
+use losskit::{with_tier, CrossEntropy, Reduction, Tier};
 use proptest::prelude::*;
 
-#[derive(Clone, Copy, Debug)]
-enum Loss {
-    Mse,
-    L1,
-    Huber(f64),
-    SmoothL1(f64),
-    Bce,
-    BceWithLogits(Option<f64>),
+use crate::registry::{Domain, Pointwise, POINTWISE};
+
+/// Every pointwise loss of the registry at every setting.
+fn settings() -> impl Iterator<Item = (&'static Pointwise, Option<f64>)> {
+    POINTWISE
+        .iter()
+        .flat_map(|&l| l.settings.iter().map(move |&p| (l, p)))
 }
 
-const LOSSES: [Loss; 8] = [
-    Loss::Mse,
-    Loss::L1,
-    Loss::Huber(0.7),
-    Loss::SmoothL1(0.7),
-    Loss::SmoothL1(0.0),
-    Loss::Bce,
-    Loss::BceWithLogits(None),
-    Loss::BceWithLogits(Some(2.5)),
-];
-
-fn kernel<T: Elem>(loss: Loss, x: &[T], y: &[T], r: Reduction, grad: &mut [T]) -> T {
-    match loss {
-        Loss::Mse => losskit::mse_and_grad(x, y, r, grad),
-        Loss::L1 => losskit::l1_and_grad(x, y, r, grad),
-        Loss::Huber(d) => losskit::huber_and_grad(x, y, T::of(d), r, grad),
-        Loss::SmoothL1(b) => losskit::smooth_l1_and_grad(x, y, T::of(b), r, grad),
-        Loss::Bce => Bce::new().loss_and_grad(x, y, r, grad),
-        Loss::BceWithLogits(None) => BceWithLogits::new().loss_and_grad(x, y, r, grad),
-        Loss::BceWithLogits(Some(pw)) => BceWithLogits::new()
-            .pos_weight(T::of(pw))
-            .loss_and_grad(x, y, r, grad),
-    }
-    .unwrap()
-}
-
-fn oracle_loss<T: Elem>(loss: Loss, x: T, y: T) -> T {
-    match loss {
-        Loss::Mse => reference::mse(x, y),
-        Loss::L1 => reference::l1(x, y),
-        Loss::Huber(d) => reference::huber(x, y, T::of(d)),
-        Loss::SmoothL1(b) => reference::smooth_l1(x, y, T::of(b)),
-        Loss::Bce => reference::bce(x, y),
-        Loss::BceWithLogits(pw) => reference::bce_with_logits(x, y, pw.map(T::of)),
-    }
-}
-
-fn oracle_grad<T: Elem>(loss: Loss, x: T, y: T) -> T {
-    match loss {
-        Loss::Mse => reference::mse_grad(x, y),
-        Loss::L1 => reference::l1_grad(x, y),
-        Loss::Huber(d) => reference::huber_grad(x, y, T::of(d)),
-        Loss::SmoothL1(b) => reference::smooth_l1_grad(x, y, T::of(b)),
-        Loss::Bce => reference::bce_grad(x, y),
-        Loss::BceWithLogits(pw) => reference::bce_with_logits_grad(x, y, pw.map(T::of)),
-    }
-}
-
-/// Inputs valid for `loss`: probabilities for bce, anything moderate otherwise.
-fn inputs(loss: Loss, raw_x: &[f64], raw_y: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    match loss {
-        Loss::Bce => (
-            raw_x.iter().map(|v| v.abs().fract()).collect(),
-            raw_y.iter().map(|v| v.abs().fract()).collect(),
-        ),
-        Loss::BceWithLogits(_) => (
-            raw_x.to_vec(),
-            raw_y.iter().map(|v| v.abs().fract()).collect(),
-        ),
-        _ => (raw_x.to_vec(), raw_y.to_vec()),
-    }
+/// Inputs valid for `loss`: each argument folded into its domain (probabilities for bce, soft
+/// labels for bce_with_logits's target), anything moderate otherwise.
+fn inputs(loss: &Pointwise, raw_x: &[f64], raw_y: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    (
+        raw_x.iter().map(|&v| loss.input.fold(v)).collect(),
+        raw_y.iter().map(|&v| loss.target.fold(v)).collect(),
+    )
 }
 
 fn check_pointwise<T: Elem>(
@@ -88,7 +33,9 @@ fn check_pointwise<T: Elem>(
     offset: usize,
     unit: f64,
 ) -> Result<(), TestCaseError> {
-    for loss in LOSSES {
+    for (loss, setting) in settings() {
+        let name = loss.label(setting);
+        let p = setting.map(T::of);
         let (x, y) = inputs(loss, raw_x, raw_y);
         let x: Vec<T> = common::to(&x);
         let y: Vec<T> = common::to(&y);
@@ -97,7 +44,7 @@ fn check_pointwise<T: Elem>(
         let want: Vec<T> = x
             .iter()
             .zip(y)
-            .map(|(&a, &b)| oracle_grad(loss, a, b))
+            .map(|(&a, &b)| loss.reference_grad(a, b, p))
             .collect();
         for tier in Tier::available() {
             with_tier(tier, || -> Result<(), TestCaseError> {
@@ -106,14 +53,14 @@ fn check_pointwise<T: Elem>(
                     (Reduction::Mean, 1.0 / n.max(1) as f64),
                 ] {
                     let mut grad = vec![T::of(9.0); n];
-                    let loss_value = kernel(loss, x, y, r, &mut grad);
+                    let loss_value = loss.and_grad(x, y, p, r, &mut grad).unwrap();
                     let plain = match r {
                         Reduction::Sum => reference::reduce(
-                            x.iter().zip(y).map(|(&a, &b)| oracle_loss(loss, a, b)),
+                            x.iter().zip(y).map(|(&a, &b)| loss.reference(a, b, p)),
                             r,
                         ),
                         Reduction::Mean => reference::reduce(
-                            x.iter().zip(y).map(|(&a, &b)| oracle_loss(loss, a, b)),
+                            x.iter().zip(y).map(|(&a, &b)| loss.reference(a, b, p)),
                             r,
                         ),
                     };
@@ -121,21 +68,18 @@ fn check_pointwise<T: Elem>(
                     prop_assert!(
                         (lv - pv).abs() <= 64.0 * unit * (pv.abs() + 1.0)
                             || (lv.is_nan() && pv.is_nan()),
-                        "{loss:?} {r:?} on {tier}: loss {lv} vs {pv}"
+                        "{name} {r:?} on {tier}: loss {lv} vs {pv}"
                     );
                     // The gradient is a difference of terms of this size (lw·sigmoid - pw·t for
                     // bce_with_logits), so rounding errors are relative to it, not to the result.
-                    let terms = match loss {
-                        Loss::BceWithLogits(Some(pw)) => 1.0 + 2.0 * pw,
-                        _ => 1.0,
-                    };
+                    let terms = (loss.grad_terms)(setting);
                     for (i, (g, w)) in grad.iter().zip(&want).enumerate() {
                         let (g, w) = (g.f64(), w.f64() * scale);
                         // Exact formulas agree to the last bit but for the mean's scaling and,
                         // for bce_with_logits, the vector exp (1 ulp).
                         prop_assert!(
                             (g - w).abs() <= 4.0 * unit * (w.abs() + terms * scale),
-                            "{loss:?} {r:?} on {tier}: grad[{i}] {g} vs {w} (x={:?}, y={:?})",
+                            "{name} {r:?} on {tier}: grad[{i}] {g} vs {w} (x={:?}, y={:?})",
                             x[i],
                             y[i]
                         );
@@ -172,18 +116,17 @@ proptest! {
 
     #[test]
     fn reference_gradients_match_finite_differences(x in -6.0..6.0f64, y in -6.0..6.0f64, p in 0.02..0.98f64, t in 0.0..1.0f64) {
-        for loss in LOSSES {
-            let (x, y) = match loss {
-                Loss::Bce => (p, t),
-                Loss::BceWithLogits(_) => (x, t),
-                _ => (x, y),
-            };
+        for (loss, setting) in settings() {
+            // A probability where the domain is [0, 1], away from its ends.
+            let x = if loss.input == Domain::Real { x } else { p };
+            let y = if loss.target == Domain::Real { y } else { t };
             // Stay away from the kinks (|d| = 0, delta, beta), where one-sided slopes differ.
             let d = (x - y).abs();
-            prop_assume!(d > 1e-3 && (d - 0.7).abs() > 1e-3);
-            let fd = central(|v| oracle_loss::<f64>(loss, v, y), x);
-            let g = oracle_grad::<f64>(loss, x, y);
-            prop_assert!((fd - g).abs() <= 1e-6 * (g.abs() + 1.0), "{loss:?} at x={x}, y={y}: fd {fd} vs {g}");
+            let kink = loss.param.is_some_and(|param| param.kink);
+            prop_assume!(d > 1e-3 && !(kink && (d - setting.unwrap()).abs() <= 1e-3));
+            let fd = central(|v| loss.reference::<f64>(v, y, setting), x);
+            let g = loss.reference_grad::<f64>(x, y, setting);
+            prop_assert!((fd - g).abs() <= 1e-6 * (g.abs() + 1.0), "{} at x={x}, y={y}: fd {fd} vs {g}", loss.label(setting));
         }
     }
 

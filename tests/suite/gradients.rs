@@ -4,28 +4,39 @@
 use crate::common;
 
 use common::{check, golden_cases, nums, to, Case, CeInputs, Elem};
-use losskit::{Bce, BceWithLogits, Reduction};
+use losskit::Reduction;
 
-/// d(mean loss)/d(first input) for one case, in element type `T`.
+use crate::registry::{self, Kind, RowOptions, Targets};
+
+/// d(mean loss)/d(first input) for one case of a registry loss, in element type `T`.
 fn grad_of<T: Elem>(case: &Case) -> Vec<T> {
     let p = &case.params;
     let param = |name: &str| p.get(name).and_then(|v| v.as_f64());
     let mean = Reduction::Mean;
-    if case.loss.starts_with("cross_entropy") {
+    if let Some(loss) = registry::find_rows(&case.loss) {
         let ce_case = CeInputs::<T>::of(case);
-        let (ce, logits, classes) = (ce_case.builder(), &ce_case.logits, ce_case.classes);
+        let (logits, classes) = (&ce_case.logits, ce_case.classes);
+        let targets = match loss.kind {
+            Kind::RowsWithLabels => Targets::Labels(&ce_case.labels),
+            Kind::RowsWithProbs => Targets::Probs(&ce_case.probs),
+            Kind::Pointwise => unreachable!("{} is row-wise", case.loss),
+        };
+        let options = RowOptions {
+            weight: ce_case.weight.as_deref(),
+            ignore_index: ce_case.ignore_index,
+            label_smoothing: ce_case.smoothing,
+        };
         let mut grad = vec![T::of(0.0); logits.len()];
-        if case.loss == "cross_entropy" {
-            let labels = &ce_case.labels;
-            let loss = ce
-                .loss_and_grad(logits, classes, labels, mean, &mut grad)
-                .unwrap();
-            let mut in_place = logits.clone();
-            let loss_in_place = ce
-                .loss_and_grad_in_place(&mut in_place, classes, labels, mean)
-                .unwrap();
+        let fused = loss
+            .and_grad(logits, classes, targets, options, mean, &mut grad)
+            .unwrap();
+        let mut in_place = logits.clone();
+        if let Some(in_place_loss) =
+            loss.and_grad_in_place(&mut in_place, classes, targets, options, mean)
+        {
+            let in_place_loss = in_place_loss.unwrap();
             assert!(
-                loss.f64().to_bits() == loss_in_place.f64().to_bits(),
+                fused.f64().to_bits() == in_place_loss.f64().to_bits(),
                 "{}: in-place loss differs",
                 case.id
             );
@@ -38,50 +49,33 @@ fn grad_of<T: Elem>(case: &Case) -> Vec<T> {
                 "{}: in-place gradient differs from out-of-place",
                 case.id
             );
-            let plain = ce.loss(logits, classes, labels, mean).unwrap();
-            assert!(
-                plain.f64().to_bits() == loss.f64().to_bits()
-                    || (plain.f64() - loss.f64()).abs() <= 1e-6 * loss.f64().abs(),
-                "{}: loss_and_grad's loss {loss:?} vs loss {plain:?}",
-                case.id
-            );
-        } else {
-            ce.loss_and_grad_probs(logits, classes, &ce_case.probs, mean, &mut grad)
-                .unwrap();
         }
+        let plain = loss
+            .reduce(logits, classes, targets, options, mean)
+            .unwrap();
+        assert!(
+            plain.f64().to_bits() == fused.f64().to_bits()
+                || (plain.f64() - fused.f64()).abs() <= 1e-6 * fused.f64().abs(),
+            "{}: loss_and_grad's loss {fused:?} vs loss {plain:?}",
+            case.id
+        );
         return grad;
     }
+    let Some(loss) = registry::find_pointwise(&case.loss) else {
+        panic!("{}: unknown loss {:?}", case.id, case.loss);
+    };
+    let setting = loss.param.and_then(|spec| param(spec.name));
+    assert!(
+        setting.is_some() || loss.param.is_none() || loss.param_optional,
+        "{}: {} needs its parameter",
+        case.id,
+        case.loss
+    );
     let input: Vec<T> = to(&nums(&case.inputs["input"]));
     let target: Vec<T> = to(&nums(&case.inputs["target"]));
     let mut grad = vec![T::of(0.0); input.len()];
-    match case.loss.as_str() {
-        "mse" => losskit::mse_and_grad(&input, &target, mean, &mut grad),
-        "l1" => losskit::l1_and_grad(&input, &target, mean, &mut grad),
-        "huber" => losskit::huber_and_grad(
-            &input,
-            &target,
-            T::of(param("delta").unwrap()),
-            mean,
-            &mut grad,
-        ),
-        "smooth_l1" => losskit::smooth_l1_and_grad(
-            &input,
-            &target,
-            T::of(param("beta").unwrap()),
-            mean,
-            &mut grad,
-        ),
-        "bce" => Bce::new().loss_and_grad(&input, &target, mean, &mut grad),
-        "bce_with_logits" => {
-            let mut b = BceWithLogits::new();
-            if let Some(pw) = param("pos_weight") {
-                b = b.pos_weight(T::of(pw));
-            }
-            b.loss_and_grad(&input, &target, mean, &mut grad)
-        }
-        other => panic!("{}: unknown loss {other:?}", case.id),
-    }
-    .unwrap();
+    loss.and_grad(&input, &target, setting.map(T::of), mean, &mut grad)
+        .unwrap();
     grad
 }
 

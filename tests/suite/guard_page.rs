@@ -8,7 +8,9 @@
 
 use std::ptr;
 
-use losskit::{with_tier, Bce, BceWithLogits, CrossEntropy, Label, Reduction, Tier};
+use losskit::{with_tier, CrossEntropy, Label, Reduction, Tier};
+
+use crate::registry::POINTWISE;
 
 /// An anonymous mapping of `[guard page][usable pages][guard page]`, the guards `PROT_NONE`.
 struct Region {
@@ -138,67 +140,30 @@ fn lengths() -> Vec<usize> {
     v
 }
 
-/// Probabilities in [0, 1] (valid for every pointwise loss, bce included).
+/// Probabilities in [0, 1] (valid for every pointwise loss: the registry's domains are all
+/// supersets of [0, 1]).
 fn values<T: E>(n: usize, salt: usize) -> Vec<T> {
     (0..n)
         .map(|i| T::of(((i * 37 + salt * 11) % 101) as f64 / 100.0))
         .collect()
 }
 
-/// Every pointwise kernel, reduced and each: the bits of every result.
+/// Every pointwise loss of the registry at every setting, reduced, each and fused with the
+/// gradient (the loss, then the gradient it wrote to `out`): the bits of every result.
 fn pointwise<T: E>(x: &[T], y: &[T], out: &mut [T]) -> Vec<u64> {
     let mut bits = Vec::new();
-    for r in [Reduction::Mean, Reduction::Sum] {
-        let results = [
-            losskit::mse(x, y, r),
-            losskit::l1(x, y, r),
-            losskit::huber(x, y, T::of(0.3), r),
-            losskit::smooth_l1(x, y, T::of(0.3), r),
-            losskit::smooth_l1(x, y, T::of(0.0), r),
-            losskit::bce(x, y, r),
-            Bce::new().epsilon(T::of(1e-3)).loss(x, y, r),
-            losskit::bce_with_logits(x, y, r),
-            BceWithLogits::new().pos_weight(T::of(2.5)).loss(x, y, r),
-        ];
-        bits.extend(results.into_iter().map(|v| v.unwrap().bits()));
-    }
-    let mut each = |f: &dyn Fn(&mut [T]) -> Result<(), losskit::LossError>, out: &mut [T]| {
-        f(out).unwrap();
-        bits.extend(out.iter().map(|v| v.bits()));
-    };
-    each(&|o| losskit::mse_each(x, y, o), out);
-    each(&|o| losskit::l1_each(x, y, o), out);
-    each(&|o| losskit::huber_each(x, y, T::of(0.3), o), out);
-    each(&|o| losskit::smooth_l1_each(x, y, T::of(0.3), o), out);
-    each(&|o| losskit::smooth_l1_each(x, y, T::of(0.0), o), out);
-    each(&|o| losskit::bce_each(x, y, o), out);
-    each(&|o| Bce::new().epsilon(T::of(1e-3)).each(x, y, o), out);
-    each(&|o| losskit::bce_with_logits_each(x, y, o), out);
-    each(
-        &|o| BceWithLogits::new().pos_weight(T::of(2.5)).each(x, y, o),
-        out,
-    );
-    // The fused loss-and-gradient kernels: the loss, then the gradient they wrote to `out`.
-    type GradFn<'a, T> = &'a dyn Fn(Reduction, &mut [T]) -> Result<T, losskit::LossError>;
-    let grads: [GradFn<'_, T>; 9] = [
-        &|r, o| losskit::mse_and_grad(x, y, r, o),
-        &|r, o| losskit::l1_and_grad(x, y, r, o),
-        &|r, o| losskit::huber_and_grad(x, y, T::of(0.3), r, o),
-        &|r, o| losskit::smooth_l1_and_grad(x, y, T::of(0.3), r, o),
-        &|r, o| losskit::smooth_l1_and_grad(x, y, T::of(0.0), r, o),
-        &|r, o| losskit::bce_and_grad(x, y, r, o),
-        &|r, o| Bce::new().epsilon(T::of(1e-3)).loss_and_grad(x, y, r, o),
-        &|r, o| losskit::bce_with_logits_and_grad(x, y, r, o),
-        &|r, o| {
-            BceWithLogits::new()
-                .pos_weight(T::of(2.5))
-                .loss_and_grad(x, y, r, o)
-        },
-    ];
-    for f in grads {
-        for r in [Reduction::Mean, Reduction::Sum] {
-            bits.push(f(r, out).unwrap().bits());
+    for loss in POINTWISE {
+        for &setting in loss.settings {
+            let p = setting.map(T::of);
+            for r in [Reduction::Mean, Reduction::Sum] {
+                bits.push(loss.reduce(x, y, p, r).unwrap().bits());
+            }
+            loss.each(x, y, p, out).unwrap();
             bits.extend(out.iter().map(|v| v.bits()));
+            for r in [Reduction::Mean, Reduction::Sum] {
+                bits.push(loss.and_grad(x, y, p, r, out).unwrap().bits());
+                bits.extend(out.iter().map(|v| v.bits()));
+            }
         }
     }
     bits

@@ -2,6 +2,11 @@
 //! compiles its own optimised copy of every kernel it calls, so one binary instead of eleven
 //! keeps `cargo test` (and CI) several minutes shorter.
 
+// Declared first: its macros (`pointwise_losses!`) are in scope only in the modules after it.
+#[path = "../registry/mod.rs"]
+#[macro_use]
+mod registry;
+
 mod common;
 
 mod concurrency;

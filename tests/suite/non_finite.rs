@@ -3,95 +3,48 @@
 //! is 0; infinities follow IEEE arithmetic. Lengths are chosen so that NaN lands in vector
 //! bodies, masked tails and every parallel chunk, on every tier this CPU has.
 
-use losskit::{reference, with_tier, Bce, BceWithLogits, CrossEntropy, LossError, Reduction, Tier};
+use losskit::{with_tier, CrossEntropy, LossError, Reduction, Tier};
 
-trait E: losskit::Float {
-    fn of(x: f64) -> Self;
-    fn f(self) -> f64;
-}
-impl E for f32 {
-    fn of(x: f64) -> Self {
-        x as f32
-    }
+use crate::common::Elem;
+use crate::registry::{
+    Domain, Pointwise, Range, BCE_WITH_LOGITS, HUBER, L1, MSE, POINTWISE, SMOOTH_L1,
+};
+
+/// The registry's element types, with the short `f` this file's assertions use.
+trait E: Elem {
     fn f(self) -> f64 {
-        self as f64
+        Elem::f64(self)
     }
 }
-impl E for f64 {
-    fn of(x: f64) -> Self {
-        x
-    }
-    fn f(self) -> f64 {
-        self
-    }
-}
+impl E for f32 {}
+impl E for f64 {}
 
 const INF: f64 = f64::INFINITY;
 const NAN: f64 = f64::NAN;
 
-/// The losses whose inputs may be NaN (bce rejects NaN as not a probability; tested below).
-#[derive(Clone, Copy, Debug)]
-enum Loss {
-    Mse,
-    L1,
-    Huber,
-    SmoothL1,
-    SmoothL1Beta0,
-    BceWithLogits,
-    BceWithLogitsPosWeight,
+/// Every pointwise loss at every setting whose inputs may be NaN (a loss with a probability
+/// argument rejects NaN as not a probability; bce is tested below).
+fn nan_accepting() -> Vec<(&'static Pointwise, Option<f64>)> {
+    POINTWISE
+        .iter()
+        .filter(|l| l.input != Domain::Probability && l.target != Domain::Probability)
+        .flat_map(|&l| l.settings.iter().map(move |&p| (l, p)))
+        .collect()
 }
 
-const LOSSES: [Loss; 7] = [
-    Loss::Mse,
-    Loss::L1,
-    Loss::Huber,
-    Loss::SmoothL1,
-    Loss::SmoothL1Beta0,
-    Loss::BceWithLogits,
-    Loss::BceWithLogitsPosWeight,
-];
-
-fn reduce<T: E>(loss: Loss, x: &[T], y: &[T], r: Reduction) -> T {
-    match loss {
-        Loss::Mse => losskit::mse(x, y, r),
-        Loss::L1 => losskit::l1(x, y, r),
-        Loss::Huber => losskit::huber(x, y, T::of(0.75), r),
-        Loss::SmoothL1 => losskit::smooth_l1(x, y, T::of(0.75), r),
-        Loss::SmoothL1Beta0 => losskit::smooth_l1(x, y, T::of(0.0), r),
-        Loss::BceWithLogits => losskit::bce_with_logits(x, y, r),
-        Loss::BceWithLogitsPosWeight => BceWithLogits::new().pos_weight(T::of(2.5)).loss(x, y, r),
-    }
-    .unwrap()
+fn reduce<T: E>(loss: &Pointwise, p: Option<f64>, x: &[T], y: &[T], r: Reduction) -> T {
+    loss.reduce(x, y, p.map(T::of), r).unwrap()
 }
 
-fn each<T: E>(loss: Loss, x: &[T], y: &[T]) -> Vec<T> {
+fn each<T: E>(loss: &Pointwise, p: Option<f64>, x: &[T], y: &[T]) -> Vec<T> {
     let mut out = vec![T::of(-7.25); x.len()];
-    match loss {
-        Loss::Mse => losskit::mse_each(x, y, &mut out),
-        Loss::L1 => losskit::l1_each(x, y, &mut out),
-        Loss::Huber => losskit::huber_each(x, y, T::of(0.75), &mut out),
-        Loss::SmoothL1 => losskit::smooth_l1_each(x, y, T::of(0.75), &mut out),
-        Loss::SmoothL1Beta0 => losskit::smooth_l1_each(x, y, T::of(0.0), &mut out),
-        Loss::BceWithLogits => losskit::bce_with_logits_each(x, y, &mut out),
-        Loss::BceWithLogitsPosWeight => BceWithLogits::new()
-            .pos_weight(T::of(2.5))
-            .each(x, y, &mut out),
-    }
-    .unwrap();
+    loss.each(x, y, p.map(T::of), &mut out).unwrap();
     out
 }
 
 /// The reference's value of one element (PyTorch's formula, scalar).
-fn oracle<T: E>(loss: Loss, x: T, y: T) -> T {
-    match loss {
-        Loss::Mse => reference::mse(x, y),
-        Loss::L1 => reference::l1(x, y),
-        Loss::Huber => reference::huber(x, y, T::of(0.75)),
-        Loss::SmoothL1 => reference::smooth_l1(x, y, T::of(0.75)),
-        Loss::SmoothL1Beta0 => reference::smooth_l1(x, y, T::of(0.0)),
-        Loss::BceWithLogits => reference::bce_with_logits(x, y, None),
-        Loss::BceWithLogitsPosWeight => reference::bce_with_logits(x, y, Some(T::of(2.5))),
-    }
+fn oracle<T: E>(loss: &Pointwise, p: Option<f64>, x: T, y: T) -> T {
+    loss.reference(x, y, p.map(T::of))
 }
 
 /// Ordinary values in a range every loss accepts (targets in [0, 1]).
@@ -116,17 +69,18 @@ fn nan_propagates<T: E>() {
                         } else {
                             x[at] = T::of(NAN);
                         }
-                        for loss in LOSSES {
+                        for (loss, p) in nan_accepting() {
                             let what = format!(
-                                "{loss:?} {} n={n} NaN at {at} (target: {in_target}) on {tier}",
+                                "{} {} n={n} NaN at {at} (target: {in_target}) on {tier}",
+                                loss.label(p),
                                 std::any::type_name::<T>()
                             );
                             for r in [Reduction::Mean, Reduction::Sum] {
-                                let got = reduce(loss, &x, &y, r);
+                                let got = reduce(loss, p, &x, &y, r);
                                 assert!(got.f().is_nan(), "{what} {r:?}: {got:?}");
                             }
                             // Only the NaN element is NaN; the others are the reference's values.
-                            let out = each(loss, &x, &y);
+                            let out = each(loss, p, &x, &y);
                             for (i, &o) in out.iter().enumerate() {
                                 if i == at {
                                     assert!(o.f().is_nan(), "{what}: each[{i}] = {o:?}");
@@ -135,7 +89,7 @@ fn nan_propagates<T: E>() {
                                         !o.f().is_nan() && o.f() >= 0.0,
                                         "{what}: each[{i}] = {o:?}"
                                     );
-                                    let want = oracle(loss, x[i], y[i]).f();
+                                    let want = oracle(loss, p, x[i], y[i]).f();
                                     assert!(
                                         (o.f() - want).abs() <= 1e-5 * want.abs().max(1.0),
                                         "{what}: each[{i}] = {o:?}, reference {want}"
@@ -165,35 +119,18 @@ fn empty<T: E>() {
     for tier in Tier::available() {
         with_tier(tier, || {
             let e: &[T] = &[];
-            for loss in LOSSES {
-                assert!(
-                    reduce(loss, e, e, Reduction::Mean).f().is_nan(),
-                    "{loss:?} on {tier}"
-                );
-                assert_eq!(
-                    reduce(loss, e, e, Reduction::Sum).f(),
-                    0.0,
-                    "{loss:?} on {tier}"
-                );
-                assert!(each(loss, e, e).is_empty());
+            for loss in POINTWISE {
+                for &p in loss.settings {
+                    let name = loss.label(p);
+                    let (mean, sum) = (
+                        loss.reduce(e, e, p.map(T::of), Reduction::Mean),
+                        loss.reduce(e, e, p.map(T::of), Reduction::Sum),
+                    );
+                    assert!(mean.unwrap().f().is_nan(), "{name} on {tier}");
+                    assert_eq!(sum.unwrap().f(), 0.0, "{name} on {tier}");
+                    loss.each(e, e, p.map(T::of), &mut []).unwrap();
+                }
             }
-            let bce_forms = [
-                (
-                    "bce",
-                    losskit::bce(e, e, Reduction::Mean),
-                    losskit::bce(e, e, Reduction::Sum),
-                ),
-                (
-                    "Bce::epsilon",
-                    Bce::new().epsilon(T::of(1e-7)).loss(e, e, Reduction::Mean),
-                    Bce::new().epsilon(T::of(1e-7)).loss(e, e, Reduction::Sum),
-                ),
-            ];
-            for (name, mean, sum) in bce_forms {
-                assert!(mean.unwrap().f().is_nan(), "{name} on {tier}");
-                assert_eq!(sum.unwrap().f(), 0.0, "{name} on {tier}");
-            }
-            losskit::bce_each(e, e, &mut []).unwrap();
             // Cross-entropy over zero rows, for every form.
             for r in [Reduction::Mean, Reduction::Sum] {
                 let want_nan = r == Reduction::Mean;
@@ -239,20 +176,21 @@ fn empty_mean_is_nan_and_empty_sum_is_zero() {
 
 /// Asserts a loss of a single element, reduced (Mean and Sum agree for one element) and each.
 #[track_caller]
-fn one<T: E>(loss: Loss, x: f64, y: f64, want: f64) {
+fn one<T: E>(loss: &Pointwise, p: Option<f64>, x: f64, y: f64, want: f64) {
     for tier in Tier::available() {
         with_tier(tier, || {
             let (x, y) = ([T::of(x)], [T::of(y)]);
             let got = [
-                reduce(loss, &x, &y, Reduction::Mean).f(),
-                reduce(loss, &x, &y, Reduction::Sum).f(),
-                each(loss, &x, &y)[0].f(),
+                reduce(loss, p, &x, &y, Reduction::Mean).f(),
+                reduce(loss, p, &x, &y, Reduction::Sum).f(),
+                each(loss, p, &x, &y)[0].f(),
             ];
             for g in got {
                 let ok = if want.is_nan() { g.is_nan() } else { g == want };
                 assert!(
                     ok,
-                    "{loss:?}({x:?}, {y:?}) on {tier} = {g}, expected {want}"
+                    "{}({x:?}, {y:?}) on {tier} = {g}, expected {want}",
+                    loss.label(p)
                 );
             }
         })
@@ -261,48 +199,67 @@ fn one<T: E>(loss: Loss, x: f64, y: f64, want: f64) {
 }
 
 fn infinities<T: E>() {
-    use Loss::*;
-    one::<T>(Mse, INF, 0.0, INF);
-    one::<T>(Mse, -INF, 0.0, INF);
-    one::<T>(Mse, 0.0, INF, INF);
-    one::<T>(Mse, -INF, INF, INF);
-    one::<T>(Mse, INF, INF, NAN);
-    one::<T>(Mse, -INF, -INF, NAN);
-    one::<T>(L1, -INF, 0.0, INF);
-    one::<T>(L1, 3.0, -INF, INF);
-    one::<T>(L1, INF, INF, NAN);
-    one::<T>(Huber, INF, 0.0, INF);
-    one::<T>(Huber, 1.0, -INF, INF);
-    one::<T>(Huber, INF, INF, NAN);
-    one::<T>(SmoothL1, -INF, 0.0, INF);
-    one::<T>(SmoothL1, INF, INF, NAN);
-    one::<T>(SmoothL1Beta0, INF, 0.0, INF);
-    one::<T>(SmoothL1Beta0, -INF, -INF, NAN);
-    // Logits of ±inf follow PyTorch's formula `(1 - t)·x - w·log_sigmoid(x)` in IEEE arithmetic:
-    // a certain wrong answer costs +inf, and the corners where it meets 0·inf or inf - inf are
-    // NaN in PyTorch and here alike.
-    one::<T>(BceWithLogits, INF, 0.0, INF);
-    one::<T>(BceWithLogits, INF, 0.5, INF);
-    one::<T>(BceWithLogitsPosWeight, INF, 0.0, INF);
-    for loss in [BceWithLogits, BceWithLogitsPosWeight] {
+    let (huber, smooth_l1, smooth_l1_beta_0) = (
+        (&HUBER, Some(0.75)),
+        (&SMOOTH_L1, Some(0.75)),
+        (&SMOOTH_L1, Some(0.0)),
+    );
+    let (mse, l1) = ((&MSE, None), (&L1, None));
+    let cases = [
+        (mse, INF, 0.0, INF),
+        (mse, -INF, 0.0, INF),
+        (mse, 0.0, INF, INF),
+        (mse, -INF, INF, INF),
+        (mse, INF, INF, NAN),
+        (mse, -INF, -INF, NAN),
+        (l1, -INF, 0.0, INF),
+        (l1, 3.0, -INF, INF),
+        (l1, INF, INF, NAN),
+        (huber, INF, 0.0, INF),
+        (huber, 1.0, -INF, INF),
+        (huber, INF, INF, NAN),
+        (smooth_l1, -INF, 0.0, INF),
+        (smooth_l1, INF, INF, NAN),
+        (smooth_l1_beta_0, INF, 0.0, INF),
+        (smooth_l1_beta_0, -INF, -INF, NAN),
+        // Logits of ±inf follow PyTorch's formula `(1 - t)·x - w·log_sigmoid(x)` in IEEE
+        // arithmetic: a certain wrong answer costs +inf, and the corners where it meets 0·inf or
+        // inf - inf are NaN in PyTorch and here alike.
+        ((&BCE_WITH_LOGITS, None), INF, 0.0, INF),
+        ((&BCE_WITH_LOGITS, None), INF, 0.5, INF),
+        ((&BCE_WITH_LOGITS, Some(2.5)), INF, 0.0, INF),
+    ];
+    for ((loss, p), x, y, want) in cases {
+        one::<T>(loss, p, x, y, want);
+    }
+    // Every loss whose inputs may be infinite, at every setting: the reference's value.
+    for (loss, p) in nan_accepting() {
         for x in [-INF, INF] {
             for y in [0.0, 0.5, 1.0] {
-                one::<T>(loss, x, y, oracle(loss, T::of(x), T::of(y)).f());
+                one::<T>(loss, p, x, y, oracle(loss, p, T::of(x), T::of(y)).f());
             }
         }
     }
     // A sum with an infinite element is infinite; with inf - inf somewhere it is NaN.
+    let regression = || {
+        POINTWISE
+            .iter()
+            .filter(|l| l.range == Range::NonNegative)
+            .flat_map(|&l| l.settings.iter().map(move |&p| (l, p)))
+    };
     let x = [T::of(1.0), T::of(INF), T::of(2.0)];
     let y = [T::of(0.0), T::of(0.0), T::of(2.0)];
-    for loss in [Mse, L1, Huber, SmoothL1] {
-        assert_eq!(reduce(loss, &x, &y, Reduction::Sum).f(), INF, "{loss:?}");
-        assert_eq!(reduce(loss, &x, &y, Reduction::Mean).f(), INF, "{loss:?}");
+    for (loss, p) in regression() {
+        let name = loss.label(p);
+        assert_eq!(reduce(loss, p, &x, &y, Reduction::Sum).f(), INF, "{name}");
+        assert_eq!(reduce(loss, p, &x, &y, Reduction::Mean).f(), INF, "{name}");
     }
     let y = [T::of(0.0), T::of(INF), T::of(2.0)];
-    for loss in [Mse, L1, Huber, SmoothL1] {
+    for (loss, p) in regression() {
         assert!(
-            reduce(loss, &x, &y, Reduction::Sum).f().is_nan(),
-            "{loss:?}"
+            reduce(loss, p, &x, &y, Reduction::Sum).f().is_nan(),
+            "{}",
+            loss.label(p)
         );
     }
 }

@@ -1,11 +1,14 @@
-//! Differential tests: every pointwise kernel, on every tier this CPU has, against the scalar
-//! oracle in `losskit::reference`, over lengths 0..5000, unaligned sub-slices and hostile values.
+//! Differential tests: every pointwise kernel of the registry whose `each` is exact, on every
+//! tier this CPU has, against the scalar oracle in `losskit::reference`, over lengths 0..5000,
+//! unaligned sub-slices and hostile values.
 
 use crate::common;
 
 use common::Elem;
 use losskit::{reference, with_tier, Reduction, Tier};
 use proptest::prelude::*;
+
+use crate::registry::{Pointwise, POINTWISE};
 
 /// Values that stress the kernels: ordinary, ±0, subnormal, large, ±inf and NaN. Magnitudes
 /// stay below 1e18 so that a block of 32 squared differences cannot overflow f32: partial sums
@@ -49,43 +52,17 @@ fn data() -> impl Strategy<Value = Data> {
         })
 }
 
-#[derive(Clone, Copy, Debug)]
-enum Loss {
-    Mse,
-    L1,
-    Huber,
-    SmoothL1,
-}
-
-const LOSSES: [Loss; 4] = [Loss::Mse, Loss::L1, Loss::Huber, Loss::SmoothL1];
-
-fn kernel<T: Elem>(loss: Loss, x: &[T], y: &[T], p: T, r: Reduction) -> T {
-    match loss {
-        Loss::Mse => losskit::mse(x, y, r),
-        Loss::L1 => losskit::l1(x, y, r),
-        Loss::Huber => losskit::huber(x, y, p, r),
-        Loss::SmoothL1 => losskit::smooth_l1(x, y, p, r),
-    }
-    .unwrap()
-}
-
-fn kernel_each<T: Elem>(loss: Loss, x: &[T], y: &[T], p: T, out: &mut [T]) {
-    match loss {
-        Loss::Mse => losskit::mse_each(x, y, out),
-        Loss::L1 => losskit::l1_each(x, y, out),
-        Loss::Huber => losskit::huber_each(x, y, p, out),
-        Loss::SmoothL1 => losskit::smooth_l1_each(x, y, p, out),
-    }
-    .unwrap()
-}
-
-fn oracle<T: Elem>(loss: Loss, x: T, y: T, p: T) -> T {
-    match loss {
-        Loss::Mse => reference::mse(x, y),
-        Loss::L1 => reference::l1(x, y),
-        Loss::Huber => reference::huber(x, y, p),
-        Loss::SmoothL1 => reference::smooth_l1(x, y, p),
-    }
+/// The registry's losses whose `each` is exact (bit for bit the reference's), at parameter
+/// `param`: without the parameter where the loss has a form without it, and with it.
+fn exact_losses(param: f64) -> impl Iterator<Item = (&'static Pointwise, Option<f64>)> {
+    POINTWISE.iter().filter(|l| l.exact).flat_map(move |&l| {
+        let with = l.param.map(|_| param);
+        let without = (l.param.is_none() || l.param_optional).then_some(None);
+        without
+            .into_iter()
+            .chain(l.param.map(|_| with))
+            .map(move |p| (l, p))
+    })
 }
 
 /// The documented bound of the reduce driver (`reduce.rs`): `(BLOCK_STEPS·UNROLL + 2)·u·S` with
@@ -109,40 +86,45 @@ fn check<T: Elem>(d: &Data, unit: f64) -> Result<(), TestCaseError> {
     let y: Vec<T> = common::to(&d.y);
     let (x, y) = (&x[d.offset..], &y[d.offset..]);
     let n = x.len();
-    let p = T::of(d.param);
-    for loss in LOSSES {
-        if matches!(loss, Loss::Huber) && d.param == 0.0 {
-            // PyTorch rejects delta = 0, and so must the kernel.
-            prop_assert!(losskit::huber(x, y, p, Reduction::Mean).is_err());
+    for (loss, setting) in exact_losses(d.param) {
+        let name = loss.label(setting);
+        let p = setting.map(T::of);
+        if let Some(want) = loss.param_error(setting) {
+            // PyTorch rejects huber's delta = 0, and so must the kernel.
+            let got = loss.reduce(x, y, p, Reduction::Mean);
+            prop_assert!(
+                got.as_ref().is_err_and(|e| common::same_error(e, &want)),
+                "{name}: {got:?}, expected {want:?}"
+            );
             continue;
         }
         let elems: Vec<T> = x
             .iter()
             .zip(y)
-            .map(|(&a, &b)| oracle(loss, a, b, p))
+            .map(|(&a, &b)| loss.reference(a, b, p))
             .collect();
         let magnitude: f64 = elems.iter().map(|v| v.f64().abs()).sum();
         for tier in Tier::available() {
             with_tier(tier, || -> Result<(), TestCaseError> {
                 let mut out = vec![T::of(0.5); n];
-                kernel_each(loss, x, y, p, &mut out);
+                loss.each(x, y, p, &mut out).unwrap();
                 for (i, (g, w)) in out.iter().zip(&elems).enumerate() {
                     let same = g.f64().to_bits() == w.f64().to_bits()
                         || (g.f64().is_nan() && w.f64().is_nan());
                     prop_assert!(
                         same,
-                        "{loss:?} each[{i}] on {tier}: {g:?} vs oracle {w:?} (x={:?}, y={:?})",
+                        "{name} each[{i}] on {tier}: {g:?} vs oracle {w:?} (x={:?}, y={:?})",
                         x[i],
                         y[i]
                     );
                 }
                 for (r, count) in [(Reduction::Sum, 1.0), (Reduction::Mean, n as f64)] {
-                    let got = kernel(loss, x, y, p, r);
+                    let got = loss.reduce(x, y, p, r).unwrap();
                     let want = reference::reduce(elems.iter().copied(), r);
                     prop_assert!(
                         within_bound(got, want, magnitude, count, unit, n)
                             || (n == 0 && got.f64().is_nan() == want.f64().is_nan()),
-                        "{loss:?} {r:?} on {tier}, n={n}: {got:?} vs oracle {want:?}"
+                        "{name} {r:?} on {tier}, n={n}: {got:?} vs oracle {want:?}"
                     );
                 }
                 Ok(())

@@ -3,8 +3,8 @@
 //! throughput as a fraction of it. Deliberately independent of the reduce driver: a plain SIMD
 //! sum, eight vector accumulators wide, on the best tier.
 
-use super::dispatch::Resolved;
-use super::{Kernel, Lanes};
+use crate::simd::dispatch::Resolved;
+use crate::simd::{Kernel, Lanes};
 use crate::Float;
 
 struct ReadSum<'a, T> {

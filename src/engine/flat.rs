@@ -1,38 +1,12 @@
-//! The one map-reduce driver every loss runs on.
+//! The flat shape: a per-element map over two inputs of one length, reduced, written per
+//! element, or reduced with its derivative written per element.
 //!
-//! # Shape
-//!
-//! The input is cut into chunks of [`CHUNK`] elements (the last one shorter). Each chunk is
-//! reduced by one call of a [`Kernel`] on the active tier, and the chunks' partial results are
-//! combined in a balanced binary tree over the chunk indices. The cut points and the tree depend
-//! only on the input length, never on the number of threads, so the result is bit-identical for
-//! any rayon pool and across runs. Chunks run on rayon (`rayon::join` at each tree node) only
-//! when there are at least two of them, so small inputs never pay for threads.
-//!
-//! Inside a chunk, [`UNROLL`] independent vector accumulators hide the add latency. Every
-//! [`BLOCK_STEPS`] steps they are folded pairwise and added, widened exactly to `f64`, into an
-//! `f64` vector accumulator; the chunk's `f64` lanes are summed in a fixed order. A map that
-//! sets [`Map2::PAIRED`] is summed over [`Pair`]s, two vectors taken as one twice as wide (so
-//! each accumulator is two vectors); the bound below is per lane and holds unchanged.
-//!
-//! # Error bound
-//!
-//! Let `u` be the unit roundoff of the element type (`2^-24` for f32, `2^-53` for f64) and
-//! `S = Σ|mᵢ|` the sum of the magnitudes of the mapped values. Each element-type lane
-//! accumulator adds at most `BLOCK_STEPS` values before it is flushed (at most
-//! `BLOCK_STEPS * UNROLL` in the tail of the last chunk), and the fold adds `log2(UNROLL)`
-//! levels, so the sum `ŝ` returned satisfies
-//!
-//! ```text
-//! |ŝ - Σmᵢ| ≤ (BLOCK_STEPS + 2)·u·S + (BLOCK_STEPS·UNROLL + 2)·u·S_tail + (n/LANES + log2 n)·2^-53·S
-//! ```
-//!
-//! where `S_tail` is the magnitude sum of the last, partial block (fewer than 1024 elements).
-//! For f32 that is `10·u ≈ 6.0e-7` relative for a sum of non-negative terms such as squared
-//! errors, at any length: the mean of 2^26 f32 squared errors is within 1e-6 of the exact value
-//! (tested). A plain sequential f32 sum has a bound of `n·u` instead, which at 2^26 is 4.
-
-use rayon::prelude::*;
+//! The input is cut into [`CHUNK`](super::CHUNK)-element leaves of the fixed tree (see the engine docs for the
+//! policy and the error bound). Inside a leaf, [`UNROLL`] independent vector accumulators hide
+//! the add latency; every [`BLOCK_STEPS`] steps they are folded pairwise and added, widened
+//! exactly to `f64`, into an `f64` vector accumulator whose lanes are summed in a fixed order.
+//! A map that sets [`Map2::PAIRED`] is summed over [`Pair`]s, two vectors taken as one twice as
+//! wide (so each accumulator is two vectors); the bound is per lane and holds unchanged.
 
 use crate::float::sealed::Sealed as _;
 use crate::simd::dispatch::Resolved;
@@ -41,15 +15,9 @@ use crate::simd::{Kernel, Lanes};
 use crate::storage::Storage;
 use crate::Float;
 
-/// Elements per chunk: the unit of parallel work and of the fixed combine tree.
-pub(crate) const CHUNK: usize = 1 << 16;
-/// Independent vector accumulators per kernel.
-pub(crate) const UNROLL: usize = 4;
-/// Steps (of `UNROLL` vectors) an accumulator takes before it is flushed into `f64`.
-pub(crate) const BLOCK_STEPS: usize = 8;
-
-// The fold `(s0 + s1) + (s2 + s3)` in the kernels is written for four accumulators.
-const _: () = assert!(UNROLL == 4);
+use super::state::LossSum;
+use super::tree::tree_reduce;
+use super::{Shape, BLOCK_STEPS, UNROLL};
 
 /// A per-element map over two inputs, written once over lanes: a loss and its derivative.
 ///
@@ -66,97 +34,20 @@ pub(crate) trait Map2<T: Float>: Sync {
     fn map_grad<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, y: V) -> (V, V);
 }
 
-/// A partial result of a chunk: combined by addition in the fixed tree.
-pub(crate) trait Partial: Copy + Send {
-    fn combine(self, other: Self) -> Self;
-}
-
-impl Partial for f64 {
-    #[inline]
-    fn combine(self, other: Self) -> Self {
-        self + other
-    }
-}
-
-impl Partial for [f64; 2] {
-    #[inline]
-    fn combine(self, other: Self) -> Self {
-        [self[0] + other[0], self[1] + other[1]]
-    }
-}
-
-/// Combines `leaf(i, out_i)` for `i in 0..count` in a balanced binary tree whose shape depends
-/// only on `count` (split at `count / 2`), running the halves with `rayon::join` when
-/// `parallel`. `out`, if given, is cut along the same tree so that leaf `i` receives
-/// `out[i * out_per_leaf..][..out_per_leaf]` (shorter at the end): disjoint output slices for
-/// parallel leaves without allocating. Returns `None` for `count == 0`.
-pub(crate) fn tree_reduce<P, O, F>(
-    count: usize,
-    parallel: bool,
-    out: Option<&mut [O]>,
-    out_per_leaf: usize,
-    leaf: &F,
-) -> Option<P>
-where
-    P: Partial,
-    O: Send,
-    F: Fn(usize, Option<&mut [O]>) -> P + Sync,
-{
-    fn node<P, O, F>(
-        lo: usize,
-        hi: usize,
-        parallel: bool,
-        out: Option<&mut [O]>,
-        per: usize,
-        leaf: &F,
-    ) -> P
-    where
-        P: Partial,
-        O: Send,
-        F: Fn(usize, Option<&mut [O]>) -> P + Sync,
-    {
-        if hi - lo == 1 {
-            return leaf(lo, out);
-        }
-        let mid = lo + (hi - lo) / 2;
-        let (out_lo, out_hi) = match out {
-            Some(o) => {
-                let at = ((mid - lo) * per).min(o.len());
-                let (a, b) = o.split_at_mut(at);
-                (Some(a), Some(b))
-            }
-            None => (None, None),
-        };
-        let (left, right) = if parallel {
-            rayon::join(
-                || node(lo, mid, parallel, out_lo, per, leaf),
-                || node(mid, hi, parallel, out_hi, per, leaf),
-            )
-        } else {
-            (
-                node(lo, mid, parallel, out_lo, per, leaf),
-                node(mid, hi, parallel, out_hi, per, leaf),
-            )
-        };
-        left.combine(right)
-    }
-    (count > 0).then(|| node(0, count, parallel, out, out_per_leaf, leaf))
-}
-
-/// `Σ map(a[i], b[i])` in `f64`, over `a.len()` elements (`b` must be as long).
-pub(crate) fn sum2<S: Storage, M: Map2<S::Compute>>(a: &[S], b: &[S], map: &M) -> f64 {
+/// `Σ map(a[i], b[i])` over `a.len()` elements (`b` must be as long).
+pub(crate) fn sum2<S: Storage, M: Map2<S::Compute>>(a: &[S], b: &[S], map: &M) -> LossSum {
     sweep2::<S, M, false>(a, b, None, S::Compute::ZERO, map)
 }
 
-/// `Σ map(a[i], b[i])` in `f64`, writing `grad[i] = scale · d map(a[i], b[i]) / d a[i]` in the
-/// same pass (all three of one length).
+/// `Σ map(a[i], b[i])`, writing `grad[i] = scale · d map(a[i], b[i]) / d a[i]` in the same
+/// pass (all three of one length).
 pub(crate) fn sum_and_grad2<S: Storage, M: Map2<S::Compute>>(
     a: &[S],
     b: &[S],
     grad: &mut [S],
     scale: S::Compute,
     map: &M,
-) -> f64 {
+) -> LossSum {
     debug_assert_eq!(a.len(), grad.len());
     sweep2::<S, M, true>(a, b, Some(grad), scale, map)
 }
@@ -167,23 +58,24 @@ fn sweep2<S: Storage, M: Map2<S::Compute>, const GRAD: bool>(
     grad: Option<&mut [S]>,
     scale: S::Compute,
     map: &M,
-) -> f64 {
+) -> LossSum {
     debug_assert_eq!(a.len(), b.len());
     let tier = Resolved::active();
     let n = a.len().min(b.len());
-    let chunks = n.div_ceil(CHUNK);
+    let plan = Shape::Flat { len: n }.plan();
     let leaf = |i: usize, grad: Option<&mut [S]>| {
-        let range = i * CHUNK..n.min((i + 1) * CHUNK);
+        let range = plan.leaf(i);
         let grad = grad.unwrap_or_default();
-        tier.run(Sum2::<S, M, GRAD> {
+        let sum = tier.run(Sum2::<S, M, GRAD> {
             a: &a[range.clone()],
-            b: &b[range],
+            b: &b[range.clone()],
             grad,
             scale,
             map,
-        })
+        });
+        LossSum::unweighted(sum, range.len())
     };
-    tree_reduce(chunks, chunks >= 2, grad, CHUNK, &leaf).unwrap_or(0.0)
+    tree_reduce(plan.leaves, plan.parallel, grad, plan.per_leaf, &leaf).unwrap_or_default()
 }
 
 /// `out[i] = map(a[i], b[i])` (all three of one length).
@@ -195,13 +87,19 @@ pub(crate) fn each2<S: Storage, M: Map2<S::Compute>>(
 ) {
     debug_assert!(a.len() == b.len() && a.len() == out.len());
     let tier = Resolved::active();
-    if out.len() < 2 * CHUNK {
-        tier.run(Each2 { a, b, out, map });
-        return;
-    }
-    out.par_chunks_mut(CHUNK)
-        .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
-        .for_each(|(out, (a, b))| tier.run(Each2 { a, b, out, map }));
+    let n = out.len().min(a.len()).min(b.len());
+    let plan = Shape::Flat { len: n }.plan();
+    let leaf = |i: usize, out: Option<&mut [S::Compute]>| {
+        let range = plan.leaf(i);
+        let out = out.unwrap_or_default();
+        tier.run(Each2 {
+            a: &a[range.clone()],
+            b: &b[range],
+            out,
+            map,
+        })
+    };
+    tree_reduce(plan.leaves, plan.parallel, Some(out), plan.per_leaf, &leaf);
 }
 
 /// Sums `map` over one chunk; with `GRAD`, also writes `scale ·` the derivative to `grad`.

@@ -1,0 +1,440 @@
+//! The rows shape: a row-major `[rows, classes]` matrix with one target per row, reduced,
+//! written per row, or reduced with its gradient written per element (out of place or in
+//! place).
+//!
+//! A row-wise loss is a [`RowSpec`]: how a row starts (its target, or `None` if ignored), what
+//! a sweep over its classes gathers (a mergeable state), how the row's loss and gradient recipe
+//! follow from that state, and how the gradient is written. The driver owns everything else:
+//! the leaves and the tree (`Shape::plan`), the modes and their output slices, the split of
+//! few long rows into segments swept in parallel (their states merged in the fixed tree), and
+//! the dispatch. Inside a leaf the rows' losses, weights and counts are summed in `f64` in row
+//! order.
+
+use core::ops::Range;
+
+use crate::float::sealed::Sealed as _;
+use crate::simd::dispatch::Resolved;
+use crate::simd::{Kernel, Lanes};
+use crate::storage::Storage;
+
+use super::state::{LossSum, Merge};
+use super::tree::tree_reduce;
+use super::{Plan, Shape, CHUNK};
+
+/// One row-wise loss, written once over lanes (its methods taking `V` must be
+/// `#[inline(always)]`, like [`Kernel::run`]).
+pub(crate) trait RowSpec<S: Storage>: Sync {
+    /// What a scored row starts with (its target, weight, coefficients).
+    type Row: Copy + Send + Sync;
+    /// What a sweep over a row, or a segment of it, gathers; adjacent segments merge.
+    type Sweep: Merge + Default;
+    /// What the gradient sweep of a row needs.
+    type Grad: Copy + Send + Sync;
+    /// Whether a row's work reads all its classes (a sweep), or only what [`finish`] reads
+    /// (then `sweep` is never called, and a leaf holds `CHUNK` rows).
+    ///
+    /// [`finish`]: RowSpec::finish
+    const SWEEPS: bool;
+
+    /// Row `row`'s start, or `None` if the row is ignored (loss 0, weight 0, gradient 0).
+    fn begin(&self, row: usize) -> Option<Self::Row>;
+
+    /// Sweeps the classes `seg` of a row: they are `stream[..seg.len()]`; what follows them in
+    /// memory (typically the next rows) may be prefetched, never used. Called only when
+    /// [`SWEEPS`](RowSpec::SWEEPS); the default gathers nothing.
+    #[inline(always)]
+    fn sweep<V: Lanes<Elem = S::Compute>, R: Storage<Compute = S::Compute>>(
+        &self,
+        isa: V::Isa,
+        row: &Self::Row,
+        seg: Range<usize>,
+        stream: &[R],
+    ) -> Self::Sweep {
+        let _ = (isa, row, seg, stream);
+        Self::Sweep::default()
+    }
+
+    /// The row's loss and weight (in `f64`) and its gradient recipe for a mode whose gradient
+    /// is scaled by `scale` (0 when no gradient is asked for), from its merged sweep and its
+    /// classes `x` (read before any gradient is written in place).
+    fn finish<R: Storage<Compute = S::Compute>>(
+        &self,
+        row: &Self::Row,
+        sweep: Self::Sweep,
+        x: &[R],
+        scale: f64,
+    ) -> (f64, f64, Self::Grad);
+
+    /// Writes the classes `seg` of the row's gradient into `dst`, reading the row's classes
+    /// from `src`, or from `dst` itself when `src` is `None` (in place). The default writes
+    /// zeros, for a gradient that only [`grad_fix`](RowSpec::grad_fix) makes non-zero.
+    #[inline(always)]
+    fn grad<V: Lanes<Elem = S::Compute>, O: Storage<Compute = S::Compute>>(
+        &self,
+        isa: V::Isa,
+        g: &Self::Grad,
+        seg: Range<usize>,
+        src: Option<&[S]>,
+        dst: &mut [O],
+        scale: S::Compute,
+    ) {
+        let _ = (isa, g, seg, src, scale);
+        dst.fill(O::from_compute(S::Compute::ZERO));
+    }
+
+    /// After every segment's [`grad`](RowSpec::grad): writes what the sweep could not (e.g.
+    /// the target class's element, computed apart so that it is rounded once). `dst` is the
+    /// whole row.
+    fn grad_fix<V: Lanes<Elem = S::Compute>, O: Storage<Compute = S::Compute>>(
+        &self,
+        isa: V::Isa,
+        g: &Self::Grad,
+        dst: &mut [O],
+        scale: S::Compute,
+    );
+
+    /// Whether [`by_lanes`](RowSpec::by_lanes) computes rows of `classes` classes (in the
+    /// reduce and each modes, on tiers of more than one lane).
+    fn by_lanes_ok(&self, classes: usize) -> bool {
+        let _ = classes;
+        false
+    }
+
+    /// `V::LANES` consecutive rows from `row0`, one row per lane; each row's loss into `out`
+    /// (`V::LANES` long) if given.
+    #[inline(always)]
+    fn by_lanes<V: Lanes<Elem = S::Compute>, O: Storage<Compute = S::Compute>>(
+        &self,
+        isa: V::Isa,
+        x: &[S],
+        row0: usize,
+        out: Option<&mut [O]>,
+    ) -> LossSum {
+        let _ = (isa, x, row0, out);
+        unreachable!("by_lanes is only called when by_lanes_ok")
+    }
+}
+
+/// What a row-wise call writes besides its sum.
+pub enum RowsOut<'a, S: Storage> {
+    /// Nothing: the reduced loss alone.
+    Reduce,
+    /// Each row's loss (`rows` long).
+    Each(&'a mut [S::Compute]),
+    /// The gradient times the scale, read from the input (`rows · classes` long).
+    Grad(&'a mut [S], f64),
+    /// The gradient times the scale, over the logits it holds (the input is empty).
+    GradInPlace(&'a mut [S], f64),
+}
+
+/// Runs `spec` over the `rows` rows of `x` (`[rows, classes]`, or empty for
+/// [`RowsOut::GradInPlace`]) and returns the summed state.
+pub(crate) fn run_rows<S: Storage, P: RowSpec<S>>(
+    spec: &P,
+    x: &[S],
+    rows: usize,
+    classes: usize,
+    out: RowsOut<'_, S>,
+) -> LossSum {
+    let row_cost = if P::SWEEPS { classes } else { 1 };
+    let plan = Shape::Rows { rows, row_cost }.plan();
+    let driver = Driver {
+        spec,
+        x,
+        classes,
+        plan,
+        tier: Resolved::active(),
+        scale: None,
+        in_place: false,
+    };
+    match out {
+        RowsOut::Reduce => driver.run::<S::Compute>(None),
+        RowsOut::Each(out) => driver.run(Some(out)),
+        RowsOut::Grad(grad, scale) => Driver {
+            scale: Some(scale),
+            ..driver
+        }
+        .run(Some(grad)),
+        RowsOut::GradInPlace(logits, scale) => Driver {
+            scale: Some(scale),
+            in_place: true,
+            ..driver
+        }
+        .run(Some(logits)),
+    }
+}
+
+/// A checked row-wise call: what every leaf shares.
+struct Driver<'a, S, P> {
+    spec: &'a P,
+    /// The input, or empty when the rows are read from (and overwritten in) the output.
+    x: &'a [S],
+    classes: usize,
+    plan: Plan,
+    tier: Resolved,
+    /// The gradient's scale in the grad modes: then the output is `S` and holds gradients.
+    scale: Option<f64>,
+    in_place: bool,
+}
+
+impl<S: Storage, P: RowSpec<S>> Driver<'_, S, P> {
+    /// Every leaf in the fixed tree; `out` holds a row's loss (`O` the compute type), or in the
+    /// grad modes its gradient (`O = S`).
+    fn run<O: Storage<Compute = S::Compute>>(&self, out: Option<&mut [O]>) -> LossSum {
+        let plan = self.plan;
+        let out_per_leaf = match self.scale {
+            Some(_) => plan.per_leaf * self.classes,
+            None => plan.per_leaf,
+        };
+        let leaf = |i: usize, out: Option<&mut [O]>| {
+            let rows = plan.leaf(i);
+            if plan.split_rows {
+                // A leaf of a split batch is one row: `per_leaf` is 1 for rows this long.
+                debug_assert_eq!(rows.len(), 1);
+                self.split_row(rows.start, out)
+            } else {
+                self.tier.run(RowsChunk {
+                    driver: self,
+                    rows,
+                    out,
+                })
+            }
+        };
+        tree_reduce(plan.leaves, plan.parallel, out, out_per_leaf, &leaf).unwrap_or_default()
+    }
+
+    /// One long row cut into `CHUNK`-class segments: their sweeps merged in the fixed tree, then
+    /// (in the grad modes) their gradients written in parallel. Runs outside any tier: each
+    /// segment is its own kernel call. `out` is the row's output (one loss, or its gradient).
+    fn split_row<O: Storage<Compute = S::Compute>>(
+        &self,
+        row: usize,
+        out: Option<&mut [O]>,
+    ) -> LossSum {
+        let c = self.classes;
+        let Some(start) = self.spec.begin(row) else {
+            if let Some(out) = out {
+                out.fill(O::from_compute(S::Compute::ZERO));
+            }
+            return LossSum::default();
+        };
+        let segments = c.div_ceil(CHUNK);
+        let scale = self.scale.unwrap_or(0.0);
+        let (loss, weight, g) = match (self.in_place, out.as_deref()) {
+            (true, Some(buf)) => self.split_finish(&start, &buf[..c], segments, scale),
+            _ => self.split_finish(&start, &self.x[row * c..(row + 1) * c], segments, scale),
+        };
+        if let Some(out) = out {
+            match self.scale {
+                None => out[0] = O::from_compute(S::Compute::from_f64(loss)),
+                Some(_) => {
+                    let src = (!self.in_place).then(|| &self.x[row * c..(row + 1) * c]);
+                    let scale = S::Compute::from_f64(scale);
+                    let leaf = |i: usize, dst: Option<&mut [O]>| {
+                        let dst = dst.unwrap_or_default();
+                        let seg = i * CHUNK..i * CHUNK + dst.len();
+                        self.tier.run(SegmentGrad {
+                            spec: self.spec,
+                            g: &g,
+                            src: src.map(|s| &s[seg.clone()]),
+                            seg,
+                            dst,
+                            scale,
+                        })
+                    };
+                    tree_reduce(segments, true, Some(&mut out[..c]), CHUNK, &leaf);
+                    self.tier.run(GradFix {
+                        spec: self.spec,
+                        g: &g,
+                        dst: &mut out[..c],
+                        scale,
+                    });
+                }
+            }
+        }
+        LossSum {
+            loss,
+            weight,
+            count: 1,
+        }
+    }
+
+    /// The merged sweep of a split row `x` and what [`RowSpec::finish`] makes of it.
+    fn split_finish<R: Storage<Compute = S::Compute>>(
+        &self,
+        start: &P::Row,
+        x: &[R],
+        segments: usize,
+        scale: f64,
+    ) -> (f64, f64, P::Grad) {
+        let leaf = |i: usize, _: Option<&mut [S]>| {
+            let seg = i * CHUNK..x.len().min((i + 1) * CHUNK);
+            self.tier.run(SegmentSweep {
+                spec: self.spec,
+                row: start,
+                x: &x[seg.clone()],
+                seg,
+                _storage: core::marker::PhantomData::<S>,
+            })
+        };
+        let sweep = tree_reduce(segments, true, None, 0, &leaf).unwrap_or_default();
+        self.spec.finish(start, sweep, x, scale)
+    }
+}
+
+/// A leaf of consecutive rows on one tier.
+struct RowsChunk<'a, 'd, S, P, O> {
+    driver: &'a Driver<'d, S, P>,
+    rows: Range<usize>,
+    out: Option<&'a mut [O]>,
+}
+
+impl<S: Storage, P: RowSpec<S>, O: Storage<Compute = S::Compute>> RowsChunk<'_, '_, S, P, O> {
+    /// One row's `(loss, weight, gradient recipe)`, the recipe `None` for an ignored row. The
+    /// row is the first `classes` elements of `stream`, which goes on with what follows it.
+    #[inline(always)]
+    fn row<V: Lanes<Elem = S::Compute>, R: Storage<Compute = S::Compute>>(
+        &self,
+        isa: V::Isa,
+        row: usize,
+        stream: &[R],
+    ) -> (f64, f64, Option<P::Grad>) {
+        let d = self.driver;
+        let Some(start) = d.spec.begin(row) else {
+            return (0.0, 0.0, None);
+        };
+        let c = d.classes;
+        let sweep = if P::SWEEPS {
+            d.spec.sweep::<V, R>(isa, &start, 0..c, stream)
+        } else {
+            P::Sweep::default()
+        };
+        let (loss, weight, g) = d
+            .spec
+            .finish(&start, sweep, &stream[..c], d.scale.unwrap_or(0.0));
+        (loss, weight, Some(g))
+    }
+}
+
+impl<S: Storage, P: RowSpec<S>, O: Storage<Compute = S::Compute>> Kernel<S::Compute>
+    for RowsChunk<'_, '_, S, P, O>
+{
+    type Output = LossSum;
+
+    #[inline(always)]
+    fn run<V: Lanes<Elem = S::Compute>>(mut self, isa: V::Isa) -> LossSum {
+        let d = self.driver;
+        let c = d.classes;
+        let mut sum = LossSum::default();
+        let mut first = self.rows.start;
+        if d.scale.is_none() && V::LANES > 1 && d.spec.by_lanes_ok(c) {
+            // One row per lane, so no lane idles and no horizontal reduction.
+            let lanes = V::LANES;
+            let groups = self.rows.len() / lanes;
+            for g in 0..groups {
+                let out = self
+                    .out
+                    .as_deref_mut()
+                    .map(|o| &mut o[g * lanes..(g + 1) * lanes]);
+                let part = d
+                    .spec
+                    .by_lanes::<V, O>(isa, d.x, self.rows.start + g * lanes, out);
+                sum.loss += part.loss;
+                sum.weight += part.weight;
+                sum.count += part.count;
+            }
+            first += groups * lanes;
+        }
+        let mut out = self.out.take();
+        for row in first..self.rows.end {
+            let k = row - self.rows.start;
+            let (loss, weight, grad) = match (&out, d.in_place) {
+                (Some(buf), true) => self.row::<V, O>(isa, row, &buf[k * c..]),
+                _ => self.row::<V, S>(isa, row, &d.x[row * c..]),
+            };
+            sum.loss += loss;
+            sum.weight += weight;
+            sum.count += u64::from(grad.is_some());
+            let Some(out) = out.as_deref_mut() else {
+                continue;
+            };
+            let Some(scale) = d.scale else {
+                out[k] = O::from_compute(S::Compute::from_f64(loss));
+                continue;
+            };
+            let dst = &mut out[k * c..(k + 1) * c];
+            match grad {
+                None => dst.fill(O::from_compute(S::Compute::ZERO)),
+                Some(g) => {
+                    let src = (!d.in_place).then(|| &d.x[row * c..(row + 1) * c]);
+                    let scale = S::Compute::from_f64(scale);
+                    d.spec.grad::<V, O>(isa, &g, 0..c, src, dst, scale);
+                    d.spec.grad_fix::<V, O>(isa, &g, dst, scale);
+                }
+            }
+        }
+        sum
+    }
+}
+
+/// The sweep of one segment of a split row, on one tier.
+struct SegmentSweep<'a, S: Storage, P: RowSpec<S>, R> {
+    spec: &'a P,
+    row: &'a P::Row,
+    x: &'a [R],
+    seg: Range<usize>,
+    _storage: core::marker::PhantomData<S>,
+}
+
+impl<S: Storage, P: RowSpec<S>, R: Storage<Compute = S::Compute>> Kernel<S::Compute>
+    for SegmentSweep<'_, S, P, R>
+{
+    type Output = P::Sweep;
+
+    #[inline(always)]
+    fn run<V: Lanes<Elem = S::Compute>>(self, isa: V::Isa) -> P::Sweep {
+        self.spec.sweep::<V, R>(isa, self.row, self.seg, self.x)
+    }
+}
+
+/// The gradient of one segment of a split row, on one tier.
+struct SegmentGrad<'a, S: Storage, P: RowSpec<S>, O> {
+    spec: &'a P,
+    g: &'a P::Grad,
+    src: Option<&'a [S]>,
+    seg: Range<usize>,
+    dst: &'a mut [O],
+    scale: S::Compute,
+}
+
+impl<S: Storage, P: RowSpec<S>, O: Storage<Compute = S::Compute>> Kernel<S::Compute>
+    for SegmentGrad<'_, S, P, O>
+{
+    type Output = ();
+
+    #[inline(always)]
+    fn run<V: Lanes<Elem = S::Compute>>(self, isa: V::Isa) {
+        self.spec
+            .grad::<V, O>(isa, self.g, self.seg, self.src, self.dst, self.scale);
+    }
+}
+
+/// [`RowSpec::grad_fix`] of a split row, on one tier.
+struct GradFix<'a, S: Storage, P: RowSpec<S>, O> {
+    spec: &'a P,
+    g: &'a P::Grad,
+    dst: &'a mut [O],
+    scale: S::Compute,
+}
+
+impl<S: Storage, P: RowSpec<S>, O: Storage<Compute = S::Compute>> Kernel<S::Compute>
+    for GradFix<'_, S, P, O>
+{
+    type Output = ();
+
+    #[inline(always)]
+    fn run<V: Lanes<Elem = S::Compute>>(self, isa: V::Isa) {
+        self.spec
+            .grad_fix::<V, O>(isa, self.g, self.dst, self.scale);
+    }
+}

@@ -1,0 +1,347 @@
+//! The log-sum-exp of a row and the softmax gradient: the pieces every softmax loss shares.
+//!
+//! A row is swept once from memory in blocks that fit in L1 ([`row_stats`]): a vector max over
+//! the block, then `Σ exp(x - max)` (and, for coefficients such as label smoothing or
+//! probability targets, `Σ aᶜ (xᶜ - max)`) over the same block while it is still in L1. When a
+//! block raises the running max, the partial sums are rescaled by `exp(old - new)` — the online
+//! log-sum-exp, applied per block so that the hot loops stay branch-free. The state of a sweep,
+//! [`RowStats`], merges across segments of a row ([`Merge`]), which is how the engine splits a
+//! long row over threads. [`grad_sweep`] writes `k·exp(x - max) - scale·a` over a row.
+
+use crate::engine::Merge;
+use crate::float::sealed::Sealed;
+use crate::simd::{math, Lanes};
+use crate::storage::Storage;
+use crate::Float;
+
+/// What the gradient sweep of a row needs: `g_c = k·exp(x_c - max) - scale·a_c`, then
+/// `g_t -= scale·delta` for a class-label target `t`.
+#[derive(Clone, Copy)]
+pub(crate) struct RowGrad<'a, T> {
+    pub max: T,
+    pub k: T,
+    pub coef: Option<Coef<'a, T>>,
+    /// A class-label target: its class, `delta`, and its logit (read before any gradient is
+    /// written in place).
+    pub target: Option<(usize, f64, T)>,
+}
+
+/// Per-element coefficients `a_c = (q_c·alpha + beta)·r_c` of the dot product a row sweep
+/// accumulates (`q`, `r` absent mean 1).
+#[derive(Clone, Copy)]
+pub(crate) struct Coef<'a, T> {
+    pub q: Option<&'a [T]>,
+    pub alpha: T,
+    pub beta: T,
+    pub r: Option<&'a [T]>,
+}
+
+impl<'a, T> Coef<'a, T> {
+    /// The coefficients of the classes in `seg` (the slices cut to it).
+    pub(crate) fn segment(self, seg: core::ops::Range<usize>) -> Coef<'a, T> {
+        Coef {
+            q: self.q.map(|q| &q[seg.clone()]),
+            r: self.r.map(|r| &r[seg]),
+            ..self
+        }
+    }
+}
+
+/// One sweep of a row: its max, `Σ exp(x - max)`, and optionally `Σ a_c (x_c - max)`, `Σ a_c`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RowStats {
+    pub max: f64,
+    pub sum: f64,
+    pub dot: f64,
+    pub coef: f64,
+}
+
+/// The stats of no classes.
+impl Default for RowStats {
+    fn default() -> RowStats {
+        RowStats {
+            max: f64::NEG_INFINITY,
+            sum: 0.0,
+            dot: 0.0,
+            coef: 0.0,
+        }
+    }
+}
+
+impl Merge for RowStats {
+    /// The stats of two adjacent segments of a row, as one sweep of both would give them (up to
+    /// rounding): each part is moved to the common max, `sum·exp(max - m)` and
+    /// `dot + coef·(max - m)`. A part without a finite max (all `-inf`, or empty) is added as it
+    /// is, as [`row_stats`] does with blocks seen before the first finite max: its sum is 0 (or
+    /// NaN) and its dot already holds `Σ a·x` (`-inf`, or NaN).
+    #[inline]
+    fn merge(self, other: RowStats) -> RowStats {
+        let m = self.max.max(other.max);
+        let shift = |s: RowStats| {
+            if s.max == f64::NEG_INFINITY {
+                (s.sum, s.dot)
+            } else {
+                let d = s.max - m;
+                (s.sum * d.exp(), s.dot + s.coef * d)
+            }
+        };
+        let ((s1, d1), (s2, d2)) = (shift(self), shift(other));
+        RowStats {
+            max: m,
+            sum: s1 + s2,
+            dot: d1 + d2,
+            coef: self.coef + other.coef,
+        }
+    }
+}
+
+/// How many blocks ahead of the exp pass the stream (the row and what follows it) is
+/// prefetched, and the cache line size.
+const PREFETCH_BLOCKS: usize = 2;
+const LINE: usize = 64;
+
+/// Vectors per block: 64 vectors (2 KiB of f32 on AVX2, 4 KiB on AVX-512) stay in L1 between
+/// the two passes, and the per-block work (a compare, a widening add) is amortised over them.
+const BLOCK_VECS: usize = 64;
+
+/// Sweeps one row (see the module docs): the first `len` elements of `stream`, whose remainder
+/// (what follows the row in memory, typically the next rows) is only prefetched, up to
+/// [`PREFETCH_BLOCKS`] blocks past the row's end. A segment of a split row is its own stream.
+///
+/// Accuracy: each block's exponentials are summed in four f32 (f64) lane accumulators of at
+/// most `BLOCK_VECS / 4 + 4` terms, which are added, widened exactly, into an `f64` vector that
+/// is only reduced at the end of the row (or when the max moves). The sum `s` of the row is so
+/// within `(BLOCK_VECS / 4 + 6)·u·s` of exact (with `u` the element type's unit roundoff: about
+/// 1.3e-6 relative for f32), plus one ulp per term from `exp_nonpositive_clamped`, whose clamp
+/// of `x - max` below `ln(MIN_POSITIVE)` adds at most 1.2e-38 (f32) a class to a sum of at
+/// least 1; the log-sum-exp is then within that much, absolutely.
+#[inline(always)]
+pub(crate) fn row_stats<V: Lanes, R: Storage<Compute = V::Elem>>(
+    isa: V::Isa,
+    stream: &[R],
+    len: usize,
+    coef: Option<Coef<'_, V::Elem>>,
+) -> RowStats {
+    let x = &stream[..len];
+    let neg_inf = V::Elem::from_f64(f64::NEG_INFINITY);
+    let lanes = V::LANES;
+    let block = lanes * BLOCK_VECS;
+    let zero = V::splat(isa, V::Elem::ZERO);
+    let (mut max, mut sum, mut dot, mut coef_sum) = (neg_inf, 0.0f64, 0.0f64, 0.0f64);
+    // Σ exp(x - max) of the blocks since `max` last moved.
+    let mut acc = V::acc_zero(isa);
+    for (b, xb) in x.chunks(block).enumerate() {
+        let start = b * block;
+        let whole = xb.len() - xb.len() % lanes;
+        let pairs = whole - whole % (2 * lanes);
+        // Pass 1: the block's max, lane-wise, in two chains.
+        let (mut m0, mut m1) = (V::splat(isa, neg_inf), V::splat(isa, neg_inf));
+        for xv in xb[..pairs].chunks_exact(2 * lanes) {
+            m0 = m0.max(R::load::<V>(isa, xv));
+            m1 = m1.max(R::load::<V>(isa, &xv[lanes..]));
+        }
+        if pairs < whole {
+            m0 = m0.max(R::load::<V>(isa, &xb[pairs..]));
+        }
+        if whole < xb.len() {
+            m1 = m1.max(R::load_prefix::<V>(isa, &xb[whole..], neg_inf));
+        }
+        let mv = m0.max(m1);
+        // Only a block that raises the max pays for the horizontal reduction (NaN lanes do not
+        // compare greater; their NaN reaches the sum in pass 2).
+        if V::any(V::splat(isa, max).lt(mv)) {
+            let new_max = mv.reduce_max();
+            if max > neg_inf {
+                // Rescale what was summed against the old max.
+                let shift = max.to_f64() - new_max.to_f64();
+                sum = (sum + V::acc_sum(acc)) * shift.exp();
+                acc = V::acc_zero(isa);
+                dot += shift * coef_sum;
+            }
+            max = new_max;
+        }
+        if max == neg_inf {
+            // Nothing finite yet: exp contributes 0, but NaN must survive, and a·x keeps the
+            // -inf (or 0·-inf = NaN) PyTorch would produce.
+            for (i, &v) in xb.iter().enumerate() {
+                if v.to_compute().to_f64().is_nan() {
+                    sum = f64::NAN;
+                }
+                if let Some(cf) = coef {
+                    let a = coef_at(cf, start + i).to_f64();
+                    dot += a * v.to_compute().to_f64();
+                    coef_sum += a;
+                }
+            }
+            continue;
+        }
+        // Pass 2, from L1: Σ exp(x - max), four vectors a step so that four independent exp
+        // chains and sums are in flight; with coefficients, Σ a (x - max) too.
+        let mv = V::splat(isa, max);
+        let (mut s0, mut s1, mut s2, mut s3) = (zero, zero, zero, zero);
+        let (mut d, mut a_acc) = (zero, zero);
+        let quads = whole - whole % (4 * lanes);
+        for (j, xv) in xb[..quads].chunks_exact(4 * lanes).enumerate() {
+            // Pass 1 of the block after next reads from DRAM; start those lines now so that
+            // the memory stream overlaps this block's exp work instead of stalling pass 1. Near
+            // the row's end they are the next row's (a row of a few blocks would otherwise
+            // begin every max pass with a miss to DRAM).
+            let ahead = start + PREFETCH_BLOCKS * block + 4 * j * lanes;
+            for line in (0..4 * lanes).step_by(LINE / core::mem::size_of::<R>()) {
+                V::prefetch(isa, stream.get(ahead + line..).unwrap_or_default());
+            }
+            let c0 = R::load::<V>(isa, xv) - mv;
+            let c1 = R::load::<V>(isa, &xv[lanes..]) - mv;
+            let c2 = R::load::<V>(isa, &xv[2 * lanes..]) - mv;
+            let c3 = R::load::<V>(isa, &xv[3 * lanes..]) - mv;
+            s0 = s0 + math::exp_nonpositive_clamped(isa, c0);
+            s1 = s1 + math::exp_nonpositive_clamped(isa, c1);
+            s2 = s2 + math::exp_nonpositive_clamped(isa, c2);
+            s3 = s3 + math::exp_nonpositive_clamped(isa, c3);
+            if let Some(cf) = coef {
+                let at = start + 4 * j * lanes;
+                for (k, c) in [c0, c1, c2, c3].into_iter().enumerate() {
+                    let a = coef_vec::<V>(isa, cf, at + k * lanes, None);
+                    d = a.mul_add(c, d);
+                    a_acc = a_acc + a;
+                }
+            }
+        }
+        for (j, xv) in xb[quads..whole].chunks_exact(lanes).enumerate() {
+            let c0 = R::load::<V>(isa, xv) - mv;
+            s0 = s0 + math::exp_nonpositive_clamped(isa, c0);
+            if let Some(cf) = coef {
+                let a = coef_vec::<V>(isa, cf, start + quads + j * lanes, None);
+                d = a.mul_add(c0, d);
+                a_acc = a_acc + a;
+            }
+        }
+        if whole < xb.len() {
+            let n = xb.len() - whole;
+            let centered = R::load_prefix::<V>(isa, &xb[whole..], neg_inf) - mv;
+            s1 = s1 + math::exp_nonpositive_clamped(isa, centered);
+            if let Some(cf) = coef {
+                let a = coef_vec::<V>(isa, cf, start + whole, Some(n));
+                let keep = V::first_lanes(isa, n);
+                d = d + V::select(keep, a * centered, zero);
+                a_acc = a_acc + a;
+            }
+        }
+        acc = V::acc_add(acc, (s0 + s1) + (s2 + s3));
+        if coef.is_some() {
+            dot += V::acc_sum(V::acc_add(V::acc_zero(isa), d));
+            coef_sum += V::acc_sum(V::acc_add(V::acc_zero(isa), a_acc));
+        }
+    }
+    RowStats {
+        max: max.to_f64(),
+        sum: sum + V::acc_sum(acc),
+        dot,
+        coef: coef_sum,
+    }
+}
+
+/// `a_c` for one class.
+#[inline(always)]
+pub(crate) fn coef_at<T: Float>(cf: Coef<'_, T>, c: usize) -> T {
+    let q = cf.q.map_or(T::ZERO, |q| q[c]);
+    let r = cf.r.map_or(T::ONE, |r| r[c]);
+    (q * cf.alpha + cf.beta) * r
+}
+
+/// `a_c` for the lanes starting at class `c` (`n` of them for a prefix; padding lanes are 0).
+#[inline(always)]
+fn coef_vec<V: Lanes>(isa: V::Isa, cf: Coef<'_, V::Elem>, c: usize, n: Option<usize>) -> V {
+    let zero = V::splat(isa, V::Elem::ZERO);
+    let q = match cf.q {
+        Some(q) => load_at::<V>(isa, q, c, n),
+        None => zero,
+    };
+    let base = q.mul_add(V::splat(isa, cf.alpha), V::splat(isa, cf.beta));
+    let a = match cf.r {
+        Some(r) => base * load_at::<V>(isa, r, c, n),
+        None => base,
+    };
+    match n {
+        Some(n) => V::select(V::first_lanes(isa, n), a, zero),
+        None => a,
+    }
+}
+
+/// The lanes of `s` starting at `c`: a whole vector, or the `n` elements of a prefix.
+#[inline(always)]
+fn load_at<V: Lanes>(isa: V::Isa, s: &[V::Elem], c: usize, n: Option<usize>) -> V {
+    match n {
+        None => V::load(isa, &s[c..]),
+        Some(n) => V::load_prefix(isa, &s[c..c + n], V::Elem::ZERO),
+    }
+}
+
+/// Writes one row's gradient `k·exp(x - max) - scale·a` into `dst`, reading `x` from `src`, or
+/// from `dst` itself when `src` is `None` (in place: each vector is read before it is written).
+/// Callers run it on [`Pair`]s, so that two exp chains interleave (see BENCHMARKS.md: 10–15%
+/// faster on Zen 3 than a vector at a time).
+#[inline(always)]
+pub(crate) fn grad_sweep<V: Lanes, S: Storage<Compute = V::Elem>, O: Storage<Compute = V::Elem>>(
+    isa: V::Isa,
+    src: Option<&[S]>,
+    dst: &mut [O],
+    g: &RowGrad<'_, V::Elem>,
+    scale: V::Elem,
+) {
+    let lanes = V::LANES;
+    let n = dst.len();
+    let whole = n - n % lanes;
+    let max = V::splat(isa, g.max);
+    let k = V::splat(isa, g.k);
+    let neg_scale = V::splat(isa, -scale);
+    let mut at = 0;
+    while at < whole {
+        let x = match src {
+            Some(s) => S::load::<V>(isa, &s[at..]),
+            None => O::load::<V>(isa, &dst[at..]),
+        };
+        let mut v = k * math::exp_nonpositive(isa, x - max);
+        if let Some(cf) = g.coef {
+            v = coef_vec::<V>(isa, cf, at, None).mul_add(neg_scale, v);
+        }
+        O::store(v, &mut dst[at..]);
+        at += lanes;
+    }
+    if whole < n {
+        let rest = n - whole;
+        let x = match src {
+            Some(s) => S::load_prefix::<V>(isa, &s[whole..n], V::Elem::ZERO),
+            None => O::load_prefix::<V>(isa, &dst[whole..], V::Elem::ZERO),
+        };
+        let mut v = k * math::exp_nonpositive(isa, x - max);
+        if let Some(cf) = g.coef {
+            v = coef_vec::<V>(isa, cf, whole, Some(rest)).mul_add(neg_scale, v);
+        }
+        O::store_prefix(v, &mut dst[whole..]);
+    }
+}
+
+/// The gradient of a class-label row at its target `t`, whose logit is `x_t`: what
+/// [`grad_sweep`] computes in that lane (the same operations, so the same bits), minus `delta`,
+/// in `f64`, rounded once. Computed apart from the sweep's stored value so that a 16-bit
+/// gradient is rounded once: the sweep's `p_t` rounded to bf16 and then reduced by 1 would
+/// lose all the digits of `p_t - 1` near 1.
+#[inline(always)]
+pub(crate) fn target_grad<V: Lanes>(
+    isa: V::Isa,
+    g: &RowGrad<'_, V::Elem>,
+    t: usize,
+    x_t: V::Elem,
+    delta: f64,
+    scale: V::Elem,
+) -> V::Elem {
+    let x = V::splat(isa, x_t) - V::splat(isa, g.max);
+    let mut v = V::splat(isa, g.k) * math::exp_nonpositive(isa, x);
+    if let Some(cf) = g.coef {
+        v = V::splat(isa, coef_at(cf, t)).mul_add(V::splat(isa, -scale), v);
+    }
+    let mut lanes = [V::Elem::ZERO; 32];
+    v.store(&mut lanes[..V::LANES]);
+    V::Elem::from_f64(lanes[0].to_f64() - delta)
+}
