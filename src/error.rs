@@ -12,17 +12,26 @@ use crate::Tier;
 /// let err = losskit::mse(&[1.0f32, 2.0, 3.0, 4.0], &[1.0, 2.0, 3.0], Reduction::Mean).unwrap_err();
 /// assert_eq!(err, LossError::LengthMismatch { name: "target", len: 3, expected_name: "input", expected: 4 });
 /// assert_eq!(err.to_string(), "target has 3 elements but input has 4");
+///
+/// // A parameter prints as it was written, in its own type: 0.7f32 as "0.7", not as the
+/// // 0.699999988079071 it widens to in the `f64` field.
+/// let err = losskit::Bce::new().epsilon(0.7f32).loss(&[0.5f32], &[1.0], Reduction::Mean).unwrap_err();
+/// assert_eq!(err.to_string(), "epsilon is 0.7; it must be in [0, 0.5]");
 /// ```
 #[non_exhaustive]
 #[derive(Clone, Debug, PartialEq)]
 pub enum LossError {
-    /// A slice's length differs from the one it must match.
+    /// A slice's length differs from the one it must match: another slice (`"target has 3
+    /// elements but input has 4"`) or a count argument (`"weight has 2 elements but classes
+    /// is 3"`).
     LengthMismatch {
-        /// The argument with the wrong length (`"target"`, `"out"`, `"grad"`, `"labels"`, ...).
+        /// The argument with the wrong length (`"target"`, `"probs"`, `"out"`, `"grad"`,
+        /// `"labels"`, `"weight"`, ...).
         name: &'static str,
         /// Its length.
         len: usize,
-        /// What it must match (`"input"`, `"rows of logits"`, ...).
+        /// What it must match: a slice (`"input"`, `"logits"`, `"rows of logits"`, ...) or the
+        /// count argument `"classes"`.
         expected_name: &'static str,
         /// The length it must have.
         expected: usize,
@@ -56,7 +65,8 @@ pub enum LossError {
     InvalidParameter {
         /// The parameter (`"delta"`, `"beta"`, `"label_smoothing"`, ...).
         name: &'static str,
-        /// Its value.
+        /// Its value, widened exactly to `f64`. The message prints it in the narrowest of
+        /// `f32` and `f64` that holds it exactly, so an `f32` parameter reads as written.
         value: f64,
         /// What it must satisfy, e.g. `"> 0"`.
         requirement: &'static str,
@@ -67,7 +77,8 @@ pub enum LossError {
         name: &'static str,
         /// The index of the first offending element.
         index: usize,
-        /// Its value.
+        /// Its value, widened exactly to `f64` (printed as for
+        /// [`InvalidParameter`](LossError::InvalidParameter)).
         value: f64,
     },
     /// [`with_tier`](crate::with_tier) was asked for a tier this CPU cannot run.
@@ -86,9 +97,10 @@ impl fmt::Display for LossError {
                 expected_name,
                 expected,
             } => {
+                let verb = if is_count(expected_name) { "is" } else { "has" };
                 write!(
                     f,
-                    "{name} has {len} elements but {expected_name} has {expected}"
+                    "{name} has {len} elements but {expected_name} {verb} {expected}"
                 )
             }
             LossError::ZeroClasses => f.write_str("classes is 0; it must be at least 1"),
@@ -112,11 +124,13 @@ impl fmt::Display for LossError {
                 value,
                 requirement,
             } => {
+                let value = Shown(*value);
                 write!(f, "{name} is {value}; it must be {requirement}")
             }
             LossError::NotAProbability { name, index, value } => write!(
                 f,
-                "{name}[{index}] is {value}; every element of {name} must be in [0, 1]"
+                "{name}[{index}] is {}; every element of {name} must be in [0, 1]",
+                Shown(*value)
             ),
             LossError::TierUnavailable { tier } => {
                 write!(f, "this CPU cannot run the {tier} tier")
@@ -126,3 +140,124 @@ impl fmt::Display for LossError {
 }
 
 impl std::error::Error for LossError {}
+
+/// Whether a [`LossError::LengthMismatch`]'s `expected_name` is a count argument (a number the
+/// caller passed) rather than a slice (whose length it is).
+fn is_count(expected_name: &str) -> bool {
+    expected_name == "classes"
+}
+
+/// A value of a `f64` error field as its caller wrote it.
+///
+/// The fields are `f64` whatever the element type, and an `f32` widens exactly: `0.7f32` is
+/// `0.699999988079071044921875`. A value that an `f32` holds exactly is therefore printed as
+/// that `f32` (the shortest decimal that reads back as it: `0.7`), any other as the `f64`;
+/// magnitudes from `1e16` up and below `1e-4` in exponent form (`1e-7`, `-3e38`), as Python
+/// prints them. The one ambiguity: an `f64` parameter that is exactly an `f32` value (it came
+/// from one) prints as the `f32`, e.g. `0.1f32 as f64` as `0.1`.
+struct Shown(f64);
+
+impl fmt::Display for Shown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let v = self.0;
+        let narrow = v as f32;
+        if f64::from(narrow) == v || v.is_nan() {
+            // The limits rounded to f32 as well, so that 1e-4f32 is not below 1e-4.
+            shortest(f, narrow, v, f64::from(1e-4f32), f64::from(1e16f32))
+        } else {
+            shortest(f, v, v, 1e-4, 1e16)
+        }
+    }
+}
+
+/// `x` (whose value is `v`) with the fewest digits that read back as `x` (Rust's `{}` or
+/// `{:e}`), in exponent form when `|v|` is not 0 and outside `[lo, hi)`.
+fn shortest<T: fmt::Display + fmt::LowerExp>(
+    f: &mut fmt::Formatter<'_>,
+    x: T,
+    v: f64,
+    lo: f64,
+    hi: f64,
+) -> fmt::Result {
+    let m = v.abs();
+    if m.is_finite() && m != 0.0 && !(lo..hi).contains(&m) {
+        write!(f, "{x:e}")
+    } else {
+        write!(f, "{x}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn param(value: f64) -> String {
+        LossError::InvalidParameter {
+            name: "p",
+            value,
+            requirement: "> 0",
+        }
+        .to_string()
+    }
+
+    #[test]
+    fn parameters_print_as_written_in_their_type() {
+        let cases: [(f64, &str); 18] = [
+            (f64::from(0.7f32), "p is 0.7; it must be > 0"),
+            (0.7f64, "p is 0.7; it must be > 0"),
+            (f64::from(-0.1f32), "p is -0.1; it must be > 0"),
+            (-0.1f64, "p is -0.1; it must be > 0"),
+            (f64::from(1e-7f32), "p is 1e-7; it must be > 0"),
+            (-1e-7f64, "p is -1e-7; it must be > 0"),
+            (f64::from(-f32::MAX), "p is -3.4028235e38; it must be > 0"),
+            (-1e300, "p is -1e300; it must be > 0"),
+            (-1.0, "p is -1; it must be > 0"),
+            (-0.0, "p is -0; it must be > 0"),
+            (0.0, "p is 0; it must be > 0"),
+            (-0.0625, "p is -0.0625; it must be > 0"),
+            (f64::NAN, "p is NaN; it must be > 0"),
+            (f64::NEG_INFINITY, "p is -inf; it must be > 0"),
+            (
+                f64::from(f32::MIN_POSITIVE),
+                "p is 1.1754944e-38; it must be > 0",
+            ),
+            (-123456.789, "p is -123456.789; it must be > 0"),
+            (f64::from(1e-4f32), "p is 0.0001; it must be > 0"),
+            (-5e-5, "p is -5e-5; it must be > 0"),
+        ];
+        for (value, want) in cases {
+            assert_eq!(param(value), want, "{value:e}");
+        }
+    }
+
+    #[test]
+    fn a_count_reads_is_and_a_slice_has() {
+        let e = |expected_name| LossError::LengthMismatch {
+            name: "weight",
+            len: 2,
+            expected_name,
+            expected: 3,
+        };
+        assert_eq!(
+            e("classes").to_string(),
+            "weight has 2 elements but classes is 3"
+        );
+        assert_eq!(
+            e("input").to_string(),
+            "weight has 2 elements but input has 3"
+        );
+    }
+
+    #[test]
+    fn probabilities_print_as_written() {
+        let e = LossError::NotAProbability {
+            name: "target",
+            index: 2,
+            value: f64::from(1.1f32),
+        };
+        assert_eq!(
+            e.to_string(),
+            "target[2] is 1.1; every element of target must be in [0, 1]"
+        );
+    }
+}

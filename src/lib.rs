@@ -1,7 +1,7 @@
 //! # losskit
 //!
-//! SIMD loss kernels over `f32`, `f64`, [`bf16`] and [`f16`] slices that agree with PyTorch's
-//! `torch.nn.functional`.
+//! SIMD loss kernels over `f32`, `f64`, [`bf16`] and [`f16`](struct@f16) slices that agree
+//! with PyTorch's `torch.nn.functional`.
 //!
 //! ```
 //! use losskit::Reduction;
@@ -20,10 +20,10 @@
 //! ## Storage and compute types
 //!
 //! Every loss is generic over a [`Storage`] type: `f32` and `f64` compute in themselves;
-//! [`bf16`] and [`f16`] (the `half` crate's types) are read in place, widened exactly in
-//! registers, computed in `f32` with the same `f64` accumulation, and return `f32`. Gradients
-//! are written in the storage type, rounded to nearest even once per element; `*_each` rows and
-//! elements, class weights and probability targets are in the compute type.
+//! [`bf16`] and [`f16`](struct@f16) (the `half` crate's types) are read in place, widened
+//! exactly in registers, computed in `f32` with the same `f64` accumulation, and return `f32`.
+//! Gradients are written in the storage type, rounded to nearest even once per element;
+//! `*_each` rows and elements, class weights and probability targets are in the compute type.
 //!
 //! ```
 //! use losskit::{bf16, Reduction};
@@ -70,15 +70,20 @@
 //! ## Numerics
 //!
 //! Per-element losses are computed in the element type, like PyTorch. Reductions accumulate in
-//! blocks of vector lanes flushed into `f64` (see `engine/mod.rs`): a sum of f32 values is within
-//! about `6e-7 · Σ|mᵢ|` of exact at any length, and the result is bit-identical for any number
-//! of threads and across runs.
+//! blocks of vector lanes flushed into `f64`: a sum of f32 values is within about
+//! `6e-7 · Σ|mᵢ|` of exact at any length, and the result is bit-identical for any number of
+//! threads and across runs. The [`numerics`] module states the error bounds of the sums, of
+//! the cross-entropy rows and of the vector `exp` / `ln` / `log1p` (in ULP), the figures the
+//! tests assert, and what is bit-identical across what.
 //!
 //! ## Speed
 //!
 //! Kernels are written once over a small lane trait and compiled for AVX-512F, AVX2+FMA, the
 //! portable `wide` backend and plain scalar code; the CPU is probed once at first use. Inputs of
-//! more than 2 × 65536 elements are split over rayon's pool. See [`Tier`] and [`with_tier`].
+//! more than one 65536-element chunk are split over the current rayon pool (with the default
+//! `rayon` feature; without it every call runs on the calling thread): the global pool, or the
+//! one whose `install` the call runs in, so `pool.install(|| ...)` sets the threads a call uses.
+//! The bits do not depend on them. See [`Tier`] and [`with_tier`].
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
@@ -91,6 +96,7 @@ mod entry;
 mod error;
 mod float;
 mod loss;
+pub mod numerics;
 pub mod reference;
 mod simd;
 mod storage;
