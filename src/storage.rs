@@ -19,7 +19,7 @@ use crate::Float;
 
 pub use half::{bf16, f16};
 
-/// An element type the losses read: `f32`, `f64`, [`bf16`] or [`f16`].
+/// An element type the losses read: `f32`, `f64`, [`bf16`] or [`f16`](struct@f16).
 ///
 /// Losses are computed in [`Storage::Compute`] — the type itself for `f32` and `f64`, `f32`
 /// for the 16-bit types — and return it; gradients are written back in the storage type

@@ -291,7 +291,7 @@ fn run<T: Elem, L: Lab>(c: &Case) {
     }
     if shape_ok {
         if c.form.probs() {
-            allowed.extend(mismatch("target", n_probs, "logits", n));
+            allowed.extend(mismatch("probs", n_probs, "logits", n));
         } else if n_labels != rows {
             allowed.push(LossError::LengthMismatch {
                 name: "labels",

@@ -404,7 +404,7 @@ impl<'w, T: Float> CrossEntropy<'w, T> {
         probs: &'a [T],
     ) -> Result<Softmax<'a, T, false>, LossError> {
         let rows = self.check_common(len, classes)?;
-        check::same_len("target", probs.len(), "logits", len)?;
+        check::same_len("probs", probs.len(), "logits", len)?;
         Ok(Softmax {
             classes,
             rows,
@@ -498,8 +498,8 @@ impl<'w, T: Float> CrossEntropy<'w, T> {
     }
 }
 
-/// Mean cross-entropy of class-label targets, PyTorch's `F.cross_entropy(logits, labels)`:
-/// `logsumexp(row) - row[label]`, reduced. See [`CrossEntropy`] for weights, `ignore_index`
+/// Cross-entropy of class-label targets, PyTorch's `F.cross_entropy(logits, labels)`:
+/// `logsumexp(row) - row[label]` per row, reduced by `reduction`. See [`CrossEntropy`] for weights, `ignore_index`
 /// (here PyTorch's default, -100) and label smoothing.
 ///
 /// # Errors

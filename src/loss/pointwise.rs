@@ -143,7 +143,7 @@ fn each<S: Storage>(
     Ok(())
 }
 
-/// Mean squared error: `(input - target)²`, reduced.
+/// Squared error `(input - target)²`, reduced (the mean squared error for `Mean`).
 ///
 /// # Errors
 /// [`LossError::LengthMismatch`] if `target.len() != input.len()`.
@@ -181,7 +181,7 @@ pub fn mse_each<S: Storage>(
     each(input, target, out, Pointwise::Mse)
 }
 
-/// Mean absolute error: `|input - target|`, reduced.
+/// Absolute error `|input - target|`, reduced (the mean absolute error for `Mean`).
 ///
 /// # Errors
 /// [`LossError::LengthMismatch`] if `target.len() != input.len()`.

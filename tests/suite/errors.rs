@@ -693,7 +693,7 @@ fn ce_weight_length<T: E>() {
     };
     for w in [v::<T>(&[1.0, 2.0]), v::<T>(&[1.0, 2.0, 3.0, 4.0]), vec![]] {
         let want = mismatch("weight", w.len(), "classes", 3);
-        let msg = format!("weight has {} elements but classes has 3", w.len());
+        let msg = format!("weight has {} elements but classes is 3", w.len());
         let ce = CrossEntropy::new().weight(&w);
         call.labels_err(&ce, &[0i64, 2], &want, &msg);
         call.probs_err(&ce, &want, &msg);
@@ -760,8 +760,8 @@ fn ce_probs_length<T: E>() {
             probs: &probs,
             out_len: 2,
         };
-        let want = mismatch("target", n, "logits", 6);
-        let msg = format!("target has {n} elements but logits has 6");
+        let want = mismatch("probs", n, "logits", 6);
+        let msg = format!("probs has {n} elements but logits has 6");
         for r in [Reduction::Mean, Reduction::Sum] {
             expect_err(
                 losskit::cross_entropy_probs(&logits, 3, &probs, r),
