@@ -1,4 +1,5 @@
-//! The AVX2+FMA tier: 8 x f32 and 4 x f64 lanes in `ymm` registers, via `core::arch`.
+//! The AVX2+FMA tier: 8 x f32 and 4 x f64 lanes in `ymm` registers, via `core::arch`, which
+//! [`run`] pairs into the AVX-512 tier's 16 x f32 and 8 x f64 (see [`Pair`]).
 //!
 //! `wide`'s types are not upgraded inside `#[target_feature]` functions (they are chosen by
 //! compile-time `cfg`), so this tier is written with intrinsics. Every method is
@@ -8,6 +9,7 @@ use core::arch::x86_64::*;
 use core::ops::{Add, Div, Mul, Neg, Sub};
 
 use super::half::{self, Half, HalfFormat};
+use super::pair::Pair;
 use super::{Kernel, Lanes};
 use crate::Float;
 
@@ -41,9 +43,13 @@ impl Avx2 {
 }
 
 /// Runs `kernel` with this tier's lanes, compiled with AVX2, FMA and F16C enabled.
+///
+/// The lanes are [`Pair`]s of the `ymm` types below (`T::Avx2`): 16 f32 or 8 f64 lanes, the
+/// AVX-512 tier's widths, so that every kernel lays its data out on the same lanes and sums in
+/// the same order on both tiers, and their results agree bit for bit (see [`Pair`]).
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn run<T: Float, K: Kernel<T>>(isa: Avx2, kernel: K) -> K::Output {
-    kernel.run::<T::Avx2>(isa)
+    kernel.run::<Pair<T::Avx2>>(isa)
 }
 
 /// Eight `f32` lanes.
@@ -429,6 +435,11 @@ impl Lanes for F32x8 {
         }
     }
     #[inline(always)]
+    fn acc_merge(a: Self::Acc, b: Self::Acc) -> Self::Acc {
+        // SAFETY: register-only; accumulators are made only by `acc_zero`, which takes the token.
+        unsafe { (_mm256_add_pd(a.0, b.0), _mm256_add_pd(a.1, b.1)) }
+    }
+    #[inline(always)]
     fn acc_sum(acc: Self::Acc) -> f64 {
         // SAFETY: register-only.
         F64x4(unsafe { _mm256_add_pd(acc.0, acc.1) }).reduce_sum()
@@ -649,6 +660,11 @@ impl Lanes for F64x4 {
     fn acc_add(acc: __m256d, v: Self) -> __m256d {
         // SAFETY: register-only.
         unsafe { _mm256_add_pd(acc, v.0) }
+    }
+    #[inline(always)]
+    fn acc_merge(a: __m256d, b: __m256d) -> __m256d {
+        // SAFETY: register-only; accumulators are made only by `acc_zero`, which takes the token.
+        unsafe { _mm256_add_pd(a, b) }
     }
     #[inline(always)]
     fn acc_sum(acc: __m256d) -> f64 {

@@ -377,6 +377,11 @@ impl Lanes for F32x16 {
         }
     }
     #[inline(always)]
+    fn acc_merge(a: Self::Acc, b: Self::Acc) -> Self::Acc {
+        // SAFETY: register-only; accumulators are made only by `acc_zero`, which takes the token.
+        unsafe { (_mm512_add_pd(a.0, b.0), _mm512_add_pd(a.1, b.1)) }
+    }
+    #[inline(always)]
     fn acc_sum(acc: Self::Acc) -> f64 {
         // SAFETY: register-only.
         F64x8(unsafe { _mm512_add_pd(acc.0, acc.1) }).reduce_sum()
@@ -561,6 +566,11 @@ impl Lanes for F64x8 {
     fn acc_add(acc: __m512d, v: Self) -> __m512d {
         // SAFETY: register-only.
         unsafe { _mm512_add_pd(acc, v.0) }
+    }
+    #[inline(always)]
+    fn acc_merge(a: __m512d, b: __m512d) -> __m512d {
+        // SAFETY: register-only; accumulators are made only by `acc_zero`, which takes the token.
+        unsafe { _mm512_add_pd(a, b) }
     }
     #[inline(always)]
     fn acc_sum(acc: __m512d) -> f64 {

@@ -15,6 +15,18 @@ use crate::{Float, LossError};
 /// default (a tier the CPU lacks is ignored), and [`with_tier`] pins a tier for one closure on
 /// the calling thread.
 ///
+/// # Which tiers agree bit for bit
+///
+/// [`Tier::Avx2`] and [`Tier::Avx512`] give **bit-identical results** for every loss and form
+/// (reduced, `_each`, `_and_grad`, in place), every storage type and any number of threads: the
+/// AVX2 tier runs the AVX-512 tier's lane widths (16 f32, 8 f64, as pairs of `ymm`
+/// registers), with the same association order and the same fused multiply-adds, so a result
+/// computed on an AVX2-only CPU equals the one computed on an AVX-512 CPU (NaN results are NaN
+/// on both; their payloads are not compared). [`Tier::Scalar`] and [`Tier::Portable`] may
+/// differ from those two and from each other in the last bits: they have no fused
+/// multiply-add and other widths, so they round and sum in another order, within each loss's
+/// documented error bound.
+///
 /// ```
 /// use losskit::Tier;
 /// let best = Tier::best();
@@ -29,9 +41,9 @@ pub enum Tier {
     Scalar = 1,
     /// The `wide` crate's portable vectors (SSE2, NEON, wasm simd128). Always available.
     Portable = 2,
-    /// x86-64 AVX2 with FMA.
+    /// x86-64 AVX2 with FMA: bit-identical to [`Tier::Avx512`].
     Avx2 = 3,
-    /// x86-64 AVX-512F.
+    /// x86-64 AVX-512F: bit-identical to [`Tier::Avx2`].
     Avx512 = 4,
 }
 

@@ -253,7 +253,7 @@ mod tests {
     fn lanes_of(tier: Tier) -> usize {
         match tier {
             Tier::Scalar => 1,
-            Tier::Avx512 => 16,
+            Tier::Avx2 | Tier::Avx512 => 16,
             _ => 8,
         }
     }

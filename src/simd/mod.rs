@@ -7,12 +7,46 @@
 //! |------------|---------------|-----------|-----------|------------------------------------------|
 //! | `Scalar`   | `scalar.rs`   | 1         | 1         | always; the last resort                  |
 //! | `Portable` | `portable.rs` | 8         | 4         | always (`wide`: SSE2, NEON, simd128)     |
-//! | `Avx2`     | `avx2.rs`     | 8         | 4         | runtime detection of AVX2 and FMA        |
+//! | `Avx2`     | `avx2.rs`     | 16 (2×8)  | 8 (2×4)   | runtime detection of AVX2 and FMA        |
 //! | `Avx512`   | `avx512.rs`   | 16        | 8         | runtime detection of AVX-512F            |
 //!
-//! `pair.rs` adds `Pair<V>`, two vectors of a tier used as one twice as wide, for maps whose
-//! per-element work is one long dependent chain (`Map2::PAIRED` in `reduce.rs`): the generic
-//! math then interleaves two chains.
+//! `pair.rs` adds `Pair<V>`, two vectors of a tier used as one twice as wide. The AVX2 tier's
+//! lanes are pairs of `ymm` vectors (see `avx2::run`), and kernels whose per-element work is
+//! one long dependent chain (`Map2::PAIRED` in `reduce.rs`, cross-entropy's gradient sweep)
+//! run on pairs of the tier's lanes, so that the generic math interleaves two chains.
+//!
+//! # Which tiers agree bit for bit
+//!
+//! **The `Avx2` and `Avx512` tiers give bit-identical results** for every loss and every form
+//! (reduced with `Mean` or `Sum`, `_each`, `_and_grad`, in place), in every storage type
+//! (`f32`, `f64`, `bf16`, `f16`), for any shape and any number of threads: an evaluation gives
+//! the same number on an AVX2-only CPU (a Zen 3, a Haswell) as on an AVX-512 one (a Sapphire
+//! Rapids, a Zen 4). Every value agrees bit for bit, signed zeros and infinities included; a NaN
+//! result is NaN on both (its payload bits are not part of the promise). This holds because
+//! the two tiers run one layout of the data with one arithmetic:
+//! - the same lane counts (16 f32, 8 f64: the AVX2 tier runs each vector as two `ymm`
+//!   halves), so every kernel cuts its input into the same vectors, blocks and tails;
+//! - the same association order wherever lanes are combined: `reduce_sum`/`reduce_max` fold
+//!   the high half onto the low half, then the AVX2 8- (4-) lane fold, on both tiers; the `f64`
+//!   accumulators hold the same lanes and `acc_sum` adds them in the same order; `transpose`
+//!   moves the same elements;
+//! - the same arithmetic per lane: IEEE-754 single operations, `mul_add` fused on both, and
+//!   the same `exp`/`ln`/`log1p` code ([`math`]), whose tier-specific pieces
+//!   (`pow2_from_rounded`, `frexp_centered`, `round`, `min`/`max`, half-precision conversions)
+//!   are exact bit operations or correctly rounded instructions that give the same bits.
+//!
+//! `ldexp` is the one method whose instructions round differently (AVX-512's `vscalefps`
+//! rounds once; AVX2 multiplies by two powers of two, which can round twice when the first
+//! product is subnormal, and it clamps `n` to `±250`/`±2042`): the two agree on every input
+//! that [`math::exp`] gives it (a value in `[0.7, 1.5]` and an integral `n`), and no loss calls
+//! it otherwise. The promise assumes the default floating-point environment (round to nearest,
+//! no flush-to-zero, no denormals-are-zero), which Rust programs run in.
+//!
+//! **The `Scalar` and `Portable` tiers may differ** from the x86 tiers and from each other, in
+//! the last bits of any result: they have no fused multiply-add (their `mul_add` rounds
+//! twice) and other widths (1 lane; 8 f32 / 4 f64 lanes), so they cut and sum the input in
+//! another order. They stay within the error bounds documented for each loss and function.
+//! `tests/suite/tier_agreement.rs` checks the x86 promise wherever both tiers run.
 //!
 //! # Soundness
 //!
@@ -183,6 +217,12 @@ pub trait Lanes:
     fn acc_zero(isa: Self::Isa) -> Self::Acc;
     /// `acc + self`, each lane widened to `f64` exactly.
     fn acc_add(acc: Self::Acc, v: Self) -> Self::Acc;
+    /// `a + b`, lane by lane (each `f64` lane of `a` plus the same lane of `b`). [`Pair`]
+    /// sums its halves' accumulators this way before `acc_sum`, so that a pair of vectors
+    /// sums in the order of one vector twice as wide.
+    ///
+    /// [`Pair`]: pair::Pair
+    fn acc_merge(a: Self::Acc, b: Self::Acc) -> Self::Acc;
     /// The accumulator's lanes summed in a fixed order.
     fn acc_sum(acc: Self::Acc) -> f64;
 }

@@ -1,15 +1,26 @@
-//! Two vectors of a tier as one of twice the width, for kernels whose per-element work is a
-//! long dependent chain (an `exp` then a `log1p`).
+//! Two vectors of a tier as one of twice the width.
 //!
-//! Written over `Pair<V>`, the generic math computes every step for both halves next to each
-//! other, so the core sees two independent chains within a few instructions instead of one
-//! whole chain and then the next, which the out-of-order window of a core (tens of
-//! floating-point operations) cannot reach across. Nothing here is specific to a tier: the
-//! element-wise methods apply `V`'s to both halves, low half first; the reductions combine the
-//! halves first (pairwise, as the trait asks).
+//! Two uses:
+//! - **The AVX2 tier's lanes.** [`avx2::run`](super::avx2::run) runs every kernel on
+//!   `Pair<F32x8>` (16 f32 lanes) and `Pair<F64x4>` (8 f64 lanes), the AVX-512 tier's widths, so
+//!   that both tiers lay every sweep out on the same lanes, in the same blocks, with the same
+//!   association order: the two tiers then give the same bits (see the module docs of
+//!   [`simd`](super)). For that, every method whose result depends on more than one lane is
+//!   written here to combine lanes exactly as the AVX-512 types do: `reduce_sum`/`reduce_max`
+//!   fold the high half onto the low half first, `acc_sum` merges the halves' accumulators
+//!   lane by lane ([`Lanes::acc_merge`]) before the low half's fixed-order sum, and `transpose`
+//!   is the transpose of the whole `2L x 2L` block (four `L x L` transposes).
+//! - **Two chains in flight.** Kernels whose per-element work is a long dependent chain (an
+//!   `exp` then a `log1p`: the reduce driver for `Map2::PAIRED` maps, cross-entropy's gradient
+//!   sweep) run on `Pair<V>` of the tier's lanes: the generic math then computes every step for
+//!   both halves next to each other, so the core sees two independent chains within a few
+//!   instructions instead of one whole chain and then the next, which the out-of-order window
+//!   of a core (tens of floating-point operations) cannot reach across.
 //!
-//! Only map-like sweeps build pairs (the reduce driver for `Map2::PAIRED` maps, cross-entropy's
-//! gradient sweep), so `transpose`, which a pair cannot do by halves, is never reached.
+//! Because the lane-combining methods are defined by `V`'s and nothing else, `Pair<V>` and
+//! `Pair<W>` agree bit for bit whenever `V` and `W` do: `Pair<Pair<avx2::F32x8>>` (the AVX2
+//! tier's paired sweeps) and `Pair<avx512::F32x16>` give the same bits. The element-wise
+//! methods apply `V`'s to both halves, low half first.
 
 use core::ops::{Add, Div, Mul, Neg, Sub};
 
@@ -69,11 +80,31 @@ impl<V: Lanes> Lanes for Pair<V> {
             )
         }
     }
-    /// Unsupported: a transposed pair is not a pair of transposes. Only sweeps that do not
-    /// transpose build pairs (see the module docs).
+    /// The `2L x 2L` transpose (`L = V::LANES`, at most 16) from four `L x L` transposes: row
+    /// `j < L` of the result is column `j` of the rows' low halves (rows `0..L`, then `L..2L`),
+    /// row `L + j` column `j` of their high halves.
     #[inline(always)]
-    fn transpose(_: V::Isa, _: &mut [Self]) {
-        unreachable!("Pair is only used by map kernels, which do not transpose");
+    fn transpose(isa: V::Isa, block: &mut [Self]) {
+        let l = V::LANES;
+        assert!(
+            l <= 16 && block.len() == 2 * l,
+            "a block of 2 x LANES pairs"
+        );
+        let fill = block[0].0;
+        // [low halves of rows 0..L, low of L..2L, high of 0..L, high of L..2L].
+        let mut q = [[fill; 16]; 4];
+        for (r, p) in block.iter().enumerate() {
+            let (top, i) = (r / l, r % l);
+            q[top][i] = p.0;
+            q[2 + top][i] = p.1;
+        }
+        for quarter in &mut q {
+            V::transpose(isa, &mut quarter[..l]);
+        }
+        for (j, p) in block.iter_mut().enumerate() {
+            let (right, i) = (j / l, j % l);
+            *p = Pair(q[2 * right][i], q[2 * right + 1][i]);
+        }
     }
     #[inline(always)]
     fn prefetch<E>(isa: V::Isa, src: &[E]) {
@@ -207,8 +238,14 @@ impl<V: Lanes> Lanes for Pair<V> {
         (V::acc_add(acc.0, v.0), V::acc_add(acc.1, v.1))
     }
     #[inline(always)]
+    fn acc_merge(a: Self::Acc, b: Self::Acc) -> Self::Acc {
+        (V::acc_merge(a.0, b.0), V::acc_merge(a.1, b.1))
+    }
+    #[inline(always)]
     fn acc_sum(acc: Self::Acc) -> f64 {
-        V::acc_sum(acc.0) + V::acc_sum(acc.1)
+        // Lane i of the high half onto lane i of the low half, then the low half's sum: the
+        // order of a vector twice as wide (AVX-512's `acc_sum` for an AVX2 pair).
+        V::acc_sum(V::acc_merge(acc.0, acc.1))
     }
 }
 

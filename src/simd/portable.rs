@@ -236,6 +236,14 @@ macro_rules! wide_lanes {
                 out
             }
             #[inline(always)]
+            fn acc_merge(a: $acc, b: $acc) -> $acc {
+                let mut out = a;
+                for (o, &x) in out.iter_mut().zip(b.iter()) {
+                    *o += x;
+                }
+                out
+            }
+            #[inline(always)]
             fn acc_sum(acc: $acc) -> f64 {
                 let total = acc.iter().fold(f64x4::splat(0.0), |s, &x| s + x);
                 pairwise_sum(total.to_array())

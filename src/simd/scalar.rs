@@ -194,6 +194,10 @@ macro_rules! scalar_lanes {
                 acc + v.0 as f64
             }
             #[inline(always)]
+            fn acc_merge(a: f64, b: f64) -> f64 {
+                a + b
+            }
+            #[inline(always)]
             fn acc_sum(acc: f64) -> f64 {
                 acc
             }

@@ -22,3 +22,4 @@ mod gradients;
 mod guard_page;
 mod non_finite;
 mod pointwise_props;
+mod tier_agreement;
