@@ -49,7 +49,7 @@ pub(crate) mod sealed {
         type Scalar: Lanes<Elem = Self, Isa = crate::simd::scalar::Scalar>;
         /// Lanes of the portable tier (`wide`).
         type Portable: Lanes<Elem = Self, Isa = crate::simd::portable::Portable>;
-        /// Lanes of the AVX2+FMA tier.
+        /// Lanes of the AVX2+FMA tier (one 256-bit vector; the tier runs kernels on pairs of them).
         #[cfg(target_arch = "x86_64")]
         type Avx2: Lanes<Elem = Self, Isa = crate::simd::avx2::Avx2>;
         /// Lanes of the AVX-512F tier.

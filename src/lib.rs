@@ -72,7 +72,8 @@
 //! Per-element losses are computed in the element type, like PyTorch. Reductions accumulate in
 //! blocks of vector lanes flushed into `f64`: a sum of f32 values is within about
 //! `6e-7 · Σ|mᵢ|` of exact at any length, and the result is bit-identical for any number of
-//! threads and across runs. The [`numerics`] module states the error bounds of the sums, of
+//! threads, across runs, and between the AVX2 and AVX-512 tiers (see [`Tier`]). The
+//! [`numerics`] module states the error bounds of the sums, of
 //! the cross-entropy rows and of the vector `exp` / `ln` / `log1p` (in ULP), the figures the
 //! tests assert, and what is bit-identical across what.
 //!

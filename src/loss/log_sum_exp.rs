@@ -117,7 +117,7 @@ impl Merge for RowStats {
 const PREFETCH_BLOCKS: usize = 2;
 const LINE: usize = 64;
 
-/// Vectors per block: 64 vectors (2 KiB of f32 on AVX2, 4 KiB on AVX-512) stay in L1 between
+/// Vectors per block: 64 vectors (4 KiB of f32 on the AVX2 and AVX-512 tiers) stay in L1 between
 /// the two passes, and the per-block work (a compare, a widening add) is amortised over them.
 const BLOCK_VECS: usize = 64;
 
@@ -150,7 +150,6 @@ pub(crate) fn row_stats<V: Lanes, R: Storage<Compute = V::Elem>, const STATS: bo
     let lanes = V::LANES;
     let block = lanes * BLOCK_VECS;
     let zero = V::splat(isa, V::Elem::ZERO);
-    let one = V::splat(isa, V::Elem::ONE);
     let target = V::splat(isa, x_t);
     let lowest = V::splat(isa, V::Elem::LN_MIN_POSITIVE);
     let (mut max, mut sum, mut dot, mut coef_sum) = (neg_inf, 0.0f64, 0.0f64, 0.0f64);
@@ -158,23 +157,6 @@ pub(crate) fn row_stats<V: Lanes, R: Storage<Compute = V::Elem>, const STATS: bo
     // Σ exp(x - max) (and Σ e^c·c) of the blocks since `max` last moved.
     let mut acc = V::acc_zero(isa);
     let mut acc_ent = V::acc_zero(isa);
-    // Adds the lanes of `v` above and at the target (those of `keep`) to the counts.
-    let count = |gt: &mut V, eq: &mut V, v: V, keep: Option<V::Mask>| {
-        let (g, e) = (
-            V::select(target.lt(v), one, zero),
-            V::select(target.eq(v), one, zero),
-        );
-        match keep {
-            None => {
-                *gt = *gt + g;
-                *eq = *eq + e;
-            }
-            Some(k) => {
-                *gt = *gt + V::select(k, g, zero);
-                *eq = *eq + V::select(k, e, zero);
-            }
-        }
-    };
     for (b, xb) in x.chunks(block).enumerate() {
         let start = b * block;
         let whole = xb.len() - xb.len() % lanes;
@@ -187,15 +169,15 @@ pub(crate) fn row_stats<V: Lanes, R: Storage<Compute = V::Elem>, const STATS: bo
             m0 = m0.max(a);
             m1 = m1.max(b);
             if STATS {
-                count(&mut gt, &mut eq, a, None);
-                count(&mut gt, &mut eq, b, None);
+                count(isa, target, &mut gt, &mut eq, a, None);
+                count(isa, target, &mut gt, &mut eq, b, None);
             }
         }
         if pairs < whole {
             let a = R::load::<V>(isa, &xb[pairs..]);
             m0 = m0.max(a);
             if STATS {
-                count(&mut gt, &mut eq, a, None);
+                count(isa, target, &mut gt, &mut eq, a, None);
             }
         }
         if whole < xb.len() {
@@ -203,7 +185,7 @@ pub(crate) fn row_stats<V: Lanes, R: Storage<Compute = V::Elem>, const STATS: bo
             m1 = m1.max(b);
             if STATS {
                 let keep = V::first_lanes(isa, xb.len() - whole);
-                count(&mut gt, &mut eq, b, Some(keep));
+                count(isa, target, &mut gt, &mut eq, b, Some(keep));
             }
         }
         if STATS {
@@ -338,6 +320,28 @@ pub(crate) fn row_stats<V: Lanes, R: Storage<Compute = V::Elem>, const STATS: bo
         ent: ent + V::acc_sum(acc_ent),
         above,
         tied,
+    }
+}
+
+/// Adds the lanes of `v` above and at `target` (only those of `keep`, if given) to the counts.
+/// A function, not a closure in `row_stats`: closures do not get the tier's target features,
+/// so a closure in the max pass would be called out of line.
+#[inline(always)]
+fn count<V: Lanes>(isa: V::Isa, target: V, gt: &mut V, eq: &mut V, v: V, keep: Option<V::Mask>) {
+    let (zero, one) = (V::splat(isa, V::Elem::ZERO), V::splat(isa, V::Elem::ONE));
+    let (g, e) = (
+        V::select(target.lt(v), one, zero),
+        V::select(target.eq(v), one, zero),
+    );
+    match keep {
+        None => {
+            *gt = *gt + g;
+            *eq = *eq + e;
+        }
+        Some(k) => {
+            *gt = *gt + V::select(k, g, zero);
+            *eq = *eq + V::select(k, e, zero);
+        }
     }
 }
 

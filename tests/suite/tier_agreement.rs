@@ -331,6 +331,11 @@ fn classification<S: Elem>(rec: &mut Record, rows: usize, classes: usize, seed: 
             "weighted smoothed",
             CrossEntropy::new().weight(&weight).label_smoothing(0.25),
         ),
+        ("z-loss", CrossEntropy::new().z_loss(1e-3)),
+        (
+            "z-loss smoothed",
+            CrossEntropy::new().z_loss(0.5).label_smoothing(0.1),
+        ),
     ];
     let mut out = vec![S::c(0.0); rows];
     let mut grad = vec![S::of(0.0); n];
@@ -373,6 +378,23 @@ fn classification<S: Elem>(rec: &mut Record, rows: usize, classes: usize, seed: 
         }
         if rn == "mean" {
             for (bn, ce) in &builders {
+                // The eval statistics, every field's bits (NaN as one key).
+                let r = ce
+                    .clone()
+                    .top_k(3)
+                    .stats(&logits, classes, &labels)
+                    .map(|s| {
+                        let key = |x: f64| if x.is_nan() { NAN } else { x.to_bits() };
+                        vec![
+                            s.counted(),
+                            key(s.loss(Reduction::Sum)),
+                            key(s.loss(Reduction::Mean)),
+                            key(s.accuracy()),
+                            key(s.top_k_accuracy()),
+                            key(s.mean_entropy()),
+                        ]
+                    });
+                rec.push((l(&format!("ce {bn} stats")), r.map_err(|e| e.to_string())));
                 let r = ce.each(&logits, classes, &labels, &mut out);
                 each::<S>(rec, l(&format!("ce {bn} each")), r, &out);
                 let mut per_row = vec![S::c(0.0); rows];
