@@ -249,21 +249,27 @@ pub(crate) fn row_stats<V: Lanes, R: Storage<Compute = V::Elem>, const STATS: bo
             let c1 = R::load::<V>(isa, &xv[lanes..]) - mv;
             let c2 = R::load::<V>(isa, &xv[2 * lanes..]) - mv;
             let c3 = R::load::<V>(isa, &xv[3 * lanes..]) - mv;
-            let (e0, e1) = (
-                math::exp_nonpositive_clamped(isa, c0),
-                math::exp_nonpositive_clamped(isa, c1),
-            );
-            let (e2, e3) = (
-                math::exp_nonpositive_clamped(isa, c2),
-                math::exp_nonpositive_clamped(isa, c3),
-            );
-            s0 = s0 + e0;
-            s1 = s1 + e1;
-            s2 = s2 + e2;
-            s3 = s3 + e3;
             if STATS {
+                let (e0, e1) = (
+                    math::exp_nonpositive_clamped(isa, c0),
+                    math::exp_nonpositive_clamped(isa, c1),
+                );
+                let (e2, e3) = (
+                    math::exp_nonpositive_clamped(isa, c2),
+                    math::exp_nonpositive_clamped(isa, c3),
+                );
+                s0 = s0 + e0;
+                s1 = s1 + e1;
+                s2 = s2 + e2;
+                s3 = s3 + e3;
                 t0 = e2.mul_add(lowest.max(c2), e0.mul_add(lowest.max(c0), t0));
                 t1 = e3.mul_add(lowest.max(c3), e1.mul_add(lowest.max(c1), t1));
+            } else {
+                // The loss alone: the order of the loss-only sweep before the statistics.
+                s0 = s0 + math::exp_nonpositive_clamped(isa, c0);
+                s1 = s1 + math::exp_nonpositive_clamped(isa, c1);
+                s2 = s2 + math::exp_nonpositive_clamped(isa, c2);
+                s3 = s3 + math::exp_nonpositive_clamped(isa, c3);
             }
             if let Some(cf) = coef {
                 let at = start + 4 * j * lanes;
@@ -317,7 +323,11 @@ pub(crate) fn row_stats<V: Lanes, R: Storage<Compute = V::Elem>, const STATS: bo
         sum: sum + V::acc_sum(acc),
         dot,
         coef: coef_sum,
-        ent: ent + V::acc_sum(acc_ent),
+        ent: if STATS {
+            ent + V::acc_sum(acc_ent)
+        } else {
+            0.0
+        },
         above,
         tied,
     }
