@@ -282,6 +282,26 @@ impl<T: Elem> CeInputs<T> {
         }
     }
 
+    /// The row targets a registry loss of `kind` takes from this case.
+    pub fn targets(&self, kind: crate::registry::Kind) -> crate::registry::Targets<'_, T> {
+        use crate::registry::{Kind, Targets};
+        match kind {
+            Kind::RowsWithLabels => Targets::Labels(&self.labels),
+            Kind::RowsWithProbs => Targets::Probs(&self.probs),
+            Kind::Pointwise => unreachable!("a cross-entropy case is row-wise"),
+        }
+    }
+
+    /// The registry's options for exactly what the case sets.
+    pub fn options(&self) -> crate::registry::RowOptions<'_, T> {
+        crate::registry::RowOptions {
+            weight: self.weight.as_deref(),
+            ignore_index: self.ignore_index,
+            label_smoothing: self.smoothing,
+            z_loss: None,
+        }
+    }
+
     /// `CrossEntropy` with exactly the options the case sets.
     pub fn builder(&self) -> losskit::CrossEntropy<'_, T> {
         let mut ce = losskit::CrossEntropy::new();

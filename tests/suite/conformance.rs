@@ -6,7 +6,7 @@ use crate::common;
 use common::{check, golden_cases, nums, to, Case, CeInputs, Elem};
 use losskit::{LossError, Reduction};
 
-use crate::registry::{self, Kind, RowOptions, Targets};
+use crate::registry;
 
 /// Runs one case's loss in element type `T`: (mean, sum, each).
 fn run<T: Elem>(case: &Case) -> Result<(T, T, Vec<T>), String> {
@@ -16,17 +16,8 @@ fn run<T: Elem>(case: &Case) -> Result<(T, T, Vec<T>), String> {
     if let Some(loss) = registry::find_rows(&case.loss) {
         let ce_case = CeInputs::<T>::of(case);
         let (logits, classes) = (&ce_case.logits, ce_case.classes);
-        let targets = match loss.kind {
-            Kind::RowsWithLabels => Targets::Labels(&ce_case.labels),
-            Kind::RowsWithProbs => Targets::Probs(&ce_case.probs),
-            Kind::Pointwise => unreachable!("{} is row-wise", case.loss),
-        };
-        let options = RowOptions {
-            weight: ce_case.weight.as_deref(),
-            ignore_index: ce_case.ignore_index,
-            label_smoothing: ce_case.smoothing,
-            z_loss: None,
-        };
+        let targets = ce_case.targets(loss.kind);
+        let options = ce_case.options();
         let mut each = vec![T::of(0.0); logits.len() / classes];
         let mean = loss
             .reduce(logits, classes, targets, options, Reduction::Mean)

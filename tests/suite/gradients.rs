@@ -6,7 +6,7 @@ use crate::common;
 use common::{check, golden_cases, nums, to, Case, CeInputs, Elem};
 use losskit::Reduction;
 
-use crate::registry::{self, Kind, RowOptions, Targets};
+use crate::registry;
 
 /// d(mean loss)/d(first input) for one case of a registry loss, in element type `T`.
 fn grad_of<T: Elem>(case: &Case) -> Vec<T> {
@@ -16,17 +16,8 @@ fn grad_of<T: Elem>(case: &Case) -> Vec<T> {
     if let Some(loss) = registry::find_rows(&case.loss) {
         let ce_case = CeInputs::<T>::of(case);
         let (logits, classes) = (&ce_case.logits, ce_case.classes);
-        let targets = match loss.kind {
-            Kind::RowsWithLabels => Targets::Labels(&ce_case.labels),
-            Kind::RowsWithProbs => Targets::Probs(&ce_case.probs),
-            Kind::Pointwise => unreachable!("{} is row-wise", case.loss),
-        };
-        let options = RowOptions {
-            weight: ce_case.weight.as_deref(),
-            ignore_index: ce_case.ignore_index,
-            label_smoothing: ce_case.smoothing,
-            z_loss: None,
-        };
+        let targets = ce_case.targets(loss.kind);
+        let options = ce_case.options();
         let mut grad = vec![T::of(0.0); logits.len()];
         let fused = loss
             .and_grad(logits, classes, targets, options, mean, &mut grad)
