@@ -16,7 +16,7 @@ pub struct CeTotal {
 }
 
 impl Merge for CeTotal {
-    #[inline]
+    #[inline(always)]
     fn merge(self, other: CeTotal) -> CeTotal {
         CeTotal {
             loss: self.loss.merge(other.loss),
