@@ -9,7 +9,11 @@
 //!   `reference::cross_entropy_row(row, RowTarget::Class(label), None, 0.0).0` divided by the
 //!   rows, for the binary losses `reference::reduce(x.zip(t).map(reference::<loss>), Mean)`;
 //! - `ceiling`: `losskit::read_ceiling` — a plain SIMD sum of the same bytes on the best tier
-//!   (for cross-entropy, of the two halves of the logits).
+//!   (for cross-entropy, of the two halves of the logits);
+//! - `exp_ceiling`: `losskit::exp_ceiling` — one vector `exp` (the cross-entropy sweep's) and
+//!   one add per element, over a 16 KiB buffer that stays in L1, as many elements as the
+//!   kernel's input: what an exp-bound kernel cannot beat on the tier. The roofline is the
+//!   slower of the two ceilings (DESIGN.md, "Measuring against the machine's limit").
 //!
 //! Groups are named `<loss>_f32_<threads>` (`ce`, `bce`, `bce_with_logits`): `_1t` runs inside a
 //! one-thread rayon pool, `_mt` on rayon's global pool (all threads). On all threads the ceiling
@@ -49,7 +53,7 @@ use std::cell::OnceCell;
 use std::hint::black_box;
 use std::mem::size_of;
 
-use common::{ce_inputs, configure, lcg, logit, max_size, unit, Threads};
+use common::{ce_inputs, configure, exp_buffer, lcg, logit, max_size, unit, Threads};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use losskit::reference::{self, RowTarget};
 use losskit::Reduction;
@@ -171,6 +175,13 @@ fn bench_cross_entropy(c: &mut Criterion, pool: &ThreadPool, max: usize) {
                     b.iter(|| threads.ceiling(black_box(lo), black_box(hi)))
                 });
             });
+            // One vector exp per logit from L1: the other half of the roofline.
+            g.bench_function(BenchmarkId::new("exp_ceiling", label), |b| {
+                let buffer = exp_buffer();
+                threads.run(pool, || {
+                    b.iter(|| threads.exp_ceiling(black_box(&buffer), n))
+                });
+            });
             g.finish();
         }
     }
@@ -204,6 +215,12 @@ fn bench_binary(c: &mut Criterion, pool: &ThreadPool, max: usize) {
                     let (x, t) = get();
                     threads.run(pool, || {
                         b.iter(|| threads.ceiling(black_box(x), black_box(t)))
+                    });
+                });
+                g.bench_function(BenchmarkId::new("exp_ceiling", label), |b| {
+                    let buffer = exp_buffer();
+                    threads.run(pool, || {
+                        b.iter(|| threads.exp_ceiling(black_box(&buffer), n))
                     });
                 });
                 g.finish();

@@ -4,7 +4,7 @@
 //! sum, eight vector accumulators wide, on the best tier.
 
 use crate::simd::dispatch::Resolved;
-use crate::simd::{Kernel, Lanes};
+use crate::simd::{math, Kernel, Lanes};
 use crate::Float;
 
 struct ReadSum<'a, T> {
@@ -52,4 +52,49 @@ impl<T: Float> Kernel<T> for ReadSum<'_, T> {
 #[doc(hidden)]
 pub fn read_ceiling<T: Float>(a: &[T], b: &[T]) -> T {
     Resolved::active().run(ReadSum { a, b })
+}
+
+/// `Σ e^(x - 1)` over `x` on the active tier, `passes` times: one vector `exp` (the one the
+/// cross-entropy sweep uses, `exp_nonpositive_clamped`) and one add per element, four chains
+/// in flight, nothing else. Over a buffer that stays in L1 (a few KiB) its time per element is
+/// the exp ceiling: what an exp-bound kernel cannot beat on this tier (DESIGN.md, "Measuring
+/// against the machine's limit"). Not a loss; hidden from the docs.
+///
+/// ```
+/// let x = [1.0f32; 64];
+/// assert_eq!(losskit::exp_ceiling(&x, 2), 128.0);
+/// ```
+#[doc(hidden)]
+pub fn exp_ceiling<T: Float>(x: &[T], passes: usize) -> T {
+    Resolved::active().run(ExpSum { x, passes })
+}
+
+struct ExpSum<'a, T> {
+    x: &'a [T],
+    passes: usize,
+}
+
+impl<T: Float> Kernel<T> for ExpSum<'_, T> {
+    type Output = T;
+
+    #[inline(always)]
+    fn run<V: Lanes<Elem = T>>(self, isa: V::Isa) -> T {
+        let lanes = V::LANES;
+        let one = V::splat(isa, T::ONE);
+        let mut s = [V::splat(isa, T::ZERO); 4];
+        let whole = self.x.len() - self.x.len() % (4 * lanes);
+        let mut tail = T::ZERO;
+        for _ in 0..self.passes {
+            for xv in self.x[..whole].chunks_exact(4 * lanes) {
+                for (k, s) in s.iter_mut().enumerate() {
+                    let c = V::load(isa, &xv[k * lanes..]) - one;
+                    *s = *s + math::exp_nonpositive_clamped(isa, c);
+                }
+            }
+            for &x in &self.x[whole..] {
+                tail = tail + (x - T::ONE).exp();
+            }
+        }
+        ((s[0] + s[1]) + (s[2] + s[3])).reduce_sum() + tail
+    }
 }

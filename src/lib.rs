@@ -102,7 +102,7 @@ pub mod reference;
 mod simd;
 mod storage;
 
-pub use ceiling::read_ceiling;
+pub use ceiling::{exp_ceiling, read_ceiling};
 pub use error::LossError;
 pub use float::Float;
 pub use loss::binary::{

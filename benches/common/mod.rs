@@ -54,6 +54,31 @@ impl Threads {
     }
 }
 
+/// Values per pass of the exp ceiling: 16 KiB of f32, resident in L1.
+const EXP_BUFFER: usize = 4096;
+
+/// The L1-resident buffer the exp ceiling sweeps: logits in [-8, 8), as the benches' inputs.
+pub fn exp_buffer() -> Vec<f32> {
+    let mut next = lcg(0x5DEE_CE66_D1CE_4E5B);
+    (0..EXP_BUFFER).map(|_| logit(next())).collect()
+}
+
+impl Threads {
+    /// The exp ceiling of `n` elements on this many threads: `losskit::exp_ceiling` over the
+    /// L1-resident `buffer` (from [`exp_buffer`]), `n / buffer.len()` passes (at least one).
+    pub fn exp_ceiling(self, buffer: &[f32], n: usize) -> f32 {
+        let passes = n.div_ceil(buffer.len()).max(1);
+        match self {
+            Threads::One => losskit::exp_ceiling(buffer, passes),
+            Threads::All => (0..passes)
+                .into_par_iter()
+                .with_min_len(16)
+                .map(|_| losskit::exp_ceiling(buffer, 1))
+                .sum(),
+        }
+    }
+}
+
 /// A 64-bit LCG: deterministic, about a nanosecond a value, and irregular enough that branchy
 /// code cannot predict it. Each call returns the new state; use its high bits.
 pub fn lcg(mut state: u64) -> impl FnMut() -> u64 {
