@@ -241,6 +241,24 @@ pub fn check_within(
     }
 }
 
+/// The registry's pointwise loss of `case` and the case's parameter, by the name the registry
+/// gives it (`None`: the form without it); panics on an unknown loss or a missing parameter.
+pub fn pointwise_case(case: &Case) -> (&'static crate::registry::Pointwise, Option<f64>) {
+    let Some(loss) = crate::registry::find_pointwise(&case.loss) else {
+        panic!("{}: unknown loss {:?}", case.id, case.loss);
+    };
+    let setting = loss
+        .param
+        .and_then(|spec| case.params.get(spec.name).and_then(|v| v.as_f64()));
+    assert!(
+        setting.is_some() || loss.param.is_none() || loss.param_optional,
+        "{}: {} needs its parameter",
+        case.id,
+        case.loss
+    );
+    (loss, setting)
+}
+
 /// A cross-entropy case's inputs in element type `T`, with the builder its params describe.
 pub struct CeInputs<T> {
     pub classes: usize,

@@ -10,8 +10,6 @@ use crate::registry;
 
 /// Runs one case's loss in element type `T`: (mean, sum, each).
 fn run<T: Elem>(case: &Case) -> Result<(T, T, Vec<T>), String> {
-    let p = &case.params;
-    let param = |name: &str| p.get(name).and_then(|v| v.as_f64());
     let err = |e: LossError| format!("{}: error {e}", case.id);
     if let Some(loss) = registry::find_rows(&case.loss) {
         let ce_case = CeInputs::<T>::of(case);
@@ -41,17 +39,7 @@ fn run<T: Elem>(case: &Case) -> Result<(T, T, Vec<T>), String> {
         }
         return Ok((mean, sum, each));
     }
-    let Some(loss) = registry::find_pointwise(&case.loss) else {
-        panic!("{}: unknown loss {:?}", case.id, case.loss);
-    };
-    // The case's parameter, by the name the registry gives it (absent: the form without it).
-    let setting = loss.param.and_then(|spec| param(spec.name));
-    assert!(
-        setting.is_some() || loss.param.is_none() || loss.param_optional,
-        "{}: {} needs its parameter",
-        case.id,
-        case.loss
-    );
+    let (loss, setting) = common::pointwise_case(case);
     let p = setting.map(T::of);
     let input: Vec<T> = to(&nums(&case.inputs["input"]));
     let target: Vec<T> = to(&nums(&case.inputs["target"]));

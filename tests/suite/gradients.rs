@@ -10,8 +10,6 @@ use crate::registry;
 
 /// d(mean loss)/d(first input) for one case of a registry loss, in element type `T`.
 fn grad_of<T: Elem>(case: &Case) -> Vec<T> {
-    let p = &case.params;
-    let param = |name: &str| p.get(name).and_then(|v| v.as_f64());
     let mean = Reduction::Mean;
     if let Some(loss) = registry::find_rows(&case.loss) {
         let ce_case = CeInputs::<T>::of(case);
@@ -53,16 +51,7 @@ fn grad_of<T: Elem>(case: &Case) -> Vec<T> {
         );
         return grad;
     }
-    let Some(loss) = registry::find_pointwise(&case.loss) else {
-        panic!("{}: unknown loss {:?}", case.id, case.loss);
-    };
-    let setting = loss.param.and_then(|spec| param(spec.name));
-    assert!(
-        setting.is_some() || loss.param.is_none() || loss.param_optional,
-        "{}: {} needs its parameter",
-        case.id,
-        case.loss
-    );
+    let (loss, setting) = common::pointwise_case(case);
     let input: Vec<T> = to(&nums(&case.inputs["input"]));
     let target: Vec<T> = to(&nums(&case.inputs["target"]));
     let mut grad = vec![T::of(0.0); input.len()];
