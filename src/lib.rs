@@ -39,6 +39,19 @@
 //! points, which are compiled once, in this crate, for the four storage types: a dependent
 //! crate compiles none of the kernels.
 //!
+//! ## Memory
+//!
+//! The kernels allocate nothing per call (rayon's own bookkeeping aside): the `*_each` and
+//! `*_and_grad` forms write into the caller's buffers. [`each_vec`] is the one allocating
+//! form, for PyTorch's `reduction='none'` into a new `Vec`.
+//!
+//! ## Features
+//!
+//! - `rayon` (default): large inputs are split over the current rayon pool; without it every
+//!   call runs on the calling thread, with the same bits.
+//! - `serde`: `Serialize` and `Deserialize` for the partial results ([`CeStats`]) in a stable,
+//!   exact form, so that shards merged after crossing a process boundary give the same bits.
+//!
 //! ## Semantics
 //!
 //! PyTorch's, including the awkward parts:
@@ -92,6 +105,7 @@
 
 mod ceiling;
 mod check;
+mod each_vec;
 mod engine;
 mod entry;
 mod error;
@@ -103,6 +117,7 @@ mod simd;
 mod storage;
 
 pub use ceiling::{exp_ceiling, read_ceiling};
+pub use each_vec::each_vec;
 pub use error::LossError;
 pub use float::Float;
 pub use loss::binary::{

@@ -22,7 +22,9 @@ pub(crate) const DIGITS: usize = 68;
 const ADDS_BEFORE_CARRY: u32 = 1 << 29;
 
 /// The exact sum of the `f64` values added to it (see the module docs).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+///
+/// Equality is of the exact totals (and the non-finite flags), not of the digits' layout.
+#[derive(Clone, Copy, Debug)]
 pub struct ExactSum {
     /// `Σ digits[i] · 2^(32·i - 1074)`.
     digits: [i64; DIGITS],
@@ -32,6 +34,15 @@ pub struct ExactSum {
     pos_inf: bool,
     neg_inf: bool,
 }
+
+impl PartialEq for ExactSum {
+    fn eq(&self, other: &ExactSum) -> bool {
+        let (a, b) = (self.carried(), other.carried());
+        a.digits == b.digits && (a.nan, a.pos_inf, a.neg_inf) == (b.nan, b.pos_inf, b.neg_inf)
+    }
+}
+
+impl Eq for ExactSum {}
 
 impl Default for ExactSum {
     fn default() -> Self {
@@ -107,6 +118,73 @@ impl ExactSum {
         self.pending = 0;
     }
 
+    /// The same sum with its carries propagated: the canonical digits of its total.
+    fn carried(&self) -> ExactSum {
+        let mut s = *self;
+        s.carry();
+        s
+    }
+
+    /// The finite part's sign and magnitude digits (`Σ magnitude[i] · 2^(32·i - 1074)`, every
+    /// digit in `[0, 2^32)`).
+    fn sign_magnitude(&self) -> (bool, [i64; DIGITS]) {
+        let mut s = self.carried();
+        let negative = s.digits[DIGITS - 1] < 0;
+        if negative {
+            // Two's complement over the digits: the magnitude, carried again.
+            for d in s.digits.iter_mut() {
+                *d = -*d;
+            }
+            s.carry();
+        }
+        (negative, s.digits)
+    }
+
+    /// The finite part as `(negative, low, digits)`: the total is
+    /// `± Σ digits[j] · 2^(32·(low + j) - 1074)`, with no zero digit at either end (`digits`
+    /// empty for zero). The serde form (`exact_serde`) is built on it.
+    #[cfg(any(feature = "serde", test))]
+    pub(crate) fn to_parts(self) -> (bool, usize, Vec<u32>) {
+        let (negative, magnitude) = self.sign_magnitude();
+        let Some(top) = magnitude.iter().rposition(|&d| d != 0) else {
+            return (false, 0, Vec::new());
+        };
+        let low = magnitude.iter().position(|&d| d != 0).unwrap_or(top);
+        let digits = magnitude[low..=top].iter().map(|&d| d as u32).collect();
+        (negative, low, digits)
+    }
+
+    /// The sum with the finite total of [`to_parts`](Self::to_parts)' form and the given
+    /// non-finite flags; `None` if the digits do not fit (`low + digits.len() > DIGITS`, or a
+    /// top digit at or above `2^31` in the last place, which holds the sign).
+    #[cfg(any(feature = "serde", test))]
+    pub(crate) fn from_parts(
+        negative: bool,
+        low: usize,
+        digits: &[u32],
+        [nan, pos_inf, neg_inf]: [bool; 3],
+    ) -> Option<ExactSum> {
+        let end = low.checked_add(digits.len())?;
+        if end > DIGITS || (end == DIGITS && digits.last().is_some_and(|&d| d >= 1 << 31)) {
+            return None;
+        }
+        let mut s = ExactSum::ZERO;
+        for (d, &v) in s.digits[low..end].iter_mut().zip(digits) {
+            *d = if negative { -(v as i64) } else { v as i64 };
+        }
+        s.carry();
+        s.nan = nan;
+        s.pos_inf = pos_inf;
+        s.neg_inf = neg_inf;
+        Some(s)
+    }
+
+    /// The non-finite values added: `[nan, +inf, -inf]`.
+    #[cfg(any(feature = "serde", test))]
+    pub(crate) fn flags(&self) -> [bool; 3] {
+        [self.nan, self.pos_inf, self.neg_inf]
+    }
+
     /// The sum of both, exactly.
     pub(crate) fn merge(mut self, other: &ExactSum) -> ExactSum {
         self.carry();
@@ -133,17 +211,8 @@ impl ExactSum {
         if self.neg_inf {
             return f64::NEG_INFINITY;
         }
-        let mut s = *self;
-        s.carry();
-        let negative = s.digits[DIGITS - 1] < 0;
-        if negative {
-            // Two's complement over the digits: the magnitude, carried again.
-            for d in s.digits.iter_mut() {
-                *d = -*d;
-            }
-            s.carry();
-        }
-        let Some(top) = s.digits.iter().rposition(|&d| d != 0) else {
+        let (negative, digits) = self.sign_magnitude();
+        let Some(top) = digits.iter().rposition(|&d| d != 0) else {
             return 0.0;
         };
         // The top three digits (at least 65 significant bits when top >= 2), with every lower
@@ -151,9 +220,9 @@ impl ExactSum {
         let low = top.saturating_sub(2);
         let mut wide = 0u128;
         for i in (low..=top).rev() {
-            wide = (wide << 32) | s.digits[i] as u128;
+            wide = (wide << 32) | digits[i] as u128;
         }
-        if s.digits[..low].iter().any(|&d| d != 0) {
+        if digits[..low].iter().any(|&d| d != 0) {
             wide |= 1;
         }
         let magnitude = scale_by_pow2(wide as f64, 32 * low as i32 - 1074);
@@ -219,6 +288,31 @@ mod tests {
             sum(&[1.0 + f64::EPSILON, half_ulp]).value(),
             1.0 + 2.0 * f64::EPSILON
         );
+    }
+
+    #[test]
+    fn parts_round_trip_exactly() {
+        let cases: [&[f64]; 6] = [
+            &[],
+            &[1.0],
+            &[-2.5, 1e-300, 3e300],
+            &[f64::MAX, f64::MAX, f64::MAX],
+            &[-f64::MIN_POSITIVE / 8.0, f64::NAN],
+            &[0.1, 0.2, -0.3, f64::NEG_INFINITY],
+        ];
+        for values in cases {
+            let s = sum(values);
+            let (negative, low, digits) = s.to_parts();
+            assert!(digits.first() != Some(&0) && digits.last() != Some(&0));
+            let back = ExactSum::from_parts(negative, low, &digits, s.flags()).unwrap();
+            assert_eq!(back, s, "{values:?}");
+            assert_eq!(back.value().to_bits(), s.value().to_bits());
+        }
+        // Beyond the accumulator: the sign digit's place, or past the last digit.
+        assert!(ExactSum::from_parts(false, 67, &[1 << 31], [false; 3]).is_none());
+        assert!(ExactSum::from_parts(false, 67, &[(1 << 31) - 1], [false; 3]).is_some());
+        assert!(ExactSum::from_parts(true, 60, &[1; 9], [false; 3]).is_none());
+        assert!(ExactSum::from_parts(false, usize::MAX, &[1], [false; 3]).is_none());
     }
 
     #[test]

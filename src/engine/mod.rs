@@ -50,6 +50,8 @@
 //! `(rows_per_leaf + log2 leaves)·2^-53·Σ|lossᵣ|` of the sum of the rows' losses.
 
 mod exact;
+#[cfg(feature = "serde")]
+mod exact_serde;
 mod flat;
 mod rows;
 mod state;

@@ -62,7 +62,27 @@ impl Merge for CeTotal {
 /// assert_eq!(all.merge(&first).counted(), second.merge(&first).merge(&first).counted());
 /// # Ok::<(), losskit::LossError>(())
 /// ```
+///
+/// With the `serde` feature, `CeStats` is `Serialize` and `Deserialize`, in a form that is
+/// stable across versions and exact, so that statistics of shards computed in other processes
+/// or machines merge to the same bits as in one process: a struct with `counted`, `top1`
+/// (rows whose label is the top-1), `top_k` (rows whose label is within the top `k`), `k`
+/// (`null` after merging different `k`), and the exact sums `loss`, `weight` (the summed
+/// weights of counted rows) and `entropy`, each in the form of the crate's exact accumulator:
+/// `{negative, exponent, digits, nan, infinities}`, the total being
+/// `± Σ digits[j] · 2^(exponent + 32·j)`, exactly (`digits` are `u32`, least significant
+/// first; `infinities` is `[+inf, -inf]` added).
+///
+/// For one row of loss `0.24...` (in JSON, with `serde_json`):
+///
+/// ```text
+/// {"counted":1,"top1":1,"top_k":1,"k":5,
+///  "loss":{"negative":false,"exponent":-66,"digits":[0,1048576,...],"nan":false,"infinities":[false,false]},
+///  "weight":{"negative":false,"exponent":-42,"digits":[1048576],"nan":false,"infinities":[false,false]},
+///  "entropy":{...}}
+/// ```
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct CeStats {
     counted: u64,
     top1: u64,
@@ -94,9 +114,11 @@ impl CeStats {
     /// `top_k` makes [`top_k_accuracy`](CeStats::top_k_accuracy) NaN.
     pub fn merge(&self, other: &CeStats) -> CeStats {
         CeStats {
-            counted: self.counted + other.counted,
-            top1: self.top1 + other.top1,
-            top_k: self.top_k + other.top_k,
+            // Wrapping, so that no input (a deserialized one included) panics, and the counts
+            // still add associatively; a real batch never reaches 2^64 rows.
+            counted: self.counted.wrapping_add(other.counted),
+            top1: self.top1.wrapping_add(other.top1),
+            top_k: self.top_k.wrapping_add(other.top_k),
             k: self.k.filter(|&k| other.k == Some(k)),
             loss: self.loss.merge(&other.loss),
             weight: self.weight.merge(&other.weight),

@@ -34,10 +34,7 @@ const CASE_FIELDS: [&str; 8] = [
 
 /// Every case of the vendored PyTorch truth vectors.
 pub fn golden_cases() -> Vec<Case> {
-    read_cases(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/data/golden.jsonl.gz"
-    ))
+    read_cases(concat!(env!("CARGO_MANIFEST_DIR"), "/data/golden.jsonl.gz"))
 }
 
 /// Every case of a gzipped JSON-lines file of PyTorch truth vectors, in file order.

@@ -32,7 +32,7 @@ use crate::registry::{self, Kind, RowOptions, Targets};
 use common::{check_within, num, nums, read_cases, to, tolerance, Case, Elem};
 use losskit::{bf16, f16, LossError, Reduction, Storage, Tier};
 
-const VENDORED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/golden2.jsonl.gz");
+const VENDORED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/golden2.jsonl.gz");
 
 /// Cases per (loss, dtype) in the vendored subset, counted from the source file.
 const VENDORED_COUNTS: [(&str, &str, usize); 16] = [

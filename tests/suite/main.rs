@@ -22,4 +22,5 @@ mod gradients;
 mod guard_page;
 mod non_finite;
 mod pointwise_props;
+mod serde_form;
 mod tier_agreement;

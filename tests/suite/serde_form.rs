@@ -1,0 +1,142 @@
+//! The serde form of the partial results (feature `serde`): a round trip through JSON keeps
+//! the exact sums, so statistics merged after crossing a process boundary have the same bits as
+//! those merged in place; malformed forms are errors, not panics.
+
+use losskit::{CeStats, CrossEntropy, Reduction};
+use serde_json::Value;
+
+fn stats_of(rows: usize, classes: usize, seed: u64) -> CeStats {
+    let mut state = seed | 1;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let logits: Vec<f64> = (0..rows * classes)
+        .map(|_| (next() >> 11) as f64 / (1u64 << 53) as f64 * 40.0 - 20.0)
+        .collect();
+    let labels: Vec<i64> = (0..rows)
+        .map(|r| {
+            if r % 7 == 3 {
+                -100
+            } else {
+                (next() % classes as u64) as i64
+            }
+        })
+        .collect();
+    CrossEntropy::new()
+        .top_k(3)
+        .stats(&logits, classes, &labels)
+        .unwrap()
+}
+
+#[test]
+fn json_round_trip_keeps_the_exact_sums() {
+    let parts: Vec<CeStats> = (0..6)
+        .map(|i| stats_of(50 + 13 * i, 37, i as u64 + 7))
+        .collect();
+    let sent: Vec<CeStats> = parts
+        .iter()
+        .map(|s| {
+            let json = serde_json::to_string(s).unwrap();
+            let back: CeStats = serde_json::from_str(&json).unwrap();
+            assert_eq!(&back, s, "{json}");
+            back
+        })
+        .collect();
+    let merge = |v: &[CeStats]| v.iter().skip(1).fold(v[0].clone(), |a, b| a.merge(b));
+    let (here, there) = (merge(&parts), merge(&sent));
+    assert_eq!(here, there);
+    assert_eq!(
+        here.loss(Reduction::Mean).to_bits(),
+        there.loss(Reduction::Mean).to_bits()
+    );
+    assert_eq!(
+        here.mean_entropy().to_bits(),
+        there.mean_entropy().to_bits()
+    );
+    assert!(here.counted() > 0 && here.loss(Reduction::Sum) > 0.0);
+    // The merged statistics themselves round-trip too, with their exact sums.
+    let json = serde_json::to_string(&here).unwrap();
+    assert_eq!(serde_json::from_str::<CeStats>(&json).unwrap(), here);
+}
+
+#[test]
+fn the_form_is_the_documented_one() {
+    // One row with logits (0, 0): loss ln 2, weight 1, entropy ln 2.
+    let stats = CrossEntropy::new()
+        .stats(&[0.0f64, 0.0], 2, &[1i64])
+        .unwrap();
+    let v: Value = serde_json::to_value(&stats).unwrap();
+    assert_eq!(v["counted"], 1);
+    assert_eq!(v["top1"], 0);
+    assert_eq!(v["top_k"], 1);
+    assert_eq!(v["k"], 5);
+    let weight = &v["weight"];
+    assert_eq!(weight["negative"], false);
+    assert_eq!(weight["nan"], false);
+    assert_eq!(weight["infinities"], serde_json::json!([false, false]));
+    // 1 = digits · 2^exponent with base-2^32 digits, least significant first.
+    let value = |form: &Value| -> f64 {
+        let e = form["exponent"].as_i64().unwrap() as i32;
+        let sign = if form["negative"].as_bool().unwrap() {
+            -1.0
+        } else {
+            1.0
+        };
+        form["digits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .enumerate()
+            .map(|(j, d)| d.as_u64().unwrap() as f64 * 2f64.powi(e + 32 * j as i32))
+            .sum::<f64>()
+            * sign
+    };
+    assert_eq!(value(weight), 1.0);
+    assert_eq!((weight["exponent"].as_i64().unwrap() + 1074) % 32, 0);
+    assert_eq!(value(&v["loss"]), std::f64::consts::LN_2);
+    assert_eq!(value(&v["entropy"]), std::f64::consts::LN_2);
+}
+
+#[test]
+fn malformed_forms_are_errors() {
+    let good = serde_json::to_value(stats_of(20, 5, 3)).unwrap();
+    let with_all = |fields: &[(&str, Value)]| {
+        let mut v = good.clone();
+        for (name, value) in fields {
+            v["loss"][*name] = value.clone();
+        }
+        serde_json::from_value::<CeStats>(v)
+    };
+    let with = |name: &str, value: Value| with_all(&[(name, value)]);
+    assert!(with("exponent", serde_json::json!(-1075)).is_err());
+    assert!(with("exponent", serde_json::json!(-1073)).is_err());
+    assert!(with("exponent", serde_json::json!(i32::MAX)).is_err());
+    assert!(with("digits", serde_json::json!(vec![u32::MAX; 69])).is_err());
+    assert!(with("digits", serde_json::json!([1u64 << 32])).is_err());
+    assert!(with("nan", serde_json::json!("yes")).is_err());
+    // In range: accepted, and a NaN flag makes the loss NaN.
+    let low = serde_json::json!(-1074);
+    assert!(with_all(&[
+        ("exponent", low.clone()),
+        ("digits", serde_json::json!(vec![u32::MAX; 67]))
+    ])
+    .is_ok());
+    assert!(with_all(&[
+        ("exponent", low.clone()),
+        ("digits", serde_json::json!(vec![u32::MAX; 68]))
+    ])
+    .is_err());
+    assert!(with_all(&[
+        ("exponent", low),
+        ("digits", serde_json::json!(vec![7u32; 68]))
+    ])
+    .is_ok());
+    let nan = with("nan", serde_json::json!(true)).unwrap();
+    assert!(nan.loss(Reduction::Sum).is_nan());
+    let mut extra = good.clone();
+    extra["loss"]["extra"] = serde_json::json!(0);
+    assert!(serde_json::from_value::<CeStats>(extra).is_err());
+}
