@@ -11,20 +11,25 @@
 //!   - `in_place`: `CrossEntropy::loss_and_grad_in_place`, which overwrites the logits with the
 //!     gradient: every iteration starts from a fresh clone of the logits, made outside the
 //!     timing (`iter_batched_ref`);
-//!   - `memcpy`: `copy_from_slice` of the logits into a preallocated buffer.
+//!   - `memcpy`: `copy_from_slice` of the logits into a preallocated buffer;
+//!   - `exp_ceiling`: one vector `exp` per logit over an L1-resident buffer
+//!     (`losskit::exp_ceiling`), the arithmetic no softmax gradient avoids.
 //!
 //!   Throughput is the bytes of the logits (`rows · classes · 4`; labels not counted).
 //! - `mse_grad_1t` and `bce_with_logits_grad_1t` at `1M` (L3) and `64M` (DRAM) elements, inputs
 //!   in [-8, 8) and targets in [0, 1):
 //!   - `forward`: `mse` / `bce_with_logits`;
 //!   - `and_grad`: `mse_and_grad` / `bce_with_logits_and_grad` into a preallocated buffer;
-//!   - `memcpy`: `copy_from_slice` of one input into a preallocated buffer of the same length.
+//!   - `memcpy`: `copy_from_slice` of one input into a preallocated buffer of the same length;
+//!   - `exp_ceiling` (bce_with_logits only, the exp-bound one): one vector `exp` per element.
 //!
 //!   Throughput is the bytes of both inputs (`2 · n · 4`).
 //!
 //! Within a group every function is credited with the same bytes, so the ratios of their
 //! throughputs are the ratios of their times: `loss_and_grad / forward` is what the gradient
-//! costs, `loss_and_grad / memcpy` how close it comes to copying the logits once.
+//! costs, `loss_and_grad / memcpy` how close it comes to copying the logits once, and the larger of
+//! `memcpy` and `exp_ceiling` is the roofline (DESIGN.md, "Measuring against the machine's
+//! limit").
 //!
 //! ```text
 //! cargo bench --bench gradients                       # everything (~2 minutes)
@@ -46,7 +51,7 @@ use std::cell::OnceCell;
 use std::hint::black_box;
 use std::mem::size_of;
 
-use common::{ce_inputs, configure, lcg, logit, max_size, unit};
+use common::{ce_inputs, configure, exp_buffer, lcg, logit, max_size, unit, Threads};
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use losskit::{CrossEntropy, Reduction};
 use rayon::{ThreadPool, ThreadPoolBuilder};
@@ -74,6 +79,11 @@ impl Pointwise {
             Pointwise::Mse => "mse",
             Pointwise::BceWithLogits => "bce_with_logits",
         }
+    }
+
+    /// Whether its arithmetic is bound by one `exp` per element.
+    fn exp_bound(self) -> bool {
+        matches!(self, Pointwise::BceWithLogits)
     }
 
     /// The forward kernel, mean reduction.
@@ -180,6 +190,10 @@ fn bench_cross_entropy(c: &mut Criterion, pool: &ThreadPool, max: usize) {
                 })
             });
         });
+        g.bench_function(BenchmarkId::new("exp_ceiling", label), |b| {
+            let buffer = exp_buffer();
+            pool.install(|| b.iter(|| Threads::One.exp_ceiling(black_box(&buffer), n)));
+        });
         g.finish();
     }
 }
@@ -217,6 +231,12 @@ fn bench_pointwise(c: &mut Criterion, pool: &ThreadPool, max: usize) {
                     })
                 });
             });
+            if loss.exp_bound() {
+                g.bench_function(BenchmarkId::new("exp_ceiling", label), |b| {
+                    let buffer = exp_buffer();
+                    pool.install(|| b.iter(|| Threads::One.exp_ceiling(black_box(&buffer), n)));
+                });
+            }
             g.finish();
         }
     }

@@ -6,6 +6,9 @@
 //! - `losskit`: the kernel, `Reduction::Mean` (Huber with `delta = 1`);
 //! - `reference`: the scalar oracle, `reference::reduce(x.zip(y).map(reference::<loss>), Mean)`;
 //! - `ceiling`: `losskit::read_ceiling` — a plain SIMD sum of the same bytes on the best tier.
+//!   These losses need no `exp` (a few adds and multiplies per element), so their roofline is
+//!   the read ceiling alone; the exp-bound losses' groups (classification, gradients, half) also
+//!   hold the exp ceiling.
 //!
 //! Groups are named `<loss>_<type>_<threads>`: `_1t` runs inside a one-thread rayon pool, `_mt`
 //! on rayon's global pool (all threads). On all threads the ceiling is split into the same
