@@ -35,6 +35,12 @@
 //! # Ok::<(), losskit::LossError>(())
 //! ```
 //!
+//! **Parameter types follow where a parameter is applied.** A scalar parameter that meets the
+//! data element by element (`delta`, `beta`, `epsilon`, `pos_weight`, a margin, a softcap, a
+//! temperature) is of the compute type `T`, as PyTorch converts it to the tensor's dtype; a
+//! coefficient that weighs a whole row's loss in its `f64` finish (`label_smoothing`,
+//! `z_loss`) is `f64`. Counts and indices (`classes`, `ignore_index`, `top_k`) are integers.
+//!
 //! The generic functions only check their arguments and call one of the kernels' entry
 //! points, which are compiled once, in this crate, for the four storage types: a dependent
 //! crate compiles none of the kernels.

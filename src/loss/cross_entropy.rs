@@ -176,7 +176,9 @@ impl<'w, T: Float> CrossEntropy<'w, T> {
     /// log-sum-exp of the logits), and its gradient `2z · lse · softmax` to the row's gradient,
     /// in every form. The term is not weighted by class weights; [`Reduction::Mean`] divides by
     /// what it always does (the scored rows, or their summed weights). Must be finite and
-    /// `>= 0` (checked when the loss is computed); 0, the default, adds nothing.
+    /// `>= 0` (checked when the loss is computed); 0, the default, adds nothing. An `f64`
+    /// whatever `T`, like [`label_smoothing`](Self::label_smoothing): it is applied in the row's
+    /// `f64` finish.
     ///
     /// ```
     /// use losskit::{CrossEntropy, Reduction};
@@ -193,7 +195,9 @@ impl<'w, T: Float> CrossEntropy<'w, T> {
     }
 
     /// Mixes the target with the uniform distribution: `(1 - s) target + s / classes`.
-    /// Must be in `[0, 1]` (checked when the loss is computed).
+    /// Must be in `[0, 1]` (checked when the loss is computed). An `f64` whatever `T`: it
+    /// weighs each row's terms in the row's `f64` finish (the crate's rule for parameter types
+    /// is in the [crate docs](crate#storage-and-compute-types)).
     pub fn label_smoothing(mut self, smoothing: f64) -> Self {
         self.label_smoothing = smoothing;
         self
