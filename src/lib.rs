@@ -118,6 +118,7 @@ mod error;
 mod float;
 mod loss;
 pub mod numerics;
+pub mod partial;
 pub mod reference;
 mod simd;
 mod storage;
@@ -139,6 +140,7 @@ pub use loss::pointwise::{
     huber, huber_and_grad, huber_each, l1, l1_and_grad, l1_each, mse, mse_and_grad, mse_each,
     smooth_l1, smooth_l1_and_grad, smooth_l1_each,
 };
+pub use partial::Partial;
 pub use simd::{with_tier, Tier};
 pub use storage::{bf16, f16, Storage};
 

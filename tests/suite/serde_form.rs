@@ -2,7 +2,7 @@
 //! the exact sums, so statistics merged after crossing a process boundary have the same bits as
 //! those merged in place; malformed forms are errors, not panics.
 
-use losskit::{CeStats, CrossEntropy, Reduction};
+use losskit::{partial, CeStats, CrossEntropy, Partial, Reduction};
 use serde_json::Value;
 
 fn stats_of(rows: usize, classes: usize, seed: u64) -> CeStats {
@@ -139,4 +139,34 @@ fn malformed_forms_are_errors() {
     let mut extra = good.clone();
     extra["loss"]["extra"] = serde_json::json!(0);
     assert!(serde_json::from_value::<CeStats>(extra).is_err());
+}
+
+#[test]
+fn partials_round_trip_and_merge_to_the_same_bits() {
+    let x: Vec<f32> = (0..10_000)
+        .map(|i| (i as f32 * 0.37).sin() * 50.0)
+        .collect();
+    let y: Vec<f32> = (0..10_000).map(|i| (i as f32 * 0.11).cos()).collect();
+    let whole = partial::huber(&x, &y, 1.5).unwrap();
+    let parts = [
+        partial::huber(&x[..3_000], &y[..3_000], 1.5).unwrap(),
+        partial::huber(&x[3_000..], &y[3_000..], 1.5).unwrap(),
+    ];
+    let sent: Vec<Partial> = parts
+        .iter()
+        .map(|p| serde_json::from_str(&serde_json::to_string(p).unwrap()).unwrap())
+        .collect();
+    assert_eq!(sent[1].merge(&sent[0]), whole);
+    let v = serde_json::to_value(&whole).unwrap();
+    assert_eq!(v["count"], 10_000);
+    assert!(v["loss"]["digits"]
+        .as_array()
+        .is_some_and(|d| !d.is_empty()));
+    assert_eq!(
+        serde_json::from_value::<Partial>(v)
+            .unwrap()
+            .finish(Reduction::Mean)
+            .to_bits(),
+        whole.finish(Reduction::Mean).to_bits()
+    );
 }
