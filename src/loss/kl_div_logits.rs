@@ -33,20 +33,32 @@
 //!
 //! # Error bound
 //!
-//! Each block's `e^c` and `e^c·(t - s)` are summed in four element-type lane accumulators of
-//! at most `BLOCK_VECS / 2` terms, widened exactly into `f64` per block (the bound of
-//! `row_stats`: `(BLOCK_VECS / 2 + 4)·u` relative to `Σ e^c`, resp. to `Σ e^c·|t - s|`, plus 1
-//! ULP per exponential and `|c|·u` for the rounding of `c = (x - m)·(1/T)`). The loss is then
-//! within `u·(ln-terms' relative error) + (BLOCK_VECS / 2 + 6)·u·Σ pᶜ|tᶜ - sᶜ|/T` of the exact
-//! KL of the rounded inputs (about `2e-6·(1 + E_p|t - s|/T)` for f32): an absolute bound, as
-//! the KL of two close distributions is a difference of numbers of the size of the logits.
-//! The f32 conformance cases (KL down to 1e-4) use at most a third of their budget.
+//! With `u` the compute type's unit roundoff (`2^-24` for f32 and the 16-bit types, `2^-53`
+//! for f64): each block's `e^c` (`c = (x - m)·(1/T)`) and `e^c·(t - s)` are summed in two
+//! lane accumulators of at most `BLOCK_VECS / 2 = 32` terms, added and widened exactly into
+//! `f64` per block, so each sum is within `33·u` of its magnitude sum; each exponential adds 1
+//! ULP, and the rounding of `c` (`2u·|c|` absolute, `2u·|c|·e^c ≤ u` relative to the sum) and of
+//! `t - s` (`u`) about `3u` more. So `ln Sₛ` and `ln Sₜ` are each within about `36·u`
+//! absolutely, `D / (T·Sₜ)` within `72·u·E_p|t - s|/T`, and the row's loss within
+//!
+//! ```text
+//! 72·u·(1 + E_p|t - s|/T)          (about 4.3e-6·(1 + E_p|t - s|/T) for f32)
+//! ```
+//!
+//! of the KL of the inputs at the temperature `1/fl(1/T)`, plus the `f64` finish (negligible
+//! for f32, whose shifts `m·(1/T)` are exact products in `f64`; about `u·(|mₛ| + |mₜ|)/T` for
+//! f64, where they are rounded):
+//! an absolute bound, as the KL of two close distributions is a small difference of numbers of
+//! the size of the logits. The differential tests hold every row to
+//! `80·u·(1 + E_p|t - s|/T + (|mₛ| + |mₜ|)/T)`;
+//! the bound is a worst case of aligned roundings, and on the conformance cases (KL down to
+//! 1e-4) the f32 error stays within a fraction of PyTorch's tolerance (`1e-6 + 1e-5·|KL|`).
+//! The gradient `(q - p)/T` is within about `(36 + |c|)·2u` of `q` and of `p` each.
 
 use core::ops::Range;
 
 use crate::engine::{run_rows2, LossSum, Merge, RowSpec, RowsOut};
 use crate::float::sealed::Sealed;
-use crate::simd::pair::Pair;
 use crate::simd::{math, Lanes};
 use crate::storage::Storage;
 use crate::{check, Float, LossError, Reduction};
@@ -213,7 +225,13 @@ impl<T: Float, S: Storage<Compute = T>> RowSpec<S> for KlRows<T> {
         stream: &[R],
         other: &[S],
     ) -> KlSweep {
-        kl_sweep::<V, R, S>(isa, stream, other, seg.len(), self.inv_t)
+        // T = 1 (the common case) skips a multiplication per element and stream; `x·1` is
+        // exact, so the bits are those of the scaled sweep.
+        if self.inv_t == T::ONE {
+            kl_sweep::<V, R, S, false>(isa, stream, other, seg.len(), self.inv_t)
+        } else {
+            kl_sweep::<V, R, S, true>(isa, stream, other, seg.len(), self.inv_t)
+        }
     }
 
     #[inline(always)]
@@ -260,7 +278,13 @@ impl<T: Float, S: Storage<Compute = T>> RowSpec<S> for KlRows<T> {
         dst: &mut [O],
         _: T,
     ) {
-        kl_grad::<Pair<V>, S, O>(isa, src, other, dst, g, self.inv_t);
+        // On the tier's lanes, not pairs: each element already has two independent exp chains,
+        // and pairs of both streams would spill on AVX2.
+        if self.inv_t == T::ONE {
+            kl_grad::<V, S, O, false>(isa, src, other, dst, g, self.inv_t);
+        } else {
+            kl_grad::<V, S, O, true>(isa, src, other, dst, g, self.inv_t);
+        }
     }
 
     #[inline(always)]
@@ -277,7 +301,12 @@ impl<T: Float, S: Storage<Compute = T>> RowSpec<S> for KlRows<T> {
 /// Sweeps one row (or segment) of both matrices (see the module docs): the first `len`
 /// elements of `student` and `teacher`, whose remainders (the next rows) are only prefetched.
 #[inline(always)]
-fn kl_sweep<V: Lanes, R: Storage<Compute = V::Elem>, S: Storage<Compute = V::Elem>>(
+fn kl_sweep<
+    V: Lanes,
+    R: Storage<Compute = V::Elem>,
+    S: Storage<Compute = V::Elem>,
+    const SCALED: bool,
+>(
     isa: V::Isa,
     student: &[R],
     teacher: &[S],
@@ -366,10 +395,10 @@ fn kl_sweep<V: Lanes, R: Storage<Compute = V::Elem>, S: Storage<Compute = V::Ele
                 S::load::<V>(isa, &bt[at..]),
                 S::load::<V>(isa, &bt[at + lanes..]),
             );
-            let es0 = math::exp_nonpositive_clamped(isa, (x0 - cs) * inv);
-            let es1 = math::exp_nonpositive_clamped(isa, (x1 - cs) * inv);
-            let et0 = math::exp_nonpositive(isa, (y0 - ct) * inv);
-            let et1 = math::exp_nonpositive(isa, (y1 - ct) * inv);
+            let es0 = math::exp_nonpositive_clamped(isa, centred::<V, SCALED>(x0, cs, inv));
+            let es1 = math::exp_nonpositive_clamped(isa, centred::<V, SCALED>(x1, cs, inv));
+            let et0 = math::exp_nonpositive(isa, centred::<V, SCALED>(y0, ct, inv));
+            let et1 = math::exp_nonpositive(isa, centred::<V, SCALED>(y1, ct, inv));
             a0 = a0 + es0;
             a1 = a1 + es1;
             p0 = p0 + et0;
@@ -381,8 +410,8 @@ fn kl_sweep<V: Lanes, R: Storage<Compute = V::Elem>, S: Storage<Compute = V::Ele
         if pairs < whole {
             let x0 = R::load::<V>(isa, &bs[pairs..]);
             let y0 = S::load::<V>(isa, &bt[pairs..]);
-            let et0 = math::exp_nonpositive(isa, (y0 - ct) * inv);
-            a0 = a0 + math::exp_nonpositive_clamped(isa, (x0 - cs) * inv);
+            let et0 = math::exp_nonpositive(isa, centred::<V, SCALED>(y0, ct, inv));
+            a0 = a0 + math::exp_nonpositive_clamped(isa, centred::<V, SCALED>(x0, cs, inv));
             p0 = p0 + et0;
             d0 = et0.mul_add((y0 - x0).max(floor), d0);
         }
@@ -391,8 +420,8 @@ fn kl_sweep<V: Lanes, R: Storage<Compute = V::Elem>, S: Storage<Compute = V::Ele
             // clamped residue for the student, as `row_stats` pads.
             let x1 = R::load_prefix::<V>(isa, &bs[whole..], neg_inf);
             let y1 = S::load_prefix::<V>(isa, &bt[whole..], neg_inf);
-            let et1 = math::exp_nonpositive(isa, (y1 - ct) * inv);
-            a1 = a1 + math::exp_nonpositive_clamped(isa, (x1 - cs) * inv);
+            let et1 = math::exp_nonpositive(isa, centred::<V, SCALED>(y1, ct, inv));
+            a1 = a1 + math::exp_nonpositive_clamped(isa, centred::<V, SCALED>(x1, cs, inv));
             p1 = p1 + et1;
             d1 = et1.mul_add((y1 - x1).max(floor), d1);
         }
@@ -416,7 +445,12 @@ fn kl_sweep<V: Lanes, R: Storage<Compute = V::Elem>, S: Storage<Compute = V::Ele
 /// reading the student from `src`, or from `dst` itself when `src` is `None` (in place: each
 /// vector is read before it is written), and the teacher from `teacher`.
 #[inline(always)]
-fn kl_grad<V: Lanes, S: Storage<Compute = V::Elem>, O: Storage<Compute = V::Elem>>(
+fn kl_grad<
+    V: Lanes,
+    S: Storage<Compute = V::Elem>,
+    O: Storage<Compute = V::Elem>,
+    const SCALED: bool,
+>(
     isa: V::Isa,
     src: Option<&[S]>,
     teacher: &[S],
@@ -437,7 +471,10 @@ fn kl_grad<V: Lanes, S: Storage<Compute = V::Elem>, O: Storage<Compute = V::Elem
             None => O::load::<V>(isa, &dst[at..]),
         };
         let y = S::load::<V>(isa, &teacher[at..]);
-        O::store(grad_value(isa, x, y, ms, mt, ks, kt, inv), &mut dst[at..]);
+        O::store(
+            grad_value::<V, SCALED>(isa, x, y, ms, mt, ks, kt, inv),
+            &mut dst[at..],
+        );
         at += lanes;
     }
     if whole < n {
@@ -447,7 +484,7 @@ fn kl_grad<V: Lanes, S: Storage<Compute = V::Elem>, O: Storage<Compute = V::Elem
             None => O::load_prefix::<V>(isa, &dst[whole..], zero),
         };
         let y = S::load_prefix::<V>(isa, &teacher[whole..n], zero);
-        let v = grad_value(isa, x, y, ms, mt, ks, kt, inv);
+        let v = grad_value::<V, SCALED>(isa, x, y, ms, mt, ks, kt, inv);
         O::store_prefix(v, &mut dst[whole..]);
     }
 }
@@ -457,10 +494,29 @@ fn kl_grad<V: Lanes, S: Storage<Compute = V::Elem>, O: Storage<Compute = V::Elem
 /// so a masked class's term is exactly 0.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn grad_value<V: Lanes>(isa: V::Isa, x: V, y: V, ms: V, mt: V, ks: V, kt: V, inv: V) -> V {
-    let q = math::exp_nonpositive(isa, (x - ms) * inv);
-    let p = math::exp_nonpositive(isa, (y - mt) * inv);
+fn grad_value<V: Lanes, const SCALED: bool>(
+    isa: V::Isa,
+    x: V,
+    y: V,
+    ms: V,
+    mt: V,
+    ks: V,
+    kt: V,
+    inv: V,
+) -> V {
+    let q = math::exp_nonpositive(isa, centred::<V, SCALED>(x, ms, inv));
+    let p = math::exp_nonpositive(isa, centred::<V, SCALED>(y, mt, inv));
     q.mul_add(ks, -(p * kt))
+}
+
+/// `(x - m)·(1/T)`, or `x - m` when `T = 1` (`!SCALED`: the same value).
+#[inline(always)]
+fn centred<V: Lanes, const SCALED: bool>(x: V, m: V, inv: V) -> V {
+    if SCALED {
+        (x - m) * inv
+    } else {
+        x - m
+    }
 }
 
 /// Checks a call and returns its spec.

@@ -21,5 +21,6 @@ mod gradient_props;
 mod gradients;
 mod guard_page;
 mod non_finite;
+mod paired_props;
 mod pointwise_props;
 mod tier_agreement;
