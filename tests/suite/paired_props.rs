@@ -346,7 +346,8 @@ fn split_rows_match_the_twin() {
 fn masks_and_non_finite_rows() {
     let ninf = f64::NEG_INFINITY;
     // (student, teacher, what the row's loss is)
-    let rows: [(&[f64], &[f64], fn(f64) -> bool); 6] = [
+    type Row<'a> = (&'a [f64], &'a [f64], fn(f64) -> bool);
+    let rows: [Row<'_>; 6] = [
         // A teacher mask contributes 0, whatever the student holds there.
         (&[0.0, 0.0], &[0.0, ninf], |v| {
             (v - std::f64::consts::LN_2).abs() < 1e-6
@@ -362,7 +363,7 @@ fn masks_and_non_finite_rows() {
     for tier in Tier::available() {
         with_tier(tier, || {
             for (i, (s, t, ok)) in rows.iter().enumerate() {
-                let loss = losskit::kl_div_logits(*s, *t, 2, 1.0, Reduction::Sum).unwrap();
+                let loss = losskit::kl_div_logits(s, t, 2, 1.0, Reduction::Sum).unwrap();
                 assert!(ok(loss), "{tier} row {i}: {loss}");
                 let s32: Vec<f32> = s.iter().map(|&v| v as f32).collect();
                 let t32: Vec<f32> = t.iter().map(|&v| v as f32).collect();

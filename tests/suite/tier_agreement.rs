@@ -159,6 +159,24 @@ fn with_grad<S: Elem>(
     rec.push((label, out.map_err(|e| e.to_string())));
 }
 
+/// Records a reduced loss and a digest of the gradient written beside it (the bits of every
+/// element, NaNs as [`NAN`], hashed): the distillation battery's gradients of long rows would
+/// otherwise hold gigabytes of records.
+fn with_grad_digest<S: Elem>(
+    rec: &mut Record,
+    label: String,
+    r: Result<S::Compute, LossError>,
+    grad: &[S],
+) {
+    use std::hash::{Hash, Hasher};
+    let out = r.map(|v| {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        keys(grad).hash(&mut h);
+        vec![S::ckey(v), h.finish()]
+    });
+    rec.push((label, out.map_err(|e| e.to_string())));
+}
+
 /// Records an `_each` form's output.
 fn each<S: Elem>(rec: &mut Record, label: String, r: Result<(), LossError>, out: &[S::Compute]) {
     rec.push((
@@ -423,7 +441,7 @@ fn distillation<S: Elem>(rec: &mut Record, rows: usize, classes: usize, seed: u6
         .iter()
         .enumerate()
         .map(|(i, &v)| {
-            if (i / classes) % 2 == 0 {
+            if (i / classes).is_multiple_of(2) {
                 v + (rng.unit() - 0.5) * 0.01 * spread
             } else {
                 (rng.unit() - 0.5) * spread
@@ -461,11 +479,11 @@ fn distillation<S: Elem>(rec: &mut Record, rows: usize, classes: usize, seed: u6
             let mut g = vec![S::of(0.0); n];
             let r =
                 losskit::kl_div_logits_and_grad(&student, &teacher, classes, temp_c, red, &mut g);
-            with_grad::<S>(rec, l(&format!("T={temp} {rn} grad")), r, &g);
+            with_grad_digest::<S>(rec, l(&format!("T={temp} {rn} grad")), r, &g);
             let mut inp = student.clone();
             let r =
                 losskit::kl_div_logits_and_grad_in_place(&mut inp, &teacher, classes, temp_c, red);
-            with_grad::<S>(rec, l(&format!("T={temp} {rn} in place")), r, &inp);
+            with_grad_digest::<S>(rec, l(&format!("T={temp} {rn} in place")), r, &inp);
         }
         let mut out = vec![S::c(0.0); rows];
         let r = losskit::kl_div_logits_each(&student, &teacher, classes, temp_c, &mut out);
