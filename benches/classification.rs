@@ -1,5 +1,7 @@
-//! Classification losses (f32): softmax cross-entropy with class labels, `bce` on probabilities
-//! and `bce_with_logits`, against the scalar reference and the memory-read ceiling.
+//! Classification losses: softmax cross-entropy with class labels, `bce` on probabilities and
+//! `bce_with_logits` (f32), against the scalar reference and the memory-read ceiling; the eval
+//! statistics of cross-entropy against its loss, and distillation KL (f32 and bf16), against
+//! the two ceilings.
 //!
 //! Every group holds, at each size, the three things to compare, measured in the same run:
 //!
@@ -29,6 +31,16 @@
 //!   targets in [0, 1) for `bce`, logits in [-8, 8) and targets in [0, 1) for `bce_with_logits`.
 //!   Throughput is the bytes of both inputs (`2 · n · 4`).
 //!
+//! - `ce_stats_<f32|bf16>_1t` (one thread, the issue's target): `CrossEntropy::stats` (`stats`)
+//!   beside `CrossEntropy::loss` (`loss`, `Reduction::Mean`) on the same logits at `8192x1000`
+//!   and `256x128256`, with `ceiling` (the read ceiling of the logits' bytes: for bf16, f32
+//!   buffers of the same byte size) and `exp_ceiling` (one exp per logit).
+//! - `kl_div_logits_<f32|bf16>_1t` at `256x128256`: `losskit` (`kl_div_logits`, mean, T = 1),
+//!   `and_grad` (`kl_div_logits_and_grad`: the loss and the student's gradient), `ceiling`
+//!   (the read ceiling of both matrices' bytes: two streams) and `exp_ceiling` (two exps per
+//!   class, one per softmax: `2 · rows · classes`). Student logits as cross-entropy's, the
+//!   teacher an independent draw in [-8, 8). Throughput is the bytes of both matrices.
+//!
 //! So `losskit / ceiling` and `losskit / reference` can be read straight off one group:
 //!
 //! ```text
@@ -56,7 +68,7 @@ use std::mem::size_of;
 use common::{ce_inputs, configure, exp_buffer, lcg, logit, max_size, unit, Threads};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use losskit::reference::{self, RowTarget};
-use losskit::Reduction;
+use losskit::{bf16, CrossEntropy, Reduction};
 use rayon::{ThreadPool, ThreadPoolBuilder};
 
 /// Cross-entropy shapes `(rows, classes)`, with the label used as the benchmark parameter.
@@ -229,6 +241,178 @@ fn bench_binary(c: &mut Criterion, pool: &ThreadPool, max: usize) {
     }
 }
 
+/// Shapes of the statistics and distillation groups.
+const STATS_SHAPES: [(usize, usize, &str); 2] =
+    [(8192, 1000, "8192x1000"), (256, 128_256, "256x128256")];
+const KL_SHAPE: (usize, usize, &str) = (256, 128_256, "256x128256");
+
+/// f32 buffers holding `bytes` bytes, split in two: the read ceiling of 16-bit data.
+fn ceiling_buffers(bytes: usize) -> (Vec<f32>, Vec<f32>) {
+    let n = bytes / size_of::<f32>();
+    let mut next = lcg(0x0123_4567_89AB_CDEF);
+    let mut fill = |k: usize| (0..k).map(|_| unit(next())).collect::<Vec<f32>>();
+    (fill(n / 2), fill(n - n / 2))
+}
+
+/// Logits of one storage type for the statistics and distillation groups.
+trait Logit: losskit::Storage<Compute = f32> + Copy + Send + Sync {
+    const NAME: &'static str;
+    fn of(x: f32) -> Self;
+    /// f32 buffers of `bytes` bytes for [`Logit::ceiling`] (empty where it reads the data).
+    fn spare(bytes: usize) -> (Vec<f32>, Vec<f32>);
+    /// The one-thread read ceiling of the bytes of `x` and `y`: the slices themselves for f32,
+    /// the `spare` buffers of the same bytes for a 16-bit type.
+    fn ceiling(x: &[Self], y: &[Self], spare: &(Vec<f32>, Vec<f32>)) -> f32;
+}
+impl Logit for f32 {
+    const NAME: &'static str = "f32";
+    fn of(x: f32) -> f32 {
+        x
+    }
+    fn spare(_: usize) -> (Vec<f32>, Vec<f32>) {
+        (Vec::new(), Vec::new())
+    }
+    fn ceiling(x: &[f32], y: &[f32], _: &(Vec<f32>, Vec<f32>)) -> f32 {
+        Threads::One.ceiling(x, y)
+    }
+}
+impl Logit for bf16 {
+    const NAME: &'static str = "bf16";
+    fn of(x: f32) -> bf16 {
+        bf16::from_f32(x)
+    }
+    fn spare(bytes: usize) -> (Vec<f32>, Vec<f32>) {
+        ceiling_buffers(bytes)
+    }
+    fn ceiling(_: &[bf16], _: &[bf16], (lo, hi): &(Vec<f32>, Vec<f32>)) -> f32 {
+        Threads::One.ceiling(lo, hi)
+    }
+}
+
+fn bench_stats<L: Logit>(c: &mut Criterion, pool: &ThreadPool, max: usize) {
+    for (rows, classes, label) in STATS_SHAPES.into_iter().filter(|&(r, c, _)| r * c <= max) {
+        let n = rows * classes;
+        let bytes = n * size_of::<L>();
+        type Inputs<L> = (Vec<L>, Vec<i64>, (Vec<f32>, Vec<f32>));
+        let data: OnceCell<Inputs<L>> = OnceCell::new();
+        let get = || {
+            data.get_or_init(|| {
+                let (logits, labels) = ce_inputs(rows, classes);
+                let logits = logits.into_iter().map(L::of).collect();
+                (logits, labels, L::spare(bytes))
+            })
+        };
+        let mut g = c.benchmark_group(format!("ce_stats_{}_1t", <L as Logit>::NAME));
+        g.throughput(Throughput::Bytes(bytes as u64));
+        configure(&mut g, bytes);
+        g.bench_function(BenchmarkId::new("loss", label), |b| {
+            let (logits, labels, _) = get();
+            pool.install(|| {
+                b.iter(|| {
+                    CrossEntropy::new()
+                        .loss(
+                            black_box(logits.as_slice()),
+                            classes,
+                            black_box(labels.as_slice()),
+                            Reduction::Mean,
+                        )
+                        .expect("valid shape and labels")
+                })
+            });
+        });
+        g.bench_function(BenchmarkId::new("stats", label), |b| {
+            let (logits, labels, _) = get();
+            pool.install(|| {
+                b.iter(|| {
+                    CrossEntropy::new()
+                        .stats(
+                            black_box(logits.as_slice()),
+                            classes,
+                            black_box(labels.as_slice()),
+                        )
+                        .expect("valid shape and labels")
+                })
+            });
+        });
+        g.bench_function(BenchmarkId::new("ceiling", label), |b| {
+            let (logits, _, spare) = get();
+            // Every shape has an even number of logits: the halves cover all of them.
+            let (lo, hi) = logits.split_at(n / 2);
+            pool.install(|| b.iter(|| L::ceiling(black_box(lo), black_box(hi), spare)));
+        });
+        g.bench_function(BenchmarkId::new("exp_ceiling", label), |b| {
+            let buffer = exp_buffer();
+            pool.install(|| b.iter(|| Threads::One.exp_ceiling(black_box(&buffer), n)));
+        });
+        g.finish();
+    }
+}
+
+fn bench_kl<L: Logit>(c: &mut Criterion, pool: &ThreadPool, max: usize) {
+    let (rows, classes, label) = KL_SHAPE;
+    let n = rows * classes;
+    if n > max {
+        return;
+    }
+    let bytes = 2 * n * size_of::<L>();
+    type Inputs<L> = (Vec<L>, Vec<L>, Vec<L>, (Vec<f32>, Vec<f32>));
+    let data: OnceCell<Inputs<L>> = OnceCell::new();
+    let get = || {
+        data.get_or_init(|| {
+            let (student, _) = ce_inputs(rows, classes);
+            let mut next = lcg(0x5851_F42D_4C95_7F2D);
+            let teacher = (0..n).map(|_| L::of(logit(next()))).collect();
+            let student = student.into_iter().map(L::of).collect();
+            (student, teacher, vec![L::of(0.0); n], L::spare(bytes))
+        })
+    };
+    let mut g = c.benchmark_group(format!("kl_div_logits_{}_1t", <L as Logit>::NAME));
+    g.throughput(Throughput::Bytes(bytes as u64));
+    configure(&mut g, bytes);
+    g.bench_function(BenchmarkId::new("losskit", label), |b| {
+        let (student, teacher, _, _) = get();
+        pool.install(|| {
+            b.iter(|| {
+                losskit::kl_div_logits(
+                    black_box(student.as_slice()),
+                    black_box(teacher.as_slice()),
+                    classes,
+                    1.0,
+                    Reduction::Mean,
+                )
+                .expect("valid shapes")
+            })
+        });
+    });
+    g.bench_function(BenchmarkId::new("and_grad", label), |b| {
+        let (student, teacher, grad, _) = get();
+        let mut grad = grad.clone();
+        pool.install(|| {
+            b.iter(|| {
+                losskit::kl_div_logits_and_grad(
+                    black_box(student.as_slice()),
+                    black_box(teacher.as_slice()),
+                    classes,
+                    1.0,
+                    Reduction::Mean,
+                    &mut grad,
+                )
+                .expect("valid shapes")
+            })
+        });
+    });
+    g.bench_function(BenchmarkId::new("ceiling", label), |b| {
+        let (student, teacher, _, spare) = get();
+        // Two streams, as the kernel reads them.
+        pool.install(|| b.iter(|| L::ceiling(black_box(student), black_box(teacher), spare)));
+    });
+    g.bench_function(BenchmarkId::new("exp_ceiling", label), |b| {
+        let buffer = exp_buffer();
+        pool.install(|| b.iter(|| Threads::One.exp_ceiling(black_box(&buffer), 2 * n)));
+    });
+    g.finish();
+}
+
 fn classification(c: &mut Criterion) {
     let pool = ThreadPoolBuilder::new()
         .num_threads(1)
@@ -237,6 +421,10 @@ fn classification(c: &mut Criterion) {
     let max = max_size();
     bench_cross_entropy(c, &pool, max);
     bench_binary(c, &pool, max);
+    bench_stats::<f32>(c, &pool, max);
+    bench_stats::<bf16>(c, &pool, max);
+    bench_kl::<f32>(c, &pool, max);
+    bench_kl::<bf16>(c, &pool, max);
 }
 
 criterion_group!(benches, classification);

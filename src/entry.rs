@@ -10,6 +10,7 @@
 use crate::engine::{LossSum, RowsOut};
 use crate::loss::ce_stats::CeTotal;
 use crate::loss::cross_entropy::Softmax;
+use crate::loss::kl_div_logits::KlRows;
 use crate::loss::nll::NllRows;
 use crate::loss::Pointwise;
 use crate::storage::{bf16, f16, Storage};
@@ -62,6 +63,16 @@ pub trait Entry {
     ) -> LossSum
     where
         Self: Storage;
+    /// Every row of a `kl_div_logits` call over the student `x` and the teacher `y`, writing
+    /// what `out` asks for (`x` empty: in place over the student in `out`).
+    fn kl_rows(
+        spec: &KlRows<<Self as Storage>::Compute>,
+        x: &[Self],
+        y: &[Self],
+        out: RowsOut<'_, Self>,
+    ) -> LossSum
+    where
+        Self: Storage;
 }
 
 macro_rules! impl_entry {
@@ -94,6 +105,9 @@ macro_rules! impl_entry {
             }
             fn nll_rows(spec: &NllRows<'_, $c>, x: &[$t], out: RowsOut<'_, $t>) -> LossSum {
                 spec.run(x, out)
+            }
+            fn kl_rows(spec: &KlRows<$c>, x: &[$t], y: &[$t], out: RowsOut<'_, $t>) -> LossSum {
+                spec.run(x, y, out)
             }
         }
     };

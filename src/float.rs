@@ -60,6 +60,8 @@ pub(crate) mod sealed {
         const ONE: Self;
         /// `ln(MIN_POSITIVE)` rounded to `Self`: where `exp` leaves the normal range.
         const LN_MIN_POSITIVE: Self;
+        /// The most negative finite value (`-MAX`).
+        const LOWEST: Self;
         fn to_f64(self) -> f64;
         fn from_f64(x: f64) -> Self;
         fn from_usize(x: usize) -> Self;
@@ -82,6 +84,7 @@ pub(crate) mod sealed {
                 const ZERO: Self = 0.0;
                 const ONE: Self = 1.0;
                 const LN_MIN_POSITIVE: Self = $ln_min;
+                const LOWEST: Self = $t::MIN;
                 #[inline(always)]
                 fn to_f64(self) -> f64 {
                     self as f64

@@ -312,3 +312,55 @@ pub fn cross_entropy_row_grad<T: Float>(
         .map(|(lp, ak)| total * lp.exp() - ak)
         .collect()
 }
+
+/// One row of distillation KL, `KL(softmax(teacher/T) ‖ softmax(student/T))`, in `f64`, in two
+/// plain passes: the two `log_softmax`es of the rows divided by `temperature`, then
+/// `Σ p (log p - log q)` over the classes with `p > 0` (a `-inf` teacher class contributes 0).
+/// A row of all `-inf`, or with `+inf` or NaN, in either matrix is NaN, as `log_softmax` makes
+/// it.
+///
+/// ```
+/// let kl = losskit::reference::kl_div_logits_row(&[0.0f64, 0.0], &[0.0, f64::NEG_INFINITY], 1.0);
+/// assert!((kl - std::f64::consts::LN_2).abs() < 1e-15);
+/// ```
+pub fn kl_div_logits_row<T: Float>(student: &[T], teacher: &[T], temperature: f64) -> f64 {
+    let (log_q, log_p) = scaled_log_softmaxes(student, teacher, temperature);
+    if log_q.iter().chain(&log_p).any(|v| v.is_nan()) {
+        return f64::NAN;
+    }
+    log_p
+        .iter()
+        .zip(&log_q)
+        .filter(|(lp, _)| **lp > f64::NEG_INFINITY)
+        .map(|(lp, lq)| lp.exp() * (lp - lq))
+        .sum()
+}
+
+/// d/d student of one row's [`kl_div_logits_row`], in `f64`: `(q - p) / T`.
+///
+/// ```
+/// let g = losskit::reference::kl_div_logits_row_grad(&[0.0f64, 0.0], &[0.0, f64::NEG_INFINITY], 2.0);
+/// assert_eq!(g, [-0.25, 0.25]);
+/// ```
+pub fn kl_div_logits_row_grad<T: Float>(
+    student: &[T],
+    teacher: &[T],
+    temperature: f64,
+) -> Vec<f64> {
+    let (log_q, log_p) = scaled_log_softmaxes(student, teacher, temperature);
+    log_q
+        .iter()
+        .zip(&log_p)
+        .map(|(lq, lp)| (lq.exp() - lp.exp()) / temperature)
+        .collect()
+}
+
+/// `log_softmax(student / T)` and `log_softmax(teacher / T)`, in `f64`.
+fn scaled_log_softmaxes<T: Float>(
+    student: &[T],
+    teacher: &[T],
+    temperature: f64,
+) -> (Vec<f64>, Vec<f64>) {
+    let scaled = |row: &[T]| -> Vec<f64> { row.iter().map(|v| v.to_f64() / temperature).collect() };
+    (log_softmax(&scaled(student)), log_softmax(&scaled(teacher)))
+}

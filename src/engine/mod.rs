@@ -5,7 +5,8 @@
 //! - [`Shape::Flat`]: a per-element map over two inputs (`flat.rs`, [`Map2`]): the regression
 //!   and binary losses.
 //! - [`Shape::Rows`]: a row-major `[rows, classes]` matrix and one target per row (`rows.rs`,
-//!   [`RowSpec`]): cross-entropy, nll, and every later row-wise loss.
+//!   [`RowSpec`]): cross-entropy, nll, and every later row-wise loss; a paired spec reads the
+//!   same row of a second matrix beside it (distillation KL's student and teacher).
 //!
 //! Each runs in one of three modes: *reduce* (the sum), *each* (one value per element or row
 //! into the caller's slice) and *grad* (the sum, and the derivative per element into the
@@ -59,7 +60,7 @@ mod tree;
 
 pub(crate) use exact::ExactSum;
 pub(crate) use flat::{each2, sum2, sum_and_grad2, Map2};
-pub(crate) use rows::{run_rows, RowSpec, RowsOut};
+pub(crate) use rows::{run_rows, run_rows2, RowSpec, RowsOut};
 pub(crate) use state::{LossSum, Merge};
 
 /// Elements per leaf: the unit of parallel work and of the fixed combine tree.

@@ -9,6 +9,13 @@
 //! few long rows into segments swept in parallel (their states merged in the fixed tree), and
 //! the dispatch. Inside a leaf the rows' losses, weights and counts are summed in `f64` in row
 //! order.
+//!
+//! A *paired* spec ([`RowSpec::PAIRED`], e.g. distillation KL's student and teacher) reads the
+//! same row of a second matrix `y` of the same shape beside each row of `x`: [`run_rows2`]
+//! hands the driver both, and the driver passes `y`'s row (as a stream, or cut to the segment
+//! of a split row) to the spec's sweep and gradient beside `x`'s. The gradient is written for
+//! `x` only (in place over it, too). Every other spec gets an empty `y`, and the code that
+//! slices it is compiled out (`PAIRED` is a constant), so their bits and speed are unchanged.
 
 use core::ops::Range;
 
@@ -38,13 +45,19 @@ pub(crate) trait RowSpec<S: Storage>: Sync {
     ///
     /// [`finish`]: RowSpec::finish
     const SWEEPS: bool;
+    /// Whether a row also reads the same row of the second matrix `y` ([`run_rows2`]); then
+    /// [`sweep`](RowSpec::sweep) and [`grad`](RowSpec::grad) get it as `other`, else `other`
+    /// is empty.
+    const PAIRED: bool = false;
 
     /// Row `row`'s start, or `None` if the row is ignored (loss 0, weight 0, gradient 0);
     /// `x` is the row's classes (read before any gradient is written in place).
     fn begin<R: Storage<Compute = S::Compute>>(&self, row: usize, x: &[R]) -> Option<Self::Row>;
 
     /// Sweeps the classes `seg` of a row: they are `stream[..seg.len()]`; what follows them in
-    /// memory (typically the next rows) may be prefetched, never used. Called only when
+    /// memory (typically the next rows) may be prefetched, never used. For a
+    /// [`PAIRED`](RowSpec::PAIRED) spec `other` is the same stream of `y` (the same classes
+    /// first, then what follows them), else empty. Called only when
     /// [`SWEEPS`](RowSpec::SWEEPS); the default gathers nothing.
     #[inline(always)]
     fn sweep<V: Lanes<Elem = S::Compute>, R: Storage<Compute = S::Compute>>(
@@ -53,8 +66,9 @@ pub(crate) trait RowSpec<S: Storage>: Sync {
         row: &Self::Row,
         seg: Range<usize>,
         stream: &[R],
+        other: &[S],
     ) -> Self::Sweep {
-        let _ = (isa, row, seg, stream);
+        let _ = (isa, row, seg, stream, other);
         Self::Sweep::default()
     }
 
@@ -70,8 +84,11 @@ pub(crate) trait RowSpec<S: Storage>: Sync {
     ) -> (Self::Total, f64, Self::Grad);
 
     /// Writes the classes `seg` of the row's gradient into `dst`, reading the row's classes
-    /// from `src`, or from `dst` itself when `src` is `None` (in place). The default writes
-    /// zeros, for a gradient that only [`grad_fix`](RowSpec::grad_fix) makes non-zero.
+    /// from `src`, or from `dst` itself when `src` is `None` (in place), and for a
+    /// [`PAIRED`](RowSpec::PAIRED) spec `y`'s classes `seg` of the row from `other` (else
+    /// empty). The default writes zeros, for a gradient that only
+    /// [`grad_fix`](RowSpec::grad_fix) makes non-zero.
+    #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn grad<V: Lanes<Elem = S::Compute>, O: Storage<Compute = S::Compute>>(
         &self,
@@ -79,10 +96,11 @@ pub(crate) trait RowSpec<S: Storage>: Sync {
         g: &Self::Grad,
         seg: Range<usize>,
         src: Option<&[S]>,
+        other: &[S],
         dst: &mut [O],
         scale: S::Compute,
     ) {
-        let _ = (isa, g, seg, src, scale);
+        let _ = (isa, g, seg, src, other, scale);
         dst.fill(O::from_compute(S::Compute::ZERO));
     }
 
@@ -140,11 +158,27 @@ pub(crate) fn run_rows<S: Storage, P: RowSpec<S>>(
     classes: usize,
     out: RowsOut<'_, S>,
 ) -> P::Total {
+    run_rows2(spec, x, &[], rows, classes, out)
+}
+
+/// [`run_rows`] for a [`PAIRED`](RowSpec::PAIRED) spec, with `y` (`[rows, classes]`, empty for
+/// a spec that is not paired) read beside `x`: the same leaves, tree and splits (the cost of a
+/// row is still its classes), each row's sweep and gradient given the same row of `y`.
+pub(crate) fn run_rows2<S: Storage, P: RowSpec<S>>(
+    spec: &P,
+    x: &[S],
+    y: &[S],
+    rows: usize,
+    classes: usize,
+    out: RowsOut<'_, S>,
+) -> P::Total {
+    debug_assert_eq!(y.len(), if P::PAIRED { rows * classes } else { 0 });
     let row_cost = if P::SWEEPS { classes } else { 1 };
     let plan = Shape::Rows { rows, row_cost }.plan();
     let driver = Driver {
         spec,
         x,
+        y,
         classes,
         plan,
         tier: Resolved::active(),
@@ -173,6 +207,8 @@ struct Driver<'a, S, P> {
     spec: &'a P,
     /// The input, or empty when the rows are read from (and overwritten in) the output.
     x: &'a [S],
+    /// The second matrix of a paired spec (never overwritten), else empty.
+    y: &'a [S],
     classes: usize,
     plan: Plan,
     tier: Resolved,
@@ -235,6 +271,7 @@ impl<S: Storage, P: RowSpec<S>> Driver<'_, S, P> {
                 None => out[0] = O::from_compute(S::Compute::from_f64(loss)),
                 Some(_) => {
                     let src = (!self.in_place).then(|| &self.x[row * c..(row + 1) * c]);
+                    let other = self.other_row(row);
                     let scale = S::Compute::from_f64(scale);
                     let leaf = |i: usize, dst: Option<&mut [O]>| {
                         let dst = dst.unwrap_or_default();
@@ -243,6 +280,7 @@ impl<S: Storage, P: RowSpec<S>> Driver<'_, S, P> {
                             spec: self.spec,
                             g: &g,
                             src: src.map(|s| &s[seg.clone()]),
+                            other: if P::PAIRED { &other[seg.clone()] } else { &[] },
                             seg,
                             dst,
                             scale,
@@ -270,6 +308,7 @@ impl<S: Storage, P: RowSpec<S>> Driver<'_, S, P> {
         scale: f64,
     ) -> Option<(P::Total, f64, P::Grad)> {
         let start = &self.spec.begin(row, x)?;
+        let other = self.other_row(row);
         let segments = x.len().div_ceil(CHUNK);
         let leaf = |i: usize, _: Option<&mut [S]>| {
             let seg = i * CHUNK..x.len().min((i + 1) * CHUNK);
@@ -277,12 +316,23 @@ impl<S: Storage, P: RowSpec<S>> Driver<'_, S, P> {
                 spec: self.spec,
                 row: start,
                 x: &x[seg.clone()],
+                other: if P::PAIRED { &other[seg.clone()] } else { &[] },
                 seg,
                 _storage: core::marker::PhantomData::<S>,
             })
         };
         let sweep = tree_reduce(segments, true, None, 0, &leaf).unwrap_or_default();
         Some(self.spec.finish(start, sweep, x, scale))
+    }
+
+    /// Row `row` of `y` for a paired spec; empty (and never sliced) otherwise.
+    #[inline(always)]
+    fn other_row(&self, row: usize) -> &[S] {
+        if P::PAIRED {
+            &self.y[row * self.classes..(row + 1) * self.classes]
+        } else {
+            &[]
+        }
     }
 }
 
@@ -308,7 +358,9 @@ impl<S: Storage, P: RowSpec<S>, O: Storage<Compute = S::Compute>> RowsChunk<'_, 
         let x = &stream[..c];
         let start = d.spec.begin(row, x)?;
         let sweep = if P::SWEEPS {
-            d.spec.sweep::<V, R>(isa, &start, 0..c, stream)
+            // A paired row's `y` is a stream too: the row, then what follows it.
+            let other = if P::PAIRED { &d.y[row * c..] } else { &[] };
+            d.spec.sweep::<V, R>(isa, &start, 0..c, stream, other)
         } else {
             P::Sweep::default()
         };
@@ -373,8 +425,9 @@ impl<S: Storage, P: RowSpec<S>, O: Storage<Compute = S::Compute>> Kernel<S::Comp
                 None => dst.fill(O::from_compute(S::Compute::ZERO)),
                 Some(g) => {
                     let src = (!d.in_place).then(|| &d.x[row * c..(row + 1) * c]);
+                    let other = d.other_row(row);
                     let scale = S::Compute::from_f64(scale);
-                    d.spec.grad::<V, O>(isa, &g, 0..c, src, dst, scale);
+                    d.spec.grad::<V, O>(isa, &g, 0..c, src, other, dst, scale);
                     d.spec.grad_fix::<V, O>(isa, &g, dst, scale);
                 }
             }
@@ -388,6 +441,7 @@ struct SegmentSweep<'a, S: Storage, P: RowSpec<S>, R> {
     spec: &'a P,
     row: &'a P::Row,
     x: &'a [R],
+    other: &'a [S],
     seg: Range<usize>,
     _storage: core::marker::PhantomData<S>,
 }
@@ -399,7 +453,8 @@ impl<S: Storage, P: RowSpec<S>, R: Storage<Compute = S::Compute>> Kernel<S::Comp
 
     #[inline(always)]
     fn run<V: Lanes<Elem = S::Compute>>(self, isa: V::Isa) -> P::Sweep {
-        self.spec.sweep::<V, R>(isa, self.row, self.seg, self.x)
+        self.spec
+            .sweep::<V, R>(isa, self.row, self.seg, self.x, self.other)
     }
 }
 
@@ -408,6 +463,7 @@ struct SegmentGrad<'a, S: Storage, P: RowSpec<S>, O> {
     spec: &'a P,
     g: &'a P::Grad,
     src: Option<&'a [S]>,
+    other: &'a [S],
     seg: Range<usize>,
     dst: &'a mut [O],
     scale: S::Compute,
@@ -420,8 +476,9 @@ impl<S: Storage, P: RowSpec<S>, O: Storage<Compute = S::Compute>> Kernel<S::Comp
 
     #[inline(always)]
     fn run<V: Lanes<Elem = S::Compute>>(self, isa: V::Isa) {
-        self.spec
-            .grad::<V, O>(isa, self.g, self.seg, self.src, self.dst, self.scale);
+        self.spec.grad::<V, O>(
+            isa, self.g, self.seg, self.src, self.other, self.dst, self.scale,
+        );
     }
 }
 

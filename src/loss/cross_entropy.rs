@@ -767,6 +767,7 @@ impl<'a, T: Float, S: Storage<Compute = T>, const STATS: bool> RowSpec<S>
         row: &SoftmaxRow<'a, T>,
         seg: Range<usize>,
         stream: &[R],
+        _: &[S],
     ) -> RowStats {
         let len = seg.len();
         // Two calls, so that the sweep without coefficients is compiled with `None` folded in:
@@ -819,6 +820,7 @@ impl<'a, T: Float, S: Storage<Compute = T>, const STATS: bool> RowSpec<S>
         g: &RowGrad<'a, T>,
         seg: Range<usize>,
         src: Option<&[S]>,
+        _: &[S],
         dst: &mut [O],
         scale: T,
     ) {

@@ -476,10 +476,12 @@ macro_rules! rows_entry {
     };
 }
 
+mod paired;
 #[macro_use]
 mod pointwise;
 mod rows;
 
+pub use paired::*;
 pub use pointwise::*;
 pub use rows::*;
 

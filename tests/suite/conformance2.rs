@@ -2,12 +2,12 @@
 //! on every tier: mean, sum, none, and `grad_mean` (d mean / d first input) where given.
 //!
 //! Vendored as `tests/data/golden2.jsonl.gz` is only the subset the crate implements: the
-//! bf16 and f16 cases of `mse`, `l1`, `huber`, `bce_with_logits` and `cross_entropy`, and the
-//! `nll`, `cross_entropy_stats` and `cross_entropy_z_loss` cases (f32 and f64) — 524 cases,
-//! lines byte-identical to the source and in its order.
+//! bf16 and f16 cases of `mse`, `l1`, `huber`, `bce_with_logits` and `cross_entropy`, the
+//! `nll`, `cross_entropy_stats` and `cross_entropy_z_loss` cases (f32 and f64), and the
+//! `kl_div_logits` cases in every dtype (32 f32, 32 f64, 16 bf16, 16 f16) — 620 cases, lines
+//! byte-identical to the source and in its order.
 //! The rest of golden2's losses (the f32/f64 waves of `log_cosh`, `poisson_nll`, `kl_div`, `ctc`,
-//! the margin and weighted losses, the cross-entropy extensions, ...; and `kl_div_logits` in
-//! every dtype) are not implemented yet. `LOSSKIT_GOLDEN2=/path/to/golden2.jsonl.gz` runs
+//! the margin and weighted losses, the cross-entropy extensions, ...) are not implemented yet. `LOSSKIT_GOLDEN2=/path/to/golden2.jsonl.gz` runs
 //! another file instead (the full one, or the hidden seed's): every case whose loss, dtype,
 //! field or parameter this test does not know fails it, by id — for the full file today that
 //! names the unimplemented losses' cases, which is correct.
@@ -16,6 +16,8 @@
 //! computes in f32 from the exact half inputs and returns f32), their gradients, written in the
 //! half type, at rtol 8e-3, atol 1e-6 (bf16) and rtol 1e-3, atol 1e-7 (f16); `nll` at the
 //! default tolerance of its dtype; `cross_entropy_z_loss` at its dtype's tolerance;
+//! `kl_div_logits` (from the paired registry table) at its dtype's tolerance, its half cases
+//! as the other half cases;
 //! `cross_entropy_stats` as `cross_entropy` at its dtype's
 //! tolerance, and its `stats` (from `CrossEntropy::stats`) with `counted` exactly and the other
 //! five at that tolerance. Every disagreement of every case on every tier is collected
@@ -35,7 +37,7 @@ use losskit::{bf16, f16, LossError, Reduction, Storage, Tier};
 const VENDORED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/golden2.jsonl.gz");
 
 /// Cases per (loss, dtype) in the vendored subset, counted from the source file.
-const VENDORED_COUNTS: [(&str, &str, usize); 16] = [
+const VENDORED_COUNTS: [(&str, &str, usize); 20] = [
     ("bce_with_logits", "bf16", 18),
     ("bce_with_logits", "f16", 18),
     ("cross_entropy", "bf16", 44),
@@ -46,6 +48,10 @@ const VENDORED_COUNTS: [(&str, &str, usize); 16] = [
     ("cross_entropy_z_loss", "f64", 60),
     ("huber", "bf16", 18),
     ("huber", "f16", 18),
+    ("kl_div_logits", "bf16", 16),
+    ("kl_div_logits", "f16", 16),
+    ("kl_div_logits", "f32", 32),
+    ("kl_div_logits", "f64", 32),
     ("l1", "bf16", 18),
     ("l1", "f16", 18),
     ("mse", "bf16", 18),
@@ -56,6 +62,7 @@ const VENDORED_COUNTS: [(&str, &str, usize); 16] = [
 
 const HALF: &[&str] = &["bf16", "f16"];
 const FULL: &[&str] = &["f32", "f64"];
+const EVERY: &[&str] = &["bf16", "f16", "f32", "f64"];
 
 /// What this test knows of a loss: its dtypes, its params (name, required) and its inputs.
 struct Spec {
@@ -67,7 +74,7 @@ struct Spec {
 
 const POINTWISE: &[&str] = &["input", "target"];
 
-const SPECS: [Spec; 8] = [
+const SPECS: [Spec; 9] = [
     Spec {
         loss: "mse",
         dtypes: HALF,
@@ -130,6 +137,12 @@ const SPECS: [Spec; 8] = [
         ],
         inputs: &["input", "target"],
     },
+    Spec {
+        loss: "kl_div_logits",
+        dtypes: EVERY,
+        params: &[("classes", true), ("temperature", true)],
+        inputs: &["student", "teacher"],
+    },
 ];
 
 /// Why this test cannot run `case`, if it cannot: an unknown loss, dtype, field or parameter,
@@ -168,7 +181,7 @@ fn unknown(case: &Case) -> Option<String> {
         let ok = match name.as_str() {
             "classes" | "top_k" => value.as_u64().is_some_and(|c| c > 0),
             "ignore_index" => value.as_i64().is_some(),
-            "delta" | "label_smoothing" | "z_loss" => value.is_number(),
+            "delta" | "label_smoothing" | "z_loss" | "temperature" => value.is_number(),
             "weight" => is_numbers(value),
             _ => unreachable!("every spec param has a type"),
         };
@@ -495,6 +508,70 @@ fn rows<S: Widen>(case: &Case, input: Vec<S>) -> Result<Outcome, String> {
     })
 }
 
+/// A paired loss of the registry (`kl_div_logits`) on its two matrices (`[rows, classes]`, read
+/// by the caller) at the case's parameter: mean, sum, none and (with `grad_mean`) the fused
+/// gradient, which the in-place form must reproduce bit for bit.
+fn paired<S: Widen + registry::PairedStored>(
+    case: &Case,
+    x: Vec<S>,
+    y: Vec<S>,
+) -> Result<Outcome, String> {
+    let err = |e: LossError| format!("{}: error {e}", case.id);
+    let loss = registry::find_paired(&case.loss)
+        .unwrap_or_else(|| unreachable!("{} is not paired", case.loss));
+    let classes = case.params["classes"].as_u64().unwrap() as usize;
+    let p = <S::Compute as Elem>::of(num(&case.params[loss.param.name]));
+    let mean = loss
+        .reduce(&x, &y, classes, p, Reduction::Mean)
+        .map_err(err)?;
+    let sum = loss
+        .reduce(&x, &y, classes, p, Reduction::Sum)
+        .map_err(err)?;
+    let mut none = vec![<S::Compute as Elem>::of(f64::NAN); x.len() / classes];
+    loss.each(&x, &y, classes, p, &mut none).map_err(err)?;
+    let mut inconsistent = Vec::new();
+    let grad = match case.grad_mean {
+        None => None,
+        Some(_) => {
+            let mut grad = vec![S::of(f64::NAN); x.len()];
+            let fused = loss
+                .and_grad(&x, &y, classes, p, Reduction::Mean, &mut grad)
+                .map_err(err)?;
+            let mut in_place = x.clone();
+            let fused_in_place = loss
+                .and_grad_in_place(&mut in_place, &y, classes, p, Reduction::Mean)
+                .map_err(err)?;
+            let same = fused.bits() == fused_in_place.bits()
+                && mean.bits() == fused.bits()
+                && grad
+                    .iter()
+                    .zip(&in_place)
+                    .all(|(a, b)| a.wide().to_bits() == b.wide().to_bits());
+            if !same {
+                inconsistent.push(format!(
+                    "{}: the in-place gradient or fused mean differs from the fused gradient or \
+                     the plain mean",
+                    case.id
+                ));
+            }
+            Some((fused.f64(), grad.iter().map(|g| g.wide()).collect()))
+        }
+    };
+    Ok(Outcome {
+        mean: mean.f64(),
+        sum: sum.f64(),
+        none: none.iter().map(|x| x.f64()).collect(),
+        grad,
+        stats: None,
+        inconsistent,
+    })
+}
+
+/// `case.inputs[name]` as numbers of a full-precision dtype.
+fn full<S: Elem>(case: &Case, name: &str) -> Vec<S> {
+    to(&nums(&case.inputs[name]))
+}
+
 /// One case's checks: its disagreements, and the largest share of the tolerance any finite
 /// value used (`|g - e| / (atol + rtol |e|)`; above 1 disagrees), for losses and gradients.
 #[derive(Default)]
@@ -541,6 +618,30 @@ fn check_case(case: &Case) -> Checks {
             rows::<f64>(case, to(&nums(&case.inputs["logits"]))),
             tolerance("f64"),
             tolerance("f64"),
+        ),
+        ("kl_div_logits", "f32") => (
+            paired::<f32>(case, full(case, "student"), full(case, "teacher")),
+            tolerance("f32"),
+            tolerance("f32"),
+        ),
+        ("kl_div_logits", "f64") => (
+            paired::<f64>(case, full(case, "student"), full(case, "teacher")),
+            tolerance("f64"),
+            tolerance("f64"),
+        ),
+        ("kl_div_logits", "bf16") => (
+            exact(case, "student")
+                .and_then(|x| Ok((x, exact(case, "teacher")?)))
+                .and_then(|(x, y)| paired::<bf16>(case, x, y)),
+            tolerance("f32"),
+            bf16::GRAD_TOL,
+        ),
+        ("kl_div_logits", "f16") => (
+            exact(case, "student")
+                .and_then(|x| Ok((x, exact(case, "teacher")?)))
+                .and_then(|(x, y)| paired::<f16>(case, x, y)),
+            tolerance("f32"),
+            f16::GRAD_TOL,
         ),
         ("cross_entropy", "bf16") => (
             exact(case, "logits").and_then(|logits| rows::<bf16>(case, logits)),
@@ -707,7 +808,7 @@ fn vendored_golden2_holds_the_implemented_subset() {
         .map(|&(loss, dtype, n)| ((loss, dtype), n))
         .collect();
     assert_eq!(counts, want, "cases per (loss, dtype) in {VENDORED}");
-    assert_eq!(cases.len(), 524);
+    assert_eq!(cases.len(), 620);
     let mut ids: Vec<&str> = cases.iter().map(|c| c.id.as_str()).collect();
     ids.sort_unstable();
     ids.dedup();

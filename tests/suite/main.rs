@@ -21,6 +21,7 @@ mod gradient_props;
 mod gradients;
 mod guard_page;
 mod non_finite;
+mod paired_props;
 mod partial;
 mod pointwise_props;
 mod serde_form;

@@ -1,5 +1,6 @@
 //! The same bits on every x86 CPU: the AVX2 and AVX-512 tiers give bit-identical results for
-//! every loss and every form (reduced, `_each`, `_and_grad`, in place), in f32, f64, bf16 and
+//! every loss and every form (reduced, `_each`, `_and_grad`, in place; distillation KL's two
+//! matrices included), in f32, f64, bf16 and
 //! f16 storage, on random shapes (short, mid and long rows, lengths around the driver's chunk
 //! boundaries) and with non-finite values. Two NaNs count as equal (their payloads may differ);
 //! every other value must match bit for bit, signed zeros included.
@@ -154,6 +155,24 @@ fn with_grad<S: Elem>(
         let mut k = vec![S::ckey(v)];
         k.extend(keys(grad));
         k
+    });
+    rec.push((label, out.map_err(|e| e.to_string())));
+}
+
+/// Records a reduced loss and a digest of the gradient written beside it (the bits of every
+/// element, NaNs as [`NAN`], hashed): the distillation battery's gradients of long rows would
+/// otherwise hold gigabytes of records.
+fn with_grad_digest<S: Elem>(
+    rec: &mut Record,
+    label: String,
+    r: Result<S::Compute, LossError>,
+    grad: &[S],
+) {
+    use std::hash::{Hash, Hasher};
+    let out = r.map(|v| {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        keys(grad).hash(&mut h);
+        vec![S::ckey(v), h.finish()]
     });
     rec.push((label, out.map_err(|e| e.to_string())));
 }
@@ -409,6 +428,69 @@ fn classification<S: Elem>(rec: &mut Record, rows: usize, classes: usize, seed: 
     }
 }
 
+/// `kl_div_logits` in every form (reduced, each, gradient out of place and in place) over a
+/// student and a teacher of `rows x classes`, at two temperatures; with `nf`, masked teacher
+/// and student classes (-inf) and now and then a NaN or +inf.
+fn distillation<S: Elem>(rec: &mut Record, rows: usize, classes: usize, seed: u64, nf: bool) {
+    let mut rng = Rng::new(seed);
+    let n = rows * classes;
+    let spread = [1.0, 8.0, 40.0][rng.below(0, 3)];
+    let mut s: Vec<f64> = (0..n).map(|_| (rng.unit() - 0.5) * spread).collect();
+    // A teacher near the student in some rows (a small KL, the cancelling case), far in others.
+    let mut t: Vec<f64> = s
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            if (i / classes).is_multiple_of(2) {
+                v + (rng.unit() - 0.5) * 0.01 * spread
+            } else {
+                (rng.unit() - 0.5) * spread
+            }
+        })
+        .collect();
+    if nf {
+        for i in 0..n {
+            if rng.below(0, 7) == 0 {
+                t[i] = f64::NEG_INFINITY;
+            }
+            if rng.below(0, 31) == 0 {
+                s[i] = f64::NEG_INFINITY;
+            }
+        }
+        for r in 0..rows {
+            if rng.below(0, 5) == 0 {
+                let at = r * classes + rng.below(0, classes);
+                let v = [f64::NAN, f64::INFINITY][rng.below(0, 2)];
+                if rng.below(0, 2) == 0 {
+                    s[at] = v;
+                } else {
+                    t[at] = v;
+                }
+            }
+        }
+    }
+    let (student, teacher) = (store::<S>(&s), store::<S>(&t));
+    let l = |what: &str| format!("{} kl {rows}x{classes} nf={nf} {what}", S::LABEL);
+    for temp in [1.0, 0.7] {
+        let temp_c = S::c(temp);
+        for (rn, red) in REDUCTIONS {
+            let r = losskit::kl_div_logits(&student, &teacher, classes, temp_c, red);
+            scalar::<S>(rec, l(&format!("T={temp} {rn}")), r);
+            let mut g = vec![S::of(0.0); n];
+            let r =
+                losskit::kl_div_logits_and_grad(&student, &teacher, classes, temp_c, red, &mut g);
+            with_grad_digest::<S>(rec, l(&format!("T={temp} {rn} grad")), r, &g);
+            let mut inp = student.clone();
+            let r =
+                losskit::kl_div_logits_and_grad_in_place(&mut inp, &teacher, classes, temp_c, red);
+            with_grad_digest::<S>(rec, l(&format!("T={temp} {rn} in place")), r, &inp);
+        }
+        let mut out = vec![S::c(0.0); rows];
+        let r = losskit::kl_div_logits_each(&student, &teacher, classes, temp_c, &mut out);
+        each::<S>(rec, l(&format!("T={temp} each")), r, &out);
+    }
+}
+
 /// Lengths at and around the driver's chunk boundaries (65536·k ± small), short ones around
 /// the lane counts, and random ones.
 fn lengths(rng: &mut Rng) -> Vec<usize> {
@@ -448,6 +530,8 @@ fn battery<S: Elem>(rec: &mut Record, seed: u64) {
     for (i, (rows, classes)) in shapes(&mut rng).into_iter().enumerate() {
         classification::<S>(rec, rows, classes, seed + 1000 + i as u64, false);
         classification::<S>(rec, rows, classes, seed + 2000 + i as u64, true);
+        distillation::<S>(rec, rows, classes, seed + 3000 + i as u64, false);
+        distillation::<S>(rec, rows, classes, seed + 4000 + i as u64, true);
     }
 }
 
