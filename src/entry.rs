@@ -10,6 +10,7 @@
 use crate::engine::{LossSum, RowsOut};
 use crate::loss::ce_stats::CeTotal;
 use crate::loss::cross_entropy::Softmax;
+use crate::loss::ctc::{CtcOut, CtcSpec};
 use crate::loss::nll::NllRows;
 use crate::loss::Pointwise;
 use crate::storage::{bf16, f16, Storage};
@@ -62,6 +63,10 @@ pub trait Entry {
     ) -> LossSum
     where
         Self: Storage;
+    /// Every sample of a ctc call over `x`, computing what `out` asks for.
+    fn ctc(spec: &CtcSpec<'_>, x: &[Self], out: CtcOut<'_, Self>) -> LossSum
+    where
+        Self: Storage;
 }
 
 macro_rules! impl_entry {
@@ -93,6 +98,9 @@ macro_rules! impl_entry {
                 spec.run_stats(x)
             }
             fn nll_rows(spec: &NllRows<'_, $c>, x: &[$t], out: RowsOut<'_, $t>) -> LossSum {
+                spec.run(x, out)
+            }
+            fn ctc(spec: &CtcSpec<'_>, x: &[$t], out: CtcOut<'_, $t>) -> LossSum {
                 spec.run(x, out)
             }
         }

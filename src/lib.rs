@@ -113,6 +113,7 @@ pub use loss::ce_stats::CeStats;
 pub use loss::cross_entropy::{
     cross_entropy, cross_entropy_and_grad, cross_entropy_probs, CrossEntropy, Label,
 };
+pub use loss::ctc::{ctc, Ctc};
 pub use loss::nll::{nll, Nll};
 pub use loss::pointwise::{
     huber, huber_and_grad, huber_each, l1, l1_and_grad, l1_each, mse, mse_and_grad, mse_each,

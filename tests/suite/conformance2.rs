@@ -35,7 +35,7 @@ use losskit::{bf16, f16, LossError, Reduction, Storage, Tier};
 const VENDORED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/golden2.jsonl.gz");
 
 /// Cases per (loss, dtype) in the vendored subset, counted from the source file.
-const VENDORED_COUNTS: [(&str, &str, usize); 16] = [
+const VENDORED_COUNTS: [(&str, &str, usize); 18] = [
     ("bce_with_logits", "bf16", 18),
     ("bce_with_logits", "f16", 18),
     ("cross_entropy", "bf16", 44),
@@ -44,6 +44,8 @@ const VENDORED_COUNTS: [(&str, &str, usize); 16] = [
     ("cross_entropy_stats", "f64", 43),
     ("cross_entropy_z_loss", "f32", 60),
     ("cross_entropy_z_loss", "f64", 60),
+    ("ctc", "f32", 16),
+    ("ctc", "f64", 16),
     ("huber", "bf16", 18),
     ("huber", "f16", 18),
     ("l1", "bf16", 18),
@@ -67,7 +69,10 @@ struct Spec {
 
 const POINTWISE: &[&str] = &["input", "target"];
 
-const SPECS: [Spec; 8] = [
+/// ctc's inputs: the log-probabilities, then its integer arguments.
+const CTC_INPUTS: &[&str] = &["log_probs", "targets", "input_lengths", "target_lengths"];
+
+const SPECS: [Spec; 9] = [
     Spec {
         loss: "mse",
         dtypes: HALF,
@@ -130,6 +135,12 @@ const SPECS: [Spec; 8] = [
         ],
         inputs: &["input", "target"],
     },
+    Spec {
+        loss: "ctc",
+        dtypes: FULL,
+        params: &[("blank", true), ("zero_infinity", true)],
+        inputs: CTC_INPUTS,
+    },
 ];
 
 /// Why this test cannot run `case`, if it cannot: an unknown loss, dtype, field or parameter,
@@ -167,6 +178,8 @@ fn unknown(case: &Case) -> Option<String> {
         }
         let ok = match name.as_str() {
             "classes" | "top_k" => value.as_u64().is_some_and(|c| c > 0),
+            "blank" => value.as_u64().is_some(),
+            "zero_infinity" => value.is_boolean(),
             "ignore_index" => value.as_i64().is_some(),
             "delta" | "label_smoothing" | "z_loss" => value.is_number(),
             "weight" => is_numbers(value),
@@ -193,7 +206,8 @@ fn unknown(case: &Case) -> Option<String> {
     }
     for &name in spec.inputs {
         // Class labels are integers; every other input is numbers.
-        let labels = name == "target" && params.contains_key("classes");
+        let labels = (name == "target" && params.contains_key("classes"))
+            || (case.loss == "ctc" && name != "log_probs");
         let ok = inputs
             .get(name)
             .is_some_and(|v| if labels { is_ints(v) } else { is_numbers(v) });
@@ -237,6 +251,14 @@ fn unknown(case: &Case) -> Option<String> {
     // The shape must describe the first input.
     let first = nums(&case.inputs[spec.inputs[0]]).len();
     let shape_ok = match params.get("classes").and_then(Value::as_u64) {
+        // ctc: [T, N, C], with one input and one target length per sample.
+        None if case.loss == "ctc" => {
+            let batch = |name: &str| case.inputs[name].as_array().map_or(0, Vec::len);
+            case.shape.len() == 3
+                && case.shape.iter().product::<usize>() == first
+                && batch("input_lengths") == case.shape[1]
+                && batch("target_lengths") == case.shape[1]
+        }
         Some(classes) => {
             case.shape.len() == 2
                 && case.shape[1] as u64 == classes
@@ -495,6 +517,83 @@ fn rows<S: Widen>(case: &Case, input: Vec<S>) -> Result<Outcome, String> {
     })
 }
 
+/// A ctc case (`S` its dtype): mean, sum, none, the plain function where the case uses
+/// PyTorch's defaults, and (with `grad_mean`) the fused mean and its gradient.
+fn ctc<S: Widen + Storage<Compute = S>>(case: &Case) -> Result<Outcome, String> {
+    let err = |e: LossError| format!("{}: error {e}", case.id);
+    let ints = |name: &str| -> Vec<i64> {
+        case.inputs[name]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_i64().unwrap())
+            .collect()
+    };
+    let lp: Vec<S> = nums(&case.inputs["log_probs"])
+        .into_iter()
+        .map(S::of)
+        .collect();
+    let (targets, il, tl) = (
+        ints("targets"),
+        ints("input_lengths"),
+        ints("target_lengths"),
+    );
+    let shape = [case.shape[0], case.shape[1], case.shape[2]];
+    let blank = case.params["blank"].as_u64().unwrap() as usize;
+    let zero_infinity = case.params["zero_infinity"].as_bool().unwrap();
+    let c = losskit::Ctc::new()
+        .blank(blank)
+        .zero_infinity(zero_infinity);
+    let mean = c
+        .loss(&lp, shape, &targets, &il, &tl, Reduction::Mean)
+        .map_err(err)?;
+    let sum = c
+        .loss(&lp, shape, &targets, &il, &tl, Reduction::Sum)
+        .map_err(err)?;
+    let mut none = vec![S::of(f64::NAN); shape[1]];
+    c.each(&lp, shape, &targets, &il, &tl, &mut none)
+        .map_err(err)?;
+    let mut inconsistent = Vec::new();
+    if blank == 0 && !zero_infinity {
+        let plain = losskit::ctc(&lp, shape, &targets, &il, &tl, Reduction::Mean).map_err(err)?;
+        if plain.wide().to_bits() != mean.wide().to_bits() {
+            inconsistent.push(format!(
+                "{}: ctc {:e} != the builder's {:e}",
+                case.id,
+                plain.wide(),
+                mean.wide()
+            ));
+        }
+    }
+    let grad = match case.grad_mean {
+        None => None,
+        Some(_) => {
+            let mut grad = vec![S::of(f64::NAN); lp.len()];
+            let fused = c
+                .loss_and_grad(&lp, shape, &targets, &il, &tl, Reduction::Mean, &mut grad)
+                .map_err(err)?;
+            Some((fused.wide(), grad.iter().map(|g| g.wide()).collect()))
+        }
+    };
+    Ok(Outcome {
+        mean: mean.wide(),
+        sum: sum.wide(),
+        none: none.iter().map(|x| x.wide()).collect(),
+        grad,
+        stats: None,
+        inconsistent,
+    })
+}
+
+/// The README's ctc gradient tolerance for `dtype`: `atol + k·|expected.mean|` (k = 1e-6 for
+/// f32, 1e-14 for f64), absolute: the log-space recursion's error grows with the
+/// log-likelihood, not with the gradient element.
+fn ctc_grad_tolerance(case: &Case) -> (f64, f64) {
+    let (_, atol) = tolerance(&case.dtype);
+    let k = if case.dtype == "f32" { 1e-6 } else { 1e-14 };
+    (0.0, atol + k * num(&case.expected["mean"]).abs())
+}
+
 /// One case's checks: its disagreements, and the largest share of the tolerance any finite
 /// value used (`|g - e| / (atol + rtol |e|)`; above 1 disagrees), for losses and gradients.
 #[derive(Default)]
@@ -542,6 +641,8 @@ fn check_case(case: &Case) -> Checks {
             tolerance("f64"),
             tolerance("f64"),
         ),
+        ("ctc", "f32") => (ctc::<f32>(case), tolerance("f32"), ctc_grad_tolerance(case)),
+        ("ctc", "f64") => (ctc::<f64>(case), tolerance("f64"), ctc_grad_tolerance(case)),
         ("cross_entropy", "bf16") => (
             exact(case, "logits").and_then(|logits| rows::<bf16>(case, logits)),
             tolerance("f32"),
@@ -707,13 +808,14 @@ fn vendored_golden2_holds_the_implemented_subset() {
         .map(|&(loss, dtype, n)| ((loss, dtype), n))
         .collect();
     assert_eq!(counts, want, "cases per (loss, dtype) in {VENDORED}");
-    assert_eq!(cases.len(), 524);
+    assert_eq!(cases.len(), 556);
     let mut ids: Vec<&str> = cases.iter().map(|c| c.id.as_str()).collect();
     ids.sort_unstable();
     ids.dedup();
     assert_eq!(ids.len(), cases.len(), "case ids are unique");
-    // Only the all-ignored nll and statistics batches (NaN mean) come without a gradient, so
-    // that none slips out of the gradient checks.
+    // Only the all-ignored nll and statistics batches (NaN mean) and the impossible ctc
+    // alignments without zero_infinity (+inf mean) come without a gradient, so that none
+    // slips out of the gradient checks.
     let without: Vec<&str> = cases
         .iter()
         .filter(|c| c.grad_mean.is_none())
@@ -724,6 +826,10 @@ fn vendored_golden2_holds_the_implemented_subset() {
         [
             "nll-f32-658",
             "nll-f64-1015",
+            "ctc-f32-1332",
+            "ctc-f32-1338",
+            "ctc-f64-1348",
+            "ctc-f64-1354",
             "cross_entropy_stats-f32-1556",
             "cross_entropy_stats-f64-1751"
         ]

@@ -1,0 +1,891 @@
+//! Connectionist temporal classification: PyTorch's `F.ctc_loss`, with its gradient.
+//!
+//! # Semantics
+//!
+//! `log_probs` is time-major `[T, N, C]` (as PyTorch's), `targets` the `N` label sequences
+//! concatenated, `target_lengths[n]` long, and sample `n` reads frames `0..input_lengths[n]`.
+//! A sample's loss is `-ln p(l | x)`, the negative log of the summed probability of every
+//! alignment of its target (blanks anywhere, a blank required between repeated labels). An
+//! impossible alignment (too few frames) gives `+inf`; with `zero_infinity` it gives 0 and a
+//! zero gradient. [`Reduction::Mean`] divides each sample's loss by `max(1, target_length)` and
+//! averages over the batch (NaN for an empty batch); [`Reduction::Sum`] adds the losses.
+//!
+//! The gradient is PyTorch's: with respect to the *logits* behind `log_probs` (through
+//! `log_softmax`), `exp(log_probs[t, n, c]) - posterior(t, n, c)`, times the sample's reduction
+//! weight (1, or `1 / (N · max(1, target_length))`), and 0 for `t >= input_lengths[n]`. A sample
+//! whose loss is not finite (impossible without `zero_infinity`, or NaN input) gets NaN on its
+//! frames, as PyTorch's `exp(lp) - exp(-inf + inf - lp)` does.
+//!
+//! # The recursion: log space, across the extended-label states
+//!
+//! The forward (α) and backward (β) recursions run in log space with a stable
+//! log-add-exp, `m + ln Σ e^(xᵢ - m)` with `m` the largest term. Log space was chosen over
+//! linear space with per-step rescaling because a trained model's posteriors are peaky: the
+//! forward variables of the states that later carry the alignment can be e^-100 and more below
+//! the largest ones at the same frame, which rescaled f32 (or even f64) flushes to zero and
+//! would turn a finite loss into a wrong `+inf`. Log space has no such range limit, and the
+//! transcendental cost per state is paid in vectors.
+//!
+//! The states are vectorised across the extended-label axis (the `2S + 1` states of one
+//! sample), not across samples: the samples of a batch have different input and target
+//! lengths, so lanes across samples would idle, while the states of one frame are independent
+//! given the previous frame. The states are kept in two arrays, the `S + 1` blank states and
+//! the `S` label states, so that a blank state's emission is one broadcast and only the label
+//! states gather their emissions (one scalar gather of `S` values per frame):
+//!
+//! ```text
+//! blank  B_t[k] = lp_t[blank] + lse(B_{t-1}[k], L_{t-1}[k-1])
+//! label  L_t[k] = lp_t[l_k]   + lse(L_{t-1}[k], B_{t-1}[k], L_{t-1}[k-1] if l_k != l_{k-1})
+//! ```
+//!
+//! The two-term `lse` is `max + log1p(exp(-|a - b|))` (one `exp`, one `log1p` on `[0, 1]`), the
+//! three-term one `max + ln(Σ exp(xᵢ - max))` (three `exp`, one `ln`); a lane whose terms are
+//! all `-inf` gives `-inf` and NaN propagates. The backward pass keeps `β'_t(s)`, the paths
+//! from state `s` at frame `t` to the end *without* the emission at `t`, so that the posterior
+//! of a state is `exp(α_t(s) + β'_t(s) + nll)` with no subtraction of `lp`.
+//!
+//! Samples are the leaves of the engine's fixed tree (`tree_reduce`), one sample per leaf, so
+//! every sample is computed by one sequential recursion whatever the threads, and the per-
+//! sample losses are summed in the tree's fixed order: results are bit-identical for any
+//! number of threads, and between the AVX2 and AVX-512 tiers (same lane counts, same code).
+//!
+//! # Error bound
+//!
+//! Each step adds to a state's log value the rounding of one log-add-exp: at most about
+//! `3·u` absolute for the `ln` of a sum in `[1, 3]` plus `u·|α|` for the addition of the
+//! emission (`u` the unit roundoff: `2^-24` f32, `2^-53` f64). Over `T` frames the loss is within
+//! about `T·(3 + 2)·u·max(1, |loss|)` of exact — for `T = 500` in f32, `1.5e-4·max(1, loss)`
+//! absolute at worst and far less in practice (the roundings are not all one-sided); the
+//! conformance tests assert PyTorch's tolerance (rtol 1e-5 for the loss; for gradients
+//! `atol + 1e-6·|mean|` in f32, `1e-14` in f64) on every case. A posterior `exp(γ)` carries
+//! the absolute error of `γ` as a relative error.
+//!
+//! # Memory
+//!
+//! Per call: three `usize` vectors of `N` (lengths and target offsets). Per sample in flight
+//! (one per thread): a handful of vectors of about `S + 2·LANES` values (the recursion's two
+//! frames, the gathered emissions, the skip mask, the labels) — `O(S)`. The gradient needs
+//! `α_t` at the frame where the backward pass reaches it, so [`Ctc::loss_and_grad`] also
+//! allocates `N · T · (2·S_max + 1)` compute values (`S_max` the longest target): the forward
+//! pass stores every frame's α there and the backward pass overwrites each frame with its
+//! posteriors, which the gradient rows (`[T·N, C]`, split over threads by frame) then read; and
+//! one row of `C` compute values per gradient leaf.
+
+use core::ops::Range;
+
+use crate::engine::{tree_reduce, LossSum, Shape};
+use crate::float::sealed::Sealed;
+use crate::loss::cross_entropy::{Label, Labels};
+use crate::simd::dispatch::Resolved;
+use crate::simd::{math, Kernel, Lanes};
+use crate::storage::Storage;
+use crate::{Float, LossError, Reduction};
+
+/// CTC loss with options: the blank label and `zero_infinity`.
+///
+/// A plain `Copy` builder with PyTorch's defaults: `blank = 0`, `zero_infinity = false`. The
+/// input holds log-probabilities (a `log_softmax` over classes), time-major `[T, N, C]`.
+///
+/// ```
+/// use losskit::{Ctc, Reduction};
+/// // T = 2 frames, N = 1 sample, C = 2 classes (0 is the blank); target "1".
+/// let lp = [0.5f64.ln(), 0.5f64.ln(), 0.5f64.ln(), 0.5f64.ln()];
+/// let loss = Ctc::new().loss(&lp, [2, 1, 2], &[1i64], &[2i64], &[1i64], Reduction::Sum)?;
+/// // Alignments of "1" in 2 frames: "1 1", "_ 1", "1 _": p = 3/4.
+/// assert!((loss - -(0.75f64).ln()).abs() < 1e-12);
+/// # Ok::<(), losskit::LossError>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ctc {
+    blank: usize,
+    zero_infinity: bool,
+}
+
+impl Default for Ctc {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A checked ctc call: what every leaf shares.
+pub struct CtcSpec<'a> {
+    time: usize,
+    batch: usize,
+    classes: usize,
+    blank: usize,
+    zero_infinity: bool,
+    targets: Labels<'a>,
+    input_len: Vec<usize>,
+    target_len: Vec<usize>,
+    offset: Vec<usize>,
+    /// The longest target: the gradient's per-frame stride is `2 · max_target + 1`.
+    max_target: usize,
+    /// `Σ input_len · (target_len + 1)`: whether threads pay off.
+    work: usize,
+}
+
+/// What a ctc call computes (an entry point's argument, see `entry.rs`).
+pub enum CtcOut<'o, S: Storage> {
+    /// The reduced loss.
+    Reduce(Reduction),
+    /// Each sample's loss.
+    Each(&'o mut [S::Compute]),
+    /// The reduced loss and the gradient with respect to the logits.
+    Grad(Reduction, &'o mut [S]),
+}
+
+/// Below this much work (`Σ frames · (target length + 1)`) a call runs on one thread.
+const PARALLEL_WORK: usize = 1 << 12;
+
+/// A length or label as a `usize` in `0..=max`, or an [`LossError::OutOfRange`] naming it.
+fn in_range(name: &'static str, index: usize, value: i128, max: usize) -> Result<usize, LossError> {
+    if (0..=max as i128).contains(&value) {
+        Ok(value as usize)
+    } else {
+        Err(LossError::OutOfRange {
+            name,
+            index,
+            value,
+            min: 0,
+            max: max as i128,
+        })
+    }
+}
+
+impl Ctc {
+    /// PyTorch's defaults: `blank = 0`, `zero_infinity = false`.
+    ///
+    /// ```
+    /// assert_eq!(losskit::Ctc::new(), losskit::Ctc::default());
+    /// ```
+    pub fn new() -> Self {
+        Ctc {
+            blank: 0,
+            zero_infinity: false,
+        }
+    }
+
+    /// The blank label (in `0..classes`, checked when the loss is computed).
+    ///
+    /// ```
+    /// use losskit::{Ctc, Reduction};
+    /// let lp = [-0.1f32, -2.4, -2.4, -0.1]; // T = 2, N = 1, C = 2
+    /// // Blank is class 1; target "0" in 2 frames.
+    /// let loss = Ctc::new().blank(1).loss(&lp, [2, 1, 2], &[0u32], &[2u32], &[1u32], Reduction::Sum)?;
+    /// assert!(loss.is_finite());
+    /// # Ok::<(), losskit::LossError>(())
+    /// ```
+    pub fn blank(mut self, blank: usize) -> Self {
+        self.blank = blank;
+        self
+    }
+
+    /// Whether an impossible alignment (`+inf` loss) gives 0 and a zero gradient instead.
+    ///
+    /// ```
+    /// use losskit::{Ctc, Reduction};
+    /// let lp = [0.5f32.ln(); 2]; // T = 1, N = 1, C = 2: one frame cannot hold "1 1"
+    /// let args = (&[1i64, 1][..], &[1i64][..], &[2i64][..]);
+    /// let inf = Ctc::new().loss(&lp, [1, 1, 2], args.0, args.1, args.2, Reduction::Sum)?;
+    /// let zero = Ctc::new().zero_infinity(true).loss(&lp, [1, 1, 2], args.0, args.1, args.2, Reduction::Sum)?;
+    /// assert_eq!((inf, zero), (f32::INFINITY, 0.0));
+    /// # Ok::<(), losskit::LossError>(())
+    /// ```
+    pub fn zero_infinity(mut self, zero_infinity: bool) -> Self {
+        self.zero_infinity = zero_infinity;
+        self
+    }
+
+    /// Checks every argument (before any work) and gathers the lengths.
+    fn spec<'a, L: Label, I: Label>(
+        &self,
+        len: usize,
+        [time, batch, classes]: [usize; 3],
+        targets: &'a [L],
+        input_lengths: &[I],
+        target_lengths: &[I],
+    ) -> Result<CtcSpec<'a>, LossError> {
+        if classes == 0 {
+            return Err(LossError::ZeroClasses);
+        }
+        let rows = time.checked_mul(batch);
+        let expected = rows
+            .and_then(|r| r.checked_mul(classes))
+            .ok_or(LossError::SizeOverflow {
+                rows: rows.unwrap_or(usize::MAX),
+                classes,
+            })?;
+        crate::check::same_len("log_probs", len, "time * batch * classes", expected)?;
+        if self.blank >= classes {
+            return Err(LossError::InvalidParameter {
+                name: "blank",
+                value: self.blank as f64,
+                requirement: "< classes",
+            });
+        }
+        crate::check::same_len("input_lengths", input_lengths.len(), "batch", batch)?;
+        crate::check::same_len("target_lengths", target_lengths.len(), "batch", batch)?;
+        let mut input_len = Vec::with_capacity(batch);
+        let mut target_len = Vec::with_capacity(batch);
+        let mut offset = Vec::with_capacity(batch);
+        let (mut total, mut max_target, mut work) = (0usize, 0usize, 0usize);
+        for (i, (&il, &tl)) in input_lengths.iter().zip(target_lengths).enumerate() {
+            let il = in_range("input_lengths", i, il.to_i128(), time)?;
+            let tl = in_range("target_lengths", i, tl.to_i128(), targets.len())?;
+            offset.push(total);
+            // Each is at most targets.len(), so the running sum cannot overflow before the
+            // check below fails.
+            total += tl;
+            if total > targets.len() {
+                return Err(LossError::LengthMismatch {
+                    name: "targets",
+                    len: targets.len(),
+                    expected_name: "the sum of target_lengths",
+                    expected: target_lengths[i..]
+                        .iter()
+                        .fold(total, |s, l| s.saturating_add(l.to_i128().max(0) as usize)),
+                });
+            }
+            input_len.push(il);
+            target_len.push(tl);
+            max_target = max_target.max(tl);
+            work = work.saturating_add(il.saturating_mul(tl + 1));
+        }
+        let labels = L::labels(targets);
+        for (i, &t) in targets[..total].iter().enumerate() {
+            let t = t.to_i128();
+            in_range("targets", i, t, classes - 1)?;
+            if t == self.blank as i128 {
+                return Err(LossError::BlankInTargets {
+                    index: i,
+                    blank: self.blank,
+                });
+            }
+        }
+        // The gradient's frame stride times N·T must fit (it is allocated).
+        (2 * max_target + 1)
+            .checked_mul(time)
+            .and_then(|x| x.checked_mul(batch))
+            .ok_or(LossError::SizeOverflow {
+                rows: time.saturating_mul(batch),
+                classes: 2 * max_target + 1,
+            })?;
+        Ok(CtcSpec {
+            time,
+            batch,
+            classes,
+            blank: self.blank,
+            zero_infinity: self.zero_infinity,
+            targets: labels,
+            input_len,
+            target_len,
+            offset,
+            max_target,
+            work,
+        })
+    }
+
+    /// The reduced loss over the batch.
+    ///
+    /// `log_probs` is `[T, N, C]` time-major (`shape = [T, N, C]`), `targets` the label
+    /// sequences concatenated (only the first `Σ target_lengths` are read), `input_lengths` and
+    /// `target_lengths` one per sample.
+    ///
+    /// # Errors
+    /// Before any work: [`LossError::ZeroClasses`]; a [`LossError::LengthMismatch`] of
+    /// `log_probs` (`T·N·C` values), of `input_lengths` or `target_lengths` (`N`), or of
+    /// `targets` (shorter than the sum of `target_lengths`); [`LossError::SizeOverflow`];
+    /// [`LossError::InvalidParameter`] for a `blank` not below `classes`;
+    /// [`LossError::OutOfRange`] for an input length outside `0..=T`, a target length outside
+    /// `0..=targets.len()` (negative ones included) or a label outside `0..C`; and
+    /// [`LossError::BlankInTargets`].
+    ///
+    /// ```
+    /// use losskit::{Ctc, LossError, Reduction};
+    /// let lp = [0.5f32.ln(); 4]; // T = 2, N = 1, C = 2
+    /// let err = Ctc::new().loss(&lp, [2, 1, 2], &[0i64], &[2i64], &[1i64], Reduction::Mean).unwrap_err();
+    /// assert_eq!(err, LossError::BlankInTargets { index: 0, blank: 0 });
+    /// let err = Ctc::new().loss(&lp, [2, 1, 2], &[1i64], &[3i64], &[1i64], Reduction::Mean).unwrap_err();
+    /// assert_eq!(err.to_string(), "input_lengths[0] is 3; it must be in 0..=2");
+    /// ```
+    pub fn loss<S: Storage, L: Label, I: Label>(
+        &self,
+        log_probs: &[S],
+        shape: [usize; 3],
+        targets: &[L],
+        input_lengths: &[I],
+        target_lengths: &[I],
+        reduction: Reduction,
+    ) -> Result<S::Compute, LossError> {
+        let spec = self.spec(
+            log_probs.len(),
+            shape,
+            targets,
+            input_lengths,
+            target_lengths,
+        )?;
+        let sum = S::ctc(&spec, log_probs, CtcOut::Reduce(reduction));
+        Ok(sum.finish(spec.batch as f64, reduction))
+    }
+
+    /// Each sample's loss, `-ln p(target | input)` (not divided by its length), into `out`
+    /// (`len == N`).
+    ///
+    /// # Errors
+    /// As [`Ctc::loss`], and a [`LossError::LengthMismatch`] of `out`.
+    ///
+    /// ```
+    /// use losskit::Ctc;
+    /// let lp = [0.5f64.ln(); 8]; // T = 2, N = 2, C = 2
+    /// let mut out = [0.0; 2];
+    /// Ctc::new().each(&lp, [2, 2, 2], &[1u32], &[2u32, 1], &[1u32, 0], &mut out)?;
+    /// // Sample 0: "1" in 2 frames, p = 3/4; sample 1: "" in 1 frame, p = 1/2.
+    /// assert!((out[0] - -(0.75f64).ln()).abs() < 1e-12 && (out[1] - 2f64.ln()).abs() < 1e-12);
+    /// # Ok::<(), losskit::LossError>(())
+    /// ```
+    pub fn each<S: Storage, L: Label, I: Label>(
+        &self,
+        log_probs: &[S],
+        shape: [usize; 3],
+        targets: &[L],
+        input_lengths: &[I],
+        target_lengths: &[I],
+        out: &mut [S::Compute],
+    ) -> Result<(), LossError> {
+        let spec = self.spec(
+            log_probs.len(),
+            shape,
+            targets,
+            input_lengths,
+            target_lengths,
+        )?;
+        crate::check::same_len("out", out.len(), "batch", spec.batch)?;
+        S::ctc(&spec, log_probs, CtcOut::Each(out));
+        Ok(())
+    }
+
+    /// The reduced loss and its gradient with respect to the logits behind `log_probs` into
+    /// `grad` (same length), as PyTorch's backward writes it: `exp(lp) - posterior` times the
+    /// sample's reduction weight, 0 on frames past a sample's input length.
+    ///
+    /// # Errors
+    /// As [`Ctc::loss`], and a [`LossError::LengthMismatch`] of `grad`.
+    ///
+    /// ```
+    /// use losskit::{Ctc, Reduction};
+    /// let lp = [0.5f64.ln(); 4]; // T = 2, N = 1, C = 2
+    /// let mut grad = [9.0; 4];
+    /// let loss = Ctc::new().loss_and_grad(&lp, [2, 1, 2], &[1i64], &[2i64], &[1i64], Reduction::Sum, &mut grad)?;
+    /// assert!((loss - -(0.75f64).ln()).abs() < 1e-12);
+    /// // Frame 0: blank posterior 1/3 ("_ 1"), label 2/3: gradient 1/2 - 1/3, 1/2 - 2/3.
+    /// assert!((grad[0] - 1.0 / 6.0).abs() < 1e-12 && (grad[1] + 1.0 / 6.0).abs() < 1e-12);
+    /// # Ok::<(), losskit::LossError>(())
+    /// ```
+    // The argument list is F.ctc_loss's, plus the gradient.
+    #[allow(clippy::too_many_arguments)]
+    pub fn loss_and_grad<S: Storage, L: Label, I: Label>(
+        &self,
+        log_probs: &[S],
+        shape: [usize; 3],
+        targets: &[L],
+        input_lengths: &[I],
+        target_lengths: &[I],
+        reduction: Reduction,
+        grad: &mut [S],
+    ) -> Result<S::Compute, LossError> {
+        let spec = self.spec(
+            log_probs.len(),
+            shape,
+            targets,
+            input_lengths,
+            target_lengths,
+        )?;
+        crate::check::same_len("grad", grad.len(), "log_probs", log_probs.len())?;
+        let sum = S::ctc(&spec, log_probs, CtcOut::Grad(reduction, grad));
+        Ok(sum.finish(spec.batch as f64, reduction))
+    }
+}
+
+/// CTC loss with PyTorch's defaults (`blank = 0`, `zero_infinity = false`): see [`Ctc`] for the
+/// options and the `each` and gradient forms.
+///
+/// # Errors
+/// As [`Ctc::loss`].
+///
+/// ```
+/// use losskit::Reduction;
+/// let lp = [0.5f32.ln(); 4]; // T = 2, N = 1, C = 2
+/// let loss = losskit::ctc(&lp, [2, 1, 2], &[1i64], &[2i64], &[1i64], Reduction::Mean)?;
+/// assert!((loss - -(0.75f32).ln()).abs() < 1e-6);
+/// # Ok::<(), losskit::LossError>(())
+/// ```
+pub fn ctc<S: Storage, L: Label, I: Label>(
+    log_probs: &[S],
+    shape: [usize; 3],
+    targets: &[L],
+    input_lengths: &[I],
+    target_lengths: &[I],
+    reduction: Reduction,
+) -> Result<S::Compute, LossError> {
+    Ctc::new().loss(
+        log_probs,
+        shape,
+        targets,
+        input_lengths,
+        target_lengths,
+        reduction,
+    )
+}
+
+impl CtcSpec<'_> {
+    /// The reduction weight of sample `n`: what its loss is multiplied by before the sum.
+    fn weight(&self, n: usize, reduction: Reduction) -> f64 {
+        match reduction {
+            Reduction::Sum => 1.0,
+            Reduction::Mean => 1.0 / self.target_len[n].max(1) as f64,
+        }
+    }
+
+    /// The frame stride of the gradient's α / posterior storage.
+    fn stride(&self) -> usize {
+        2 * self.max_target + 1
+    }
+
+    /// A sample's share of the α / posterior storage (at least 1, so that every sample has
+    /// its own slot even with `T = 0`).
+    fn frame(&self) -> usize {
+        (self.stride() * self.time).max(1)
+    }
+
+    /// Runs the call (an entry point's body, see `entry.rs`).
+    pub(crate) fn run<S: Storage>(&self, x: &[S], out: CtcOut<'_, S>) -> LossSum {
+        let tier = Resolved::active();
+        let parallel = self.batch >= 2 && self.work >= PARALLEL_WORK;
+        let (reduction, zero_inf) = (
+            match &out {
+                CtcOut::Reduce(r) | CtcOut::Grad(r, _) => *r,
+                CtcOut::Each(_) => Reduction::Sum,
+            },
+            self.zero_infinity,
+        );
+        // A sample's loss after zero_infinity, and its share of the reduced sum.
+        let finish = |n: usize, nll: S::Compute| {
+            let nll = if zero_inf && nll.to_f64() == f64::INFINITY {
+                S::Compute::ZERO
+            } else {
+                nll
+            };
+            (nll, LossSum::unweighted(nll.to_f64() * self.weight(n, reduction), 1))
+        };
+        match out {
+            CtcOut::Reduce(_) => {
+                let leaf = |n: usize, _: Option<&mut [()]>| {
+                    finish(n, tier.run(Sample::<S> { spec: self, x, n, post: None })).1
+                };
+                tree_reduce(self.batch, parallel, None, 0, &leaf).unwrap_or_default()
+            }
+            CtcOut::Each(out) => {
+                let leaf = |n: usize, out: Option<&mut [S::Compute]>| {
+                    let (nll, sum) =
+                        finish(n, tier.run(Sample::<S> { spec: self, x, n, post: None }));
+                    if let Some(o) = out.and_then(|o| o.first_mut()) {
+                        *o = nll;
+                    }
+                    sum
+                };
+                tree_reduce(self.batch, parallel, Some(out), 1, &leaf).unwrap_or_default()
+            }
+            CtcOut::Grad(_, grad) => {
+                let frame = self.frame();
+                let mut post = vec![S::Compute::ZERO; frame * self.batch];
+                let mut nll = vec![S::Compute::ZERO; self.batch];
+                let mut slots: Vec<(&mut S::Compute, &mut [S::Compute])> = nll
+                    .iter_mut()
+                    .zip(post.chunks_mut(frame))
+                    .collect();
+                let leaf = |n: usize, out: Option<&mut [(&mut S::Compute, &mut [S::Compute])]>| {
+                    let Some((slot, post)) = out.and_then(|o| o.first_mut()) else {
+                        return LossSum::default();
+                    };
+                    let raw = tier.run(Sample::<S> {
+                        spec: self,
+                        x,
+                        n,
+                        post: Some(post),
+                    });
+                    **slot = raw;
+                    finish(n, raw).1
+                };
+                let sum = tree_reduce(self.batch, parallel, Some(&mut slots[..]), 1, &leaf)
+                    .unwrap_or_default();
+                drop(slots);
+                let mean = matches!(reduction, Reduction::Mean);
+                let scale: Vec<S::Compute> = (0..self.batch)
+                    .map(|n| {
+                        // As PyTorch's autograd: the mean's 1/N, then 1/max(1, length).
+                        let w = if mean {
+                            1.0 / self.batch as f64 / self.target_len[n].max(1) as f64
+                        } else {
+                            1.0
+                        };
+                        S::Compute::from_f64(w)
+                    })
+                    .collect();
+                let plan = Shape::Rows {
+                    rows: self.time * self.batch,
+                    row_cost: self.classes,
+                }
+                .plan();
+                let rows_leaf = |i: usize, out: Option<&mut [S]>| {
+                    if let Some(out) = out {
+                        tier.run(GradRows::<S> {
+                            spec: self,
+                            x,
+                            rows: plan.leaf(i),
+                            out,
+                            post: &post,
+                            nll: &nll,
+                            scale: &scale,
+                        });
+                    }
+                };
+                tree_reduce(
+                    plan.leaves,
+                    plan.parallel,
+                    Some(grad),
+                    plan.per_leaf * self.classes,
+                    &rows_leaf,
+                );
+                sum
+            }
+        }
+    }
+}
+
+/// `-inf` in `T`.
+#[inline(always)]
+fn neg_inf<T: Float>() -> T {
+    T::from_f64(f64::NEG_INFINITY)
+}
+
+/// `ln(e^a + e^b)`, lane-wise: `max + log1p(exp(-|a - b|))`. Both `-inf` gives `-inf`; NaN in
+/// either gives NaN.
+#[inline(always)]
+fn lse2<V: Lanes>(isa: V::Isa, a: V, b: V) -> V {
+    let m = a.max(b);
+    let e = math::exp_nonpositive(isa, -(a - b).abs());
+    let r = m + math::log1p_unit(isa, e);
+    // All -inf: a - b is NaN, so the sum a + b (-inf, or NaN if either was NaN) is the answer.
+    V::select(m.eq(V::splat(isa, neg_inf())), a + b, r)
+}
+
+/// `ln(e^a + e^b + e^c)`, lane-wise: `max + ln(Σ exp(x - max))`. All `-inf` gives `-inf`; NaN
+/// in any gives NaN.
+#[inline(always)]
+fn lse3<V: Lanes>(isa: V::Isa, a: V, b: V, c: V) -> V {
+    let m = a.max(b).max(c);
+    // The sum has a term e^0 = 1, so the clamp of tiny terms to MIN_POSITIVE changes nothing.
+    let s = math::exp_nonpositive_clamped(isa, a - m)
+        + math::exp_nonpositive_clamped(isa, b - m)
+        + math::exp_nonpositive_clamped(isa, c - m);
+    let r = m + math::ln(isa, s);
+    V::select(m.eq(V::splat(isa, neg_inf())), a + b + c, r)
+}
+
+/// Scalar `ln(e^a + e^b)` for the final readout (both `-inf`: `-inf`).
+fn lse2_scalar<T: Float>(a: T, b: T) -> T {
+    let m = if a > b { a } else { b };
+    if m == neg_inf() {
+        return a + b;
+    }
+    m + ((a - m).exp() + (b - m).exp()).ln()
+}
+
+/// A buffer of `len` `-inf`s.
+fn buffer<T: Float>(len: usize) -> Vec<T> {
+    vec![neg_inf(); len]
+}
+
+/// One sample's forward recursion (and, with `post`, its backward recursion and posteriors).
+struct Sample<'a, S: Storage> {
+    spec: &'a CtcSpec<'a>,
+    x: &'a [S],
+    n: usize,
+    /// `T · (2·S_max + 1)` values: α per frame, then overwritten with the posteriors (frame `t`:
+    /// the blank's at 0, label position `k`'s at `1 + k`).
+    post: Option<&'a mut [S::Compute]>,
+}
+
+impl<S: Storage> Kernel<S::Compute> for Sample<'_, S> {
+    /// The sample's loss, `-ln p` (before zero_infinity).
+    type Output = S::Compute;
+
+    #[inline(always)]
+    fn run<V: Lanes<Elem = S::Compute>>(self, isa: V::Isa) -> S::Compute {
+        let spec = self.spec;
+        let (n, lanes) = (self.n, V::LANES);
+        let frames = spec.input_len[n];
+        let s_len = spec.target_len[n];
+        let ninf = neg_inf::<S::Compute>();
+        if frames == 0 {
+            // No frames: only the empty target has an alignment (the empty one).
+            return if s_len == 0 {
+                S::Compute::ZERO
+            } else {
+                S::Compute::from_f64(f64::INFINITY)
+            };
+        }
+        let (nb, nl) = (s_len + 1, s_len);
+        let end = nb.div_ceil(lanes) * lanes;
+        let len = end + lanes + 1;
+        let labels: Vec<usize> = (0..nl)
+            .map(|k| spec.targets.get(spec.offset[n] + k) as usize)
+            .collect();
+        // skip[k] = 0 where label state k may be entered from label state k - 1 (a different
+        // label), -inf elsewhere (index 0 and padding included).
+        let mut skip = buffer::<S::Compute>(len);
+        for k in 1..nl {
+            if labels[k] != labels[k - 1] {
+                skip[k] = S::Compute::ZERO;
+            }
+        }
+        let row = |t: usize| {
+            let at = (t * spec.batch + n) * spec.classes;
+            &self.x[at..at + spec.classes]
+        };
+        let mut em = buffer::<S::Compute>(len);
+        let gather = |em: &mut [S::Compute], t: usize| {
+            let r = row(t);
+            for (e, &l) in em.iter_mut().zip(&labels) {
+                *e = r[l].to_compute();
+            }
+            r[spec.blank].to_compute()
+        };
+        // bb[k] = B[k]; lb[k + 1] = L[k] (lb[0] = -inf: "L[-1]").
+        let (mut bb, mut lb) = (buffer::<S::Compute>(len), buffer::<S::Compute>(len));
+        let (mut bb2, mut lb2) = (buffer::<S::Compute>(len), buffer::<S::Compute>(len));
+        let lpb = gather(&mut em, 0);
+        bb[0] = lpb;
+        if nl > 0 {
+            lb[1] = em[0];
+        }
+        let stride = spec.stride();
+        let mut post = self.post;
+        let store_alpha = |post: &mut Option<&mut [S::Compute]>, t: usize, bb: &[S::Compute], lb: &[S::Compute]| {
+            if let Some(p) = post.as_deref_mut() {
+                let r = &mut p[t * stride..t * stride + nb + nl];
+                r[..nb].copy_from_slice(&bb[..nb]);
+                r[nb..].copy_from_slice(&lb[1..1 + nl]);
+            }
+        };
+        store_alpha(&mut post, 0, &bb, &lb);
+        for t in 1..frames {
+            let lpb = V::splat(isa, gather(&mut em, t));
+            let mut k = 0;
+            while k < nb {
+                let b = V::load(isa, &bb[k..]);
+                let l_prev = V::load(isa, &lb[k..]);
+                let l_cur = V::load(isa, &lb[k + 1..]);
+                let sk = V::load(isa, &skip[k..]);
+                let e = V::load(isa, &em[k..]);
+                (lse2(isa, b, l_prev) + lpb).store(&mut bb2[k..]);
+                (lse3(isa, l_cur, b, l_prev + sk) + e).store(&mut lb2[k + 1..]);
+                k += lanes;
+            }
+            // Padding back to -inf: only valid states feed valid states, but the invariant
+            // keeps padding lanes from holding NaN garbage.
+            bb2[nb..].fill(ninf);
+            lb2[1 + nl..].fill(ninf);
+            core::mem::swap(&mut bb, &mut bb2);
+            core::mem::swap(&mut lb, &mut lb2);
+            store_alpha(&mut post, t, &bb, &lb);
+        }
+        let ll = if nl == 0 {
+            bb[0]
+        } else {
+            lse2_scalar(bb[nb - 1], lb[nl])
+        };
+        let nll = -ll;
+        if let Some(p) = post {
+            if nll.to_f64().is_finite() {
+                backward::<S, V>(
+                    isa,
+                    Backward {
+                        frames,
+                        nb,
+                        nl,
+                        len,
+                        stride,
+                        nll,
+                        skip: &skip,
+                        gather: &gather,
+                        em,
+                    },
+                    p,
+                );
+            }
+        }
+        nll
+    }
+}
+
+/// What the backward pass of one sample needs from its forward pass.
+struct Backward<'g, T, G> {
+    frames: usize,
+    nb: usize,
+    nl: usize,
+    len: usize,
+    stride: usize,
+    nll: T,
+    skip: &'g [T],
+    gather: &'g G,
+    em: Vec<T>,
+}
+
+/// The backward recursion of one sample: overwrites each frame's α in `post` with the
+/// posteriors (the blank's summed at 0, label position `k`'s at `1 + k`).
+#[inline(always)]
+fn backward<S: Storage, V: Lanes<Elem = S::Compute>>(
+    isa: V::Isa,
+    b: Backward<'_, S::Compute, impl Fn(&mut [S::Compute], usize) -> S::Compute>,
+    post: &mut [S::Compute],
+) {
+    let Backward {
+        frames,
+        nb,
+        nl,
+        len,
+        stride,
+        nll,
+        skip,
+        gather,
+        mut em,
+    } = b;
+    let lanes = V::LANES;
+    let ninf = neg_inf::<S::Compute>();
+    let (mut bb, mut bl) = (buffer::<S::Compute>(len), buffer::<S::Compute>(len));
+    let (mut cb, mut cl) = (buffer::<S::Compute>(len), buffer::<S::Compute>(len));
+    let (mut ab, mut al) = (buffer::<S::Compute>(len), buffer::<S::Compute>(len));
+    let mut pl = vec![S::Compute::ZERO; len];
+    let zero = S::Compute::ZERO;
+    // β' at the last frame: 0 at the two final states.
+    bb[nb - 1] = zero;
+    if nl > 0 {
+        bl[nl - 1] = zero;
+    }
+    let vnll = V::splat(isa, nll);
+    let mut t = frames;
+    while t > 0 {
+        t -= 1;
+        let row = &mut post[t * stride..t * stride + nb + nl];
+        ab[..nb].copy_from_slice(&row[..nb]);
+        al[..nl].copy_from_slice(&row[nb..]);
+        // Posteriors: exp(α + β' + nll); padding lanes are -inf and give 0.
+        let mut blank = V::splat(isa, zero);
+        let mut k = 0;
+        while k < nb {
+            let gb = V::load(isa, &ab[k..]) + V::load(isa, &bb[k..]) + vnll;
+            blank = blank + math::exp(isa, gb);
+            let gl = V::load(isa, &al[k..]) + V::load(isa, &bl[k..]) + vnll;
+            math::exp(isa, gl).store(&mut pl[k..]);
+            k += lanes;
+        }
+        row[0] = blank.reduce_sum();
+        row[1..1 + nl].copy_from_slice(&pl[..nl]);
+        if t == 0 {
+            break;
+        }
+        // c = β'_t + lp_t (Graves' β at t), then β'_{t-1}.
+        let lpb = V::splat(isa, gather(&mut em, t));
+        let mut k = 0;
+        while k < nb {
+            (V::load(isa, &bb[k..]) + lpb).store(&mut cb[k..]);
+            (V::load(isa, &bl[k..]) + V::load(isa, &em[k..])).store(&mut cl[k..]);
+            k += lanes;
+        }
+        cb[nb..].fill(ninf);
+        cl[nl..].fill(ninf);
+        let mut k = 0;
+        while k < nb {
+            let c_b = V::load(isa, &cb[k..]);
+            let c_l = V::load(isa, &cl[k..]);
+            let c_b1 = V::load(isa, &cb[k + 1..]);
+            let c_l1 = V::load(isa, &cl[k + 1..]);
+            let sk1 = V::load(isa, &skip[k + 1..]);
+            lse2(isa, c_b, c_l).store(&mut bb[k..]);
+            lse3(isa, c_l, c_b1, c_l1 + sk1).store(&mut bl[k..]);
+            k += lanes;
+        }
+        bb[nb..].fill(ninf);
+        bl[nl..].fill(ninf);
+    }
+}
+
+/// Gradient rows `rows` of `[T·N, C]` (frame-major, as `log_probs`).
+struct GradRows<'a, S: Storage> {
+    spec: &'a CtcSpec<'a>,
+    x: &'a [S],
+    rows: Range<usize>,
+    out: &'a mut [S],
+    post: &'a [S::Compute],
+    nll: &'a [S::Compute],
+    scale: &'a [S::Compute],
+}
+
+impl<S: Storage> Kernel<S::Compute> for GradRows<'_, S> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<V: Lanes<Elem = S::Compute>>(self, isa: V::Isa) {
+        let spec = self.spec;
+        let (c, lanes) = (spec.classes, V::LANES);
+        let zero = S::Compute::ZERO;
+        let nan = S::Compute::from_f64(f64::NAN);
+        let mut buf = vec![zero; c];
+        let frame = spec.frame();
+        for (i, r) in self.rows.clone().enumerate() {
+            let (t, n) = (r / spec.batch, r % spec.batch);
+            let x = &self.x[r * c..(r + 1) * c];
+            let out = &mut self.out[i * c..(i + 1) * c];
+            let nll = self.nll[n];
+            let fill = if t >= spec.input_len[n] {
+                Some(zero)
+            } else if !nll.to_f64().is_finite() {
+                let zeroed = spec.zero_infinity && nll.to_f64() == f64::INFINITY;
+                Some(if zeroed { zero } else { nan })
+            } else {
+                None
+            };
+            if let Some(v) = fill {
+                out.fill(S::from_compute(v));
+                continue;
+            }
+            let w = self.scale[n];
+            let vw = V::splat(isa, w);
+            let mut j = 0;
+            while j + lanes <= c {
+                (math::exp(isa, S::load::<V>(isa, &x[j..])) * vw).store(&mut buf[j..]);
+                j += lanes;
+            }
+            if j < c {
+                let v = S::load_prefix::<V>(isa, &x[j..], zero);
+                (math::exp(isa, v) * vw).store_prefix(&mut buf[j..]);
+            }
+            let p = &self.post[n * frame + t * spec.stride()..];
+            buf[spec.blank] = buf[spec.blank] - w * p[0];
+            let off = spec.offset[n];
+            for k in 0..spec.target_len[n] {
+                let l = spec.targets.get(off + k) as usize;
+                buf[l] = buf[l] - w * p[1 + k];
+            }
+            let mut j = 0;
+            while j + lanes <= c {
+                S::store(V::load(isa, &buf[j..]), &mut out[j..]);
+                j += lanes;
+            }
+            if j < c {
+                S::store_prefix(V::load_prefix(isa, &buf[j..], zero), &mut out[j..]);
+            }
+        }
+    }
+}
