@@ -241,7 +241,7 @@ impl Ctc {
                     name: "targets",
                     len: targets.len(),
                     expected_name: "the sum of target_lengths",
-                    expected: target_lengths[i..]
+                    expected: target_lengths[i + 1..]
                         .iter()
                         .fold(total, |s, l| s.saturating_add(l.to_i128().max(0) as usize)),
                 });
