@@ -340,14 +340,46 @@ fn log_add_exp(a: f64, b: f64) -> f64 {
 /// ```
 pub fn ctc<T: Float>(
     log_probs: &[T],
-    [time, batch, classes]: [usize; 3],
+    shape: [usize; 3],
     targets: &[usize],
     input_lengths: &[usize],
     target_lengths: &[usize],
     blank: usize,
 ) -> (Vec<f64>, Vec<f64>) {
+    let args = (targets, input_lengths, target_lengths);
+    ctc_passes(log_probs, shape, args, blank, true)
+}
+
+/// Each sample's `-ln p` as [`ctc`] computes it, by the forward recursion alone (no β, no
+/// gradient).
+///
+/// ```
+/// let lp = [0.5f64.ln(); 4]; // T = 2, N = 1, C = 2
+/// let nll = losskit::reference::ctc_loss(&lp, [2, 1, 2], &[1], &[2], &[1], 0);
+/// assert!((nll[0] - -(0.75f64).ln()).abs() < 1e-15);
+/// ```
+pub fn ctc_loss<T: Float>(
+    log_probs: &[T],
+    shape: [usize; 3],
+    targets: &[usize],
+    input_lengths: &[usize],
+    target_lengths: &[usize],
+    blank: usize,
+) -> Vec<f64> {
+    let args = (targets, input_lengths, target_lengths);
+    ctc_passes(log_probs, shape, args, blank, false).0
+}
+
+/// [`ctc`]'s body; without `with_grad` only the forward pass (and an empty gradient).
+fn ctc_passes<T: Float>(
+    log_probs: &[T],
+    [time, batch, classes]: [usize; 3],
+    (targets, input_lengths, target_lengths): (&[usize], &[usize], &[usize]),
+    blank: usize,
+    with_grad: bool,
+) -> (Vec<f64>, Vec<f64>) {
     let mut nlls = Vec::with_capacity(batch);
-    let mut grad = vec![0.0; time * batch * classes];
+    let mut grad = vec![0.0; if with_grad { time * batch * classes } else { 0 }];
     let mut offset = 0;
     for n in 0..batch {
         let (frames, len) = (input_lengths[n], target_lengths[n]);
@@ -387,6 +419,9 @@ pub fn ctc<T: Float>(
         };
         let nll = -ll;
         nlls.push(nll);
+        if !with_grad {
+            continue;
+        }
         let mut beta = vec![vec![ninf; states]; frames];
         beta[frames - 1][states - 1] = lp(frames - 1, blank);
         if len > 0 {
