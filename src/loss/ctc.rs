@@ -764,7 +764,6 @@ fn backward<S: Storage, V: Lanes<Elem = S::Compute>>(
     let lanes = V::LANES;
     let ninf = neg_inf::<S::Compute>();
     let (mut bb, mut bl) = (buffer::<S::Compute>(len), buffer::<S::Compute>(len));
-    let (mut cb, mut cl) = (buffer::<S::Compute>(len), buffer::<S::Compute>(len));
     let (mut ab, mut al) = (buffer::<S::Compute>(len), buffer::<S::Compute>(len));
     let mut pl = vec![S::Compute::ZERO; len];
     let zero = S::Compute::ZERO;
@@ -780,42 +779,38 @@ fn backward<S: Storage, V: Lanes<Elem = S::Compute>>(
         let row = &mut post[t * stride..t * stride + nb + nl];
         ab[..nb].copy_from_slice(&row[..nb]);
         al[..nl].copy_from_slice(&row[nb..]);
-        // Posteriors: exp(α + β' + nll); padding lanes are -inf and give 0.
+        // One sweep per frame: the posteriors exp(α_t + β'_t + nll) (padding lanes are -inf and
+        // give 0; the sum is at most 1 up to rounding, so the exponent is not above 0 by more
+        // than a rounding error: `exp_nonpositive` is exact there) and, unless t = 0, β'_{t-1}
+        // from c = β'_t + lp_t, written over β'_t in place: chunk k reads indices k.. and
+        // writes k..k+LANES, which no later chunk reads.
+        let lpb = if t > 0 {
+            V::splat(isa, gather(&mut em, t))
+        } else {
+            V::splat(isa, zero)
+        };
         let mut blank = V::splat(isa, zero);
         let mut k = 0;
         while k < nb {
-            let gb = V::load(isa, &ab[k..]) + V::load(isa, &bb[k..]) + vnll;
-            blank = blank + math::exp(isa, gb);
-            let gl = V::load(isa, &al[k..]) + V::load(isa, &bl[k..]) + vnll;
-            math::exp(isa, gl).store(&mut pl[k..]);
+            let b0 = V::load(isa, &bb[k..]);
+            let l0 = V::load(isa, &bl[k..]);
+            blank = blank + math::exp_nonpositive(isa, V::load(isa, &ab[k..]) + b0 + vnll);
+            let gl = V::load(isa, &al[k..]) + l0 + vnll;
+            math::exp_nonpositive(isa, gl).store(&mut pl[k..]);
+            if t > 0 {
+                let c_b = b0 + lpb;
+                let c_l = l0 + V::load(isa, &em[k..]);
+                let c_b1 = V::load(isa, &bb[k + 1..]) + lpb;
+                let c_l1 = V::load(isa, &bl[k + 1..]) + V::load(isa, &em[k + 1..]);
+                let sk1 = V::load(isa, &skip[k + 1..]);
+                lse2(isa, c_b, c_l).store(&mut bb[k..]);
+                lse3(isa, c_l, c_b1, c_l1 + sk1).store(&mut bl[k..]);
+            }
             k += lanes;
         }
         row[0] = blank.reduce_sum();
         row[1..1 + nl].copy_from_slice(&pl[..nl]);
-        if t == 0 {
-            break;
-        }
-        // c = β'_t + lp_t (Graves' β at t), then β'_{t-1}.
-        let lpb = V::splat(isa, gather(&mut em, t));
-        let mut k = 0;
-        while k < nb {
-            (V::load(isa, &bb[k..]) + lpb).store(&mut cb[k..]);
-            (V::load(isa, &bl[k..]) + V::load(isa, &em[k..])).store(&mut cl[k..]);
-            k += lanes;
-        }
-        cb[nb..].fill(ninf);
-        cl[nl..].fill(ninf);
-        let mut k = 0;
-        while k < nb {
-            let c_b = V::load(isa, &cb[k..]);
-            let c_l = V::load(isa, &cl[k..]);
-            let c_b1 = V::load(isa, &cb[k + 1..]);
-            let c_l1 = V::load(isa, &cl[k + 1..]);
-            let sk1 = V::load(isa, &skip[k + 1..]);
-            lse2(isa, c_b, c_l).store(&mut bb[k..]);
-            lse3(isa, c_l, c_b1, c_l1 + sk1).store(&mut bl[k..]);
-            k += lanes;
-        }
+        // Padding back to -inf (the stores above ran past the states).
         bb[nb..].fill(ninf);
         bl[nl..].fill(ninf);
     }
