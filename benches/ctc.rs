@@ -63,7 +63,10 @@ fn problem([t, n, c]: [usize; 3], target: usize) -> Problem {
 }
 
 fn bench(c: &mut Criterion) {
-    let shapes = [("ctc_asr", [500, 32, 32], 100), ("ctc_vocab", [2000, 8, 5000], 200)];
+    let shapes = [
+        ("ctc_asr", [500, 32, 32], 100),
+        ("ctc_vocab", [2000, 8, 5000], 200),
+    ];
     for (name, shape, target) in shapes {
         let p = problem(shape, target);
         let args = (&p.targets[..], &p.input_lengths[..], &p.target_lengths[..]);

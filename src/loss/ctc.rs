@@ -45,9 +45,11 @@
 //! of a state is `exp(α_t(s) + β'_t(s) + nll)` with no subtraction of `lp`.
 //!
 //! Samples are the leaves of the engine's fixed tree (`tree_reduce`), one sample per leaf, so
-//! every sample is computed by one sequential recursion whatever the threads, and the per-
-//! sample losses are summed in the tree's fixed order: results are bit-identical for any
-//! number of threads, and between the AVX2 and AVX-512 tiers (same lane counts, same code).
+//! every sample (its loss and its gradient rows) is computed by one sequential recursion
+//! whatever the threads, and the per-sample losses are summed in the tree's fixed order:
+//! results are bit-identical for any number of threads, and between the AVX2 and AVX-512
+//! tiers (same lane counts, same code). The batch runs in parallel when it has two samples or
+//! more and at least 4096 frame-states of work.
 //!
 //! # Error bound
 //!
@@ -62,18 +64,17 @@
 //!
 //! # Memory
 //!
-//! Per call: three `usize` vectors of `N` (lengths and target offsets). Per sample in flight
-//! (one per thread): a handful of vectors of about `S + 2·LANES` values (the recursion's two
-//! frames, the gathered emissions, the skip mask, the labels) — `O(S)`. The gradient needs
-//! `α_t` at the frame where the backward pass reaches it, so [`Ctc::loss_and_grad`] also
-//! allocates `N · T · (2·S_max + 1)` compute values (`S_max` the longest target): the forward
-//! pass stores every frame's α there and the backward pass overwrites each frame with its
-//! posteriors, which the gradient rows (`[T·N, C]`, split over threads by frame) then read; and
-//! one row of `C` compute values per gradient leaf.
+//! Per call: three `usize` vectors of `N` (lengths and target offsets) and, for the gradient,
+//! one slice reference per gradient row (`T·N`), which hands every sample its own rows of the
+//! time-major gradient. Per sample in flight (one per thread): a handful of vectors of about
+//! `S + 2·LANES` compute values (the recursion's two frames, the gathered emissions, the skip
+//! mask, the labels) — `O(S)` for the loss. The gradient needs `α_t` when the backward pass
+//! reaches frame `t`, so [`Ctc::loss_and_grad`] also keeps the sample's α, `input_length ·
+//! (2S + 1)` compute values (400 KB for 500 frames and 100 labels in f32), and one row of `C`
+//! values; the backward pass writes the sample's gradient rows as it goes, so nothing of size
+//! `T·N·S` is ever allocated.
 
-use core::ops::Range;
-
-use crate::engine::{tree_reduce, LossSum, Shape};
+use crate::engine::{tree_reduce, LossSum};
 use crate::float::sealed::Sealed;
 use crate::loss::cross_entropy::{Label, Labels};
 use crate::simd::dispatch::Resolved;
@@ -118,8 +119,6 @@ pub struct CtcSpec<'a> {
     input_len: Vec<usize>,
     target_len: Vec<usize>,
     offset: Vec<usize>,
-    /// The longest target: the gradient's per-frame stride is `2 · max_target + 1`.
-    max_target: usize,
     /// `Σ input_len · (target_len + 1)`: whether threads pay off.
     work: usize,
 }
@@ -209,12 +208,12 @@ impl Ctc {
             return Err(LossError::ZeroClasses);
         }
         let rows = time.checked_mul(batch);
-        let expected = rows
-            .and_then(|r| r.checked_mul(classes))
-            .ok_or(LossError::SizeOverflow {
-                rows: rows.unwrap_or(usize::MAX),
-                classes,
-            })?;
+        let expected =
+            rows.and_then(|r| r.checked_mul(classes))
+                .ok_or(LossError::SizeOverflow {
+                    rows: rows.unwrap_or(usize::MAX),
+                    classes,
+                })?;
         crate::check::same_len("log_probs", len, "time * batch * classes", expected)?;
         if self.blank >= classes {
             return Err(LossError::InvalidParameter {
@@ -262,13 +261,15 @@ impl Ctc {
                 });
             }
         }
-        // The gradient's frame stride times N·T must fit (it is allocated).
-        (2 * max_target + 1)
-            .checked_mul(time)
-            .and_then(|x| x.checked_mul(batch))
+        // A sample's α storage for the gradient, `T · (2S + 1)` values, must have a size.
+        max_target
+            .checked_mul(2)
+            .and_then(|x| x.checked_add(1))
+            .and_then(|x| x.checked_mul(time))
+            .filter(|&x| x <= isize::MAX as usize / 8)
             .ok_or(LossError::SizeOverflow {
-                rows: time.saturating_mul(batch),
-                classes: 2 * max_target + 1,
+                rows: time,
+                classes: max_target.saturating_mul(2).saturating_add(1),
             })?;
         Ok(CtcSpec {
             time,
@@ -280,7 +281,6 @@ impl Ctc {
             input_len,
             target_len,
             offset,
-            max_target,
             work,
         })
     }
@@ -446,17 +446,6 @@ impl CtcSpec<'_> {
         }
     }
 
-    /// The frame stride of the gradient's α / posterior storage.
-    fn stride(&self) -> usize {
-        2 * self.max_target + 1
-    }
-
-    /// A sample's share of the α / posterior storage (at least 1, so that every sample has
-    /// its own slot even with `T = 0`).
-    fn frame(&self) -> usize {
-        (self.stride() * self.time).max(1)
-    }
-
     /// Runs the call (an entry point's body, see `entry.rs`).
     pub(crate) fn run<S: Storage>(&self, x: &[S], out: CtcOut<'_, S>) -> LossSum {
         let tier = Resolved::active();
@@ -475,19 +464,38 @@ impl CtcSpec<'_> {
             } else {
                 nll
             };
-            (nll, LossSum::unweighted(nll.to_f64() * self.weight(n, reduction), 1))
+            (
+                nll,
+                LossSum::unweighted(nll.to_f64() * self.weight(n, reduction), 1),
+            )
         };
         match out {
             CtcOut::Reduce(_) => {
                 let leaf = |n: usize, _: Option<&mut [()]>| {
-                    finish(n, tier.run(Sample::<S> { spec: self, x, n, post: None })).1
+                    finish(
+                        n,
+                        tier.run(Sample::<S> {
+                            spec: self,
+                            x,
+                            n,
+                            grad: None,
+                        }),
+                    )
+                    .1
                 };
                 tree_reduce(self.batch, parallel, None, 0, &leaf).unwrap_or_default()
             }
             CtcOut::Each(out) => {
                 let leaf = |n: usize, out: Option<&mut [S::Compute]>| {
-                    let (nll, sum) =
-                        finish(n, tier.run(Sample::<S> { spec: self, x, n, post: None }));
+                    let (nll, sum) = finish(
+                        n,
+                        tier.run(Sample::<S> {
+                            spec: self,
+                            x,
+                            n,
+                            grad: None,
+                        }),
+                    );
                     if let Some(o) = out.and_then(|o| o.first_mut()) {
                         *o = nll;
                     }
@@ -496,67 +504,34 @@ impl CtcSpec<'_> {
                 tree_reduce(self.batch, parallel, Some(out), 1, &leaf).unwrap_or_default()
             }
             CtcOut::Grad(_, grad) => {
-                let frame = self.frame();
-                let mut post = vec![S::Compute::ZERO; frame * self.batch];
-                let mut nll = vec![S::Compute::ZERO; self.batch];
-                let mut slots: Vec<(&mut S::Compute, &mut [S::Compute])> = nll
-                    .iter_mut()
-                    .zip(post.chunks_mut(frame))
+                // Each sample's gradient rows (frame t is row t·N + n): disjoint slices handed
+                // to the sample's leaf, which writes them all (zeros past its input length).
+                let mut rows: Vec<Vec<&mut [S]>> = (0..self.batch)
+                    .map(|_| Vec::with_capacity(self.time))
                     .collect();
-                let leaf = |n: usize, out: Option<&mut [(&mut S::Compute, &mut [S::Compute])]>| {
-                    let Some((slot, post)) = out.and_then(|o| o.first_mut()) else {
+                for (r, row) in grad.chunks_mut(self.classes).enumerate() {
+                    rows[r % self.batch].push(row);
+                }
+                let mean = matches!(reduction, Reduction::Mean);
+                let leaf = |n: usize, out: Option<&mut [Vec<&mut [S]>]>| {
+                    let Some(rows) = out.and_then(|o| o.first_mut()) else {
                         return LossSum::default();
+                    };
+                    // As PyTorch's autograd: the mean's 1/N, then 1/max(1, length).
+                    let w = if mean {
+                        1.0 / self.batch as f64 / self.target_len[n].max(1) as f64
+                    } else {
+                        1.0
                     };
                     let raw = tier.run(Sample::<S> {
                         spec: self,
                         x,
                         n,
-                        post: Some(post),
+                        grad: Some((&mut rows[..], S::Compute::from_f64(w))),
                     });
-                    **slot = raw;
                     finish(n, raw).1
                 };
-                let sum = tree_reduce(self.batch, parallel, Some(&mut slots[..]), 1, &leaf)
-                    .unwrap_or_default();
-                drop(slots);
-                let mean = matches!(reduction, Reduction::Mean);
-                let scale: Vec<S::Compute> = (0..self.batch)
-                    .map(|n| {
-                        // As PyTorch's autograd: the mean's 1/N, then 1/max(1, length).
-                        let w = if mean {
-                            1.0 / self.batch as f64 / self.target_len[n].max(1) as f64
-                        } else {
-                            1.0
-                        };
-                        S::Compute::from_f64(w)
-                    })
-                    .collect();
-                let plan = Shape::Rows {
-                    rows: self.time * self.batch,
-                    row_cost: self.classes,
-                }
-                .plan();
-                let rows_leaf = |i: usize, out: Option<&mut [S]>| {
-                    if let Some(out) = out {
-                        tier.run(GradRows::<S> {
-                            spec: self,
-                            x,
-                            rows: plan.leaf(i),
-                            out,
-                            post: &post,
-                            nll: &nll,
-                            scale: &scale,
-                        });
-                    }
-                };
-                tree_reduce(
-                    plan.leaves,
-                    plan.parallel,
-                    Some(grad),
-                    plan.per_leaf * self.classes,
-                    &rows_leaf,
-                );
-                sum
+                tree_reduce(self.batch, parallel, Some(&mut rows[..]), 1, &leaf).unwrap_or_default()
             }
         }
     }
@@ -607,16 +582,15 @@ fn buffer<T: Float>(len: usize) -> Vec<T> {
 }
 
 /// One sample's forward recursion (and, with `post`, its backward recursion and posteriors).
-struct Sample<'a, S: Storage> {
+struct Sample<'a, 'g, 'r, S: Storage> {
     spec: &'a CtcSpec<'a>,
     x: &'a [S],
     n: usize,
-    /// `T · (2·S_max + 1)` values: α per frame, then overwritten with the posteriors (frame `t`:
-    /// the blank's at 0, label position `k`'s at `1 + k`).
-    post: Option<&'a mut [S::Compute]>,
+    /// The sample's `T` gradient rows (frame `t` at `t`) and its reduction weight.
+    grad: Option<(&'g mut [&'r mut [S]], S::Compute)>,
 }
 
-impl<S: Storage> Kernel<S::Compute> for Sample<'_, S> {
+impl<S: Storage> Kernel<S::Compute> for Sample<'_, '_, '_, S> {
     /// The sample's loss, `-ln p` (before zero_infinity).
     type Output = S::Compute;
 
@@ -627,10 +601,18 @@ impl<S: Storage> Kernel<S::Compute> for Sample<'_, S> {
         let frames = spec.input_len[n];
         let s_len = spec.target_len[n];
         let ninf = neg_inf::<S::Compute>();
+        let zero = S::Compute::ZERO;
+        let mut grad = self.grad;
+        // Frames past the input length have gradient 0.
+        if let Some((rows, _)) = grad.as_mut() {
+            for r in rows.iter_mut().skip(frames) {
+                r.fill(S::from_compute(zero));
+            }
+        }
         if frames == 0 {
             // No frames: only the empty target has an alignment (the empty one).
             return if s_len == 0 {
-                S::Compute::ZERO
+                zero
             } else {
                 S::Compute::from_f64(f64::INFINITY)
             };
@@ -646,7 +628,7 @@ impl<S: Storage> Kernel<S::Compute> for Sample<'_, S> {
         let mut skip = buffer::<S::Compute>(len);
         for k in 1..nl {
             if labels[k] != labels[k - 1] {
-                skip[k] = S::Compute::ZERO;
+                skip[k] = zero;
             }
         }
         let row = |t: usize| {
@@ -669,16 +651,22 @@ impl<S: Storage> Kernel<S::Compute> for Sample<'_, S> {
         if nl > 0 {
             lb[1] = em[0];
         }
-        let stride = spec.stride();
-        let mut post = self.post;
-        let store_alpha = |post: &mut Option<&mut [S::Compute]>, t: usize, bb: &[S::Compute], lb: &[S::Compute]| {
-            if let Some(p) = post.as_deref_mut() {
-                let r = &mut p[t * stride..t * stride + nb + nl];
-                r[..nb].copy_from_slice(&bb[..nb]);
-                r[nb..].copy_from_slice(&lb[1..1 + nl]);
-            }
+        // The gradient needs every frame's α in the backward pass: `frames · (2S + 1)` values.
+        let stride = nb + nl;
+        let mut alpha = if grad.is_some() {
+            vec![zero; frames * stride]
+        } else {
+            Vec::new()
         };
-        store_alpha(&mut post, 0, &bb, &lb);
+        let store_alpha =
+            |alpha: &mut [S::Compute], t: usize, bb: &[S::Compute], lb: &[S::Compute]| {
+                if !alpha.is_empty() {
+                    let r = &mut alpha[t * stride..(t + 1) * stride];
+                    r[..nb].copy_from_slice(&bb[..nb]);
+                    r[nb..].copy_from_slice(&lb[1..1 + nl]);
+                }
+            };
+        store_alpha(&mut alpha, 0, &bb, &lb);
         for t in 1..frames {
             let lpb = V::splat(isa, gather(&mut em, t));
             let mut k = 0;
@@ -698,7 +686,7 @@ impl<S: Storage> Kernel<S::Compute> for Sample<'_, S> {
             lb2[1 + nl..].fill(ninf);
             core::mem::swap(&mut bb, &mut bb2);
             core::mem::swap(&mut lb, &mut lb2);
-            store_alpha(&mut post, t, &bb, &lb);
+            store_alpha(&mut alpha, t, &bb, &lb);
         }
         let ll = if nl == 0 {
             bb[0]
@@ -706,23 +694,35 @@ impl<S: Storage> Kernel<S::Compute> for Sample<'_, S> {
             lse2_scalar(bb[nb - 1], lb[nl])
         };
         let nll = -ll;
-        if let Some(p) = post {
+        if let Some((rows, w)) = grad {
+            let rows = &mut rows[..frames];
             if nll.to_f64().is_finite() {
-                backward::<S, V>(
-                    isa,
-                    Backward {
-                        frames,
-                        nb,
-                        nl,
-                        len,
-                        stride,
-                        nll,
-                        skip: &skip,
-                        gather: &gather,
-                        em,
-                    },
-                    p,
-                );
+                let b = Backward {
+                    nb,
+                    nl,
+                    len,
+                    nll,
+                    w,
+                    blank: spec.blank,
+                    labels: &labels,
+                    skip: &skip,
+                    alpha: &alpha,
+                    row: &row,
+                    gather: &gather,
+                    em,
+                };
+                backward::<S, V>(isa, b, rows);
+            } else {
+                // PyTorch's exp(lp) - exp(-inf + inf - lp): NaN, or 0 with zero_infinity.
+                let zeroed = spec.zero_infinity && nll.to_f64() == f64::INFINITY;
+                let v = if zeroed {
+                    zero
+                } else {
+                    S::Compute::from_f64(f64::NAN)
+                };
+                for r in rows.iter_mut() {
+                    r.fill(S::from_compute(v));
+                }
             }
         }
         nll
@@ -730,55 +730,72 @@ impl<S: Storage> Kernel<S::Compute> for Sample<'_, S> {
 }
 
 /// What the backward pass of one sample needs from its forward pass.
-struct Backward<'g, T, G> {
-    frames: usize,
+struct Backward<'g, T, R, G> {
     nb: usize,
     nl: usize,
     len: usize,
-    stride: usize,
     nll: T,
+    /// The sample's reduction weight.
+    w: T,
+    blank: usize,
+    labels: &'g [usize],
     skip: &'g [T],
+    /// α of every frame, `2S + 1` values each (the `S + 1` blank states, then the labels).
+    alpha: &'g [T],
+    row: &'g R,
     gather: &'g G,
     em: Vec<T>,
 }
 
-/// The backward recursion of one sample: overwrites each frame's α in `post` with the
-/// posteriors (the blank's summed at 0, label position `k`'s at `1 + k`).
+/// The backward recursion of one sample, writing its gradient rows (`rows[t]`, `t` below the
+/// input length) as it reaches each frame.
 #[inline(always)]
-fn backward<S: Storage, V: Lanes<Elem = S::Compute>>(
+fn backward<'x, S: Storage, V: Lanes<Elem = S::Compute>>(
     isa: V::Isa,
-    b: Backward<'_, S::Compute, impl Fn(&mut [S::Compute], usize) -> S::Compute>,
-    post: &mut [S::Compute],
+    b: Backward<
+        '_,
+        S::Compute,
+        impl Fn(usize) -> &'x [S],
+        impl Fn(&mut [S::Compute], usize) -> S::Compute,
+    >,
+    rows: &mut [&mut [S]],
 ) {
     let Backward {
-        frames,
         nb,
         nl,
         len,
-        stride,
         nll,
+        w,
+        blank: blank_class,
+        labels,
         skip,
+        alpha,
+        row: lp_row,
         gather,
         mut em,
     } = b;
     let lanes = V::LANES;
     let ninf = neg_inf::<S::Compute>();
+    let stride = nb + nl;
     let (mut bb, mut bl) = (buffer::<S::Compute>(len), buffer::<S::Compute>(len));
     let (mut ab, mut al) = (buffer::<S::Compute>(len), buffer::<S::Compute>(len));
     let mut pl = vec![S::Compute::ZERO; len];
     let zero = S::Compute::ZERO;
+    let classes = rows.first().map_or(0, |r| r.len());
+    let mut buf = vec![zero; classes];
     // β' at the last frame: 0 at the two final states.
     bb[nb - 1] = zero;
     if nl > 0 {
         bl[nl - 1] = zero;
     }
     let vnll = V::splat(isa, nll);
-    let mut t = frames;
+    let vw = V::splat(isa, w);
+    let mut t = rows.len();
     while t > 0 {
         t -= 1;
-        let row = &mut post[t * stride..t * stride + nb + nl];
-        ab[..nb].copy_from_slice(&row[..nb]);
-        al[..nl].copy_from_slice(&row[nb..]);
+        let a = &alpha[t * stride..(t + 1) * stride];
+        ab[..nb].copy_from_slice(&a[..nb]);
+        al[..nl].copy_from_slice(&a[nb..]);
         // One sweep per frame: the posteriors exp(α_t + β'_t + nll) (padding lanes are -inf and
         // give 0; the sum is at most 1 up to rounding, so the exponent is not above 0 by more
         // than a rounding error: `exp_nonpositive` is exact there) and, unless t = 0, β'_{t-1}
@@ -808,79 +825,32 @@ fn backward<S: Storage, V: Lanes<Elem = S::Compute>>(
             }
             k += lanes;
         }
-        row[0] = blank.reduce_sum();
-        row[1..1 + nl].copy_from_slice(&pl[..nl]);
         // Padding back to -inf (the stores above ran past the states).
         bb[nb..].fill(ninf);
         bl[nl..].fill(ninf);
-    }
-}
-
-/// Gradient rows `rows` of `[T·N, C]` (frame-major, as `log_probs`).
-struct GradRows<'a, S: Storage> {
-    spec: &'a CtcSpec<'a>,
-    x: &'a [S],
-    rows: Range<usize>,
-    out: &'a mut [S],
-    post: &'a [S::Compute],
-    nll: &'a [S::Compute],
-    scale: &'a [S::Compute],
-}
-
-impl<S: Storage> Kernel<S::Compute> for GradRows<'_, S> {
-    type Output = ();
-
-    #[inline(always)]
-    fn run<V: Lanes<Elem = S::Compute>>(self, isa: V::Isa) {
-        let spec = self.spec;
-        let (c, lanes) = (spec.classes, V::LANES);
-        let zero = S::Compute::ZERO;
-        let nan = S::Compute::from_f64(f64::NAN);
-        let mut buf = vec![zero; c];
-        let frame = spec.frame();
-        for (i, r) in self.rows.clone().enumerate() {
-            let (t, n) = (r / spec.batch, r % spec.batch);
-            let x = &self.x[r * c..(r + 1) * c];
-            let out = &mut self.out[i * c..(i + 1) * c];
-            let nll = self.nll[n];
-            let fill = if t >= spec.input_len[n] {
-                Some(zero)
-            } else if !nll.to_f64().is_finite() {
-                let zeroed = spec.zero_infinity && nll.to_f64() == f64::INFINITY;
-                Some(if zeroed { zero } else { nan })
-            } else {
-                None
-            };
-            if let Some(v) = fill {
-                out.fill(S::from_compute(v));
-                continue;
-            }
-            let w = self.scale[n];
-            let vw = V::splat(isa, w);
-            let mut j = 0;
-            while j + lanes <= c {
-                (math::exp(isa, S::load::<V>(isa, &x[j..])) * vw).store(&mut buf[j..]);
-                j += lanes;
-            }
-            if j < c {
-                let v = S::load_prefix::<V>(isa, &x[j..], zero);
-                (math::exp(isa, v) * vw).store_prefix(&mut buf[j..]);
-            }
-            let p = &self.post[n * frame + t * spec.stride()..];
-            buf[spec.blank] = buf[spec.blank] - w * p[0];
-            let off = spec.offset[n];
-            for k in 0..spec.target_len[n] {
-                let l = spec.targets.get(off + k) as usize;
-                buf[l] = buf[l] - w * p[1 + k];
-            }
-            let mut j = 0;
-            while j + lanes <= c {
-                S::store(V::load(isa, &buf[j..]), &mut out[j..]);
-                j += lanes;
-            }
-            if j < c {
-                S::store_prefix(V::load_prefix(isa, &buf[j..], zero), &mut out[j..]);
-            }
+        // The gradient row: w·exp(lp) over the classes, minus w·posterior where a state sits.
+        let x = lp_row(t);
+        let mut j = 0;
+        while j + lanes <= classes {
+            (math::exp(isa, S::load::<V>(isa, &x[j..])) * vw).store(&mut buf[j..]);
+            j += lanes;
+        }
+        if j < classes {
+            let v = S::load_prefix::<V>(isa, &x[j..], zero);
+            (math::exp(isa, v) * vw).store_prefix(&mut buf[j..]);
+        }
+        buf[blank_class] = buf[blank_class] - w * blank.reduce_sum();
+        for (&l, &p) in labels.iter().zip(&pl) {
+            buf[l] = buf[l] - w * p;
+        }
+        let out = &mut *rows[t];
+        let mut j = 0;
+        while j + lanes <= classes {
+            S::store(V::load(isa, &buf[j..]), &mut out[j..]);
+            j += lanes;
+        }
+        if j < classes {
+            S::store_prefix(V::load_prefix(isa, &buf[j..], zero), &mut out[j..]);
         }
     }
 }

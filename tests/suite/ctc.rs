@@ -68,11 +68,20 @@ fn run<T: common::Elem + losskit::Storage<Compute = T>>(p: &Problem, zero_inf: b
     let c = Ctc::new().blank(p.blank).zero_infinity(zero_inf);
     let args = (&p.targets, &p.input_lengths, &p.target_lengths);
     let mut each = vec![T::of(0.0); p.shape[1]];
-    c.each(&lp, p.shape, args.0, args.1, args.2, &mut each).unwrap();
+    c.each(&lp, p.shape, args.0, args.1, args.2, &mut each)
+        .unwrap();
     let mean = c.loss(&lp, p.shape, args.0, args.1, args.2, Reduction::Mean);
     let sum = c.loss(&lp, p.shape, args.0, args.1, args.2, Reduction::Sum);
     let mut grad = vec![T::of(f64::NAN); lp.len()];
-    let fused = c.loss_and_grad(&lp, p.shape, args.0, args.1, args.2, Reduction::Mean, &mut grad);
+    let fused = c.loss_and_grad(
+        &lp,
+        p.shape,
+        args.0,
+        args.1,
+        args.2,
+        Reduction::Mean,
+        &mut grad,
+    );
     let mean = mean.unwrap().f64();
     assert_eq!(fused.unwrap().f64().to_bits(), mean.to_bits(), "fused mean");
     (
@@ -113,24 +122,43 @@ fn check<T: common::Elem + losskit::Storage<Compute = T>>(
         p.blank,
     );
     let (each, mean, sum, g) = run::<T>(p, zero_inf);
-    let bound = |l: f64| 2.0 * (t + 1) as f64 * u * (3.0 + if l.is_finite() { l.abs() } else { 0.0 });
+    let bound =
+        |l: f64| 2.0 * (t + 1) as f64 * u * (3.0 + if l.is_finite() { l.abs() } else { 0.0 });
     let fixed: Vec<f64> = nll
         .iter()
-        .map(|&l| if zero_inf && l == f64::INFINITY { 0.0 } else { l })
+        .map(|&l| {
+            if zero_inf && l == f64::INFINITY {
+                0.0
+            } else {
+                l
+            }
+        })
         .collect();
     for i in 0..n {
-        prop_assert!(close(each[i], fixed[i], bound(nll[i])), "sample {i}: {} vs {}", each[i], fixed[i]);
+        prop_assert!(
+            close(each[i], fixed[i], bound(nll[i])),
+            "sample {i}: {} vs {}",
+            each[i],
+            fixed[i]
+        );
     }
     let total_bound: f64 = nll.iter().map(|&l| bound(l)).sum::<f64>() + 1e-300;
     let want_sum: f64 = fixed.iter().sum();
-    prop_assert!(close(sum, want_sum, total_bound + 4.0 * u * want_sum.abs()), "sum {sum} vs {want_sum}");
+    prop_assert!(
+        close(sum, want_sum, total_bound + 4.0 * u * want_sum.abs()),
+        "sum {sum} vs {want_sum}"
+    );
     let want_mean = fixed
         .iter()
         .zip(&p.target_lengths)
         .map(|(l, &len)| l / len.max(1) as f64)
         .sum::<f64>()
         / n as f64;
-    prop_assert!(close(mean, want_mean, total_bound + 4.0 * u * want_mean.abs()) || (n == 0 && mean.is_nan()), "mean {mean} vs {want_mean}");
+    prop_assert!(
+        close(mean, want_mean, total_bound + 4.0 * u * want_mean.abs())
+            || (n == 0 && mean.is_nan()),
+        "mean {mean} vs {want_mean}"
+    );
     for (i, (&got, &want)) in g.iter().zip(&grad).enumerate() {
         let b = (i / c) % n;
         let w = 1.0 / n as f64 / p.target_lengths[b].max(1) as f64;
@@ -139,7 +167,11 @@ fn check<T: common::Elem + losskit::Storage<Compute = T>>(
         } else {
             (want * w, w * (4.0 * bound(nll[b]) + 4.0 * u))
         };
-        prop_assert!(close(got, want, tol), "grad[{i}] (t {}, n {b}): {got:e} vs {want:e}", i / (n * c));
+        prop_assert!(
+            close(got, want, tol),
+            "grad[{i}] (t {}, n {b}): {got:e} vs {want:e}",
+            i / (n * c)
+        );
     }
     Ok(())
 }
@@ -203,9 +235,15 @@ fn ctc_is_bit_identical_for_1_2_and_3_threads() {
             })
         };
         let one = bits(1);
-        assert!(one.0.iter().any(|&b| f64::from_bits(b) != 0.0), "{tier}: all zero");
+        assert!(
+            one.0.iter().any(|&b| f64::from_bits(b) != 0.0),
+            "{tier}: all zero"
+        );
         for threads in [2, 3] {
-            assert!(bits(threads) == one, "{tier}: {threads} threads differ from 1");
+            assert!(
+                bits(threads) == one,
+                "{tier}: {threads} threads differ from 1"
+            );
         }
     }
 }
@@ -223,52 +261,114 @@ fn every_argument_error_names_its_argument() {
     let cases: Vec<(Result<f32, LossError>, LossError)> = vec![
         (
             call(c, [3, 2, 5], &[1], &[3, 2], &[1, 0]),
-            LossError::LengthMismatch { name: "log_probs", len: 24, expected_name: "time * batch * classes", expected: 30 },
+            LossError::LengthMismatch {
+                name: "log_probs",
+                len: 24,
+                expected_name: "time * batch * classes",
+                expected: 30,
+            },
         ),
         (call(c, [0, 0, 0], &[], &[], &[]), LossError::ZeroClasses),
         (
             call(c, [usize::MAX, 2, 4], &[], &[0, 0], &[0, 0]),
-            LossError::SizeOverflow { rows: usize::MAX, classes: 4 },
+            LossError::SizeOverflow {
+                rows: usize::MAX,
+                classes: 4,
+            },
         ),
         (
             call(c.blank(4), shape, &[1], &[3, 2], &[1, 0]),
-            LossError::InvalidParameter { name: "blank", value: 4.0, requirement: "< classes" },
+            LossError::InvalidParameter {
+                name: "blank",
+                value: 4.0,
+                requirement: "< classes",
+            },
         ),
         (
             call(c, shape, &[1], &[3], &[1, 0]),
-            LossError::LengthMismatch { name: "input_lengths", len: 1, expected_name: "batch", expected: 2 },
+            LossError::LengthMismatch {
+                name: "input_lengths",
+                len: 1,
+                expected_name: "batch",
+                expected: 2,
+            },
         ),
         (
             call(c, shape, &[1], &[3, 2], &[1]),
-            LossError::LengthMismatch { name: "target_lengths", len: 1, expected_name: "batch", expected: 2 },
+            LossError::LengthMismatch {
+                name: "target_lengths",
+                len: 1,
+                expected_name: "batch",
+                expected: 2,
+            },
         ),
         (
             call(c, shape, &[1], &[3, 4], &[1, 0]),
-            LossError::OutOfRange { name: "input_lengths", index: 1, value: 4, min: 0, max: 3 },
+            LossError::OutOfRange {
+                name: "input_lengths",
+                index: 1,
+                value: 4,
+                min: 0,
+                max: 3,
+            },
         ),
         (
             call(c, shape, &[1], &[-1, 2], &[1, 0]),
-            LossError::OutOfRange { name: "input_lengths", index: 0, value: -1, min: 0, max: 3 },
+            LossError::OutOfRange {
+                name: "input_lengths",
+                index: 0,
+                value: -1,
+                min: 0,
+                max: 3,
+            },
         ),
         (
             call(c, shape, &[1], &[3, 2], &[1, -2]),
-            LossError::OutOfRange { name: "target_lengths", index: 1, value: -2, min: 0, max: 1 },
+            LossError::OutOfRange {
+                name: "target_lengths",
+                index: 1,
+                value: -2,
+                min: 0,
+                max: 1,
+            },
         ),
         (
             call(c, shape, &[1, 2], &[3, 2], &[2, 2]),
-            LossError::LengthMismatch { name: "targets", len: 2, expected_name: "the sum of target_lengths", expected: 4 },
+            LossError::LengthMismatch {
+                name: "targets",
+                len: 2,
+                expected_name: "the sum of target_lengths",
+                expected: 4,
+            },
         ),
         (
             call(c, shape, &[1, 2, 3], &[3, 2], &[2, 2]),
-            LossError::LengthMismatch { name: "targets", len: 3, expected_name: "the sum of target_lengths", expected: 4 },
+            LossError::LengthMismatch {
+                name: "targets",
+                len: 3,
+                expected_name: "the sum of target_lengths",
+                expected: 4,
+            },
         ),
         (
             call(c, shape, &[1, 4], &[3, 2], &[1, 1]),
-            LossError::OutOfRange { name: "targets", index: 1, value: 4, min: 0, max: 3 },
+            LossError::OutOfRange {
+                name: "targets",
+                index: 1,
+                value: 4,
+                min: 0,
+                max: 3,
+            },
         ),
         (
             call(c, shape, &[1, -1], &[3, 2], &[1, 1]),
-            LossError::OutOfRange { name: "targets", index: 1, value: -1, min: 0, max: 3 },
+            LossError::OutOfRange {
+                name: "targets",
+                index: 1,
+                value: -1,
+                min: 0,
+                max: 3,
+            },
         ),
         (
             call(c, shape, &[1, 0], &[3, 2], &[1, 1]),
@@ -285,19 +385,47 @@ fn every_argument_error_names_its_argument() {
     // The output slices, checked after the arguments, before any work.
     let mut out = [7.0f32; 1];
     let r = c.each(&lp, shape, &[1i64], &[3i64, 2], &[1i64, 0], &mut out);
-    assert_eq!(r, Err(LossError::LengthMismatch { name: "out", len: 1, expected_name: "batch", expected: 2 }));
+    assert_eq!(
+        r,
+        Err(LossError::LengthMismatch {
+            name: "out",
+            len: 1,
+            expected_name: "batch",
+            expected: 2
+        })
+    );
     assert_eq!(out, [7.0]);
     let mut grad = vec![7.0f32; 23];
-    let r = c.loss_and_grad(&lp, shape, &[1i64], &[3i64, 2], &[1i64, 0], Reduction::Sum, &mut grad);
-    assert_eq!(r, Err(LossError::LengthMismatch { name: "grad", len: 23, expected_name: "log_probs", expected: 24 }));
+    let r = c.loss_and_grad(
+        &lp,
+        shape,
+        &[1i64],
+        &[3i64, 2],
+        &[1i64, 0],
+        Reduction::Sum,
+        &mut grad,
+    );
+    assert_eq!(
+        r,
+        Err(LossError::LengthMismatch {
+            name: "grad",
+            len: 23,
+            expected_name: "log_probs",
+            expected: 24
+        })
+    );
     assert!(grad.iter().all(|&g| g == 7.0));
     // Messages read as sentences.
     assert_eq!(
-        call(c, shape, &[1, 2, 3], &[3, 2], &[2, 2]).unwrap_err().to_string(),
+        call(c, shape, &[1, 2, 3], &[3, 2], &[2, 2])
+            .unwrap_err()
+            .to_string(),
         "targets has 3 elements but the sum of target_lengths is 4"
     );
     assert_eq!(
-        call(c, shape, &[1, 0], &[3, 2], &[1, 1]).unwrap_err().to_string(),
+        call(c, shape, &[1, 0], &[3, 2], &[1, 1])
+            .unwrap_err()
+            .to_string(),
         "targets[1] is the blank label 0, which may not appear in a target"
     );
 }
@@ -308,12 +436,16 @@ fn impossible_alignments_are_inf_or_zero_with_zero_infinity() {
     let lp = vec![(1.0f64 / 3.0).ln(); 2 * 2 * 3];
     let (t, il, tl) = ([1i64, 1, 2], [2i64, 2], [2i64, 1]);
     let mut each = [0.0; 2];
-    Ctc::new().each(&lp, [2, 2, 3], &t, &il, &tl, &mut each).unwrap();
+    Ctc::new()
+        .each(&lp, [2, 2, 3], &t, &il, &tl, &mut each)
+        .unwrap();
     assert_eq!(each[0], f64::INFINITY);
     assert!((each[1] - -(3.0f64 / 9.0).ln()).abs() < 1e-12);
     let z = Ctc::new().zero_infinity(true);
     let mut grad = vec![f64::NAN; lp.len()];
-    let mean = z.loss_and_grad(&lp, [2, 2, 3], &t, &il, &tl, Reduction::Mean, &mut grad).unwrap();
+    let mean = z
+        .loss_and_grad(&lp, [2, 2, 3], &t, &il, &tl, Reduction::Mean, &mut grad)
+        .unwrap();
     assert!((mean - each[1] / 2.0).abs() < 1e-12);
     for (i, g) in grad.iter().enumerate() {
         if (i / 3) % 2 == 0 {
@@ -324,10 +456,17 @@ fn impossible_alignments_are_inf_or_zero_with_zero_infinity() {
     // "2 _"), against softmax 1/3 each; weight 1/2 (mean over 2 samples, length 1).
     let want = [0.0, 1.0 / 6.0, -1.0 / 6.0];
     for (c, w) in want.iter().enumerate() {
-        assert!((grad[3 + c] - w).abs() < 1e-12, "grad[{}] = {}", 3 + c, grad[3 + c]);
+        assert!(
+            (grad[3 + c] - w).abs() < 1e-12,
+            "grad[{}] = {}",
+            3 + c,
+            grad[3 + c]
+        );
     }
     // Without zero_infinity the impossible sample's frames are NaN, as PyTorch's.
-    let sum = Ctc::new().loss_and_grad(&lp, [2, 2, 3], &t, &il, &tl, Reduction::Sum, &mut grad).unwrap();
+    let sum = Ctc::new()
+        .loss_and_grad(&lp, [2, 2, 3], &t, &il, &tl, Reduction::Sum, &mut grad)
+        .unwrap();
     assert_eq!(sum, f64::INFINITY);
     assert!(grad[..3].iter().all(|g| g.is_nan()) && grad[3..6].iter().all(|g| g.is_finite()));
 }

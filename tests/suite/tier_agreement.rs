@@ -9,7 +9,9 @@
 
 use crate::common;
 
-use losskit::{bf16, f16, Bce, BceWithLogits, CrossEntropy, Ctc, LossError, Nll, Reduction, Storage};
+use losskit::{
+    bf16, f16, Bce, BceWithLogits, CrossEntropy, Ctc, LossError, Nll, Reduction, Storage,
+};
 use losskit::{with_tier, Tier};
 
 /// What one call returned or wrote, as bits (`Err` as its message).
@@ -425,7 +427,9 @@ fn ctc<S: Elem>(rec: &mut Record, [t, n, c]: [usize; 3], max_target: usize, seed
     }
     let lp = store::<S>(&lp);
     let il: Vec<i64> = (0..n).map(|_| rng.below(0, t + 1) as i64).collect();
-    let tl: Vec<i64> = (0..n).map(|_| rng.below(0, max_target + 1) as i64).collect();
+    let tl: Vec<i64> = (0..n)
+        .map(|_| rng.below(0, max_target + 1) as i64)
+        .collect();
     let total = tl.iter().sum::<i64>() as usize;
     let targets: Vec<i64> = (0..total).map(|_| rng.below(1, c) as i64).collect();
     let shape = [t, n, c];
