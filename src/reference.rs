@@ -387,7 +387,13 @@ fn ctc_passes<T: Float>(
         offset += len;
         let lp = |t: usize, c: usize| log_probs[(t * batch + n) * classes + c].to_f64();
         let states = 2 * len + 1;
-        let ext = |s: usize| if s.is_multiple_of(2) { blank } else { labels[s / 2] };
+        let ext = |s: usize| {
+            if s.is_multiple_of(2) {
+                blank
+            } else {
+                labels[s / 2]
+            }
+        };
         let skip = |s: usize| s % 2 == 1 && s >= 3 && ext(s) != ext(s - 2);
         if frames == 0 {
             nlls.push(if len == 0 { 0.0 } else { f64::INFINITY });
