@@ -46,9 +46,19 @@ fuzz_target!(|inp: Input| {
         inp.batch as usize % 6,
         inp.classes as usize % 40,
     );
-    let len = (t * n * c) as i64 + if inp.shape_skew % 7 == 0 { 0 } else { inp.shape_skew as i64 };
+    let len = (t * n * c) as i64
+        + if inp.shape_skew % 7 == 0 {
+            0
+        } else {
+            inp.shape_skew as i64
+        };
     let len = len.max(0) as usize;
-    let bits = |i: usize| inp.values.get(i % inp.values.len().max(1)).copied().unwrap_or(0);
+    let bits = |i: usize| {
+        inp.values
+            .get(i % inp.values.len().max(1))
+            .copied()
+            .unwrap_or(0)
+    };
     let logits: Vec<f64> = (0..len)
         .map(|i| {
             if inp.softmax {
@@ -59,10 +69,18 @@ fuzz_target!(|inp: Input| {
         })
         .collect();
     let valid_values = inp.softmax && c > 0 && len == t * n * c;
-    let lp64 = if valid_values { log_softmax(&logits, c) } else { logits };
+    let lp64 = if valid_values {
+        log_softmax(&logits, c)
+    } else {
+        logits
+    };
     let lp32: Vec<f32> = lp64.iter().map(|&x| x as f32).collect();
     let lph: Vec<bf16> = lp64.iter().map(|&x| bf16::from_f64(x)).collect();
-    let blank = if inp.raw { inp.blank as usize } else { inp.blank as usize % c.max(1) };
+    let blank = if inp.raw {
+        inp.blank as usize
+    } else {
+        inp.blank as usize % c.max(1)
+    };
     let fold = |v: &[i64], m: usize| -> Vec<i64> {
         if inp.raw {
             v.to_vec()
@@ -71,9 +89,21 @@ fuzz_target!(|inp: Input| {
         }
     };
     let input_lengths = fold(&inp.input_lengths, t);
-    let input_lengths: Vec<i64> = if inp.raw { input_lengths } else { (0..n).map(|i| input_lengths.get(i).copied().unwrap_or(t as i64)).collect() };
+    let input_lengths: Vec<i64> = if inp.raw {
+        input_lengths
+    } else {
+        (0..n)
+            .map(|i| input_lengths.get(i).copied().unwrap_or(t as i64))
+            .collect()
+    };
     let target_lengths = fold(&inp.target_lengths, 12);
-    let target_lengths: Vec<i64> = if inp.raw { target_lengths } else { (0..n).map(|i| target_lengths.get(i).copied().unwrap_or(0)).collect() };
+    let target_lengths: Vec<i64> = if inp.raw {
+        target_lengths
+    } else {
+        (0..n)
+            .map(|i| target_lengths.get(i).copied().unwrap_or(0))
+            .collect()
+    };
     let total: i64 = target_lengths.iter().map(|&l| l.max(0)).sum();
     let targets: Vec<i64> = if inp.raw {
         inp.targets.clone()
@@ -86,7 +116,11 @@ fuzz_target!(|inp: Input| {
                     x
                 } else {
                     let l = x.rem_euclid(c as i64 - 1);
-                    if l >= blank as i64 { l + 1 } else { l }
+                    if l >= blank as i64 {
+                        l + 1
+                    } else {
+                        l
+                    }
                 }
             })
             .collect()
@@ -100,20 +134,51 @@ fuzz_target!(|inp: Input| {
     pool.install(|| {
         // Every form and storage type: none may panic; errors leave outputs untouched.
         let mut each = vec![7.0f64; n];
-        let r64 = ctc.each(&lp64, shape, &targets, &input_lengths, &target_lengths, &mut each);
+        let r64 = ctc.each(
+            &lp64,
+            shape,
+            &targets,
+            &input_lengths,
+            &target_lengths,
+            &mut each,
+        );
         if r64.is_err() {
             assert!(each.iter().all(|&x| x == 7.0));
         }
         let mut g64 = vec![7.0f64; lp64.len()];
-        let m64 = ctc.loss_and_grad(&lp64, shape, &targets, &input_lengths, &target_lengths, Reduction::Mean, &mut g64);
+        let m64 = ctc.loss_and_grad(
+            &lp64,
+            shape,
+            &targets,
+            &input_lengths,
+            &target_lengths,
+            Reduction::Mean,
+            &mut g64,
+        );
         assert_eq!(m64.is_ok(), r64.is_ok());
         if m64.is_err() {
             assert!(g64.iter().all(|&x| x == 7.0));
         }
         let mut g32 = vec![7.0f32; lp32.len()];
-        let s32 = ctc.loss_and_grad(&lp32, shape, &targets, &input_lengths, &target_lengths, Reduction::Sum, &mut g32);
+        let s32 = ctc.loss_and_grad(
+            &lp32,
+            shape,
+            &targets,
+            &input_lengths,
+            &target_lengths,
+            Reduction::Sum,
+            &mut g32,
+        );
         let mut gh = vec![bf16::ZERO; lph.len()];
-        let sh = ctc.loss_and_grad(&lph, shape, &targets, &input_lengths, &target_lengths, Reduction::Sum, &mut gh);
+        let sh = ctc.loss_and_grad(
+            &lph,
+            shape,
+            &targets,
+            &input_lengths,
+            &target_lengths,
+            Reduction::Sum,
+            &mut gh,
+        );
         assert_eq!(s32.is_ok(), sh.is_ok());
         let err: Option<LossError> = m64.clone().err();
         if let Some(e) = err {
@@ -129,9 +194,16 @@ fuzz_target!(|inp: Input| {
         let (tg, il, tl) = (us(&targets), us(&input_lengths), us(&target_lengths));
         let (nll, grad) = reference::ctc(&lp64, shape, &tg, &il, &tl, blank);
         for (i, (&got, &want)) in each.iter().zip(&nll).enumerate() {
-            let want = if inp.zero_infinity && want == f64::INFINITY { 0.0 } else { want };
+            let want = if inp.zero_infinity && want == f64::INFINITY {
+                0.0
+            } else {
+                want
+            };
             if want.is_finite() {
-                assert!((got - want).abs() <= 1e-12 * (t as f64 + 1.0) * (3.0 + want.abs()), "sample {i}: {got} vs {want}");
+                assert!(
+                    (got - want).abs() <= 1e-12 * (t as f64 + 1.0) * (3.0 + want.abs()),
+                    "sample {i}: {got} vs {want}"
+                );
             } else {
                 assert_eq!(got, want, "sample {i}");
             }
@@ -140,17 +212,36 @@ fuzz_target!(|inp: Input| {
             let b = (i / c.max(1)) % n.max(1);
             let w = 1.0 / n as f64 / tl[b].max(1) as f64;
             if nll[b].is_finite() {
-                assert!((got - w * want).abs() <= 1e-11 * (t as f64 + 1.0) * (3.0 + nll[b].abs()), "grad[{i}]: {got} vs {}", w * want);
+                assert!(
+                    (got - w * want).abs() <= 1e-11 * (t as f64 + 1.0) * (3.0 + nll[b].abs()),
+                    "grad[{i}]: {got} vs {}",
+                    w * want
+                );
             } else if inp.zero_infinity && nll[b] == f64::INFINITY {
                 assert_eq!(got, 0.0, "grad[{i}]");
             }
         }
         let sum32 = s32.unwrap() as f64;
-        let fixed: Vec<f64> = nll.iter().map(|&l| if inp.zero_infinity && l == f64::INFINITY { 0.0 } else { l }).collect();
+        let fixed: Vec<f64> = nll
+            .iter()
+            .map(|&l| {
+                if inp.zero_infinity && l == f64::INFINITY {
+                    0.0
+                } else {
+                    l
+                }
+            })
+            .collect();
         let want: f64 = fixed.iter().sum();
         if want.is_finite() {
-            let bound: f64 = fixed.iter().map(|l| 2.0 * (t as f64 + 1.0) * 6e-8 * (3.0 + l.abs())).sum();
-            assert!((sum32 - want).abs() <= bound + 1e-6, "f32 sum {sum32} vs {want}");
+            let bound: f64 = fixed
+                .iter()
+                .map(|l| 2.0 * (t as f64 + 1.0) * 6e-8 * (3.0 + l.abs()))
+                .sum();
+            assert!(
+                (sum32 - want).abs() <= bound + 1e-6,
+                "f32 sum {sum32} vs {want}"
+            );
         } else {
             assert_eq!(sum32, want);
         }
