@@ -81,6 +81,40 @@ pub enum LossError {
         /// [`InvalidParameter`](LossError::InvalidParameter)).
         value: f64,
     },
+    /// An element of an integer argument (a ctc label or length) is outside its range.
+    ///
+    /// ```
+    /// use losskit::{LossError, Reduction};
+    /// let lp = [0.5f32.ln(); 4]; // T = 2, N = 1, C = 2
+    /// let err = losskit::ctc(&lp, [2, 1, 2], &[1i64], &[2i64], &[-1i64], Reduction::Sum).unwrap_err();
+    /// assert_eq!(err.to_string(), "target_lengths[0] is -1; it must be in 0..=1");
+    /// ```
+    OutOfRange {
+        /// The argument (`"targets"`, `"input_lengths"`, `"target_lengths"`).
+        name: &'static str,
+        /// The index of the first offending element.
+        index: usize,
+        /// Its value (widened to `i128` so that every integer type fits).
+        value: i128,
+        /// The smallest value allowed.
+        min: i128,
+        /// The largest value allowed.
+        max: i128,
+    },
+    /// A ctc target is the blank label, which may not appear in a target sequence.
+    ///
+    /// ```
+    /// use losskit::{Ctc, LossError, Reduction};
+    /// let lp = [0.5f32.ln(); 4]; // T = 2, N = 1, C = 2
+    /// let err = Ctc::new().blank(1).loss(&lp, [2, 1, 2], &[1u32], &[2u32], &[1u32], Reduction::Sum);
+    /// assert_eq!(err, Err(LossError::BlankInTargets { index: 0, blank: 1 }));
+    /// ```
+    BlankInTargets {
+        /// The index of the first blank in `targets`.
+        index: usize,
+        /// The blank label.
+        blank: usize,
+    },
     /// [`with_tier`](crate::with_tier) was asked for a tier this CPU cannot run.
     TierUnavailable {
         /// The tier asked for.
@@ -132,6 +166,17 @@ impl fmt::Display for LossError {
                 "{name}[{index}] is {}; every element of {name} must be in [0, 1]",
                 Shown(*value)
             ),
+            LossError::OutOfRange {
+                name,
+                index,
+                value,
+                min,
+                max,
+            } => write!(f, "{name}[{index}] is {value}; it must be in {min}..={max}"),
+            LossError::BlankInTargets { index, blank } => write!(
+                f,
+                "targets[{index}] is the blank label {blank}, which may not appear in a target"
+            ),
             LossError::TierUnavailable { tier } => {
                 write!(f, "this CPU cannot run the {tier} tier")
             }
@@ -144,7 +189,10 @@ impl std::error::Error for LossError {}
 /// Whether a [`LossError::LengthMismatch`]'s `expected_name` is a count argument (a number the
 /// caller passed) rather than a slice (whose length it is).
 fn is_count(expected_name: &str) -> bool {
-    expected_name == "classes"
+    matches!(
+        expected_name,
+        "classes" | "batch" | "time * batch * classes" | "the sum of target_lengths"
+    )
 }
 
 /// A value of a `f64` error field as its caller wrote it.

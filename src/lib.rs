@@ -138,6 +138,7 @@ pub use loss::cross_entropy::{
 pub use loss::kl_div_logits::{
     kl_div_logits, kl_div_logits_and_grad, kl_div_logits_and_grad_in_place, kl_div_logits_each,
 };
+pub use loss::ctc::{ctc, Ctc};
 pub use loss::nll::{nll, Nll};
 pub use loss::pointwise::{
     huber, huber_and_grad, huber_each, l1, l1_and_grad, l1_each, mse, mse_and_grad, mse_each,

@@ -363,4 +363,153 @@ fn scaled_log_softmaxes<T: Float>(
 ) -> (Vec<f64>, Vec<f64>) {
     let scaled = |row: &[T]| -> Vec<f64> { row.iter().map(|v| v.to_f64() / temperature).collect() };
     (log_softmax(&scaled(student)), log_softmax(&scaled(teacher)))
+/// `ln(e^a + e^b)` in `f64` (both `-inf`: `-inf`).
+fn log_add_exp(a: f64, b: f64) -> f64 {
+    let m = a.max(b);
+    if m == f64::NEG_INFINITY {
+        return m;
+    }
+    m + ((a - m).exp() + (b - m).exp()).ln()
+}
+
+/// CTC over time-major `[T, N, C]` log-probabilities (`shape = [T, N, C]`), in `f64` log
+/// space over the interleaved extended labels `_ l₀ _ l₁ … _` (Graves' α and β, both including
+/// the emission of their frame), one state at a time.
+///
+/// Returns each sample's `-ln p` (`+inf` for an impossible alignment, before any
+/// `zero_infinity`) and the unweighted gradient with respect to the logits, `[T, N, C]`:
+/// `exp(lp) - Σ_{s: l'_s = c} α_t(s)·β_t(s) / (p · y_t(c))` for `t < input_lengths[n]`, 0 after,
+/// NaN on the frames of a sample whose loss is not finite (PyTorch's). `targets` holds the
+/// samples' labels concatenated; nothing is checked.
+///
+/// ```
+/// let lp = [0.5f64.ln(); 4]; // T = 2, N = 1, C = 2
+/// let (nll, grad) = losskit::reference::ctc(&lp, [2, 1, 2], &[1], &[2], &[1], 0);
+/// assert!((nll[0] - -(0.75f64).ln()).abs() < 1e-15);
+/// assert!((grad[0] - 1.0 / 6.0).abs() < 1e-15);
+/// ```
+pub fn ctc<T: Float>(
+    log_probs: &[T],
+    shape: [usize; 3],
+    targets: &[usize],
+    input_lengths: &[usize],
+    target_lengths: &[usize],
+    blank: usize,
+) -> (Vec<f64>, Vec<f64>) {
+    let args = (targets, input_lengths, target_lengths);
+    ctc_passes(log_probs, shape, args, blank, true)
+}
+
+/// Each sample's `-ln p` as [`ctc`] computes it, by the forward recursion alone (no β, no
+/// gradient).
+///
+/// ```
+/// let lp = [0.5f64.ln(); 4]; // T = 2, N = 1, C = 2
+/// let nll = losskit::reference::ctc_loss(&lp, [2, 1, 2], &[1], &[2], &[1], 0);
+/// assert!((nll[0] - -(0.75f64).ln()).abs() < 1e-15);
+/// ```
+pub fn ctc_loss<T: Float>(
+    log_probs: &[T],
+    shape: [usize; 3],
+    targets: &[usize],
+    input_lengths: &[usize],
+    target_lengths: &[usize],
+    blank: usize,
+) -> Vec<f64> {
+    let args = (targets, input_lengths, target_lengths);
+    ctc_passes(log_probs, shape, args, blank, false).0
+}
+
+/// [`ctc`]'s body; without `with_grad` only the forward pass (and an empty gradient).
+fn ctc_passes<T: Float>(
+    log_probs: &[T],
+    [time, batch, classes]: [usize; 3],
+    (targets, input_lengths, target_lengths): (&[usize], &[usize], &[usize]),
+    blank: usize,
+    with_grad: bool,
+) -> (Vec<f64>, Vec<f64>) {
+    let mut nlls = Vec::with_capacity(batch);
+    let mut grad = vec![0.0; if with_grad { time * batch * classes } else { 0 }];
+    let mut offset = 0;
+    for n in 0..batch {
+        let (frames, len) = (input_lengths[n], target_lengths[n]);
+        let labels = &targets[offset..offset + len];
+        offset += len;
+        let lp = |t: usize, c: usize| log_probs[(t * batch + n) * classes + c].to_f64();
+        let states = 2 * len + 1;
+        let ext = |s: usize| {
+            if s.is_multiple_of(2) {
+                blank
+            } else {
+                labels[s / 2]
+            }
+        };
+        let skip = |s: usize| s % 2 == 1 && s >= 3 && ext(s) != ext(s - 2);
+        if frames == 0 {
+            nlls.push(if len == 0 { 0.0 } else { f64::INFINITY });
+            continue;
+        }
+        let ninf = f64::NEG_INFINITY;
+        let mut alpha = vec![vec![ninf; states]; frames];
+        alpha[0][0] = lp(0, blank);
+        if len > 0 {
+            alpha[0][1] = lp(0, ext(1));
+        }
+        for t in 1..frames {
+            for s in 0..states {
+                let mut a = alpha[t - 1][s];
+                if s >= 1 {
+                    a = log_add_exp(a, alpha[t - 1][s - 1]);
+                }
+                if skip(s) {
+                    a = log_add_exp(a, alpha[t - 1][s - 2]);
+                }
+                alpha[t][s] = a + lp(t, ext(s));
+            }
+        }
+        let last = &alpha[frames - 1];
+        let ll = if len == 0 {
+            last[0]
+        } else {
+            log_add_exp(last[states - 1], last[states - 2])
+        };
+        let nll = -ll;
+        nlls.push(nll);
+        if !with_grad {
+            continue;
+        }
+        let mut beta = vec![vec![ninf; states]; frames];
+        beta[frames - 1][states - 1] = lp(frames - 1, blank);
+        if len > 0 {
+            beta[frames - 1][states - 2] = lp(frames - 1, ext(states - 2));
+        }
+        for t in (0..frames - 1).rev() {
+            for s in 0..states {
+                let mut b = beta[t + 1][s];
+                if s + 1 < states {
+                    b = log_add_exp(b, beta[t + 1][s + 1]);
+                }
+                if s + 2 < states && skip(s + 2) {
+                    b = log_add_exp(b, beta[t + 1][s + 2]);
+                }
+                beta[t][s] = b + lp(t, ext(s));
+            }
+        }
+        for t in 0..frames {
+            let row = &mut grad[(t * batch + n) * classes..][..classes];
+            if !nll.is_finite() {
+                row.fill(f64::NAN);
+                continue;
+            }
+            let mut lcab = vec![ninf; classes];
+            for s in 0..states {
+                let c = ext(s);
+                lcab[c] = log_add_exp(lcab[c], alpha[t][s] + beta[t][s]);
+            }
+            for (c, g) in row.iter_mut().enumerate() {
+                *g = lp(t, c).exp() - (lcab[c] + nll - lp(t, c)).exp();
+            }
+        }
+    }
+    (nlls, grad)
 }

@@ -62,6 +62,7 @@ pub(crate) use exact::ExactSum;
 pub(crate) use flat::{each2, sum2, sum_and_grad2, Map2};
 pub(crate) use rows::{run_rows, run_rows2, RowSpec, RowsOut};
 pub(crate) use state::{LossSum, Merge};
+pub(crate) use tree::tree_reduce;
 
 /// Elements per leaf: the unit of parallel work and of the fixed combine tree.
 pub(crate) const CHUNK: usize = 1 << 16;

@@ -2,12 +2,11 @@
 //! on every tier: mean, sum, none, and `grad_mean` (d mean / d first input) where given.
 //!
 //! Vendored as `tests/data/golden2.jsonl.gz` is only the subset the crate implements: the
-//! bf16 and f16 cases of `mse`, `l1`, `huber`, `bce_with_logits` and `cross_entropy`, the
-//! `nll`, `cross_entropy_stats` and `cross_entropy_z_loss` cases (f32 and f64), and the
-//! `kl_div_logits` cases in every dtype (32 f32, 32 f64, 16 bf16, 16 f16) — 620 cases, lines
-//! byte-identical to the source and in its order.
-//! The rest of golden2's losses (the f32/f64 waves of `log_cosh`, `poisson_nll`, `kl_div`, `ctc`,
-//! the margin and weighted losses, the cross-entropy extensions, ...) are not implemented yet. `LOSSKIT_GOLDEN2=/path/to/golden2.jsonl.gz` runs
+//! bf16 and f16 cases of `mse`, `l1`, `huber`, `bce_with_logits`, `cross_entropy` and
+//! `kl_div_logits`, and the f32/f64 cases of every loss the crate implements
+//! (`VENDORED_COUNTS` lists them with their counts), lines byte-identical to the source and in
+//! its order: `tests/data/vendor_golden2.py` regenerates it from the source file. The rest of
+//! golden2's losses are not implemented yet. `LOSSKIT_GOLDEN2=/path/to/golden2.jsonl.gz` runs
 //! another file instead (the full one, or the hidden seed's): every case whose loss, dtype,
 //! field or parameter this test does not know fails it, by id — for the full file today that
 //! names the unimplemented losses' cases, which is correct.
@@ -20,7 +19,9 @@
 //! as the other half cases;
 //! `cross_entropy_stats` as `cross_entropy` at its dtype's
 //! tolerance, and its `stats` (from `CrossEntropy::stats`) with `counted` exactly and the other
-//! five at that tolerance. Every disagreement of every case on every tier is collected
+//! five at that tolerance; `ctc` losses at the default tolerance of its dtype and its gradients
+//! within `atol + 1e-6·|expected.mean|` (f32) or `atol + 1e-14·|expected.mean|` (f64), the
+//! README's rule, with no relative term. Every disagreement of every case on every tier is collected
 //! before the test fails, and the failure lists every failing id.
 
 use std::collections::BTreeMap;
@@ -37,7 +38,7 @@ use losskit::{bf16, f16, LossError, Reduction, Storage, Tier};
 const VENDORED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/golden2.jsonl.gz");
 
 /// Cases per (loss, dtype) in the vendored subset, counted from the source file.
-const VENDORED_COUNTS: [(&str, &str, usize); 20] = [
+const VENDORED_COUNTS: &[(&str, &str, usize)] = &[
     ("bce_with_logits", "bf16", 18),
     ("bce_with_logits", "f16", 18),
     ("cross_entropy", "bf16", 44),
@@ -46,6 +47,8 @@ const VENDORED_COUNTS: [(&str, &str, usize); 20] = [
     ("cross_entropy_stats", "f64", 43),
     ("cross_entropy_z_loss", "f32", 60),
     ("cross_entropy_z_loss", "f64", 60),
+    ("ctc", "f32", 16),
+    ("ctc", "f64", 16),
     ("huber", "bf16", 18),
     ("huber", "f16", 18),
     ("kl_div_logits", "bf16", 16),
@@ -73,6 +76,9 @@ struct Spec {
 }
 
 const POINTWISE: &[&str] = &["input", "target"];
+
+/// ctc's inputs: the log-probabilities, then its integer arguments.
+const CTC_INPUTS: &[&str] = &["log_probs", "targets", "input_lengths", "target_lengths"];
 
 const SPECS: [Spec; 9] = [
     Spec {
@@ -143,6 +149,12 @@ const SPECS: [Spec; 9] = [
         params: &[("classes", true), ("temperature", true)],
         inputs: &["student", "teacher"],
     },
+    Spec {
+        loss: "ctc",
+        dtypes: FULL,
+        params: &[("blank", true), ("zero_infinity", true)],
+        inputs: CTC_INPUTS,
+    },
 ];
 
 /// Why this test cannot run `case`, if it cannot: an unknown loss, dtype, field or parameter,
@@ -180,6 +192,8 @@ fn unknown(case: &Case) -> Option<String> {
         }
         let ok = match name.as_str() {
             "classes" | "top_k" => value.as_u64().is_some_and(|c| c > 0),
+            "blank" => value.as_u64().is_some(),
+            "zero_infinity" => value.is_boolean(),
             "ignore_index" => value.as_i64().is_some(),
             "delta" | "label_smoothing" | "z_loss" | "temperature" => value.is_number(),
             "weight" => is_numbers(value),
@@ -206,7 +220,8 @@ fn unknown(case: &Case) -> Option<String> {
     }
     for &name in spec.inputs {
         // Class labels are integers; every other input is numbers.
-        let labels = name == "target" && params.contains_key("classes");
+        let labels = (name == "target" && params.contains_key("classes"))
+            || (case.loss == "ctc" && name != "log_probs");
         let ok = inputs
             .get(name)
             .is_some_and(|v| if labels { is_ints(v) } else { is_numbers(v) });
@@ -250,6 +265,14 @@ fn unknown(case: &Case) -> Option<String> {
     // The shape must describe the first input.
     let first = nums(&case.inputs[spec.inputs[0]]).len();
     let shape_ok = match params.get("classes").and_then(Value::as_u64) {
+        // ctc: [T, N, C], with one input and one target length per sample.
+        None if case.loss == "ctc" => {
+            let batch = |name: &str| case.inputs[name].as_array().map_or(0, Vec::len);
+            case.shape.len() == 3
+                && case.shape.iter().product::<usize>() == first
+                && batch("input_lengths") == case.shape[1]
+                && batch("target_lengths") == case.shape[1]
+        }
         Some(classes) => {
             case.shape.len() == 2
                 && case.shape[1] as u64 == classes
@@ -567,9 +590,86 @@ fn paired<S: Widen + registry::PairedStored>(
     })
 }
 
+/// A ctc case (`S` its dtype): mean, sum, none, the plain function where the case uses
+/// PyTorch's defaults, and (with `grad_mean`) the fused mean and its gradient.
+fn ctc<S: Widen + Storage<Compute = S>>(case: &Case) -> Result<Outcome, String> {
+    let err = |e: LossError| format!("{}: error {e}", case.id);
+    let ints = |name: &str| -> Vec<i64> {
+        case.inputs[name]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_i64().unwrap())
+            .collect()
+    };
+    let lp: Vec<S> = nums(&case.inputs["log_probs"])
+        .into_iter()
+        .map(<S as Widen>::of)
+        .collect();
+    let (targets, il, tl) = (
+        ints("targets"),
+        ints("input_lengths"),
+        ints("target_lengths"),
+    );
+    let shape = [case.shape[0], case.shape[1], case.shape[2]];
+    let blank = case.params["blank"].as_u64().unwrap() as usize;
+    let zero_infinity = case.params["zero_infinity"].as_bool().unwrap();
+    let c = losskit::Ctc::new()
+        .blank(blank)
+        .zero_infinity(zero_infinity);
+    let mean = c
+        .loss(&lp, shape, &targets, &il, &tl, Reduction::Mean)
+        .map_err(err)?;
+    let sum = c
+        .loss(&lp, shape, &targets, &il, &tl, Reduction::Sum)
+        .map_err(err)?;
+    let mut none = vec![<S as Widen>::of(f64::NAN); shape[1]];
+    c.each(&lp, shape, &targets, &il, &tl, &mut none)
+        .map_err(err)?;
+    let mut inconsistent = Vec::new();
+    if blank == 0 && !zero_infinity {
+        let plain = losskit::ctc(&lp, shape, &targets, &il, &tl, Reduction::Mean).map_err(err)?;
+        if plain.wide().to_bits() != mean.wide().to_bits() {
+            inconsistent.push(format!(
+                "{}: ctc {:e} != the builder's {:e}",
+                case.id,
+                plain.wide(),
+                mean.wide()
+            ));
+        }
+    }
+    let grad = match case.grad_mean {
+        None => None,
+        Some(_) => {
+            let mut grad = vec![<S as Widen>::of(f64::NAN); lp.len()];
+            let fused = c
+                .loss_and_grad(&lp, shape, &targets, &il, &tl, Reduction::Mean, &mut grad)
+                .map_err(err)?;
+            Some((fused.wide(), grad.iter().map(|g| g.wide()).collect()))
+        }
+    };
+    Ok(Outcome {
+        mean: mean.wide(),
+        sum: sum.wide(),
+        none: none.iter().map(|x| x.wide()).collect(),
+        grad,
+        stats: None,
+        inconsistent,
+    })
+}
+
 /// `case.inputs[name]` as numbers of a full-precision dtype.
 fn full<S: Elem>(case: &Case, name: &str) -> Vec<S> {
     to(&nums(&case.inputs[name]))
+}
+
+/// The README's ctc gradient tolerance for `dtype`: `atol + k·|expected.mean|` (k = 1e-6 for
+/// f32, 1e-14 for f64), absolute: the log-space recursion's error grows with the
+/// log-likelihood, not with the gradient element.
+fn ctc_grad_tolerance(case: &Case) -> (f64, f64) {
+    let (_, atol) = tolerance(&case.dtype);
+    let k = if case.dtype == "f32" { 1e-6 } else { 1e-14 };
+    (0.0, atol + k * num(&case.expected["mean"]).abs())
 }
 
 /// One case's checks: its disagreements, and the largest share of the tolerance any finite
@@ -643,6 +743,8 @@ fn check_case(case: &Case) -> Checks {
             tolerance("f32"),
             f16::GRAD_TOL,
         ),
+        ("ctc", "f32") => (ctc::<f32>(case), tolerance("f32"), ctc_grad_tolerance(case)),
+        ("ctc", "f64") => (ctc::<f64>(case), tolerance("f64"), ctc_grad_tolerance(case)),
         ("cross_entropy", "bf16") => (
             exact(case, "logits").and_then(|logits| rows::<bf16>(case, logits)),
             tolerance("f32"),
@@ -808,13 +910,14 @@ fn vendored_golden2_holds_the_implemented_subset() {
         .map(|&(loss, dtype, n)| ((loss, dtype), n))
         .collect();
     assert_eq!(counts, want, "cases per (loss, dtype) in {VENDORED}");
-    assert_eq!(cases.len(), 620);
+    assert_eq!(cases.len(), VENDORED_COUNTS.iter().map(|c| c.2).sum::<usize>());
     let mut ids: Vec<&str> = cases.iter().map(|c| c.id.as_str()).collect();
     ids.sort_unstable();
     ids.dedup();
     assert_eq!(ids.len(), cases.len(), "case ids are unique");
-    // Only the all-ignored nll and statistics batches (NaN mean) come without a gradient, so
-    // that none slips out of the gradient checks.
+    // Only the all-ignored nll and statistics batches (NaN mean) and the impossible ctc
+    // alignments without zero_infinity (+inf mean) come without a gradient, so that none
+    // slips out of the gradient checks.
     let without: Vec<&str> = cases
         .iter()
         .filter(|c| c.grad_mean.is_none())
@@ -825,6 +928,10 @@ fn vendored_golden2_holds_the_implemented_subset() {
         [
             "nll-f32-658",
             "nll-f64-1015",
+            "ctc-f32-1332",
+            "ctc-f32-1338",
+            "ctc-f64-1348",
+            "ctc-f64-1354",
             "cross_entropy_stats-f32-1556",
             "cross_entropy_stats-f64-1751"
         ]

@@ -14,6 +14,7 @@ mod concurrency;
 mod conformance;
 mod conformance2;
 mod cross_entropy_props;
+mod ctc;
 mod determinism;
 mod errors;
 mod gradient_errors;

@@ -10,7 +10,9 @@
 
 use crate::common;
 
-use losskit::{bf16, f16, Bce, BceWithLogits, CrossEntropy, LossError, Nll, Reduction, Storage};
+use losskit::{
+    bf16, f16, Bce, BceWithLogits, CrossEntropy, Ctc, LossError, Nll, Reduction, Storage,
+};
 use losskit::{with_tier, Tier};
 
 /// What one call returned or wrote, as bits (`Err` as its message).
@@ -488,6 +490,41 @@ fn distillation<S: Elem>(rec: &mut Record, rows: usize, classes: usize, seed: u6
         let mut out = vec![S::c(0.0); rows];
         let r = losskit::kl_div_logits_each(&student, &teacher, classes, temp_c, &mut out);
         each::<S>(rec, l(&format!("T={temp} each")), r, &out);
+/// ctc in every form on `[t, n, c]` log-probabilities (log_softmax rows of wide logits, some
+/// spiced with non-finite values when `nf`), with target lengths up to `max_target`.
+fn ctc<S: Elem>(rec: &mut Record, [t, n, c]: [usize; 3], max_target: usize, seed: u64, nf: bool) {
+    let mut rng = Rng::new(seed);
+    let mut lp = Vec::with_capacity(t * n * c);
+    for _ in 0..t * n {
+        let row: Vec<f64> = (0..c).map(|_| rng.wide().clamp(-30.0, 30.0)).collect();
+        let m = row.iter().copied().fold(f64::MIN, f64::max);
+        let lse = m + row.iter().map(|x| (x - m).exp()).sum::<f64>().ln();
+        lp.extend(row.iter().map(|x| x - lse));
+    }
+    if nf {
+        rng.spice(&mut lp, 200);
+    }
+    let lp = store::<S>(&lp);
+    let il: Vec<i64> = (0..n).map(|_| rng.below(0, t + 1) as i64).collect();
+    let tl: Vec<i64> = (0..n)
+        .map(|_| rng.below(0, max_target + 1) as i64)
+        .collect();
+    let total = tl.iter().sum::<i64>() as usize;
+    let targets: Vec<i64> = (0..total).map(|_| rng.below(1, c) as i64).collect();
+    let shape = [t, n, c];
+    let l = |s: &str| format!("{} ctc [{t},{n},{c}] nf={nf} {s}", S::LABEL);
+    for zi in [false, true] {
+        let ctc = Ctc::new().zero_infinity(zi);
+        for (rn, red) in REDUCTIONS {
+            let r = ctc.loss(&lp, shape, &targets, &il, &tl, red);
+            scalar::<S>(rec, l(&format!("zi={zi} {rn}")), r);
+            let mut grad = vec![S::of(0.0); lp.len()];
+            let r = ctc.loss_and_grad(&lp, shape, &targets, &il, &tl, red, &mut grad);
+            with_grad(rec, l(&format!("zi={zi} {rn} and_grad")), r, &grad);
+        }
+        let mut out = vec![S::c(0.0); n];
+        let r = ctc.each(&lp, shape, &targets, &il, &tl, &mut out);
+        each::<S>(rec, l(&format!("zi={zi} each")), r, &out);
     }
 }
 
@@ -532,6 +569,19 @@ fn battery<S: Elem>(rec: &mut Record, seed: u64) {
         classification::<S>(rec, rows, classes, seed + 2000 + i as u64, true);
         distillation::<S>(rec, rows, classes, seed + 3000 + i as u64, false);
         distillation::<S>(rec, rows, classes, seed + 4000 + i as u64, true);
+    }
+    // ctc: short and long targets (lane tails of 16 and 8), repeats, impossible alignments,
+    // vocabularies around the lane counts, and a batch large enough to run in parallel.
+    let ctc_shapes = [
+        ([1, 1, 2], 1),
+        ([7, 3, 5], 4),
+        ([30, 4, 17], 20),
+        ([60, 5, 9], 40),
+        ([200, 6, 33], 70),
+    ];
+    for (i, (shape, max_target)) in ctc_shapes.into_iter().enumerate() {
+        ctc::<S>(rec, shape, max_target, seed + 3000 + i as u64, false);
+        ctc::<S>(rec, shape, max_target, seed + 4000 + i as u64, true);
     }
 }
 
