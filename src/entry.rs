@@ -10,8 +10,8 @@
 use crate::engine::{LossSum, RowsOut};
 use crate::loss::ce_stats::CeTotal;
 use crate::loss::cross_entropy::Softmax;
-use crate::loss::kl_div_logits::KlRows;
 use crate::loss::ctc::{CtcOut, CtcSpec};
+use crate::loss::kl_div_logits::KlRows;
 use crate::loss::nll::NllRows;
 use crate::loss::Pointwise;
 use crate::storage::{bf16, f16, Storage};
@@ -72,6 +72,8 @@ pub trait Entry {
         y: &[Self],
         out: RowsOut<'_, Self>,
     ) -> LossSum
+    where
+        Self: Storage;
     /// Every sample of a ctc call over `x`, computing what `out` asks for.
     fn ctc(spec: &CtcSpec<'_>, x: &[Self], out: CtcOut<'_, Self>) -> LossSum
     where
@@ -111,6 +113,7 @@ macro_rules! impl_entry {
             }
             fn kl_rows(spec: &KlRows<$c>, x: &[$t], y: &[$t], out: RowsOut<'_, $t>) -> LossSum {
                 spec.run(x, y, out)
+            }
             fn ctc(spec: &CtcSpec<'_>, x: &[$t], out: CtcOut<'_, $t>) -> LossSum {
                 spec.run(x, out)
             }

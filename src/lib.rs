@@ -55,7 +55,7 @@
 //!
 //! - `rayon` (default): large inputs are split over the current rayon pool; without it every
 //!   call runs on the calling thread, with the same bits.
-//! - `serde`: `Serialize` and `Deserialize` for the partial results ([`CeStats`]) in a stable,
+//! - `serde`: `Serialize` and `Deserialize` for the partial results ([`Partial`], [`CeStats`]) in a stable,
 //!   exact form, so that shards merged after crossing a process boundary give the same bits.
 //!
 //! ## Semantics
@@ -135,10 +135,10 @@ pub use loss::ce_stats::CeStats;
 pub use loss::cross_entropy::{
     cross_entropy, cross_entropy_and_grad, cross_entropy_probs, CrossEntropy, Label,
 };
+pub use loss::ctc::{ctc, Ctc};
 pub use loss::kl_div_logits::{
     kl_div_logits, kl_div_logits_and_grad, kl_div_logits_and_grad_in_place, kl_div_logits_each,
 };
-pub use loss::ctc::{ctc, Ctc};
 pub use loss::nll::{nll, Nll};
 pub use loss::pointwise::{
     huber, huber_and_grad, huber_each, l1, l1_and_grad, l1_each, mse, mse_and_grad, mse_each,

@@ -363,6 +363,8 @@ fn scaled_log_softmaxes<T: Float>(
 ) -> (Vec<f64>, Vec<f64>) {
     let scaled = |row: &[T]| -> Vec<f64> { row.iter().map(|v| v.to_f64() / temperature).collect() };
     (log_softmax(&scaled(student)), log_softmax(&scaled(teacher)))
+}
+
 /// `ln(e^a + e^b)` in `f64` (both `-inf`: `-inf`).
 fn log_add_exp(a: f64, b: f64) -> f64 {
     let m = a.max(b);

@@ -5,8 +5,8 @@
 pub(crate) mod binary;
 pub(crate) mod ce_stats;
 pub(crate) mod cross_entropy;
-pub(crate) mod kl_div_logits;
 pub(crate) mod ctc;
+pub(crate) mod kl_div_logits;
 pub(crate) mod log_sum_exp;
 pub(crate) mod nll;
 pub(crate) mod pointwise;

@@ -910,7 +910,10 @@ fn vendored_golden2_holds_the_implemented_subset() {
         .map(|&(loss, dtype, n)| ((loss, dtype), n))
         .collect();
     assert_eq!(counts, want, "cases per (loss, dtype) in {VENDORED}");
-    assert_eq!(cases.len(), VENDORED_COUNTS.iter().map(|c| c.2).sum::<usize>());
+    assert_eq!(
+        cases.len(),
+        VENDORED_COUNTS.iter().map(|c| c.2).sum::<usize>()
+    );
     let mut ids: Vec<&str> = cases.iter().map(|c| c.id.as_str()).collect();
     ids.sort_unstable();
     ids.dedup();

@@ -490,6 +490,9 @@ fn distillation<S: Elem>(rec: &mut Record, rows: usize, classes: usize, seed: u6
         let mut out = vec![S::c(0.0); rows];
         let r = losskit::kl_div_logits_each(&student, &teacher, classes, temp_c, &mut out);
         each::<S>(rec, l(&format!("T={temp} each")), r, &out);
+    }
+}
+
 /// ctc in every form on `[t, n, c]` log-probabilities (log_softmax rows of wide logits, some
 /// spiced with non-finite values when `nf`), with target lengths up to `max_target`.
 fn ctc<S: Elem>(rec: &mut Record, [t, n, c]: [usize; 3], max_target: usize, seed: u64, nf: bool) {
