@@ -80,7 +80,7 @@ const POINTWISE: &[&str] = &["input", "target"];
 /// ctc's inputs: the log-probabilities, then its integer arguments.
 const CTC_INPUTS: &[&str] = &["log_probs", "targets", "input_lengths", "target_lengths"];
 
-const SPECS: [Spec; 9] = [
+const SPECS: &[Spec] = &[
     Spec {
         loss: "mse",
         dtypes: HALF,
