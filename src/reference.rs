@@ -398,7 +398,8 @@ pub fn poisson_nll<T: Float>(x: T, t: T, log_input: bool, full: bool, eps: T) ->
     } else {
         xf - tf * (x + eps).to_f64().ln()
     };
-    let stirling = if full && !(tf <= 1.0) {
+    // PyTorch masks `t <= 1`: a NaN target is not masked.
+    let stirling = if full && (tf > 1.0 || tf.is_nan()) {
         tf * tf.ln() - tf + 0.5 * (2.0 * core::f64::consts::PI * tf).ln()
     } else {
         0.0

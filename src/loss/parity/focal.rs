@@ -171,7 +171,8 @@ impl<T: Float> SigmoidFocal<T> {
                 requirement: "not NaN",
             });
         }
-        if !(self.gamma >= T::ZERO && self.gamma < T::from_f64(f64::INFINITY)) {
+        let finite_non_negative = self.gamma >= T::ZERO && self.gamma < T::from_f64(f64::INFINITY);
+        if !finite_non_negative {
             return Err(LossError::InvalidParameter {
                 name: "gamma",
                 value: self.gamma.to_f64(),
