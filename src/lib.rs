@@ -140,6 +140,16 @@ pub use loss::kl_div_logits::{
     kl_div_logits, kl_div_logits_and_grad, kl_div_logits_and_grad_in_place, kl_div_logits_each,
 };
 pub use loss::nll::{nll, Nll};
+pub use loss::parity::focal::{
+    sigmoid_focal, sigmoid_focal_and_grad, sigmoid_focal_each, SigmoidFocal,
+};
+pub use loss::parity::kl_div::{kl_div, kl_div_and_grad, kl_div_each, KlDiv};
+pub use loss::parity::log_cosh::{log_cosh, log_cosh_and_grad, log_cosh_each};
+pub use loss::parity::margin::{
+    hinge_embedding, hinge_embedding_and_grad, hinge_embedding_each, soft_margin,
+    soft_margin_and_grad, soft_margin_each,
+};
+pub use loss::parity::poisson::{poisson_nll, poisson_nll_and_grad, poisson_nll_each, PoissonNll};
 pub use loss::pointwise::{
     huber, huber_and_grad, huber_each, l1, l1_and_grad, l1_each, mse, mse_and_grad, mse_each,
     smooth_l1, smooth_l1_and_grad, smooth_l1_each,

@@ -515,3 +515,176 @@ fn ctc_passes<T: Float>(
     }
     (nlls, grad)
 }
+
+// PyTorch's other elementwise losses (issue 16). Their twins compute in `f64` from the
+// element-type inputs (the difference or product the kernel forms is formed in `T` first, as
+// the kernel does) and round once: a more accurate oracle than the kernels, which compute in
+// `T` with vector `exp`/`ln`, so they are held to it within a bound, not bit for bit.
+
+/// `f64` NaN-propagating `max(v, 0)` (`f64::max` would drop the NaN).
+fn relu(v: f64) -> f64 {
+    if v.is_nan() || v > 0.0 {
+        v
+    } else {
+        0.0
+    }
+}
+
+/// `log cosh(x - y)`: `log1p(2 sinh²(d/2))` for `|d| < 1`, `|d| - ln 2 + log1p(e^(-2|d|))`
+/// otherwise (no overflow, no cancellation).
+pub fn log_cosh<T: Float>(x: T, y: T) -> T {
+    let a = (x - y).to_f64().abs();
+    T::from_f64(if a < 1.0 {
+        let s = (a / 2.0).sinh();
+        (2.0 * s * s).ln_1p()
+    } else {
+        a - core::f64::consts::LN_2 + (-2.0 * a).exp().ln_1p()
+    })
+}
+
+/// d/dx of [`log_cosh`]: `tanh(x - y)`.
+pub fn log_cosh_grad<T: Float>(x: T, y: T) -> T {
+    T::from_f64((x - y).to_f64().tanh())
+}
+
+/// PyTorch's `hinge_embedding_loss`: `max(0, margin - x)` where `y != 1`, plus `x` where
+/// `y != -1` (computed in `T`, as the kernel).
+pub fn hinge_embedding<T: Float>(x: T, y: T, margin: T) -> T {
+    // `max(0, d)` as x86's `max(0, d)` (the kernel's): `d` itself when it is NaN or either
+    // zero, so a `-0` hinge is `-0` here too.
+    let d = margin - x;
+    let hinge = if d < T::ZERO { T::ZERO } else { d };
+    let a = if y == T::ONE { T::ZERO } else { hinge };
+    let b = if y == -T::ONE { T::ZERO } else { x };
+    a + b
+}
+
+/// d/dx of [`hinge_embedding`]: 1 where `y != -1`, minus 1 where `y != 1` and `x < margin`
+/// (0 at the kink); NaN for NaN `x`.
+pub fn hinge_embedding_grad<T: Float>(x: T, y: T, margin: T) -> T {
+    if x.to_f64().is_nan() {
+        return x;
+    }
+    let a = if y != T::ONE && x < margin {
+        -T::ONE
+    } else {
+        T::ZERO
+    };
+    let b = if y == -T::ONE { T::ZERO } else { T::ONE };
+    a + b
+}
+
+/// `log(1 + e^(-y·x))`, exact: `max(z, 0) + log1p(e^(-|z|))` with `z = -y·x` (formed in `T`).
+pub fn soft_margin<T: Float>(x: T, y: T) -> T {
+    let z = (-(y * x)).to_f64();
+    T::from_f64(relu(z) + (-z.abs()).exp().ln_1p())
+}
+
+/// d/dx of [`soft_margin`]: `-y·sigmoid(-y·x)`.
+pub fn soft_margin_grad<T: Float>(x: T, y: T) -> T {
+    let z = (-(y * x)).to_f64();
+    let e = (-z.abs()).exp();
+    let sigmoid = if z >= 0.0 {
+        1.0 / (1.0 + e)
+    } else {
+        e / (1.0 + e)
+    };
+    T::from_f64(-y.to_f64() * sigmoid)
+}
+
+/// PyTorch's `poisson_nll_loss`: `e^x - t·x` (`log_input`) or `x - t·ln(x + eps)` (with
+/// `x + eps` formed in `T`), plus with `full` `t·ln t - t + ½·ln(2πt)` where `t > 1`.
+pub fn poisson_nll<T: Float>(x: T, t: T, log_input: bool, full: bool, eps: T) -> T {
+    let (xf, tf) = (x.to_f64(), t.to_f64());
+    let base = if log_input {
+        xf.exp() - tf * xf
+    } else {
+        xf - tf * (x + eps).to_f64().ln()
+    };
+    // PyTorch masks `t <= 1`: a NaN target is not masked.
+    let stirling = if full && (tf > 1.0 || tf.is_nan()) {
+        tf * tf.ln() - tf + 0.5 * (2.0 * core::f64::consts::PI * tf).ln()
+    } else {
+        0.0
+    };
+    T::from_f64(base + stirling)
+}
+
+/// d/dx of [`poisson_nll`]: `e^x - t`, or `1 - t/(x + eps)`.
+pub fn poisson_nll_grad<T: Float>(x: T, t: T, log_input: bool, eps: T) -> T {
+    let tf = t.to_f64();
+    T::from_f64(if log_input {
+        x.to_f64().exp() - tf
+    } else {
+        1.0 - tf / (x + eps).to_f64()
+    })
+}
+
+/// PyTorch's `kl_div` element: `xlogy(t, t) - t·x` (`0·ln 0 = 0`), or with `log_target`
+/// `e^t·(t - x)` (with `t - x` formed in `T`).
+pub fn kl_div<T: Float>(x: T, t: T, log_target: bool) -> T {
+    let tf = t.to_f64();
+    T::from_f64(if log_target {
+        tf.exp() * (t - x).to_f64()
+    } else {
+        let xlogy = if tf == 0.0 { 0.0 } else { tf * tf.ln() };
+        xlogy - tf * x.to_f64()
+    })
+}
+
+/// d/dx of [`kl_div`]: `-t`, or `-e^t`.
+pub fn kl_div_grad<T: Float>(_x: T, t: T, log_target: bool) -> T {
+    if log_target {
+        T::from_f64(-t.to_f64().exp())
+    } else {
+        -t
+    }
+}
+
+/// The parts of torchvision's focal loss in `f64`: `(w, ce, p, 1 - p, q)`.
+fn focal_parts(x: f64, t: f64, alpha: f64) -> (f64, f64, f64, f64, f64) {
+    let e = (-x.abs()).exp();
+    let l = e.ln_1p();
+    let ce = if x == f64::NEG_INFINITY {
+        f64::NAN
+    } else if x < 0.0 {
+        -t * x + l
+    } else {
+        (1.0 - t) * x + l
+    };
+    let (p, pn) = if x >= 0.0 {
+        (1.0 / (1.0 + e), e / (1.0 + e))
+    } else {
+        (e / (1.0 + e), 1.0 / (1.0 + e))
+    };
+    let q = p * (1.0 - t) + pn * t;
+    let w = if alpha < 0.0 {
+        1.0
+    } else {
+        alpha * t + (1.0 - alpha) * (1.0 - t)
+    };
+    (w, ce, p, pn, q)
+}
+
+/// torchvision's `sigmoid_focal_loss` element: `w·ce·q^γ` with `ce` binary cross-entropy on
+/// logits, `q = p(1 - t) + (1 - p)t`, `w = α·t + (1 - α)(1 - t)` (1 when `α < 0`).
+pub fn sigmoid_focal<T: Float>(x: T, t: T, alpha: T, gamma: T) -> T {
+    let (w, ce, _, _, q) = focal_parts(x.to_f64(), t.to_f64(), alpha.to_f64());
+    T::from_f64(w * ce * q.powf(gamma.to_f64()))
+}
+
+/// d/dx of [`sigmoid_focal`]: `w·[(p - t)·q^γ + γ·ce·q^(γ-1)·p(1 - p)(1 - 2t)]`, 0 where
+/// `q = 0`.
+pub fn sigmoid_focal_grad<T: Float>(x: T, t: T, alpha: T, gamma: T) -> T {
+    let (tf, g) = (t.to_f64(), gamma.to_f64());
+    let (w, ce, p, pn, q) = focal_parts(x.to_f64(), tf, alpha.to_f64());
+    if q == 0.0 {
+        return T::ZERO;
+    }
+    let second = if g == 0.0 {
+        0.0
+    } else {
+        g * ce * q.powf(g - 1.0) * p * pn * (1.0 - 2.0 * tf)
+    };
+    T::from_f64(w * ((p - tf) * q.powf(g) + second))
+}

@@ -279,7 +279,7 @@ pub struct BceLogitsMap<T> {
 /// the digits of the result (the golden2 README measures 1.4x the f32 budget on half inputs).
 /// `x = -inf` gives NaN, as PyTorch's form does (`inf - inf`).
 #[inline(always)]
-fn stable_bce_with_logits<V: Lanes>(isa: V::Isa, x: V, t: V, pw: V, lw: V, l: V) -> V {
+pub(crate) fn stable_bce_with_logits<V: Lanes>(isa: V::Isa, x: V, t: V, pw: V, lw: V, l: V) -> V {
     let zero = V::splat(isa, V::Elem::ZERO);
     let one = V::splat(isa, V::Elem::ONE);
     // The coefficient of x chosen first, so that one product serves both sides.

@@ -9,6 +9,7 @@ pub(crate) mod ctc;
 pub(crate) mod kl_div_logits;
 pub(crate) mod log_sum_exp;
 pub(crate) mod nll;
+pub(crate) mod parity;
 pub(crate) mod pointwise;
 
 use crate::engine::{each2, sum2, sum_and_grad2, LossSum};
@@ -25,6 +26,12 @@ pub enum Pointwise<T> {
     SmoothL1(pointwise::SmoothL1<T>),
     Bce(binary::BceMap<T>),
     BceWithLogits(binary::BceLogitsMap<T>),
+    LogCosh,
+    HingeEmbedding(parity::margin::HingeEmbedding<T>),
+    SoftMargin,
+    PoissonNll(parity::poisson::PoissonMap<T>),
+    KlDiv(parity::kl_div::KlMap),
+    SigmoidFocal(parity::focal::FocalMap<T>),
 }
 
 /// Calls `$f(.., &map)` with the map of `$p`, so each arm instantiates the driver for its map.
@@ -43,6 +50,18 @@ macro_rules! with_map {
             Pointwise::SmoothL1($m) => $body,
             Pointwise::Bce($m) => $body,
             Pointwise::BceWithLogits($m) => $body,
+            Pointwise::LogCosh => {
+                let $m = &parity::log_cosh::LogCosh;
+                $body
+            }
+            Pointwise::HingeEmbedding($m) => $body,
+            Pointwise::SoftMargin => {
+                let $m = &parity::margin::SoftMargin;
+                $body
+            }
+            Pointwise::PoissonNll($m) => $body,
+            Pointwise::KlDiv($m) => $body,
+            Pointwise::SigmoidFocal($m) => $body,
         }
     };
 }

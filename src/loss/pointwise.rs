@@ -104,7 +104,7 @@ impl<T: Float> Map2<T> for SmoothL1<T> {
 }
 
 /// Reduces a pointwise map over `input` and `target` after checking their lengths.
-fn reduce2<S: Storage>(
+pub(crate) fn reduce2<S: Storage>(
     input: &[S],
     target: &[S],
     reduction: Reduction,
@@ -116,7 +116,7 @@ fn reduce2<S: Storage>(
 }
 
 /// Reduces a pointwise map and writes its scaled derivative into `grad`, after checking lengths.
-fn reduce2_grad<S: Storage>(
+pub(crate) fn reduce2_grad<S: Storage>(
     input: &[S],
     target: &[S],
     reduction: Reduction,
@@ -131,7 +131,7 @@ fn reduce2_grad<S: Storage>(
 }
 
 /// Writes a pointwise map over `input` and `target` into `out` after checking lengths.
-fn each<S: Storage>(
+pub(crate) fn each<S: Storage>(
     input: &[S],
     target: &[S],
     out: &mut [S::Compute],

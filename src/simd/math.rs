@@ -185,7 +185,7 @@ fn splat<V: Lanes>(isa: V::Isa, c: f64) -> V {
 
 /// `Σ coeffs[k]·x^k` by Horner's rule with `mul_add`.
 #[inline(always)]
-fn horner<V: Lanes>(isa: V::Isa, x: V, coeffs: &[f64]) -> V {
+pub(crate) fn horner<V: Lanes>(isa: V::Isa, x: V, coeffs: &[f64]) -> V {
     let (&last, rest) = coeffs.split_last().expect("a polynomial has a coefficient");
     let mut acc = splat::<V>(isa, last);
     for &c in rest.iter().rev() {
@@ -206,9 +206,9 @@ fn horner<V: Lanes>(isa: V::Isa, x: V, coeffs: &[f64]) -> V {
 ///   whose result is below half the smallest subnormal (about -103.97 for f32, -745.13 for f64)
 ///   give `+0`, as does `-inf`;
 /// - NaN gives NaN.
-// The losses need only `e^x` for `x <= 0` ([`exp_nonpositive`], [`exp_nonpositive_clamped`]);
-// this full-range form is their tested reference point and the crate's general `exp`.
-#[cfg_attr(not(test), allow(dead_code))]
+// The softmax and sigmoid losses need only `e^x` for `x <= 0` ([`exp_nonpositive`],
+// [`exp_nonpositive_clamped`]); this full-range form is their tested reference point, and the
+// `exp` of the losses whose argument may be positive (poisson_nll, kl_div, sigmoid_focal).
 #[inline(always)]
 pub(crate) fn exp<V: Lanes>(isa: V::Isa, x: V) -> V {
     let k = consts::<V::Elem>();

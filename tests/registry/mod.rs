@@ -34,6 +34,9 @@ pub enum Domain {
     UnitUnchecked,
     /// `[0, 1]`, checked: anything else, NaN included, is `LossError::NotAProbability`.
     Probability,
+    /// `>= 0` by meaning (a rate, a probability whose log is taken), not checked: PyTorch
+    /// computes NaN below 0, and so does the loss.
+    NonNegative,
 }
 
 impl Domain {
@@ -48,6 +51,7 @@ impl Domain {
         match self {
             Domain::Real => v,
             Domain::UnitUnchecked | Domain::Probability => v.abs().fract(),
+            Domain::NonNegative => v.abs(),
         }
     }
 
@@ -65,7 +69,9 @@ impl Domain {
     }
 }
 
-/// A loss's scalar parameter (`delta`, `beta`, `epsilon`, `pos_weight`).
+/// A loss's scalar parameter (`delta`, `beta`, `epsilon`, `pos_weight`, `margin`, `eps`,
+/// `alpha`, `gamma`). A loss with more options than one has one entry per fixed combination of
+/// the others (`poisson_nll_full`, `sigmoid_focal_gamma`, ...).
 #[derive(Clone, Copy, Debug)]
 pub struct Param {
     /// Its name in `LossError::InvalidParameter`.
@@ -104,6 +110,11 @@ pub enum Range {
     /// Finite wherever the inputs are moderate ([`Range::moderate`]); any sign (soft targets
     /// outside `[0, 1]` are not checked).
     FiniteWhenModerate,
+    /// Any sign, and what IEEE arithmetic gives on large or infinite inputs (`inf`, `inf - inf`,
+    /// `0·inf`), computed in the element type where the reference works in `f64`: so nothing
+    /// is asserted of an element but that NaN in the *input* gives NaN (a NaN target need not:
+    /// PyTorch's hinge_embedding gives it both terms, finite).
+    Unbounded,
 }
 
 impl Range {

@@ -49,18 +49,30 @@ const VENDORED_COUNTS: &[(&str, &str, usize)] = &[
     ("cross_entropy_z_loss", "f64", 60),
     ("ctc", "f32", 16),
     ("ctc", "f64", 16),
+    ("hinge_embedding", "f32", 39),
+    ("hinge_embedding", "f64", 39),
     ("huber", "bf16", 18),
     ("huber", "f16", 18),
+    ("kl_div", "f32", 42),
+    ("kl_div", "f64", 42),
     ("kl_div_logits", "bf16", 16),
     ("kl_div_logits", "f16", 16),
     ("kl_div_logits", "f32", 32),
     ("kl_div_logits", "f64", 32),
     ("l1", "bf16", 18),
     ("l1", "f16", 18),
+    ("log_cosh", "f32", 20),
+    ("log_cosh", "f64", 20),
     ("mse", "bf16", 18),
     ("mse", "f16", 18),
     ("nll", "f32", 43),
     ("nll", "f64", 43),
+    ("poisson_nll", "f32", 64),
+    ("poisson_nll", "f64", 64),
+    ("sigmoid_focal", "f32", 93),
+    ("sigmoid_focal", "f64", 93),
+    ("soft_margin", "f32", 20),
+    ("soft_margin", "f64", 20),
 ];
 
 const HALF: &[&str] = &["bf16", "f16"];
@@ -77,10 +89,56 @@ struct Spec {
 
 const POINTWISE: &[&str] = &["input", "target"];
 
+/// The elementwise losses of issue 16 (f32 and f64), run by [`elementwise`].
+const ELEMENTWISE: &[&str] = &[
+    "log_cosh",
+    "soft_margin",
+    "hinge_embedding",
+    "poisson_nll",
+    "kl_div",
+    "sigmoid_focal",
+];
+
 /// ctc's inputs: the log-probabilities, then its integer arguments.
 const CTC_INPUTS: &[&str] = &["log_probs", "targets", "input_lengths", "target_lengths"];
 
 const SPECS: &[Spec] = &[
+    Spec {
+        loss: "log_cosh",
+        dtypes: FULL,
+        params: &[],
+        inputs: POINTWISE,
+    },
+    Spec {
+        loss: "soft_margin",
+        dtypes: FULL,
+        params: &[],
+        inputs: POINTWISE,
+    },
+    Spec {
+        loss: "hinge_embedding",
+        dtypes: FULL,
+        params: &[("margin", true)],
+        inputs: POINTWISE,
+    },
+    Spec {
+        loss: "poisson_nll",
+        dtypes: FULL,
+        params: &[("log_input", true), ("full", true), ("eps", true)],
+        inputs: POINTWISE,
+    },
+    Spec {
+        loss: "kl_div",
+        dtypes: FULL,
+        params: &[("classes", true), ("log_target", true)],
+        inputs: POINTWISE,
+    },
+    Spec {
+        loss: "sigmoid_focal",
+        dtypes: FULL,
+        params: &[("alpha", true), ("gamma", true)],
+        inputs: POINTWISE,
+    },
     Spec {
         loss: "mse",
         dtypes: HALF,
@@ -170,7 +228,10 @@ fn unknown(case: &Case) -> Option<String> {
             case.dtype, case.loss
         ));
     }
-    if !case.other_fields.is_empty() {
+    // `nonfinite: true` marks a case with NaN inputs; its expected values say what propagates,
+    // and it is checked like any other (only the elementwise losses have such cases here).
+    let nonfinite = case.other_fields == ["nonfinite"] && ELEMENTWISE.contains(&spec.loss);
+    if !case.other_fields.is_empty() && !nonfinite {
         return Some(format!("{id}: unknown fields {:?}", case.other_fields));
     }
     let is_numbers = |v: &Value| {
@@ -195,7 +256,9 @@ fn unknown(case: &Case) -> Option<String> {
             "blank" => value.as_u64().is_some(),
             "zero_infinity" => value.is_boolean(),
             "ignore_index" => value.as_i64().is_some(),
-            "delta" | "label_smoothing" | "z_loss" | "temperature" => value.is_number(),
+            "delta" | "label_smoothing" | "z_loss" | "temperature" | "margin" | "eps" | "alpha"
+            | "gamma" => value.is_number(),
+            "log_input" | "full" | "log_target" => value.is_boolean(),
             "weight" => is_numbers(value),
             _ => unreachable!("every spec param has a type"),
         };
@@ -220,7 +283,7 @@ fn unknown(case: &Case) -> Option<String> {
     }
     for &name in spec.inputs {
         // Class labels are integers; every other input is numbers.
-        let labels = (name == "target" && params.contains_key("classes"))
+        let labels = (name == "target" && params.contains_key("classes") && case.loss != "kl_div")
             || (case.loss == "ctc" && name != "log_probs");
         let ok = inputs
             .get(name)
@@ -234,6 +297,8 @@ fn unknown(case: &Case) -> Option<String> {
     };
     let fields: &[&str] = if case.loss == "cross_entropy_stats" {
         &["mean", "sum", "none", "stats"]
+    } else if case.loss == "kl_div" {
+        &["mean", "sum", "none", "batchmean"]
     } else {
         &["mean", "sum", "none"]
     };
@@ -256,6 +321,9 @@ fn unknown(case: &Case) -> Option<String> {
     let numbers_ok = |v: Option<&Value>, list: bool| {
         v.is_some_and(|v| if list { is_numbers(v) } else { num_ok(v) })
     };
+    if case.loss == "kl_div" && !numbers_ok(expected.get("batchmean"), false) {
+        return Some(format!("{id}: expected.batchmean missing"));
+    }
     if !numbers_ok(expected.get("mean"), false)
         || !numbers_ok(expected.get("sum"), false)
         || !numbers_ok(expected.get("none"), true)
@@ -363,6 +431,8 @@ struct Outcome {
     grad: Option<(f64, Vec<f64>)>,
     /// `CrossEntropy::stats` of a statistics case.
     stats: Option<losskit::CeStats>,
+    /// `KlDiv::batchmean` of a kl_div case.
+    batchmean: Option<f64>,
     /// Messages of self-consistency checks that failed (plain function vs builder, in place vs
     /// out of place).
     inconsistent: Vec<String>,
@@ -403,8 +473,168 @@ fn pointwise<S: Half>(case: &Case) -> Result<Outcome, String> {
         none: none.iter().map(|&x| x as f64).collect(),
         grad,
         stats: None,
+        batchmean: None,
         inconsistent: Vec::new(),
     })
+}
+
+/// One elementwise case's mean, sum, none and (with `grad_mean`) fused mean and gradient from
+/// the three forms of its loss, called through the public API.
+fn outcome<T: Elem>(
+    case: &Case,
+    reduce: impl Fn(Reduction) -> Result<T, LossError>,
+    each: impl FnOnce(&mut [T]) -> Result<(), LossError>,
+    and_grad: impl FnOnce(&mut [T]) -> Result<T, LossError>,
+) -> Result<Outcome, String> {
+    let err = |e: LossError| format!("{}: error {e}", case.id);
+    let n = nums(&case.inputs["input"]).len();
+    let mean = reduce(Reduction::Mean).map_err(err)?;
+    let sum = reduce(Reduction::Sum).map_err(err)?;
+    let mut none = vec![T::of(f64::NAN); n];
+    each(&mut none).map_err(err)?;
+    let grad = match case.grad_mean {
+        None => None,
+        Some(_) => {
+            let mut grad = vec![T::of(f64::NAN); n];
+            let fused = and_grad(&mut grad).map_err(err)?;
+            Some((fused.f64(), grad.iter().map(|g| g.f64()).collect()))
+        }
+    };
+    Ok(Outcome {
+        mean: mean.f64(),
+        sum: sum.f64(),
+        none: none.iter().map(|x| x.f64()).collect(),
+        grad,
+        stats: None,
+        batchmean: None,
+        inconsistent: Vec::new(),
+    })
+}
+
+/// The elementwise losses of issue 16 in f32 or f64, with the builder the case's params
+/// describe; where they are PyTorch's defaults, the plain function must give the same bits.
+fn elementwise<T: Elem>(case: &Case) -> Result<Outcome, String> {
+    let x: Vec<T> = to(&nums(&case.inputs["input"]));
+    let t: Vec<T> = to(&nums(&case.inputs["target"]));
+    let (x, t) = (&x[..], &t[..]);
+    let p = &case.params;
+    let flag = |k: &str| p[k].as_bool().unwrap();
+    let value = |k: &str| T::of(num(&p[k]));
+    let mean = Reduction::Mean;
+    // (the builder's mean, the plain function's mean) where the params are the defaults.
+    let mut plain: Option<(T, T)> = None;
+    let mut out = match case.loss.as_str() {
+        "log_cosh" => outcome(
+            case,
+            |r| losskit::log_cosh(x, t, r),
+            |o| losskit::log_cosh_each(x, t, o),
+            |g| losskit::log_cosh_and_grad(x, t, mean, g),
+        ),
+        "soft_margin" => outcome(
+            case,
+            |r| losskit::soft_margin(x, t, r),
+            |o| losskit::soft_margin_each(x, t, o),
+            |g| losskit::soft_margin_and_grad(x, t, mean, g),
+        ),
+        "hinge_embedding" => {
+            let m = value("margin");
+            outcome(
+                case,
+                |r| losskit::hinge_embedding(x, t, m, r),
+                |o| losskit::hinge_embedding_each(x, t, m, o),
+                |g| losskit::hinge_embedding_and_grad(x, t, m, mean, g),
+            )
+        }
+        "poisson_nll" => {
+            let b = losskit::PoissonNll::new()
+                .log_input(flag("log_input"))
+                .full(flag("full"))
+                .eps(value("eps"));
+            if flag("log_input") && !flag("full") && num(&p["eps"]) == 1e-8 {
+                plain = Some((
+                    b.loss(x, t, mean).unwrap(),
+                    losskit::poisson_nll(x, t, mean).unwrap(),
+                ));
+            }
+            outcome(
+                case,
+                |r| b.loss(x, t, r),
+                |o| b.each(x, t, o),
+                |g| b.loss_and_grad(x, t, mean, g),
+            )
+        }
+        "kl_div" => {
+            let b = losskit::KlDiv::new().log_target(flag("log_target"));
+            if !flag("log_target") {
+                plain = Some((
+                    b.loss(x, t, mean).unwrap(),
+                    losskit::kl_div(x, t, mean).unwrap(),
+                ));
+            }
+            let rows = case.shape[0];
+            outcome(
+                case,
+                |r| b.loss(x, t, r),
+                |o| b.each(x, t, o),
+                |g| b.loss_and_grad(x, t, mean, g),
+            )
+            .and_then(|mut out| {
+                let bm = b
+                    .batchmean(x, t, rows)
+                    .map_err(|e| format!("{}: batchmean: {e}", case.id))?;
+                out.batchmean = Some(bm.f64());
+                // The batchmean gradient is the mean gradient times elements / rows.
+                if let Some((_, want)) = &out.grad {
+                    let mut g = vec![T::of(f64::NAN); x.len()];
+                    b.batchmean_and_grad(x, t, rows, &mut g)
+                        .map_err(|e| format!("{}: batchmean_and_grad: {e}", case.id))?;
+                    let classes = (x.len() / rows.max(1)) as f64;
+                    for (i, (g, w)) in g.iter().zip(want).enumerate() {
+                        let w = w * classes;
+                        if (g.f64() - w).abs() > 1e-6 * w.abs().max(1e-30) {
+                            out.inconsistent.push(format!(
+                                "{}: batchmean grad[{i}] {} vs {w}",
+                                case.id,
+                                g.f64()
+                            ));
+                        }
+                    }
+                }
+                Ok(out)
+            })
+        }
+        "sigmoid_focal" => {
+            let b = losskit::SigmoidFocal::new()
+                .alpha(value("alpha"))
+                .gamma(value("gamma"));
+            if num(&p["alpha"]) == 0.25 && num(&p["gamma"]) == 2.0 {
+                plain = Some((
+                    b.loss(x, t, mean).unwrap(),
+                    losskit::sigmoid_focal(x, t, mean).unwrap(),
+                ));
+            }
+            outcome(
+                case,
+                |r| b.loss(x, t, r),
+                |o| b.each(x, t, o),
+                |g| b.loss_and_grad(x, t, mean, g),
+            )
+        }
+        other => unreachable!("{other} is not elementwise"),
+    }?;
+    if let Some((builder, function)) = plain {
+        if builder.bits() != function.bits() && !(builder.f64().is_nan() && function.f64().is_nan())
+        {
+            out.inconsistent.push(format!(
+                "{}: {} {:e} != the builder's {:e}",
+                case.id,
+                case.loss,
+                function.f64(),
+                builder.f64()
+            ));
+        }
+    }
+    Ok(out)
 }
 
 /// A row-wise loss of the registry on `input` (`[rows, classes]`, read by the caller), with
@@ -527,6 +757,7 @@ fn rows<S: Widen>(case: &Case, input: Vec<S>) -> Result<Outcome, String> {
         none: none.iter().map(|x| x.f64()).collect(),
         grad,
         stats,
+        batchmean: None,
         inconsistent,
     })
 }
@@ -745,6 +976,12 @@ fn check_case(case: &Case) -> Checks {
         ),
         ("ctc", "f32") => (ctc::<f32>(case), tolerance("f32"), ctc_grad_tolerance(case)),
         ("ctc", "f64") => (ctc::<f64>(case), tolerance("f64"), ctc_grad_tolerance(case)),
+        (loss, "f32") if ELEMENTWISE.contains(&loss) => {
+            (elementwise::<f32>(case), tolerance("f32"), tolerance("f32"))
+        }
+        (loss, "f64") if ELEMENTWISE.contains(&loss) => {
+            (elementwise::<f64>(case), tolerance("f64"), tolerance("f64"))
+        }
         ("cross_entropy", "bf16") => (
             exact(case, "logits").and_then(|logits| rows::<bf16>(case, logits)),
             tolerance("f32"),
@@ -783,6 +1020,9 @@ fn check_case(case: &Case) -> Checks {
         for (i, (&g, &w)) in out.none.iter().zip(&want).enumerate() {
             c.check(id, &format!("none[{i}]"), g, w, loss_tol);
         }
+    }
+    if let Some(b) = out.batchmean {
+        c.check(id, "batchmean", b, num(&e["batchmean"]), loss_tol);
     }
     if let Some(s) = &out.stats {
         let want = &e["stats"];
@@ -920,10 +1160,11 @@ fn vendored_golden2_holds_the_implemented_subset() {
     assert_eq!(ids.len(), cases.len(), "case ids are unique");
     // Only the all-ignored nll and statistics batches (NaN mean) and the impossible ctc
     // alignments without zero_infinity (+inf mean) come without a gradient, so that none
-    // slips out of the gradient checks.
+    // slips out of the gradient checks (the non-finite cases, whose NaN inputs have no
+    // gradient, aside).
     let without: Vec<&str> = cases
         .iter()
-        .filter(|c| c.grad_mean.is_none())
+        .filter(|c| c.grad_mean.is_none() && c.other_fields != ["nonfinite"])
         .map(|c| c.id.as_str())
         .collect();
     assert_eq!(

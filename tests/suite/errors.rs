@@ -10,7 +10,7 @@ use losskit::{Bce, CrossEntropy, LossError, Reduction};
 
 use crate::common::same_error as same;
 use crate::common::Elem as E;
-use crate::registry::{Domain, Pointwise, POINTWISE};
+use crate::registry::{Domain, Pointwise, Range, POINTWISE};
 
 fn v<T: E>(xs: &[f64]) -> Vec<T> {
     xs.iter().map(|&x| T::of(x)).collect()
@@ -369,7 +369,11 @@ fn unchecked_soft_targets_are_not_restricted() {
             let got = loss
                 .reduce(&[0.5f64, -1.0], &[2.0, -3.0], setting, Reduction::Sum)
                 .unwrap();
-            assert!(got.is_finite(), "{}: {got}", loss.label(setting));
+            // Finite for bce_with_logits; sigmoid_focal's (1 - p_t)^γ is NaN for a negative
+            // base and non-integer γ, as torchvision's `**` (accepted, not an error).
+            if loss.range == Range::FiniteWhenModerate {
+                assert!(got.is_finite(), "{}: {got}", loss.label(setting));
+            }
         }
     }
 }

@@ -1,0 +1,185 @@
+//! The elementwise losses of issue 16 against the machine's limit, one thread, f32, 1M elements:
+//! each loss's reduced (`Mean`) and fused-gradient forms beside the read ceiling
+//! (`losskit::read_ceiling` of the same two inputs) and the exp ceiling (`losskit::exp_ceiling`,
+//! one vector exp per element over an L1-resident buffer), on the AVX-512 and AVX2 tiers where
+//! the CPU has them. A loss's roofline share is `max(read, exp) / time`: 1 is the limit.
+//!
+//! ```text
+//! cargo bench --bench parity          # best of 60 runs per figure, about a minute
+//! ```
+//!
+//! Plain best-of-N timing (no criterion): the figures are compared with each other within one
+//! run, and the best of many runs of a 1M-element sweep is stable to a few percent.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use losskit::{KlDiv, PoissonNll, Reduction, SigmoidFocal, Tier};
+
+const N: usize = 1 << 20;
+const REPS: usize = 60;
+
+/// The best of `REPS` runs of `f`, in microseconds.
+fn best(mut f: impl FnMut()) -> f64 {
+    let mut b = f64::MAX;
+    for _ in 0..REPS {
+        let t = Instant::now();
+        f();
+        b = b.min(t.elapsed().as_secs_f64());
+    }
+    b * 1e6
+}
+
+/// A deterministic stream in `[lo, hi)`.
+fn values(n: usize, seed: u64, lo: f32, hi: f32) -> Vec<f32> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            lo + (hi - lo) * ((s >> 40) as f32 / (1u64 << 24) as f32)
+        })
+        .collect()
+}
+
+type Reduce = Box<dyn Fn(&[f32], &[f32]) -> f32 + Send + Sync>;
+type Grad = Box<dyn Fn(&[f32], &[f32], &mut [f32]) -> f32 + Send + Sync>;
+/// A loss to time: its name, input, target, reduced and fused forms.
+type Case<'a> = (&'static str, &'a [f32], &'a [f32], Reduce, Grad);
+
+fn main() {
+    let mean = Reduction::Mean;
+    let x = values(N, 1, -4.0, 4.0);
+    let signs: Vec<f32> = values(N, 2, 0.0, 1.0)
+        .iter()
+        .map(|&v| if v < 0.5 { -1.0 } else { 1.0 })
+        .collect();
+    let unit = values(N, 3, 0.0, 1.0);
+    let counts: Vec<f32> = values(N, 4, 0.0, 6.0).iter().map(|v| v.floor()).collect();
+    let log_probs = values(N, 5, -9.0, -0.01);
+    let rates = values(N, 6, 0.01, 6.0);
+    // (name, input, target, reduced, fused)
+    let losses: Vec<Case> = vec![
+        (
+            "log_cosh",
+            &x,
+            &unit,
+            Box::new(move |a, b| losskit::log_cosh(a, b, mean).unwrap()),
+            Box::new(move |a, b, g| losskit::log_cosh_and_grad(a, b, mean, g).unwrap()),
+        ),
+        (
+            "soft_margin",
+            &x,
+            &signs,
+            Box::new(move |a, b| losskit::soft_margin(a, b, mean).unwrap()),
+            Box::new(move |a, b, g| losskit::soft_margin_and_grad(a, b, mean, g).unwrap()),
+        ),
+        (
+            "hinge_embedding",
+            &x,
+            &signs,
+            Box::new(move |a, b| losskit::hinge_embedding(a, b, 1.0, mean).unwrap()),
+            Box::new(move |a, b, g| losskit::hinge_embedding_and_grad(a, b, 1.0, mean, g).unwrap()),
+        ),
+        (
+            "poisson_nll",
+            &x,
+            &counts,
+            Box::new(move |a, b| losskit::poisson_nll(a, b, mean).unwrap()),
+            Box::new(move |a, b, g| losskit::poisson_nll_and_grad(a, b, mean, g).unwrap()),
+        ),
+        (
+            "poisson_nll(rate, full)",
+            &rates,
+            &counts,
+            Box::new(move |a, b| {
+                let p = PoissonNll::new().log_input(false).full(true);
+                p.loss(a, b, mean).unwrap()
+            }),
+            Box::new(move |a, b, g| {
+                let p = PoissonNll::new().log_input(false).full(true);
+                p.loss_and_grad(a, b, mean, g).unwrap()
+            }),
+        ),
+        (
+            "kl_div",
+            &log_probs,
+            &unit,
+            Box::new(move |a, b| losskit::kl_div(a, b, mean).unwrap()),
+            Box::new(move |a, b, g| losskit::kl_div_and_grad(a, b, mean, g).unwrap()),
+        ),
+        (
+            "kl_div(log_target)",
+            &log_probs,
+            &log_probs,
+            Box::new(move |a, b| KlDiv::new().log_target(true).loss(a, b, mean).unwrap()),
+            Box::new(move |a, b, g| {
+                KlDiv::new()
+                    .log_target(true)
+                    .loss_and_grad(a, b, mean, g)
+                    .unwrap()
+            }),
+        ),
+        (
+            "sigmoid_focal",
+            &x,
+            &unit,
+            Box::new(move |a, b| losskit::sigmoid_focal(a, b, mean).unwrap()),
+            Box::new(move |a, b, g| losskit::sigmoid_focal_and_grad(a, b, mean, g).unwrap()),
+        ),
+        (
+            "sigmoid_focal(gamma=0.5)",
+            &x,
+            &unit,
+            Box::new(move |a, b| SigmoidFocal::new().gamma(0.5).loss(a, b, mean).unwrap()),
+            Box::new(move |a, b, g| {
+                SigmoidFocal::new()
+                    .gamma(0.5)
+                    .loss_and_grad(a, b, mean, g)
+                    .unwrap()
+            }),
+        ),
+    ];
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let l1 = values(1024, 7, -4.0, 4.0);
+    let mut grad = vec![0.0f32; N];
+    for tier in [Tier::Avx512, Tier::Avx2] {
+        if !tier.is_available() {
+            println!("{tier}: not available on this CPU");
+            continue;
+        }
+        losskit::with_tier(tier, || {
+            pool.install(|| {
+                let read = best(|| {
+                    black_box(losskit::read_ceiling(black_box(&x), black_box(&unit)));
+                });
+                let exp = best(|| {
+                    black_box(losskit::exp_ceiling(black_box(&l1), N / l1.len()));
+                });
+                println!(
+                    "{tier}, one thread, f32, 1M: read ceiling {read:.0} us, exp ceiling {exp:.0} us"
+                );
+                let limit = read.max(exp);
+                for (name, a, b, reduce, fused) in &losses {
+                    let r = best(|| {
+                        black_box(reduce(black_box(a), black_box(b)));
+                    });
+                    let g = best(|| {
+                        black_box(fused(black_box(a), black_box(b), &mut grad));
+                    });
+                    println!(
+                        "  {name:<26} reduce {r:>6.0} us  {:>5.2} of read  {:>5.2} of roofline | \
+                         and_grad {g:>6.0} us",
+                        read / r,
+                        limit / r,
+                    );
+                }
+            })
+        })
+        .unwrap();
+    }
+}
