@@ -817,6 +817,7 @@ fn paired<S: Widen + registry::PairedStored>(
         none: none.iter().map(|x| x.f64()).collect(),
         grad,
         stats: None,
+        batchmean: None,
         inconsistent,
     })
 }
@@ -885,6 +886,7 @@ fn ctc<S: Widen + Storage<Compute = S>>(case: &Case) -> Result<Outcome, String> 
         none: none.iter().map(|x| x.wide()).collect(),
         grad,
         stats: None,
+        batchmean: None,
         inconsistent,
     })
 }
