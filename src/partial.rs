@@ -11,10 +11,10 @@
 //!
 //! - each element's loss is computed by the same kernel as the `*_each` form (so it is the
 //!   value [`mse_each`](crate::mse_each) writes, on the same tier), into a 16 KiB block on the
-//!   stack, then added to an exact accumulator ([`ExactSum`]-style: the per-element `f64`
+//!   stack, then added to an exact accumulator (a long fixed-point sum: the per-element `f64`
 //!   value's significand added into long fixed-point digits, a few integer operations);
-//! - so the partial path runs at the speed of the accumulator (a few ns per element, see
-//!   BENCHMARKS.md) rather than at memory speed, on the calling thread. Shards are the unit of
+//! - so the partial path runs at the speed of the accumulator rather than at memory speed
+//!   (several times slower than [`mse`](crate::mse)), on the calling thread. Shards are the unit of
 //!   parallelism here: an engine computes its partitions concurrently.
 //!
 //! This is the role ReproBLAS's binned sums (Demmel, Ahrens and Nguyen) play for BLAS

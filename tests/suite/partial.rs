@@ -112,7 +112,7 @@ fn any_sharding_and_merge_order_gives_the_same_bits() {
     for (n, seed) in [(0, 1), (1, 2), (37, 3), (4097, 4), (70_001, 5)] {
         check_sharding::<f32>(|v| v as f32, n, seed);
         check_sharding::<f64>(|v| v, n, seed + 100);
-        check_sharding::<bf16>(|v| bf16::from_f64(v), n, seed + 200);
+        check_sharding::<bf16>(bf16::from_f64, n, seed + 200);
     }
 }
 
