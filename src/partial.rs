@@ -13,8 +13,9 @@
 //!   value [`mse_each`](crate::mse_each) writes, on the same tier), into a 16 KiB block on the
 //!   stack, then added to an exact accumulator (a long fixed-point sum: the per-element `f64`
 //!   value's significand added into long fixed-point digits, a few integer operations);
-//! - so the partial path runs at the speed of the accumulator rather than at memory speed
-//!   (several times slower than [`mse`](crate::mse)), on the calling thread. Shards are the unit of
+//! - so the partial path runs at the speed of the accumulator, not at memory speed: about
+//!   6 ns per element on one Zen 4 core for `mse` over 1M `f32` (50x [`mse`](crate::mse)'s
+//!   time; 11x for the exp-bound `bce_with_logits`), on the calling thread. Shards are the unit of
 //!   parallelism here: an engine computes its partitions concurrently.
 //!
 //! This is the role ReproBLAS's binned sums (Demmel, Ahrens and Nguyen) play for BLAS
