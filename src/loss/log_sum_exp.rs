@@ -133,10 +133,23 @@ const BLOCK_VECS: usize = 64;
 /// of `x - max` below `ln(MIN_POSITIVE)` adds at most 1.2e-38 (f32) a class to a sum of at
 /// least 1; the log-sum-exp is then within that much, absolutely.
 ///
-/// With `STATS`, the max pass also counts the classes above and at `x_t` (compare-and-count on
-/// the vectors it loads anyway), and the exp pass sums `e^c·c` beside `e^c` (`c = x - max`
-/// clamped at `ln(MIN_POSITIVE)`), in the same blocked way and rescaled with the sum when the
-/// max moves: the same bound, relative to `Σ e^c·|c|`.
+/// With `STATS`, the exp pass sums `e^c·c` beside `e^c` (`c = x - max` clamped at
+/// `ln(MIN_POSITIVE)`), in the same blocked way and rescaled with the sum when the max moves: the
+/// same bound, relative to `Σ e^c·|c|`.
+///
+/// The rank counts (classes above and at `x_t`) are needed exactly only while fewer than
+/// `top_k` classes are above: beyond that the rank is decided, and a lower bound of `above` is
+/// all the caller reads. So after a block's two passes, only while `above < top_k`:
+/// - the lanes of the block's two max chains above `x_t` are counted (each is an element of its
+///   own, and max returns one of its operands, so a NaN never makes a lane above): if they
+///   reach `top_k`, that lower bound decides the rank — a badly predicted row is decided in its
+///   first block;
+/// - else the block is counted exactly from L1 ([`count_block`]) if it can hold a class at or
+///   above `x_t`: a lane maximum reaches it, or the block holds a NaN (which can hide a lane's
+///   maximum; +inf also makes the sum NaN, which only counts needlessly).
+///
+/// A well-predicted row so counts only the blocks that hold its target or its rivals: one block
+/// of 128K classes, but every row of 1000.
 #[inline(always)]
 pub(crate) fn row_stats<V: Lanes, R: Storage<Compute = V::Elem>, const STATS: bool>(
     isa: V::Isa,
@@ -144,6 +157,7 @@ pub(crate) fn row_stats<V: Lanes, R: Storage<Compute = V::Elem>, const STATS: bo
     len: usize,
     coef: Option<Coef<'_, V::Elem>>,
     x_t: V::Elem,
+    top_k: u64,
 ) -> RowStats {
     let x = &stream[..len];
     let neg_inf = V::Elem::from_f64(f64::NEG_INFINITY);
@@ -161,43 +175,23 @@ pub(crate) fn row_stats<V: Lanes, R: Storage<Compute = V::Elem>, const STATS: bo
         let start = b * block;
         let whole = xb.len() - xb.len() % lanes;
         let pairs = whole - whole % (2 * lanes);
-        // Pass 1: the block's max, lane-wise, in two chains (and the rank counts).
+        // Pass 1: the block's max, lane-wise, in two chains.
         let (mut m0, mut m1) = (V::splat(isa, neg_inf), V::splat(isa, neg_inf));
-        let (mut gt, mut eq) = (zero, zero);
         for xv in xb[..pairs].chunks_exact(2 * lanes) {
-            let (a, b) = (R::load::<V>(isa, xv), R::load::<V>(isa, &xv[lanes..]));
-            m0 = m0.max(a);
-            m1 = m1.max(b);
-            if STATS {
-                count(isa, target, &mut gt, &mut eq, a, None);
-                count(isa, target, &mut gt, &mut eq, b, None);
-            }
+            m0 = m0.max(R::load::<V>(isa, xv));
+            m1 = m1.max(R::load::<V>(isa, &xv[lanes..]));
         }
         if pairs < whole {
-            let a = R::load::<V>(isa, &xb[pairs..]);
-            m0 = m0.max(a);
-            if STATS {
-                count(isa, target, &mut gt, &mut eq, a, None);
-            }
+            m0 = m0.max(R::load::<V>(isa, &xb[pairs..]));
         }
         if whole < xb.len() {
-            let b = R::load_prefix::<V>(isa, &xb[whole..], neg_inf);
-            m1 = m1.max(b);
-            if STATS {
-                let keep = V::first_lanes(isa, xb.len() - whole);
-                count(isa, target, &mut gt, &mut eq, b, Some(keep));
-            }
+            m1 = m1.max(R::load_prefix::<V>(isa, &xb[whole..], neg_inf));
         }
-        if STATS {
-            // At most BLOCK_VECS per lane: exact in any float type.
-            above += gt.reduce_sum().to_f64() as u64;
-            tied += eq.reduce_sum().to_f64() as u64;
-        }
-        let mv = m0.max(m1);
+        let lane_max = m0.max(m1);
         // Only a block that raises the max pays for the horizontal reduction (NaN lanes do not
         // compare greater; their NaN reaches the sum in pass 2).
-        if V::any(V::splat(isa, max).lt(mv)) {
-            let new_max = mv.reduce_max();
+        if V::any(V::splat(isa, max).lt(lane_max)) {
+            let new_max = lane_max.reduce_max();
             if max > neg_inf {
                 // Rescale what was summed against the old max.
                 let shift = max.to_f64() - new_max.to_f64();
@@ -214,13 +208,17 @@ pub(crate) fn row_stats<V: Lanes, R: Storage<Compute = V::Elem>, const STATS: bo
             max = new_max;
         }
         if max == neg_inf {
+            if STATS && above < top_k {
+                let (a, t) = count_block::<V, R>(isa, xb, target);
+                above += a;
+                tied += t;
+            }
             // Nothing finite yet: exp contributes 0, but NaN must survive, and a·x keeps the
             // -inf (or 0·-inf = NaN) PyTorch would produce.
             for (i, &v) in xb.iter().enumerate() {
                 if v.to_compute().to_f64().is_nan() {
                     sum = f64::NAN;
                 }
-                // (The rank counts of this block were taken in pass 1.)
                 if let Some(cf) = coef {
                     let a = coef_at(cf, start + i).to_f64();
                     dot += a * v.to_compute().to_f64();
@@ -309,9 +307,29 @@ pub(crate) fn row_stats<V: Lanes, R: Storage<Compute = V::Elem>, const STATS: bo
                 a_acc = a_acc + a;
             }
         }
-        acc = V::acc_add(acc, (s0 + s1) + (s2 + s3));
+        let block_sum = (s0 + s1) + (s2 + s3);
+        acc = V::acc_add(acc, block_sum);
         if STATS {
             acc_ent = V::acc_add(acc_ent, t0 + t1);
+            // A NaN in the block reaches its sum (exp keeps NaN); +inf does too (inf - inf),
+            // which only makes the test conservative.
+            if above < top_k {
+                // Each lane of the two max chains is an element of its own: if enough of them
+                // are above the target, the rank is decided without a count (a lower bound of
+                // `above` is all the caller needs then; max returns one of its operands, so a
+                // NaN cannot make a lane above).
+                let one = V::splat(isa, V::Elem::ONE);
+                let lanes_above =
+                    V::select(target.lt(m0), one, zero) + V::select(target.lt(m1), one, zero);
+                let lanes_above = lanes_above.reduce_sum().to_f64() as u64;
+                if lanes_above >= top_k - above {
+                    above += lanes_above;
+                } else if V::any(target.le(lane_max)) || V::any(block_sum.is_nan()) {
+                    let (a, t) = count_block::<V, R>(isa, xb, target);
+                    above += a;
+                    tied += t;
+                }
+            }
         }
         if coef.is_some() {
             dot += V::acc_sum(V::acc_add(V::acc_zero(isa), d));
@@ -333,9 +351,35 @@ pub(crate) fn row_stats<V: Lanes, R: Storage<Compute = V::Elem>, const STATS: bo
     }
 }
 
+/// The classes of a block (at most [`BLOCK_VECS`] vectors, so each lane's count is exact in any
+/// float type) above and at `target`: the rank counts of [`row_stats`].
+#[inline(always)]
+fn count_block<V: Lanes, R: Storage<Compute = V::Elem>>(
+    isa: V::Isa,
+    xb: &[R],
+    target: V,
+) -> (u64, u64) {
+    let lanes = V::LANES;
+    let whole = xb.len() - xb.len() % lanes;
+    let zero = V::splat(isa, V::Elem::ZERO);
+    let (mut gt, mut eq) = (zero, zero);
+    for xv in xb[..whole].chunks_exact(lanes) {
+        count(isa, target, &mut gt, &mut eq, R::load::<V>(isa, xv), None);
+    }
+    if whole < xb.len() {
+        let v = R::load_prefix::<V>(isa, &xb[whole..], V::Elem::ZERO);
+        let keep = V::first_lanes(isa, xb.len() - whole);
+        count(isa, target, &mut gt, &mut eq, v, Some(keep));
+    }
+    (
+        gt.reduce_sum().to_f64() as u64,
+        eq.reduce_sum().to_f64() as u64,
+    )
+}
+
 /// Adds the lanes of `v` above and at `target` (only those of `keep`, if given) to the counts.
-/// A function, not a closure in `row_stats`: closures do not get the tier's target features,
-/// so a closure in the max pass would be called out of line.
+/// A function, not a closure: closures do not get the tier's target features, so a closure in
+/// the counting loop would be called out of line.
 #[inline(always)]
 fn count<V: Lanes>(isa: V::Isa, target: V, gt: &mut V, eq: &mut V, v: V, keep: Option<V::Mask>) {
     let (zero, one) = (V::splat(isa, V::Elem::ZERO), V::splat(isa, V::Elem::ONE));

@@ -187,6 +187,51 @@ fn stats_match_the_reference_on_every_tier_and_storage() {
     }
 }
 
+/// A batch whose labels sit near the top of their rows (the `r`-th largest logit, `r` in
+/// `0..8`, ties and NaN included): the rows an eval of a good model scores, where the sweep
+/// must count exactly instead of deciding the rank from its lane maxima.
+fn near_the_top(seed: u64, rows: usize, classes: usize) -> Batch {
+    let mut b = batch(seed, rows, classes);
+    let mut next = splitmix(seed ^ 0xA11CE);
+    for (row, label) in b.logits.chunks_exact_mut(classes).zip(&mut b.labels) {
+        if *label == -100 {
+            continue;
+        }
+        // A NaN in some rows, a tie with the top in others (copied from the row's max).
+        match next() % 4 {
+            0 => row[(next() % classes as u64) as usize] = f64::NAN,
+            1 => {
+                let top = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                row[(next() % classes as u64) as usize] = top;
+            }
+            _ => {}
+        }
+        let mut order: Vec<usize> = (0..classes).filter(|&c| !row[c].is_nan()).collect();
+        order.sort_by(|&a, &c| row[c].partial_cmp(&row[a]).unwrap());
+        if !order.is_empty() {
+            let r = (next() % 8) as usize;
+            *label = order[r.min(order.len() - 1)] as i64;
+        }
+    }
+    b
+}
+
+#[test]
+fn stats_match_the_reference_for_labels_near_the_top() {
+    // Rows of one block, of a few blocks, and long enough to be split over segments.
+    let shapes = [(64, 40), (40, 1000), (9, 4099), (3, 70001), (2, 140_000)];
+    for tier in Tier::available() {
+        for (i, &(rows, classes)) in shapes.iter().enumerate() {
+            for k in [1, 3, 5] {
+                let b = near_the_top(0x70B + i as u64 * 8 + k as u64, rows, classes);
+                check_batch::<f64>(tier, &b, k, (|v| v, |v| v), 1e-12);
+                check_batch::<f32>(tier, &b, k, (|v| v as f32, f64::from), 2e-5);
+                check_batch::<bf16>(tier, &b, k, (bf16::from_f64, bf16::to_f64), 2e-5);
+            }
+        }
+    }
+}
+
 #[test]
 fn stats_reject_a_top_k_of_zero_and_bad_shapes() {
     let logits = [0.0f32; 6];
