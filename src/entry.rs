@@ -148,13 +148,7 @@ macro_rules! impl_entry {
             ) -> LossSum {
                 map.sum_and_grad(a, b, c, grad, grad2, scale)
             }
-            fn pointwise3_each(
-                map: &Pointwise3<$c>,
-                a: &[$t],
-                b: &[$t],
-                c: &[$t],
-                out: &mut [$c],
-            ) {
+            fn pointwise3_each(map: &Pointwise3<$c>, a: &[$t], b: &[$t], c: &[$t], out: &mut [$c]) {
                 map.each(a, b, c, out)
             }
             fn total(a: &[$t]) -> LossSum {

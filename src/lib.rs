@@ -153,18 +153,17 @@ pub use loss::parity::margin::{
     hinge_embedding, hinge_embedding_and_grad, hinge_embedding_each, soft_margin,
     soft_margin_and_grad, soft_margin_each,
 };
+pub use loss::parity::poisson::{poisson_nll, poisson_nll_and_grad, poisson_nll_each, PoissonNll};
 pub use loss::parity::ranking::{
     margin_ranking, margin_ranking_and_grad, margin_ranking_each, MarginRanking,
 };
-pub use loss::parity::poisson::{poisson_nll, poisson_nll_and_grad, poisson_nll_each, PoissonNll};
 pub use loss::pointwise::{
     huber, huber_and_grad, huber_each, l1, l1_and_grad, l1_each, mse, mse_and_grad, mse_each,
     smooth_l1, smooth_l1_and_grad, smooth_l1_each,
 };
 pub use loss::weighted::{
     huber_weighted, huber_weighted_and_grad, huber_weighted_each, l1_weighted,
-    l1_weighted_and_grad, l1_weighted_each, mse_weighted, mse_weighted_and_grad,
-    mse_weighted_each,
+    l1_weighted_and_grad, l1_weighted_each, mse_weighted, mse_weighted_and_grad, mse_weighted_each,
 };
 pub use partial::Partial;
 pub use simd::{with_tier, Tier};

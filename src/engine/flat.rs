@@ -186,12 +186,7 @@ pub(crate) fn each2<S: Storage, M: Map2<S::Compute>>(
 }
 
 /// `Σ map(a[i], b[i], c[i])` over `a.len()` elements (`b` and `c` must be as long).
-pub(crate) fn sum3<S: Storage, M: Map3<S::Compute>>(
-    a: &[S],
-    b: &[S],
-    c: &[S],
-    map: &M,
-) -> LossSum {
+pub(crate) fn sum3<S: Storage, M: Map3<S::Compute>>(a: &[S], b: &[S], c: &[S], map: &M) -> LossSum {
     debug_assert_eq!(a.len(), c.len());
     sweep::<S, _, _, false>(a, b, c, None, S::Compute::ZERO, map)
 }

@@ -90,7 +90,9 @@ pub(crate) fn reduce_grad<S: Storage>(
 ) -> Result<S::Compute, LossError> {
     check_lens(input.len(), target.len(), weight.len())?;
     check::same_len("grad", grad.len(), "input", input.len())?;
-    Ok(reduce_grad_checked(input, target, weight, reduction, grad, map, divisor))
+    Ok(reduce_grad_checked(
+        input, target, weight, reduction, grad, map, divisor,
+    ))
 }
 
 /// [`reduce_grad`] with the lengths already checked.
@@ -193,7 +195,15 @@ pub fn mse_weighted_and_grad<S: Storage>(
     grad: &mut [S],
 ) -> Result<S::Compute, LossError> {
     let map = Pointwise3::WeightedMse;
-    reduce_grad(input, target, weight, reduction, grad, map, Divisor::Weights)
+    reduce_grad(
+        input,
+        target,
+        weight,
+        reduction,
+        grad,
+        map,
+        Divisor::Weights,
+    )
 }
 
 /// PyTorch's `l1_loss` with a per-element `weight`: `w·|x - t|`, reduced; the mean divides by
@@ -259,7 +269,15 @@ pub fn l1_weighted_and_grad<S: Storage>(
     grad: &mut [S],
 ) -> Result<S::Compute, LossError> {
     let map = Pointwise3::WeightedL1;
-    reduce_grad(input, target, weight, reduction, grad, map, Divisor::Weights)
+    reduce_grad(
+        input,
+        target,
+        weight,
+        reduction,
+        grad,
+        map,
+        Divisor::Weights,
+    )
 }
 
 fn huber_map<T: Float>(delta: T) -> Result<Pointwise3<T>, LossError> {

@@ -203,7 +203,9 @@ pub fn margin_ranking<S: Storage>(
     margin: S::Compute,
     reduction: Reduction,
 ) -> Result<S::Compute, LossError> {
-    MarginRanking::new().margin(margin).loss(x1, x2, y, reduction)
+    MarginRanking::new()
+        .margin(margin)
+        .loss(x1, x2, y, reduction)
 }
 
 /// [`margin_ranking`] without reduction, into `out`.
