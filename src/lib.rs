@@ -174,8 +174,9 @@ pub use storage::{bf16, f16, Storage};
 /// "No reduction" is the `*_each` form of each loss, which writes every element's loss.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Reduction {
-    /// The sum divided by the number of elements (for weighted cross-entropy, by the summed
-    /// weights). NaN when there is nothing to average.
+    /// The sum divided by the number of elements (for weighted cross-entropy, and for
+    /// [`mse_weighted`] and [`l1_weighted`], by the summed weights, as PyTorch's). NaN when
+    /// there is nothing to average.
     Mean,
     /// The sum. Zero when there are no elements.
     Sum,
