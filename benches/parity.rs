@@ -8,6 +8,11 @@
 //! cargo bench --bench parity          # best of 60 runs per figure, about a minute
 //! ```
 //!
+//! The three-input losses (the flat driver's third stream: gaussian_nll, margin_ranking and the
+//! `*_weighted` first-wave losses) are timed the same way against the read ceiling of *their*
+//! bytes: `read_ceiling` over two 1.5M-element slices, the 12 MB that three 1M-element f32
+//! inputs hold.
+//!
 //! Plain best-of-N timing (no criterion): the figures are compared with each other within one
 //! run, and the best of many runs of a 1M-element sweep is stable to a few percent.
 
@@ -47,6 +52,12 @@ type Reduce = Box<dyn Fn(&[f32], &[f32]) -> f32 + Send + Sync>;
 type Grad = Box<dyn Fn(&[f32], &[f32], &mut [f32]) -> f32 + Send + Sync>;
 /// A loss to time: its name, input, target, reduced and fused forms.
 type Case<'a> = (&'static str, &'a [f32], &'a [f32], Reduce, Grad);
+type Reduce3 = Box<dyn Fn(&[f32], &[f32], &[f32]) -> f32 + Send + Sync>;
+/// The fused form of a three-input loss: the gradient(s) into the two slices (the second is
+/// written by the losses with a second differentiable input only).
+type Grad3 = Box<dyn Fn(&[f32], &[f32], &[f32], &mut [f32], &mut [f32]) -> f32 + Send + Sync>;
+/// A three-input loss to time: its name, inputs, reduced and fused forms.
+type Case3<'a> = (&'static str, [&'a [f32]; 3], Reduce3, Grad3);
 
 fn main() {
     let mean = Reduction::Mean;
@@ -141,12 +152,84 @@ fn main() {
             }),
         ),
     ];
+    let var = values(N, 8, 0.05, 4.0);
+    let weight = values(N, 9, 0.0, 2.0);
+    let x2 = values(N, 10, -4.0, 4.0);
+    let probs = values(N, 11, 0.01, 0.99);
+    let losses3: Vec<Case3> = vec![
+        (
+            "gaussian_nll",
+            [&x, &unit, &var],
+            Box::new(move |a, b, c| losskit::gaussian_nll(a, b, c, mean).unwrap()),
+            Box::new(move |a, b, c, g, g2| {
+                losskit::gaussian_nll_and_grad(a, b, c, mean, g, g2).unwrap()
+            }),
+        ),
+        (
+            "margin_ranking",
+            [&x, &x2, &signs],
+            Box::new(move |a, b, c| losskit::margin_ranking(a, b, c, 0.5, mean).unwrap()),
+            Box::new(move |a, b, c, g, g2| {
+                losskit::margin_ranking_and_grad(a, b, c, 0.5, mean, g, g2).unwrap()
+            }),
+        ),
+        (
+            "mse_weighted (mean: 2 passes)",
+            [&x, &unit, &weight],
+            Box::new(move |a, b, c| losskit::mse_weighted(a, b, c, mean).unwrap()),
+            Box::new(move |a, b, c, g, _| {
+                losskit::mse_weighted_and_grad(a, b, c, mean, g).unwrap()
+            }),
+        ),
+        (
+            "mse_weighted (sum)",
+            [&x, &unit, &weight],
+            Box::new(|a, b, c| losskit::mse_weighted(a, b, c, Reduction::Sum).unwrap()),
+            Box::new(|a, b, c, g, _| {
+                losskit::mse_weighted_and_grad(a, b, c, Reduction::Sum, g).unwrap()
+            }),
+        ),
+        (
+            "l1_weighted",
+            [&x, &unit, &weight],
+            Box::new(move |a, b, c| losskit::l1_weighted(a, b, c, mean).unwrap()),
+            Box::new(move |a, b, c, g, _| losskit::l1_weighted_and_grad(a, b, c, mean, g).unwrap()),
+        ),
+        (
+            "huber_weighted",
+            [&x, &unit, &weight],
+            Box::new(move |a, b, c| losskit::huber_weighted(a, b, c, 1.0, mean).unwrap()),
+            Box::new(move |a, b, c, g, _| {
+                losskit::huber_weighted_and_grad(a, b, c, 1.0, mean, g).unwrap()
+            }),
+        ),
+        (
+            "bce_weighted",
+            [&probs, &unit, &weight],
+            Box::new(move |a, b, c| losskit::bce_weighted(a, b, c, mean).unwrap()),
+            Box::new(move |a, b, c, g, _| {
+                losskit::bce_weighted_and_grad(a, b, c, mean, g).unwrap()
+            }),
+        ),
+        (
+            "bce_with_logits_weighted",
+            [&x, &unit, &weight],
+            Box::new(move |a, b, c| losskit::bce_with_logits_weighted(a, b, c, mean).unwrap()),
+            Box::new(move |a, b, c, g, _| {
+                losskit::bce_with_logits_weighted_and_grad(a, b, c, mean, g).unwrap()
+            }),
+        ),
+    ];
+    // Three 1M-element f32 inputs' bytes, as two slices for `read_ceiling`.
+    let wide_a = values(N + N / 2, 12, -1.0, 1.0);
+    let wide_b = values(N + N / 2, 13, -1.0, 1.0);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(1)
         .build()
         .unwrap();
     let l1 = values(1024, 7, -4.0, 4.0);
     let mut grad = vec![0.0f32; N];
+    let mut grad2 = vec![0.0f32; N];
     for tier in [Tier::Avx512, Tier::Avx2] {
         if !tier.is_available() {
             println!("{tier}: not available on this CPU");
@@ -176,6 +259,25 @@ fn main() {
                          and_grad {g:>6.0} us",
                         read / r,
                         limit / r,
+                    );
+                }
+                let read3 = best(|| {
+                    black_box(losskit::read_ceiling(black_box(&wide_a), black_box(&wide_b)));
+                });
+                println!("  three inputs: read ceiling of their 12 MB {read3:.0} us");
+                let limit3 = read3.max(exp);
+                for (name, [a, b, c], reduce, fused) in &losses3 {
+                    let r = best(|| {
+                        black_box(reduce(black_box(a), black_box(b), black_box(c)));
+                    });
+                    let g = best(|| {
+                        black_box(fused(black_box(a), black_box(b), black_box(c), &mut grad, &mut grad2));
+                    });
+                    println!(
+                        "  {name:<30} reduce {r:>6.0} us  {:>5.2} of read  {:>5.2} of roofline | \
+                         and_grad {g:>6.0} us",
+                        read3 / r,
+                        limit3 / r,
                     );
                 }
             })

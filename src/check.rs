@@ -66,3 +66,16 @@ pub(crate) fn rows<T>(
     }
     Ok(len / classes)
 }
+
+/// `value` finite (not NaN, not infinite).
+pub(crate) fn finite<T: Float>(name: &'static str, value: T) -> Result<(), LossError> {
+    if value.to_f64().is_finite() {
+        Ok(())
+    } else {
+        Err(LossError::InvalidParameter {
+            name,
+            value: value.to_f64(),
+            requirement: "finite",
+        })
+    }
+}

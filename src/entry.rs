@@ -13,7 +13,7 @@ use crate::loss::cross_entropy::Softmax;
 use crate::loss::ctc::{CtcOut, CtcSpec};
 use crate::loss::kl_div_logits::KlRows;
 use crate::loss::nll::NllRows;
-use crate::loss::Pointwise;
+use crate::loss::{Pointwise, Pointwise3};
 use crate::storage::{bf16, f16, Storage};
 
 /// The entry points (a supertrait of the sealed half of [`Storage`]).
@@ -43,6 +43,42 @@ pub trait Entry {
         b: &[Self],
         out: &mut [<Self as Storage>::Compute],
     ) where
+        Self: Storage;
+    /// `Σ map(a[i], b[i], c[i])`.
+    fn pointwise3_sum(
+        map: &Pointwise3<<Self as Storage>::Compute>,
+        a: &[Self],
+        b: &[Self],
+        c: &[Self],
+    ) -> LossSum
+    where
+        Self: Storage;
+    /// The sum, writing `scale · d map / d a` to `grad` and, for a map with a second
+    /// differentiable input, `scale ·` its derivative to `grad2` (empty otherwise).
+    #[allow(clippy::too_many_arguments)]
+    fn pointwise3_sum_and_grad(
+        map: &Pointwise3<<Self as Storage>::Compute>,
+        a: &[Self],
+        b: &[Self],
+        c: &[Self],
+        grad: &mut [Self],
+        grad2: &mut [Self],
+        scale: <Self as Storage>::Compute,
+    ) -> LossSum
+    where
+        Self: Storage;
+    /// `out[i] = map(a[i], b[i], c[i])`.
+    fn pointwise3_each(
+        map: &Pointwise3<<Self as Storage>::Compute>,
+        a: &[Self],
+        b: &[Self],
+        c: &[Self],
+        out: &mut [<Self as Storage>::Compute],
+    ) where
+        Self: Storage;
+    /// `Σ a[i]` (the summed weights of a weighted mean).
+    fn total(a: &[Self]) -> LossSum
+    where
         Self: Storage;
     /// Every row of a softmax cross-entropy call over `x`, writing what `out` asks for.
     fn softmax_rows(
@@ -97,6 +133,26 @@ macro_rules! impl_entry {
             }
             fn pointwise_each(map: &Pointwise<$c>, a: &[$t], b: &[$t], out: &mut [$c]) {
                 map.each(a, b, out)
+            }
+            fn pointwise3_sum(map: &Pointwise3<$c>, a: &[$t], b: &[$t], c: &[$t]) -> LossSum {
+                map.sum(a, b, c)
+            }
+            fn pointwise3_sum_and_grad(
+                map: &Pointwise3<$c>,
+                a: &[$t],
+                b: &[$t],
+                c: &[$t],
+                grad: &mut [$t],
+                grad2: &mut [$t],
+                scale: $c,
+            ) -> LossSum {
+                map.sum_and_grad(a, b, c, grad, grad2, scale)
+            }
+            fn pointwise3_each(map: &Pointwise3<$c>, a: &[$t], b: &[$t], c: &[$t], out: &mut [$c]) {
+                map.each(a, b, c, out)
+            }
+            fn total(a: &[$t]) -> LossSum {
+                crate::loss::total(a)
             }
             fn softmax_rows(
                 spec: &Softmax<'_, $c, false>,

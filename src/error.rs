@@ -81,6 +81,24 @@ pub enum LossError {
         /// [`InvalidParameter`](LossError::InvalidParameter)).
         value: f64,
     },
+    /// An element that must not be negative is (gaussian_nll's `var`: PyTorch rejects a
+    /// negative variance; NaN is data and propagates).
+    ///
+    /// ```
+    /// use losskit::{LossError, Reduction};
+    /// let err = losskit::gaussian_nll(&[0.0f32, 0.0], &[1.0, 1.0], &[1.0, -0.5], Reduction::Mean);
+    /// assert_eq!(err, Err(LossError::Negative { name: "var", index: 1, value: -0.5 }));
+    /// assert_eq!(err.unwrap_err().to_string(), "var[1] is -0.5; it must be >= 0");
+    /// ```
+    Negative {
+        /// The argument (`"var"`).
+        name: &'static str,
+        /// The index of the first offending element.
+        index: usize,
+        /// Its value, widened exactly to `f64` (printed as for
+        /// [`InvalidParameter`](LossError::InvalidParameter)).
+        value: f64,
+    },
     /// An element of an integer argument (a ctc label or length) is outside its range.
     ///
     /// ```
@@ -166,6 +184,9 @@ impl fmt::Display for LossError {
                 "{name}[{index}] is {}; every element of {name} must be in [0, 1]",
                 Shown(*value)
             ),
+            LossError::Negative { name, index, value } => {
+                write!(f, "{name}[{index}] is {}; it must be >= 0", Shown(*value))
+            }
             LossError::OutOfRange {
                 name,
                 index,

@@ -128,8 +128,9 @@ pub use each_vec::each_vec;
 pub use error::LossError;
 pub use float::Float;
 pub use loss::binary::{
-    bce, bce_and_grad, bce_each, bce_with_logits, bce_with_logits_and_grad, bce_with_logits_each,
-    Bce, BceWithLogits,
+    bce, bce_and_grad, bce_each, bce_weighted, bce_weighted_and_grad, bce_weighted_each,
+    bce_with_logits, bce_with_logits_and_grad, bce_with_logits_each, bce_with_logits_weighted,
+    bce_with_logits_weighted_and_grad, bce_with_logits_weighted_each, Bce, BceWithLogits,
 };
 pub use loss::ce_stats::CeStats;
 pub use loss::cross_entropy::{
@@ -143,6 +144,9 @@ pub use loss::nll::{nll, Nll};
 pub use loss::parity::focal::{
     sigmoid_focal, sigmoid_focal_and_grad, sigmoid_focal_each, SigmoidFocal,
 };
+pub use loss::parity::gaussian::{
+    gaussian_nll, gaussian_nll_and_grad, gaussian_nll_each, GaussianNll,
+};
 pub use loss::parity::kl_div::{kl_div, kl_div_and_grad, kl_div_each, KlDiv};
 pub use loss::parity::log_cosh::{log_cosh, log_cosh_and_grad, log_cosh_each};
 pub use loss::parity::margin::{
@@ -150,9 +154,16 @@ pub use loss::parity::margin::{
     soft_margin_and_grad, soft_margin_each,
 };
 pub use loss::parity::poisson::{poisson_nll, poisson_nll_and_grad, poisson_nll_each, PoissonNll};
+pub use loss::parity::ranking::{
+    margin_ranking, margin_ranking_and_grad, margin_ranking_each, MarginRanking,
+};
 pub use loss::pointwise::{
     huber, huber_and_grad, huber_each, l1, l1_and_grad, l1_each, mse, mse_and_grad, mse_each,
     smooth_l1, smooth_l1_and_grad, smooth_l1_each,
+};
+pub use loss::weighted::{
+    huber_weighted, huber_weighted_and_grad, huber_weighted_each, l1_weighted,
+    l1_weighted_and_grad, l1_weighted_each, mse_weighted, mse_weighted_and_grad, mse_weighted_each,
 };
 pub use partial::Partial;
 pub use simd::{with_tier, Tier};
@@ -163,8 +174,9 @@ pub use storage::{bf16, f16, Storage};
 /// "No reduction" is the `*_each` form of each loss, which writes every element's loss.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Reduction {
-    /// The sum divided by the number of elements (for weighted cross-entropy, by the summed
-    /// weights). NaN when there is nothing to average.
+    /// The sum divided by the number of elements (for weighted cross-entropy, and for
+    /// [`mse_weighted`] and [`l1_weighted`], by the summed weights, as PyTorch's). NaN when
+    /// there is nothing to average.
     Mean,
     /// The sum. Zero when there are no elements.
     Sum,

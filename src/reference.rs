@@ -688,3 +688,65 @@ pub fn sigmoid_focal_grad<T: Float>(x: T, t: T, alpha: T, gamma: T) -> T {
     };
     T::from_f64(w * ((p - tf) * q.powf(g) + second))
 }
+
+/// PyTorch's `gaussian_nll_loss` element: `½·(ln v + (x - t)²/v)` with `v = max(var, eps)`,
+/// plus `½·ln 2π` with `full` (`x - t` formed in `T`, the rest in `f64`). A NaN `var` is NaN;
+/// a negative one (an error for the kernels) is NaN here.
+pub fn gaussian_nll<T: Float>(x: T, t: T, var: T, full: bool, eps: T) -> T {
+    let (d, vf) = ((x - t).to_f64(), var.to_f64());
+    if vf < 0.0 || vf.is_nan() {
+        return T::from_f64(f64::NAN);
+    }
+    let v = vf.max(eps.to_f64());
+    let c = if full {
+        0.5 * (2.0 * core::f64::consts::PI).ln()
+    } else {
+        0.0
+    };
+    T::from_f64(0.5 * (v.ln() + d * d / v) + c)
+}
+
+/// d/dx of [`gaussian_nll`]: `(x - t)/v` at the clamped `v`.
+pub fn gaussian_nll_grad<T: Float>(x: T, t: T, var: T, eps: T) -> T {
+    let (d, vf) = ((x - t).to_f64(), var.to_f64());
+    if vf < 0.0 || vf.is_nan() {
+        return T::from_f64(f64::NAN);
+    }
+    T::from_f64(d / vf.max(eps.to_f64()))
+}
+
+/// d/dvar of [`gaussian_nll`]: `½·(1/v - (x - t)²/v²)` at the clamped `v`, also where
+/// `var < eps` (PyTorch clamps under `no_grad`, so the clamp passes the gradient through).
+pub fn gaussian_nll_grad_var<T: Float>(x: T, t: T, var: T, eps: T) -> T {
+    let (d, vf) = ((x - t).to_f64(), var.to_f64());
+    if vf < 0.0 || vf.is_nan() {
+        return T::from_f64(f64::NAN);
+    }
+    let v = vf.max(eps.to_f64());
+    T::from_f64(0.5 * (1.0 / v - d * d / (v * v)))
+}
+
+/// PyTorch's `margin_ranking_loss` element: `max(0, -y·(x1 - x2) + margin)`, computed in `T`
+/// in PyTorch's order (as the kernel, bit for bit), NaN kept.
+pub fn margin_ranking<T: Float>(x1: T, x2: T, y: T, margin: T) -> T {
+    // `max(0, a)` as x86's `max(0, a)` (the kernel's): `a` itself when it is NaN or either zero.
+    let arg = -y * (x1 - x2) + margin;
+    if arg < T::ZERO {
+        T::ZERO
+    } else {
+        arg
+    }
+}
+
+/// d/dx1 of [`margin_ranking`]: `-y` where the argument is `> 0`, 0 at the kink and beyond,
+/// NaN where it is NaN. d/dx2 is its negation.
+pub fn margin_ranking_grad<T: Float>(x1: T, x2: T, y: T, margin: T) -> T {
+    let arg = -y * (x1 - x2) + margin;
+    if arg.to_f64().is_nan() {
+        arg
+    } else if arg > T::ZERO {
+        -y
+    } else {
+        T::ZERO
+    }
+}

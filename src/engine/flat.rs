@@ -1,12 +1,26 @@
-//! The flat shape: a per-element map over two inputs of one length, reduced, written per
-//! element, or reduced with its derivative written per element.
+//! The flat shape: a per-element map over two or three inputs of one length, reduced, written
+//! per element, or reduced with its derivatives written per element.
 //!
 //! The input is cut into [`CHUNK`](super::CHUNK)-element leaves of the fixed tree (see the engine docs for the
 //! policy and the error bound). Inside a leaf, [`UNROLL`] independent vector accumulators hide
 //! the add latency; every [`BLOCK_STEPS`] steps they are folded pairwise and added, widened
 //! exactly to `f64`, into an `f64` vector accumulator whose lanes are summed in a fixed order.
-//! A map that sets [`Map2::PAIRED`] is summed over [`Pair`]s, two vectors taken as one twice as
-//! wide (so each accumulator is two vectors); the bound is per lane and holds unchanged.
+//! A map that sets [`Map3::PAIRED`] (or [`Map2::PAIRED`]) is summed over [`Pair`]s, two vectors
+//! taken as one twice as wide (so each accumulator is two vectors); the bound is per lane and
+//! holds unchanged.
+//!
+//! # The third stream
+//!
+//! There is one sweep, written for three inputs ([`Map3`]). A two-input map ([`Map2`]) runs on
+//! it through an adapter that ignores the third input, and its third stream is [`Absent`]: a
+//! type whose "load" is a constant the map never reads, so the compiler removes it and the
+//! two-input sweep is the instruction sequence it was before the third stream existed (same
+//! loads, same arithmetic, same bits). A real third stream is read by the index the gradient is
+//! stored at, beside the first two. Likewise the second gradient (`Map3::GRAD2`: a loss with
+//! two differentiable inputs) is stored only when the map has one; otherwise its slice is
+//! empty and the store is compiled out.
+
+use core::ops::Range;
 
 use crate::float::sealed::Sealed as _;
 use crate::simd::dispatch::Resolved;
@@ -25,7 +39,7 @@ use super::{Shape, BLOCK_STEPS, UNROLL};
 pub(crate) trait Map2<T: Float>: Sync {
     /// Run the sums two vectors wide ([`Pair`]): for maps whose work is one long dependent
     /// chain per element, so that two chains are interleaved instruction by instruction. Only
-    /// the sums (`Sum2`) are paired, not the per-element outputs. A paired map must not use
+    /// the sums are paired, not the per-element outputs. A paired map must not use
     /// [`Lanes::transpose`], which `Pair` does not support.
     const PAIRED: bool = false;
     /// The per-element loss.
@@ -34,9 +48,117 @@ pub(crate) trait Map2<T: Float>: Sync {
     fn map_grad<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, y: V) -> (V, V);
 }
 
+/// A per-element map over three inputs: a loss, its derivative with respect to `x`, and, for a
+/// loss with a second differentiable input ([`GRAD2`](Map3::GRAD2)), the derivative with
+/// respect to that one (which input it is, the map says: `var` for gaussian_nll, `x2` for
+/// margin_ranking).
+///
+/// Implementations must be `#[inline(always)]` (see [`Kernel`]).
+pub(crate) trait Map3<T: Float>: Sync {
+    /// As [`Map2::PAIRED`].
+    const PAIRED: bool = false;
+    /// Whether the second derivative of [`map_grad`](Map3::map_grad) is written (into a second
+    /// gradient slice); if not, it is never stored and may be anything.
+    const GRAD2: bool = false;
+    /// The per-element loss.
+    fn map<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, y: V, z: V) -> V;
+    /// The per-element loss, its derivative with respect to `x`, and the second derivative.
+    fn map_grad<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, y: V, z: V) -> (V, V, V);
+}
+
+/// A map by reference is a map: the drivers hold their map by value (`Copy`), so a map passed
+/// as `&M` is reached through one pointer, as a two-input map through [`Two`] is.
+impl<T: Float, M: Map3<T>> Map3<T> for &M {
+    const PAIRED: bool = M::PAIRED;
+    const GRAD2: bool = M::GRAD2;
+
+    #[inline(always)]
+    fn map<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, y: V, z: V) -> V {
+        (**self).map(isa, x, y, z)
+    }
+
+    #[inline(always)]
+    fn map_grad<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, y: V, z: V) -> (V, V, V) {
+        (**self).map_grad(isa, x, y, z)
+    }
+}
+
+/// A two-input map as a three-input one that never reads its third input. It holds the map by
+/// reference and the kernels hold it by value, so the map's parameters are one pointer away, as
+/// they were before the third stream (measured: holding `&Two` added a pointer load per vector
+/// to huber's loop).
+struct Two<'a, M>(&'a M);
+
+impl<M> Clone for Two<'_, M> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<M> Copy for Two<'_, M> {}
+
+impl<T: Float, M: Map2<T>> Map3<T> for Two<'_, M> {
+    const PAIRED: bool = M::PAIRED;
+
+    #[inline(always)]
+    fn map<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, y: V, _: V) -> V {
+        self.0.map(isa, x, y)
+    }
+
+    #[inline(always)]
+    fn map_grad<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, y: V, _: V) -> (V, V, V) {
+        let (loss, d) = self.0.map_grad(isa, x, y);
+        (loss, d, d)
+    }
+}
+
+/// The third input of a sweep: a slice, or [`Absent`].
+trait Third<S: Storage>: Copy + Send + Sync {
+    /// The elements `range` of the stream.
+    fn part(self, range: Range<usize>) -> Self;
+    /// The vector at element `at` (whole).
+    fn load<V: Lanes<Elem = S::Compute>>(self, isa: V::Isa, at: usize) -> V;
+    /// The elements from `at` to the end (fewer than a vector), 0 in the other lanes.
+    fn load_tail<V: Lanes<Elem = S::Compute>>(self, isa: V::Isa, at: usize) -> V;
+}
+
+/// No third input: what a two-input map's sweep reads as its third stream. Its loads are a
+/// constant that [`Two`] never uses, so they compile to nothing.
+#[derive(Clone, Copy)]
+struct Absent;
+
+impl<S: Storage> Third<S> for Absent {
+    #[inline(always)]
+    fn part(self, _: Range<usize>) -> Self {
+        self
+    }
+    #[inline(always)]
+    fn load<V: Lanes<Elem = S::Compute>>(self, isa: V::Isa, _: usize) -> V {
+        V::splat(isa, S::Compute::ZERO)
+    }
+    #[inline(always)]
+    fn load_tail<V: Lanes<Elem = S::Compute>>(self, isa: V::Isa, _: usize) -> V {
+        V::splat(isa, S::Compute::ZERO)
+    }
+}
+
+impl<S: Storage> Third<S> for &[S] {
+    #[inline(always)]
+    fn part(self, range: Range<usize>) -> Self {
+        &self[range]
+    }
+    #[inline(always)]
+    fn load<V: Lanes<Elem = S::Compute>>(self, isa: V::Isa, at: usize) -> V {
+        S::load::<V>(isa, &self[at..])
+    }
+    #[inline(always)]
+    fn load_tail<V: Lanes<Elem = S::Compute>>(self, isa: V::Isa, at: usize) -> V {
+        S::load_prefix::<V>(isa, &self[at..], S::Compute::ZERO)
+    }
+}
+
 /// `Σ map(a[i], b[i])` over `a.len()` elements (`b` must be as long).
 pub(crate) fn sum2<S: Storage, M: Map2<S::Compute>>(a: &[S], b: &[S], map: &M) -> LossSum {
-    sweep2::<S, M, false>(a, b, None, S::Compute::ZERO, map)
+    sweep::<S, _, _, false>(a, b, Absent, None, S::Compute::ZERO, Two(map))
 }
 
 /// `Σ map(a[i], b[i])`, writing `grad[i] = scale · d map(a[i], b[i]) / d a[i]` in the same
@@ -49,33 +171,8 @@ pub(crate) fn sum_and_grad2<S: Storage, M: Map2<S::Compute>>(
     map: &M,
 ) -> LossSum {
     debug_assert_eq!(a.len(), grad.len());
-    sweep2::<S, M, true>(a, b, Some(grad), scale, map)
-}
-
-fn sweep2<S: Storage, M: Map2<S::Compute>, const GRAD: bool>(
-    a: &[S],
-    b: &[S],
-    grad: Option<&mut [S]>,
-    scale: S::Compute,
-    map: &M,
-) -> LossSum {
-    debug_assert_eq!(a.len(), b.len());
-    let tier = Resolved::active();
-    let n = a.len().min(b.len());
-    let plan = Shape::Flat { len: n }.plan();
-    let leaf = |i: usize, grad: Option<&mut [S]>| {
-        let range = plan.leaf(i);
-        let grad = grad.unwrap_or_default();
-        let sum = tier.run(Sum2::<S, M, GRAD> {
-            a: &a[range.clone()],
-            b: &b[range.clone()],
-            grad,
-            scale,
-            map,
-        });
-        LossSum::unweighted(sum, range.len())
-    };
-    tree_reduce(plan.leaves, plan.parallel, grad, plan.per_leaf, &leaf).unwrap_or_default()
+    let grads = (grad, &mut [][..]);
+    sweep::<S, _, _, true>(a, b, Absent, Some(grads), scale, Two(map))
 }
 
 /// `out[i] = map(a[i], b[i])` (all three of one length).
@@ -85,6 +182,82 @@ pub(crate) fn each2<S: Storage, M: Map2<S::Compute>>(
     out: &mut [S::Compute],
     map: &M,
 ) {
+    each::<S, _, _>(a, b, Absent, out, Two(map))
+}
+
+/// `Σ map(a[i], b[i], c[i])` over `a.len()` elements (`b` and `c` must be as long).
+pub(crate) fn sum3<S: Storage, M: Map3<S::Compute>>(a: &[S], b: &[S], c: &[S], map: &M) -> LossSum {
+    debug_assert_eq!(a.len(), c.len());
+    sweep::<S, _, _, false>(a, b, c, None, S::Compute::ZERO, map)
+}
+
+/// `Σ map(a[i], b[i], c[i])`, writing `scale ·` the derivative with respect to `a[i]` to
+/// `grad[i]` and, for a map with [`Map3::GRAD2`], `scale ·` the second derivative to
+/// `grad2[i]` (otherwise `grad2` is empty and untouched). All of one length.
+pub(crate) fn sum_and_grad3<S: Storage, M: Map3<S::Compute>>(
+    a: &[S],
+    b: &[S],
+    c: &[S],
+    grad: &mut [S],
+    grad2: &mut [S],
+    scale: S::Compute,
+    map: &M,
+) -> LossSum {
+    debug_assert!(a.len() == c.len() && a.len() == grad.len());
+    debug_assert_eq!(grad2.len(), if M::GRAD2 { a.len() } else { 0 });
+    sweep::<S, _, _, true>(a, b, c, Some((grad, grad2)), scale, map)
+}
+
+/// `out[i] = map(a[i], b[i], c[i])` (all four of one length).
+pub(crate) fn each3<S: Storage, M: Map3<S::Compute>>(
+    a: &[S],
+    b: &[S],
+    c: &[S],
+    out: &mut [S::Compute],
+    map: &M,
+) {
+    debug_assert_eq!(a.len(), c.len());
+    each::<S, _, _>(a, b, c, out, map)
+}
+
+/// The one reducing driver: every leaf on the active tier, merged in the fixed tree.
+fn sweep<S: Storage, M: Map3<S::Compute> + Copy, C: Third<S>, const GRAD: bool>(
+    a: &[S],
+    b: &[S],
+    c: C,
+    grads: Option<(&mut [S], &mut [S])>,
+    scale: S::Compute,
+    map: M,
+) -> LossSum {
+    debug_assert_eq!(a.len(), b.len());
+    let tier = Resolved::active();
+    let n = a.len().min(b.len());
+    let plan = Shape::Flat { len: n }.plan();
+    let leaf = |i: usize, grads: Option<(&mut [S], &mut [S])>| {
+        let range = plan.leaf(i);
+        let (grad, grad2) = grads.unwrap_or_default();
+        let sum = tier.run(Sum::<S, M, C, GRAD> {
+            a: &a[range.clone()],
+            b: &b[range.clone()],
+            c: c.part(range.clone()),
+            grad,
+            grad2,
+            scale,
+            map,
+        });
+        LossSum::unweighted(sum, range.len())
+    };
+    tree_reduce(plan.leaves, plan.parallel, grads, plan.per_leaf, &leaf).unwrap_or_default()
+}
+
+/// The one writing driver.
+fn each<S: Storage, M: Map3<S::Compute> + Copy, C: Third<S>>(
+    a: &[S],
+    b: &[S],
+    c: C,
+    out: &mut [S::Compute],
+    map: M,
+) {
     debug_assert!(a.len() == b.len() && a.len() == out.len());
     let tier = Resolved::active();
     let n = out.len().min(a.len()).min(b.len());
@@ -92,9 +265,10 @@ pub(crate) fn each2<S: Storage, M: Map2<S::Compute>>(
     let leaf = |i: usize, out: Option<&mut [S::Compute]>| {
         let range = plan.leaf(i);
         let out = out.unwrap_or_default();
-        tier.run(Each2 {
+        tier.run(Each {
             a: &a[range.clone()],
-            b: &b[range],
+            b: &b[range.clone()],
+            c: c.part(range),
             out,
             map,
         })
@@ -102,18 +276,20 @@ pub(crate) fn each2<S: Storage, M: Map2<S::Compute>>(
     tree_reduce(plan.leaves, plan.parallel, Some(out), plan.per_leaf, &leaf);
 }
 
-/// Sums `map` over one chunk; with `GRAD`, also writes `scale ·` the derivative to `grad`.
-struct Sum2<'a, S: Storage, M, const GRAD: bool> {
+/// Sums `map` over one chunk; with `GRAD`, also writes `scale ·` the derivative(s).
+struct Sum<'a, S: Storage, M, C, const GRAD: bool> {
     a: &'a [S],
     b: &'a [S],
+    c: C,
     grad: &'a mut [S],
+    grad2: &'a mut [S],
     scale: S::Compute,
-    map: &'a M,
+    map: M,
 }
 
-impl<S: Storage, M: Map2<S::Compute>, const GRAD: bool> Sum2<'_, S, M, GRAD> {
+impl<S: Storage, M: Map3<S::Compute>, C: Third<S>, const GRAD: bool> Sum<'_, S, M, C, GRAD> {
     /// The loss of the lanes at `at` (a whole vector, or the `tail` elements left), storing the
-    /// scaled derivative when `GRAD`.
+    /// scaled derivative(s) when `GRAD`.
     #[inline(always)]
     fn lanes<V: Lanes<Elem = S::Compute>>(
         &mut self,
@@ -123,21 +299,33 @@ impl<S: Storage, M: Map2<S::Compute>, const GRAD: bool> Sum2<'_, S, M, GRAD> {
         at: usize,
         tail: Option<usize>,
     ) -> V {
+        let z = match tail {
+            None => self.c.load::<V>(isa, at),
+            Some(_) => self.c.load_tail::<V>(isa, at),
+        };
         if !GRAD {
-            return self.map.map(isa, x, y);
+            return self.map.map(isa, x, y, z);
         }
-        let (loss, d) = self.map.map_grad(isa, x, y);
-        let d = d * V::splat(isa, self.scale);
+        let (loss, d, d2) = self.map.map_grad(isa, x, y, z);
+        let scale = V::splat(isa, self.scale);
+        let d = d * scale;
         match tail {
             None => S::store(d, &mut self.grad[at..]),
             Some(n) => S::store_prefix(d, &mut self.grad[at..at + n]),
+        }
+        if M::GRAD2 {
+            let d2 = d2 * scale;
+            match tail {
+                None => S::store(d2, &mut self.grad2[at..]),
+                Some(n) => S::store_prefix(d2, &mut self.grad2[at..at + n]),
+            }
         }
         loss
     }
 }
 
-impl<S: Storage, M: Map2<S::Compute>, const GRAD: bool> Kernel<S::Compute>
-    for Sum2<'_, S, M, GRAD>
+impl<S: Storage, M: Map3<S::Compute>, C: Third<S>, const GRAD: bool> Kernel<S::Compute>
+    for Sum<'_, S, M, C, GRAD>
 {
     type Output = f64;
 
@@ -151,7 +339,7 @@ impl<S: Storage, M: Map2<S::Compute>, const GRAD: bool> Kernel<S::Compute>
     }
 }
 
-impl<S: Storage, M: Map2<S::Compute>, const GRAD: bool> Sum2<'_, S, M, GRAD> {
+impl<S: Storage, M: Map3<S::Compute>, C: Third<S>, const GRAD: bool> Sum<'_, S, M, C, GRAD> {
     #[inline(always)]
     fn sweep<V: Lanes<Elem = S::Compute>>(mut self, isa: V::Isa) -> f64 {
         let lanes = V::LANES;
@@ -208,36 +396,40 @@ impl<S: Storage, M: Map2<S::Compute>, const GRAD: bool> Sum2<'_, S, M, GRAD> {
 }
 
 /// Writes `map` of one chunk.
-struct Each2<'a, S: Storage, M> {
+struct Each<'a, S: Storage, M, C> {
     a: &'a [S],
     b: &'a [S],
+    c: C,
     out: &'a mut [S::Compute],
-    map: &'a M,
+    map: M,
 }
 
-impl<S: Storage, M: Map2<S::Compute>> Kernel<S::Compute> for Each2<'_, S, M> {
+impl<S: Storage, M: Map3<S::Compute>, C: Third<S>> Kernel<S::Compute> for Each<'_, S, M, C> {
     type Output = ();
 
     #[inline(always)]
     fn run<V: Lanes<Elem = S::Compute>>(self, isa: V::Isa) {
         let lanes = V::LANES;
         let n = self.out.len().min(self.a.len()).min(self.b.len());
-        let (a, b, out) = (&self.a[..n], &self.b[..n], &mut self.out[..n]);
+        let (a, b, c, out) = (&self.a[..n], &self.b[..n], self.c, &mut self.out[..n]);
         let whole = n - n % lanes;
         let (out_whole, out_tail) = out.split_at_mut(whole);
-        for ((o, av), bv) in out_whole
+        for (j, ((o, av), bv)) in out_whole
             .chunks_exact_mut(lanes)
             .zip(a[..whole].chunks_exact(lanes))
             .zip(b[..whole].chunks_exact(lanes))
+            .enumerate()
         {
+            let z = c.load::<V>(isa, j * lanes);
             self.map
-                .map(isa, S::load::<V>(isa, av), S::load::<V>(isa, bv))
+                .map(isa, S::load::<V>(isa, av), S::load::<V>(isa, bv), z)
                 .store(o);
         }
         if !out_tail.is_empty() {
             let x = S::load_prefix::<V>(isa, &a[whole..], S::Compute::ZERO);
             let y = S::load_prefix::<V>(isa, &b[whole..], S::Compute::ZERO);
-            self.map.map(isa, x, y).store_prefix(out_tail);
+            let z = c.load_tail::<V>(isa, whole);
+            self.map.map(isa, x, y, z).store_prefix(out_tail);
         }
     }
 }

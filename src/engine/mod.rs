@@ -3,7 +3,8 @@
 //! # Shapes, modes, states
 //!
 //! - [`Shape::Flat`]: a per-element map over two inputs (`flat.rs`, [`Map2`]): the regression
-//!   and binary losses.
+//!   and binary losses; or over three ([`Map3`]: a third stream such as gaussian_nll's `var`
+//!   or a per-element weight, and optionally a second gradient), on the same sweep.
 //! - [`Shape::Rows`]: a row-major `[rows, classes]` matrix and one target per row (`rows.rs`,
 //!   [`RowSpec`]): cross-entropy, nll, and every later row-wise loss; a paired spec reads the
 //!   same row of a second matrix beside it (distillation KL's student and teacher).
@@ -59,7 +60,7 @@ mod state;
 mod tree;
 
 pub(crate) use exact::ExactSum;
-pub(crate) use flat::{each2, sum2, sum_and_grad2, Map2};
+pub(crate) use flat::{each2, each3, sum2, sum3, sum_and_grad2, sum_and_grad3, Map2, Map3};
 pub(crate) use rows::{run_rows, run_rows2, RowSpec, RowsOut};
 pub(crate) use state::{LossSum, Merge};
 pub(crate) use tree::tree_reduce;

@@ -8,6 +8,30 @@
 
 use super::state::Merge;
 
+/// What [`tree_reduce`] cuts along its tree for the leaves to write: a slice, or two slices
+/// cut at the same points.
+pub(crate) trait Cut: Send + Sized {
+    /// The first `at` elements and the rest (all and nothing if `at` is past the end).
+    fn cut(self, at: usize) -> (Self, Self);
+}
+
+impl<O: Send> Cut for &mut [O] {
+    #[inline]
+    fn cut(self, at: usize) -> (Self, Self) {
+        let at = at.min(self.len());
+        self.split_at_mut(at)
+    }
+}
+
+impl<A: Cut, B: Cut> Cut for (A, B) {
+    #[inline]
+    fn cut(self, at: usize) -> (Self, Self) {
+        let (a0, a1) = self.0.cut(at);
+        let (b0, b1) = self.1.cut(at);
+        ((a0, b0), (a1, b1))
+    }
+}
+
 /// Runs `a` and `b`, in parallel when `parallel` and the `rayon` feature is on.
 #[inline]
 fn join<A, B, RA, RB>(parallel: bool, a: A, b: B) -> (RA, RB)
@@ -29,31 +53,33 @@ where
 /// only on `count` (split at `count / 2`), running the halves in parallel when `parallel`.
 /// `out`, if given, is cut along the same tree so that leaf `i` receives
 /// `out[i * out_per_leaf..][..out_per_leaf]` (shorter at the end): disjoint output slices for
-/// parallel leaves without allocating. Returns `None` for `count == 0`.
+/// parallel leaves without allocating. `out` is a slice or a pair of slices ([`Cut`]): a
+/// loss with two gradients (the flat driver's second one) has both cut at the same points.
+/// Returns `None` for `count == 0`.
 pub(crate) fn tree_reduce<P, O, F>(
     count: usize,
     parallel: bool,
-    out: Option<&mut [O]>,
+    out: Option<O>,
     out_per_leaf: usize,
     leaf: &F,
 ) -> Option<P>
 where
     P: Merge,
-    O: Send,
-    F: Fn(usize, Option<&mut [O]>) -> P + Sync,
+    O: Cut,
+    F: Fn(usize, Option<O>) -> P + Sync,
 {
     fn node<P, O, F>(
         lo: usize,
         hi: usize,
         parallel: bool,
-        out: Option<&mut [O]>,
+        out: Option<O>,
         per: usize,
         leaf: &F,
     ) -> P
     where
         P: Merge,
-        O: Send,
-        F: Fn(usize, Option<&mut [O]>) -> P + Sync,
+        O: Cut,
+        F: Fn(usize, Option<O>) -> P + Sync,
     {
         if hi - lo == 1 {
             return leaf(lo, out);
@@ -61,8 +87,7 @@ where
         let mid = lo + (hi - lo) / 2;
         let (out_lo, out_hi) = match out {
             Some(o) => {
-                let at = ((mid - lo) * per).min(o.len());
-                let (a, b) = o.split_at_mut(at);
+                let (a, b) = o.cut((mid - lo) * per);
                 (Some(a), Some(b))
             }
             None => (None, None),

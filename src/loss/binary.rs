@@ -1,7 +1,8 @@
 //! Binary cross-entropy on probabilities (`bce`, [`Bce`]) and on logits (`bce_with_logits`,
 //! [`BceWithLogits`]).
 
-use super::Pointwise;
+use super::weighted::{self, Divisor};
+use super::{Pointwise, Pointwise3};
 use crate::engine::Map2;
 use crate::float::sealed::Sealed as _;
 use crate::simd::{math, Lanes};
@@ -221,6 +222,107 @@ impl<T: Float> Bce<T> {
         S::pointwise_each(&Pointwise::Bce(map), probs, target, out);
         Ok(())
     }
+    /// [`loss`](Self::loss) with PyTorch's per-element `weight`: `w·bce(p, t)`, reduced; the
+    /// mean divides by the element count, as PyTorch's `binary_cross_entropy`.
+    ///
+    /// # Errors
+    /// As [`loss`](Self::loss), and [`LossError::LengthMismatch`] if `weight` is not as long
+    /// as `probs`.
+    ///
+    /// ```
+    /// use losskit::{Bce, Reduction};
+    /// let plain = Bce::new().loss(&[0.25f64, 0.5], &[1.0, 1.0], Reduction::Sum)?;
+    /// let w = Bce::new().loss_weighted(&[0.25f64, 0.5], &[1.0, 1.0], &[1.0, 1.0], Reduction::Sum)?;
+    /// assert_eq!(plain, w);
+    /// # Ok::<(), losskit::LossError>(())
+    /// ```
+    pub fn loss_weighted<S: Storage<Compute = T>>(
+        &self,
+        probs: &[S],
+        target: &[S],
+        weight: &[S],
+        reduction: Reduction,
+    ) -> Result<T, LossError> {
+        let map = Pointwise3::WeightedBce(self.checked_map()?);
+        check::same_len("target", target.len(), "input", probs.len())?;
+        check::same_len("weight", weight.len(), "input", probs.len())?;
+        let sum = S::pointwise3_sum(&map, probs, target, weight);
+        if sum.loss.is_nan() {
+            // An invalid element maps to NaN (as does NaN data in `weight`): find it.
+            check_probabilities("input", probs)?;
+            check_probabilities("target", target)?;
+        }
+        Ok(weighted::finish(sum, weight, reduction, Divisor::Count))
+    }
+
+    /// [`each`](Self::each) with a per-element `weight`: `out[i] = w[i]·bce(p[i], t[i])`.
+    ///
+    /// # Errors
+    /// As [`each`](Self::each), and [`LossError::LengthMismatch`] if `weight` is not as long as
+    /// `probs`.
+    ///
+    /// ```
+    /// use losskit::Bce;
+    /// let mut out = [0.0f32; 2];
+    /// Bce::new().each_weighted(&[0.0f32, 0.5], &[1.0, 1.0], &[0.5, 0.0], &mut out)?;
+    /// assert_eq!(out, [50.0, 0.0]);
+    /// # Ok::<(), losskit::LossError>(())
+    /// ```
+    pub fn each_weighted<S: Storage<Compute = T>>(
+        &self,
+        probs: &[S],
+        target: &[S],
+        weight: &[S],
+        out: &mut [T],
+    ) -> Result<(), LossError> {
+        let map = Pointwise3::WeightedBce(self.checked_map()?);
+        check::same_len("target", target.len(), "input", probs.len())?;
+        check::same_len("weight", weight.len(), "input", probs.len())?;
+        check::same_len("out", out.len(), "input", probs.len())?;
+        check_probabilities("input", probs)?;
+        check_probabilities("target", target)?;
+        S::pointwise3_each(&map, probs, target, weight, out);
+        Ok(())
+    }
+
+    /// [`loss_and_grad`](Self::loss_and_grad) with a per-element `weight`: the gradient is
+    /// `w·(p - t) / max(p (1 - p), 1e-12)`, divided by the length for [`Reduction::Mean`].
+    ///
+    /// # Errors
+    /// As [`loss_and_grad`](Self::loss_and_grad), and [`LossError::LengthMismatch`] if
+    /// `weight` is not as long as `probs`.
+    ///
+    /// ```
+    /// use losskit::{Bce, Reduction};
+    /// let mut grad = [0.0f64; 1];
+    /// Bce::new().loss_and_grad_weighted(&[0.25], &[1.0], &[0.5], Reduction::Sum, &mut grad)?;
+    /// assert!((grad[0] + 2.0).abs() < 1e-12); // 0.5 · (0.25 - 1) / (0.25 · 0.75)
+    /// # Ok::<(), losskit::LossError>(())
+    /// ```
+    pub fn loss_and_grad_weighted<S: Storage<Compute = T>>(
+        &self,
+        probs: &[S],
+        target: &[S],
+        weight: &[S],
+        reduction: Reduction,
+        grad: &mut [S],
+    ) -> Result<T, LossError> {
+        let map = Pointwise3::WeightedBce(self.checked_map()?);
+        check::same_len("target", target.len(), "input", probs.len())?;
+        check::same_len("weight", weight.len(), "input", probs.len())?;
+        check::same_len("grad", grad.len(), "input", probs.len())?;
+        check_probabilities("input", probs)?;
+        check_probabilities("target", target)?;
+        Ok(weighted::reduce_grad_checked(
+            probs,
+            target,
+            weight,
+            reduction,
+            grad,
+            map,
+            Divisor::Count,
+        ))
+    }
 }
 
 /// Binary cross-entropy on probabilities, PyTorch's `F.binary_cross_entropy`: each log is
@@ -432,6 +534,79 @@ impl<T: Float> BceWithLogits<T> {
         S::pointwise_each(&Pointwise::BceWithLogits(map), logits, target, out);
         Ok(())
     }
+    /// [`loss`](Self::loss) with PyTorch's per-element `weight`: `w·bce_with_logits(x, t)`,
+    /// reduced; the mean divides by the element count, as PyTorch's.
+    ///
+    /// # Errors
+    /// As [`loss`](Self::loss), and [`LossError::LengthMismatch`] if `weight` is not as long
+    /// as `logits`.
+    ///
+    /// ```
+    /// use losskit::{BceWithLogits, Reduction};
+    /// let loss = BceWithLogits::new().loss_weighted(&[0.0f64, 0.0], &[1.0, 0.0], &[2.0, 0.0], Reduction::Mean)?;
+    /// assert!((loss - std::f64::consts::LN_2).abs() < 1e-15); // (2 ln 2 + 0) / 2
+    /// # Ok::<(), losskit::LossError>(())
+    /// ```
+    pub fn loss_weighted<S: Storage<Compute = T>>(
+        &self,
+        logits: &[S],
+        target: &[S],
+        weight: &[S],
+        reduction: Reduction,
+    ) -> Result<T, LossError> {
+        let map = Pointwise3::WeightedBceWithLogits(self.checked_map()?);
+        weighted::reduce(logits, target, weight, reduction, map, Divisor::Count)
+    }
+
+    /// [`each`](Self::each) with a per-element `weight`.
+    ///
+    /// # Errors
+    /// As [`each`](Self::each), and [`LossError::LengthMismatch`] if `weight` is not as long as
+    /// `logits`.
+    ///
+    /// ```
+    /// use losskit::BceWithLogits;
+    /// let mut out = [0.0f32; 1];
+    /// BceWithLogits::new().each_weighted(&[0.0f32], &[1.0], &[3.0], &mut out)?;
+    /// assert!((out[0] - 3.0 * std::f32::consts::LN_2).abs() < 1e-6);
+    /// # Ok::<(), losskit::LossError>(())
+    /// ```
+    pub fn each_weighted<S: Storage<Compute = T>>(
+        &self,
+        logits: &[S],
+        target: &[S],
+        weight: &[S],
+        out: &mut [T],
+    ) -> Result<(), LossError> {
+        let map = Pointwise3::WeightedBceWithLogits(self.checked_map()?);
+        weighted::each(logits, target, weight, out, map)
+    }
+
+    /// [`loss_and_grad`](Self::loss_and_grad) with a per-element `weight`: the gradient is
+    /// `w·((1 + (pw - 1) t)·sigmoid(x) - pw·t)`, divided by the length for [`Reduction::Mean`].
+    ///
+    /// # Errors
+    /// As [`loss_and_grad`](Self::loss_and_grad), and [`LossError::LengthMismatch`] if
+    /// `weight` is not as long as `logits`.
+    ///
+    /// ```
+    /// use losskit::{BceWithLogits, Reduction};
+    /// let mut grad = [0.0f32; 2];
+    /// BceWithLogits::new().loss_and_grad_weighted(&[0.0, 0.0], &[1.0, 0.0], &[2.0, 1.0], Reduction::Sum, &mut grad)?;
+    /// assert_eq!(grad, [-1.0, 0.5]);
+    /// # Ok::<(), losskit::LossError>(())
+    /// ```
+    pub fn loss_and_grad_weighted<S: Storage<Compute = T>>(
+        &self,
+        logits: &[S],
+        target: &[S],
+        weight: &[S],
+        reduction: Reduction,
+        grad: &mut [S],
+    ) -> Result<T, LossError> {
+        let map = Pointwise3::WeightedBceWithLogits(self.checked_map()?);
+        weighted::reduce_grad(logits, target, weight, reduction, grad, map, Divisor::Count)
+    }
 }
 
 /// Binary cross-entropy on logits, PyTorch's `F.binary_cross_entropy_with_logits`:
@@ -515,4 +690,129 @@ pub fn bce_with_logits_and_grad<S: Storage>(
     grad: &mut [S],
 ) -> Result<S::Compute, LossError> {
     BceWithLogits::new().loss_and_grad(logits, target, reduction, grad)
+}
+
+/// [`bce`] with PyTorch's per-element `weight` (see [`Bce::loss_weighted`]).
+///
+/// # Errors
+/// As [`Bce::loss_weighted`].
+///
+/// ```
+/// use losskit::Reduction;
+/// let loss = losskit::bce_weighted(&[0.5f32, 0.5], &[1.0, 0.0], &[2.0, 0.0], Reduction::Mean)?;
+/// assert!((loss - std::f32::consts::LN_2).abs() < 1e-6); // (2 ln 2 + 0) / 2
+/// # Ok::<(), losskit::LossError>(())
+/// ```
+pub fn bce_weighted<S: Storage>(
+    probs: &[S],
+    target: &[S],
+    weight: &[S],
+    reduction: Reduction,
+) -> Result<S::Compute, LossError> {
+    Bce::new().loss_weighted(probs, target, weight, reduction)
+}
+
+/// [`bce_weighted`] without reduction, into `out` (see [`Bce::each_weighted`]).
+///
+/// # Errors
+/// As [`Bce::each_weighted`].
+///
+/// ```
+/// let mut out = [0.0f64; 1];
+/// losskit::bce_weighted_each(&[0.0], &[1.0], &[0.25], &mut out)?;
+/// assert_eq!(out, [25.0]);
+/// # Ok::<(), losskit::LossError>(())
+/// ```
+pub fn bce_weighted_each<S: Storage>(
+    probs: &[S],
+    target: &[S],
+    weight: &[S],
+    out: &mut [S::Compute],
+) -> Result<(), LossError> {
+    Bce::new().each_weighted(probs, target, weight, out)
+}
+
+/// [`bce_weighted`] and its gradient in one pass (see [`Bce::loss_and_grad_weighted`]).
+///
+/// # Errors
+/// As [`Bce::loss_and_grad_weighted`].
+///
+/// ```
+/// use losskit::Reduction;
+/// let mut grad = [0.0f32; 2];
+/// losskit::bce_weighted_and_grad(&[0.5, 0.5], &[1.0, 0.0], &[2.0, 1.0], Reduction::Sum, &mut grad)?;
+/// assert_eq!(grad, [-4.0, 2.0]);
+/// # Ok::<(), losskit::LossError>(())
+/// ```
+pub fn bce_weighted_and_grad<S: Storage>(
+    probs: &[S],
+    target: &[S],
+    weight: &[S],
+    reduction: Reduction,
+    grad: &mut [S],
+) -> Result<S::Compute, LossError> {
+    Bce::new().loss_and_grad_weighted(probs, target, weight, reduction, grad)
+}
+
+/// [`bce_with_logits`] with PyTorch's per-element `weight` (see
+/// [`BceWithLogits::loss_weighted`]).
+///
+/// # Errors
+/// As [`BceWithLogits::loss_weighted`].
+///
+/// ```
+/// use losskit::Reduction;
+/// let loss = losskit::bce_with_logits_weighted(&[0.0f64], &[1.0], &[0.5], Reduction::Sum)?;
+/// assert!((loss - 0.5 * std::f64::consts::LN_2).abs() < 1e-16);
+/// # Ok::<(), losskit::LossError>(())
+/// ```
+pub fn bce_with_logits_weighted<S: Storage>(
+    logits: &[S],
+    target: &[S],
+    weight: &[S],
+    reduction: Reduction,
+) -> Result<S::Compute, LossError> {
+    BceWithLogits::new().loss_weighted(logits, target, weight, reduction)
+}
+
+/// [`bce_with_logits_weighted`] without reduction, into `out`.
+///
+/// # Errors
+/// As [`BceWithLogits::each_weighted`].
+///
+/// ```
+/// let mut out = [0.0f64; 2];
+/// losskit::bce_with_logits_weighted_each(&[-800.0, 800.0], &[1.0, 0.0], &[0.5, 2.0], &mut out)?;
+/// assert_eq!(out, [400.0, 1600.0]);
+/// # Ok::<(), losskit::LossError>(())
+/// ```
+pub fn bce_with_logits_weighted_each<S: Storage>(
+    logits: &[S],
+    target: &[S],
+    weight: &[S],
+    out: &mut [S::Compute],
+) -> Result<(), LossError> {
+    BceWithLogits::new().each_weighted(logits, target, weight, out)
+}
+
+/// [`bce_with_logits_weighted`] and its gradient `w·(sigmoid(x) - t)` in one pass.
+///
+/// # Errors
+/// As [`BceWithLogits::loss_and_grad_weighted`].
+///
+/// ```
+/// use losskit::Reduction;
+/// let mut grad = [0.0f64; 1];
+/// losskit::bce_with_logits_weighted_and_grad(&[0.0], &[1.0], &[4.0], Reduction::Mean, &mut grad)?;
+/// assert_eq!(grad, [-2.0]);
+/// # Ok::<(), losskit::LossError>(())
+/// ```
+pub fn bce_with_logits_weighted_and_grad<S: Storage>(
+    logits: &[S],
+    target: &[S],
+    weight: &[S],
+    reduction: Reduction,
+    grad: &mut [S],
+) -> Result<S::Compute, LossError> {
+    BceWithLogits::new().loss_and_grad_weighted(logits, target, weight, reduction, grad)
 }

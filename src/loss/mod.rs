@@ -1,5 +1,5 @@
-//! The losses: each a short spec over lanes — a [`Map2`](crate::engine::Map2) for the flat
-//! shape, a [`RowSpec`](crate::engine::RowSpec) for rows — run by the engine, with its scalar
+//! The losses: each a short spec over lanes — a [`Map2`](crate::engine::Map2) or
+//! [`Map3`](crate::engine::Map3) for the flat shape, a [`RowSpec`](crate::engine::RowSpec) for rows — run by the engine, with its scalar
 //! twin in [`crate::reference`].
 
 pub(crate) mod binary;
@@ -11,8 +11,9 @@ pub(crate) mod log_sum_exp;
 pub(crate) mod nll;
 pub(crate) mod parity;
 pub(crate) mod pointwise;
+pub(crate) mod weighted;
 
-use crate::engine::{each2, sum2, sum_and_grad2, LossSum};
+use crate::engine::{each2, each3, sum2, sum3, sum_and_grad2, sum_and_grad3, LossSum, Map2};
 use crate::storage::Storage;
 use crate::Float;
 
@@ -89,5 +90,98 @@ impl<T: Float> Pointwise<T> {
     #[inline]
     pub(crate) fn each<S: Storage<Compute = T>>(&self, a: &[S], b: &[S], out: &mut [T]) {
         with_map!(self, |m| each2(a, b, out, m))
+    }
+}
+
+/// `x`: the sum of one input (`Σ a[i]`, the second input unread), for PyTorch's weighted means
+/// that divide by the summed weights.
+struct Total;
+
+impl<T: Float> Map2<T> for Total {
+    #[inline(always)]
+    fn map<V: crate::simd::Lanes<Elem = T>>(&self, _: V::Isa, x: V, _: V) -> V {
+        x
+    }
+    #[inline(always)]
+    fn map_grad<V: crate::simd::Lanes<Elem = T>>(&self, isa: V::Isa, x: V, _: V) -> (V, V) {
+        (x, V::splat(isa, T::ONE))
+    }
+}
+
+/// `Σ a[i]` on the flat driver (the sum of the weights of a weighted mean).
+#[inline]
+pub(crate) fn total<S: Storage>(a: &[S]) -> LossSum {
+    sum2(a, a, &Total)
+}
+
+/// Every three-input pointwise map, as a value (what the entry points take, as [`Pointwise`]).
+#[derive(Clone, Copy, Debug)]
+pub enum Pointwise3<T> {
+    GaussianNll(parity::gaussian::GaussianMap<T>),
+    MarginRanking(parity::ranking::RankingMap<T>),
+    /// The first-wave losses with PyTorch's per-element `weight` as the third input.
+    WeightedMse,
+    WeightedL1,
+    WeightedHuber(pointwise::Huber<T>),
+    WeightedBce(binary::BceMap<T>),
+    WeightedBceWithLogits(binary::BceLogitsMap<T>),
+}
+
+/// As `with_map!`, for [`Pointwise3`].
+macro_rules! with_map3 {
+    ($p:expr, |$m:ident| $body:expr) => {
+        match $p {
+            Pointwise3::GaussianNll($m) => $body,
+            Pointwise3::MarginRanking($m) => $body,
+            Pointwise3::WeightedMse => {
+                let $m = &weighted::Weighted(&pointwise::Mse);
+                $body
+            }
+            Pointwise3::WeightedL1 => {
+                let $m = &weighted::Weighted(&pointwise::L1);
+                $body
+            }
+            Pointwise3::WeightedHuber(inner) => {
+                let $m = &weighted::Weighted(inner);
+                $body
+            }
+            Pointwise3::WeightedBce(inner) => {
+                let $m = &weighted::Weighted(inner);
+                $body
+            }
+            Pointwise3::WeightedBceWithLogits(inner) => {
+                let $m = &weighted::Weighted(inner);
+                $body
+            }
+        }
+    };
+}
+
+impl<T: Float> Pointwise3<T> {
+    /// `Σ map(a[i], b[i], c[i])` (see [`sum3`]).
+    #[inline]
+    pub(crate) fn sum<S: Storage<Compute = T>>(&self, a: &[S], b: &[S], c: &[S]) -> LossSum {
+        with_map3!(self, |m| sum3(a, b, c, m))
+    }
+
+    /// The sum, with `scale ·` the derivatives written to `grad` and (for the maps with a
+    /// second differentiable input) `grad2` (see [`sum_and_grad3`]).
+    #[inline]
+    pub(crate) fn sum_and_grad<S: Storage<Compute = T>>(
+        &self,
+        a: &[S],
+        b: &[S],
+        c: &[S],
+        grad: &mut [S],
+        grad2: &mut [S],
+        scale: T,
+    ) -> LossSum {
+        with_map3!(self, |m| sum_and_grad3(a, b, c, grad, grad2, scale, m))
+    }
+
+    /// Each element's map into `out` (see [`each3`]).
+    #[inline]
+    pub(crate) fn each<S: Storage<Compute = T>>(&self, a: &[S], b: &[S], c: &[S], out: &mut [T]) {
+        with_map3!(self, |m| each3(a, b, c, out, m))
     }
 }

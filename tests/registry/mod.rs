@@ -491,12 +491,15 @@ mod paired;
 #[macro_use]
 mod pointwise;
 mod rows;
+mod ternary;
 
 // The fuzz targets use the pointwise and rows tables only.
 #[allow(unused_imports)]
 pub use paired::*;
 pub use pointwise::*;
 pub use rows::*;
+#[allow(unused_imports)]
+pub use ternary::*;
 
 impl Rows {
     /// The reduced loss in storage `S`.

@@ -15,6 +15,10 @@ pub struct Case {
     pub shape: Vec<usize>,
     pub expected: Value,
     pub grad_mean: Option<Vec<f64>>,
+    /// golden2's `grads` (`{name: d mean / d name}` for the differentiable inputs after the
+    /// first), `Null` when absent. It is also named in `other_fields`, so a test that does not
+    /// check it still rejects the case.
+    pub grads: Value,
     /// The names of the line's other top-level fields (golden2's `grads`, `nonfinite`), which
     /// a test that does not handle them must reject.
     pub other_fields: Vec<String>,
@@ -71,6 +75,7 @@ pub fn read_cases(path: &str) -> Vec<Case> {
                 grad_mean: v["grad_mean"]
                     .as_array()
                     .map(|a| a.iter().map(num).collect()),
+                grads: v.get("grads").cloned().unwrap_or(Value::Null),
             }
         })
         .collect()

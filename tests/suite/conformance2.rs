@@ -11,6 +11,10 @@
 //! field or parameter this test does not know fails it, by id — for the full file today that
 //! names the unimplemented losses' cases, which is correct.
 //!
+//! The three-input losses (gaussian_nll, margin_ranking and the `*_weighted` first-wave
+//! losses, f32 and f64) are called through the public API with the case's params; their
+//! second gradients (golden2's `grads`: d/dvar, d/dx2) are checked as `grad_mean` is.
+//!
 //! Tolerances (README): the half cases' mean, sum and none at the f32 tolerance (the crate
 //! computes in f32 from the exact half inputs and returns f32), their gradients, written in the
 //! half type, at rtol 8e-3, atol 1e-6 (bf16) and rtol 1e-3, atol 1e-7 (f16); `nll` at the
@@ -39,6 +43,8 @@ const VENDORED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/golden2.jsonl.
 
 /// Cases per (loss, dtype) in the vendored subset, counted from the source file.
 const VENDORED_COUNTS: &[(&str, &str, usize)] = &[
+    ("bce_weighted", "f32", 18),
+    ("bce_weighted", "f64", 18),
     ("bce_with_logits", "bf16", 18),
     ("bce_with_logits", "f16", 18),
     ("cross_entropy", "bf16", 44),
@@ -47,12 +53,18 @@ const VENDORED_COUNTS: &[(&str, &str, usize)] = &[
     ("cross_entropy_stats", "f64", 43),
     ("cross_entropy_z_loss", "f32", 60),
     ("cross_entropy_z_loss", "f64", 60),
+    ("bce_with_logits_weighted", "f32", 18),
+    ("bce_with_logits_weighted", "f64", 18),
     ("ctc", "f32", 16),
     ("ctc", "f64", 16),
+    ("gaussian_nll", "f32", 33),
+    ("gaussian_nll", "f64", 33),
     ("hinge_embedding", "f32", 39),
     ("hinge_embedding", "f64", 39),
     ("huber", "bf16", 18),
     ("huber", "f16", 18),
+    ("huber_weighted", "f32", 18),
+    ("huber_weighted", "f64", 18),
     ("kl_div", "f32", 42),
     ("kl_div", "f64", 42),
     ("kl_div_logits", "bf16", 16),
@@ -61,10 +73,16 @@ const VENDORED_COUNTS: &[(&str, &str, usize)] = &[
     ("kl_div_logits", "f64", 32),
     ("l1", "bf16", 18),
     ("l1", "f16", 18),
+    ("l1_weighted", "f32", 18),
+    ("l1_weighted", "f64", 18),
     ("log_cosh", "f32", 20),
     ("log_cosh", "f64", 20),
+    ("margin_ranking", "f32", 39),
+    ("margin_ranking", "f64", 39),
     ("mse", "bf16", 18),
     ("mse", "f16", 18),
+    ("mse_weighted", "f32", 18),
+    ("mse_weighted", "f64", 18),
     ("nll", "f32", 43),
     ("nll", "f64", 43),
     ("poisson_nll", "f32", 64),
@@ -99,10 +117,67 @@ const ELEMENTWISE: &[&str] = &[
     "sigmoid_focal",
 ];
 
+/// The three-input losses (the flat driver's third stream, f32 and f64), run by [`ternary`];
+/// gaussian_nll and margin_ranking also carry `grads` (d mean / d var, d mean / d x2).
+const TERNARY: &[&str] = &[
+    "gaussian_nll",
+    "margin_ranking",
+    "mse_weighted",
+    "l1_weighted",
+    "huber_weighted",
+    "bce_weighted",
+    "bce_with_logits_weighted",
+];
+
+/// The inputs of the weighted first-wave losses.
+const WEIGHTED: &[&str] = &["input", "target", "weight"];
+
 /// ctc's inputs: the log-probabilities, then its integer arguments.
 const CTC_INPUTS: &[&str] = &["log_probs", "targets", "input_lengths", "target_lengths"];
 
 const SPECS: &[Spec] = &[
+    Spec {
+        loss: "gaussian_nll",
+        dtypes: FULL,
+        params: &[("full", true), ("eps", true)],
+        inputs: &["input", "target", "var"],
+    },
+    Spec {
+        loss: "margin_ranking",
+        dtypes: FULL,
+        params: &[("margin", true)],
+        inputs: &["x1", "x2", "y"],
+    },
+    Spec {
+        loss: "mse_weighted",
+        dtypes: FULL,
+        params: &[],
+        inputs: WEIGHTED,
+    },
+    Spec {
+        loss: "l1_weighted",
+        dtypes: FULL,
+        params: &[],
+        inputs: WEIGHTED,
+    },
+    Spec {
+        loss: "huber_weighted",
+        dtypes: FULL,
+        params: &[("delta", true)],
+        inputs: WEIGHTED,
+    },
+    Spec {
+        loss: "bce_weighted",
+        dtypes: FULL,
+        params: &[],
+        inputs: WEIGHTED,
+    },
+    Spec {
+        loss: "bce_with_logits_weighted",
+        dtypes: FULL,
+        params: &[],
+        inputs: WEIGHTED,
+    },
     Spec {
         loss: "log_cosh",
         dtypes: FULL,
@@ -231,8 +306,33 @@ fn unknown(case: &Case) -> Option<String> {
     // `nonfinite: true` marks a case with NaN inputs; its expected values say what propagates,
     // and it is checked like any other (only the elementwise losses have such cases here).
     let nonfinite = case.other_fields == ["nonfinite"] && ELEMENTWISE.contains(&spec.loss);
-    if !case.other_fields.is_empty() && !nonfinite {
+    // gaussian_nll's and margin_ranking's `grads` name their second differentiable input.
+    let second = match spec.loss {
+        "gaussian_nll" => Some("var"),
+        "margin_ranking" => Some("x2"),
+        _ => None,
+    };
+    let mut others: Vec<&str> = case.other_fields.iter().map(String::as_str).collect();
+    others.sort_unstable();
+    let with_grads = second.is_some() && (others == ["grads"] || others == ["grads", "nonfinite"]);
+    if !case.other_fields.is_empty() && !nonfinite && !with_grads {
         return Some(format!("{id}: unknown fields {:?}", case.other_fields));
+    }
+    if let Some(name) = second {
+        // Its value null exactly when grad_mean is (a NaN mean has no gradients).
+        let ok = match (&case.grads, &case.grad_mean) {
+            (Value::Null, None) => true,
+            (Value::Object(g), None) => g.len() == 1 && g.get(name).is_some_and(Value::is_null),
+            (Value::Object(g), Some(_)) => {
+                g.len() == 1
+                    && g.get(name)
+                        .is_some_and(|v| v.as_array().is_some_and(|a| a.iter().all(num_ok)))
+            }
+            _ => false,
+        };
+        if !ok {
+            return Some(format!("{id}: grads is not {{{name:?}: numbers}}"));
+        }
     }
     let is_numbers = |v: &Value| {
         v.as_array().is_some_and(|a| {
@@ -429,6 +529,9 @@ struct Outcome {
     none: Vec<f64>,
     /// The fused call's mean and the gradient it wrote (when the case has a `grad_mean`).
     grad: Option<(f64, Vec<f64>)>,
+    /// The second gradient the fused call wrote (gaussian_nll's d/dvar, margin_ranking's
+    /// d/dx2), when the case has `grads`.
+    grad2: Option<Vec<f64>>,
     /// `CrossEntropy::stats` of a statistics case.
     stats: Option<losskit::CeStats>,
     /// `KlDiv::batchmean` of a kl_div case.
@@ -472,6 +575,7 @@ fn pointwise<S: Half>(case: &Case) -> Result<Outcome, String> {
         sum: sum as f64,
         none: none.iter().map(|&x| x as f64).collect(),
         grad,
+        grad2: None,
         stats: None,
         batchmean: None,
         inconsistent: Vec::new(),
@@ -505,6 +609,7 @@ fn outcome<T: Elem>(
         sum: sum.f64(),
         none: none.iter().map(|x| x.f64()).collect(),
         grad,
+        grad2: None,
         stats: None,
         batchmean: None,
         inconsistent: Vec::new(),
@@ -621,6 +726,166 @@ fn elementwise<T: Elem>(case: &Case) -> Result<Outcome, String> {
             )
         }
         other => unreachable!("{other} is not elementwise"),
+    }?;
+    if let Some((builder, function)) = plain {
+        if builder.bits() != function.bits() && !(builder.f64().is_nan() && function.f64().is_nan())
+        {
+            out.inconsistent.push(format!(
+                "{}: {} {:e} != the builder's {:e}",
+                case.id,
+                case.loss,
+                function.f64(),
+                builder.f64()
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// One three-input case's mean, sum, none and (with `grad_mean`) fused mean, gradient and, for
+/// a loss with a second differentiable input (`second`), its gradient too.
+fn outcome3<T: Elem>(
+    case: &Case,
+    second: bool,
+    reduce: impl Fn(Reduction) -> Result<T, LossError>,
+    each: impl FnOnce(&mut [T]) -> Result<(), LossError>,
+    and_grad: impl FnOnce(&mut [T], &mut [T]) -> Result<T, LossError>,
+) -> Result<Outcome, String> {
+    let err = |e: LossError| format!("{}: error {e}", case.id);
+    let first = SPECS.iter().find(|s| s.loss == case.loss).unwrap().inputs[0];
+    let n = nums(&case.inputs[first]).len();
+    let mean = reduce(Reduction::Mean).map_err(err)?;
+    let sum = reduce(Reduction::Sum).map_err(err)?;
+    let mut none = vec![T::of(f64::NAN); n];
+    each(&mut none).map_err(err)?;
+    let (grad, grad2) = match case.grad_mean {
+        None => (None, None),
+        Some(_) => {
+            let mut grad = vec![T::of(f64::NAN); n];
+            let mut grad2 = vec![T::of(f64::NAN); if second { n } else { 0 }];
+            let fused = and_grad(&mut grad, &mut grad2).map_err(err)?;
+            let wide = |v: &[T]| v.iter().map(|g| g.f64()).collect::<Vec<f64>>();
+            (
+                Some((fused.f64(), wide(&grad))),
+                second.then(|| wide(&grad2)),
+            )
+        }
+    };
+    Ok(Outcome {
+        mean: mean.f64(),
+        sum: sum.f64(),
+        none: none.iter().map(|x| x.f64()).collect(),
+        grad,
+        grad2,
+        stats: None,
+        batchmean: None,
+        inconsistent: Vec::new(),
+    })
+}
+
+/// The three-input losses in f32 or f64, called through the public API with the case's
+/// params; where they are PyTorch's defaults, the plain function and the builder must give the
+/// same bits.
+fn ternary<T: Elem>(case: &Case) -> Result<Outcome, String> {
+    let inputs = SPECS.iter().find(|s| s.loss == case.loss).unwrap().inputs;
+    let [a, b, c]: [Vec<T>; 3] = [0, 1, 2].map(|i| full(case, inputs[i]));
+    let (a, b, c) = (&a[..], &b[..], &c[..]);
+    let p = &case.params;
+    let value = |k: &str| T::of(num(&p[k]));
+    let mean = Reduction::Mean;
+    let mut plain: Option<(T, T)> = None;
+    let mut out = match case.loss.as_str() {
+        "gaussian_nll" => {
+            let g = losskit::GaussianNll::new()
+                .full(p["full"].as_bool().unwrap())
+                .eps(value("eps"));
+            if !p["full"].as_bool().unwrap() && num(&p["eps"]) == 1e-6 {
+                plain = Some((
+                    g.loss(a, b, c, mean).unwrap_or(T::of(f64::NAN)),
+                    losskit::gaussian_nll(a, b, c, mean).unwrap_or(T::of(f64::NAN)),
+                ));
+            }
+            outcome3(
+                case,
+                true,
+                |r| g.loss(a, b, c, r),
+                |o| g.each(a, b, c, o),
+                |g1, g2| g.loss_and_grad(a, b, c, mean, g1, g2),
+            )
+        }
+        "margin_ranking" => {
+            let m = value("margin");
+            if num(&p["margin"]) == 0.0 {
+                plain = Some((
+                    losskit::MarginRanking::new()
+                        .loss(a, b, c, mean)
+                        .unwrap_or(T::of(f64::NAN)),
+                    losskit::margin_ranking(a, b, c, m, mean).unwrap_or(T::of(f64::NAN)),
+                ));
+            }
+            outcome3(
+                case,
+                true,
+                |r| losskit::margin_ranking(a, b, c, m, r),
+                |o| losskit::margin_ranking_each(a, b, c, m, o),
+                |g1, g2| losskit::margin_ranking_and_grad(a, b, c, m, mean, g1, g2),
+            )
+        }
+        "mse_weighted" => outcome3(
+            case,
+            false,
+            |r| losskit::mse_weighted(a, b, c, r),
+            |o| losskit::mse_weighted_each(a, b, c, o),
+            |g, _| losskit::mse_weighted_and_grad(a, b, c, mean, g),
+        ),
+        "l1_weighted" => outcome3(
+            case,
+            false,
+            |r| losskit::l1_weighted(a, b, c, r),
+            |o| losskit::l1_weighted_each(a, b, c, o),
+            |g, _| losskit::l1_weighted_and_grad(a, b, c, mean, g),
+        ),
+        "huber_weighted" => {
+            let d = value("delta");
+            outcome3(
+                case,
+                false,
+                |r| losskit::huber_weighted(a, b, c, d, r),
+                |o| losskit::huber_weighted_each(a, b, c, d, o),
+                |g, _| losskit::huber_weighted_and_grad(a, b, c, d, mean, g),
+            )
+        }
+        "bce_weighted" => {
+            plain = Some((
+                losskit::Bce::new()
+                    .loss_weighted(a, b, c, mean)
+                    .unwrap_or(T::of(f64::NAN)),
+                losskit::bce_weighted(a, b, c, mean).unwrap_or(T::of(f64::NAN)),
+            ));
+            outcome3(
+                case,
+                false,
+                |r| losskit::bce_weighted(a, b, c, r),
+                |o| losskit::bce_weighted_each(a, b, c, o),
+                |g, _| losskit::bce_weighted_and_grad(a, b, c, mean, g),
+            )
+        }
+        "bce_with_logits_weighted" => {
+            plain = Some((
+                losskit::BceWithLogits::new()
+                    .loss_weighted(a, b, c, mean)
+                    .unwrap_or(T::of(f64::NAN)),
+                losskit::bce_with_logits_weighted(a, b, c, mean).unwrap_or(T::of(f64::NAN)),
+            ));
+            outcome3(
+                case,
+                false,
+                |r| losskit::bce_with_logits_weighted(a, b, c, r),
+                |o| losskit::bce_with_logits_weighted_each(a, b, c, o),
+                |g, _| losskit::bce_with_logits_weighted_and_grad(a, b, c, mean, g),
+            )
+        }
+        other => unreachable!("{other} has no third input"),
     }?;
     if let Some((builder, function)) = plain {
         if builder.bits() != function.bits() && !(builder.f64().is_nan() && function.f64().is_nan())
@@ -756,6 +1021,7 @@ fn rows<S: Widen>(case: &Case, input: Vec<S>) -> Result<Outcome, String> {
         sum: sum.f64(),
         none: none.iter().map(|x| x.f64()).collect(),
         grad,
+        grad2: None,
         stats,
         batchmean: None,
         inconsistent,
@@ -816,6 +1082,7 @@ fn paired<S: Widen + registry::PairedStored>(
         sum: sum.f64(),
         none: none.iter().map(|x| x.f64()).collect(),
         grad,
+        grad2: None,
         stats: None,
         batchmean: None,
         inconsistent,
@@ -885,6 +1152,7 @@ fn ctc<S: Widen + Storage<Compute = S>>(case: &Case) -> Result<Outcome, String> 
         sum: sum.wide(),
         none: none.iter().map(|x| x.wide()).collect(),
         grad,
+        grad2: None,
         stats: None,
         batchmean: None,
         inconsistent,
@@ -978,6 +1246,12 @@ fn check_case(case: &Case) -> Checks {
         ),
         ("ctc", "f32") => (ctc::<f32>(case), tolerance("f32"), ctc_grad_tolerance(case)),
         ("ctc", "f64") => (ctc::<f64>(case), tolerance("f64"), ctc_grad_tolerance(case)),
+        (loss, "f32") if TERNARY.contains(&loss) => {
+            (ternary::<f32>(case), tolerance("f32"), tolerance("f32"))
+        }
+        (loss, "f64") if TERNARY.contains(&loss) => {
+            (ternary::<f64>(case), tolerance("f64"), tolerance("f64"))
+        }
         (loss, "f32") if ELEMENTWISE.contains(&loss) => {
             (elementwise::<f32>(case), tolerance("f32"), tolerance("f32"))
         }
@@ -1057,6 +1331,26 @@ fn check_case(case: &Case) -> Checks {
             for (i, (&g, &w)) in grad.iter().zip(want).enumerate() {
                 c.check(id, &format!("grad[{i}]"), g, w, grad_tol);
             }
+        }
+    }
+    let second = match &case.grads {
+        Value::Object(grads) => grads.iter().next().filter(|(_, v)| !v.is_null()),
+        _ => None,
+    };
+    if let Some((name, want)) = second {
+        let want = nums(want);
+        match &out.grad2 {
+            Some(got) if got.len() == want.len() => {
+                for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {
+                    c.check(id, &format!("grad_{name}[{i}]"), g, w, grad_tol);
+                }
+            }
+            Some(got) => c.failures.push(format!(
+                "{id}: grad_{name} has {} values, expected {}",
+                got.len(),
+                want.len()
+            )),
+            None => c.failures.push(format!("{id}: no gradient for {name}")),
         }
     }
     c
@@ -1166,7 +1460,7 @@ fn vendored_golden2_holds_the_implemented_subset() {
     // gradient, aside).
     let without: Vec<&str> = cases
         .iter()
-        .filter(|c| c.grad_mean.is_none() && c.other_fields != ["nonfinite"])
+        .filter(|c| c.grad_mean.is_none() && !c.other_fields.iter().any(|f| f == "nonfinite"))
         .map(|c| c.id.as_str())
         .collect();
     assert_eq!(

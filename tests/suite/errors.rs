@@ -815,6 +815,14 @@ fn error_messages_name_the_argument() {
             },
             "input[2] is 1.5; every element of input must be in [0, 1]",
         ),
+        (
+            LossError::Negative {
+                name: "var",
+                index: 4,
+                value: f64::from(-0.1f32),
+            },
+            "var[4] is -0.1; it must be >= 0",
+        ),
     ];
     for (e, msg) in cases {
         assert_eq!(e.to_string(), msg);

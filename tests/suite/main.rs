@@ -26,4 +26,5 @@ mod paired_props;
 mod partial;
 mod pointwise_props;
 mod serde_form;
+mod ternary_props;
 mod tier_agreement;
