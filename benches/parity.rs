@@ -11,7 +11,8 @@
 //! The three-input losses (the flat driver's third stream: gaussian_nll, margin_ranking and the
 //! `*_weighted` first-wave losses) are timed the same way against the read ceiling of *their*
 //! bytes: `read_ceiling` over two 1.5M-element slices, the 12 MB that three 1M-element f32
-//! inputs hold.
+//! inputs hold. bce_with_logits with a per-class `pos_weight` (the flat driver's fourth stream,
+//! read per class) is among them: its per-element `weight` is the third input when given.
 //!
 //! Plain best-of-N timing (no criterion): the figures are compared with each other within one
 //! run, and the best of many runs of a 1M-element sweep is stable to a few percent.
@@ -19,10 +20,15 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use losskit::{KlDiv, PoissonNll, Reduction, SigmoidFocal, Tier};
+use losskit::{BceWithLogitsPerClass, KlDiv, PoissonNll, Reduction, SigmoidFocal, Tier};
 
 const N: usize = 1 << 20;
 const REPS: usize = 60;
+
+/// bce_with_logits with the per-class positive weights `pw`.
+fn per_class(pw: &[f32]) -> BceWithLogitsPerClass<'_, f32> {
+    BceWithLogitsPerClass::new(pw)
+}
 
 /// The best of `REPS` runs of `f`, in microseconds.
 fn best(mut f: impl FnMut()) -> f64 {
@@ -156,6 +162,10 @@ fn main() {
     let weight = values(N, 9, 0.0, 2.0);
     let x2 = values(N, 10, -4.0, 4.0);
     let probs = values(N, 11, 0.01, 0.99);
+    // Per-class positive weights of rows of 16 classes (shorter than a paired AVX-512 vector:
+    // every vector is assembled) and of 1024 classes; static, so that every closure reads them.
+    let pw16: &'static [f32] = values(16, 14, 0.5, 4.0).leak();
+    let pw1024: &'static [f32] = values(1024, 15, 0.5, 4.0).leak();
     let losses3: Vec<Case3> = vec![
         (
             "gaussian_nll",
@@ -218,6 +228,29 @@ fn main() {
             Box::new(move |a, b, c, g, _| {
                 losskit::bce_with_logits_weighted_and_grad(a, b, c, mean, g).unwrap()
             }),
+        ),
+        (
+            "bce_with_logits pos_weight[16]",
+            [&x, &unit, &weight],
+            Box::new(move |a, b, _| per_class(pw16).loss(a, b, mean).unwrap()),
+            Box::new(move |a, b, _, g, _| per_class(pw16).loss_and_grad(a, b, mean, g).unwrap()),
+        ),
+        (
+            "  ... and weight",
+            [&x, &unit, &weight],
+            Box::new(move |a, b, c| per_class(pw16).weight(c).loss(a, b, mean).unwrap()),
+            Box::new(move |a, b, c, g, _| {
+                per_class(pw16)
+                    .weight(c)
+                    .loss_and_grad(a, b, mean, g)
+                    .unwrap()
+            }),
+        ),
+        (
+            "bce_with_logits pos_weight[1024]",
+            [&x, &unit, &weight],
+            Box::new(move |a, b, _| per_class(pw1024).loss(a, b, mean).unwrap()),
+            Box::new(move |a, b, _, g, _| per_class(pw1024).loss_and_grad(a, b, mean, g).unwrap()),
         ),
     ];
     // Three 1M-element f32 inputs' bytes, as two slices for `read_ceiling`.

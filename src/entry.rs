@@ -7,12 +7,14 @@
 //! the sealed storage trait implements for `f32`, `f64`, `bf16` and `f16` here — non-generic
 //! functions, so their code is generated once, in this crate.
 
-use crate::engine::{LossSum, RowsOut};
+use crate::engine::{each_per_class, sum_and_grad_per_class, sum_per_class, LossSum, RowsOut};
 use crate::loss::ce_stats::CeTotal;
 use crate::loss::cross_entropy::Softmax;
 use crate::loss::ctc::{CtcOut, CtcSpec};
 use crate::loss::kl_div_logits::KlRows;
 use crate::loss::nll::NllRows;
+use crate::loss::parity::multilabel::MultilabelSoftMarginRows;
+use crate::loss::pos_weight::PerClassBceLogitsMap;
 use crate::loss::{Pointwise, Pointwise3};
 use crate::storage::{bf16, f16, Storage};
 
@@ -76,6 +78,36 @@ pub trait Entry {
         out: &mut [<Self as Storage>::Compute],
     ) where
         Self: Storage;
+    /// `Σ w[i]·bce_with_logits(a[i], b[i]; pos_weight[i % classes])` over a `[rows, classes]`
+    /// matrix read flat (`w[i] = 1` without `weight`).
+    fn per_class_sum(
+        a: &[Self],
+        b: &[Self],
+        weight: Option<&[Self]>,
+        pos_weight: &[Self],
+    ) -> LossSum
+    where
+        Self: Storage;
+    /// The sum, writing `scale ·` its derivative with respect to `a` to `grad`.
+    fn per_class_sum_and_grad(
+        a: &[Self],
+        b: &[Self],
+        weight: Option<&[Self]>,
+        pos_weight: &[Self],
+        grad: &mut [Self],
+        scale: <Self as Storage>::Compute,
+    ) -> LossSum
+    where
+        Self: Storage;
+    /// Each element's term of [`per_class_sum`](Entry::per_class_sum) into `out`.
+    fn per_class_each(
+        a: &[Self],
+        b: &[Self],
+        weight: Option<&[Self]>,
+        pos_weight: &[Self],
+        out: &mut [<Self as Storage>::Compute],
+    ) where
+        Self: Storage;
     /// `Σ a[i]` (the summed weights of a weighted mean).
     fn total(a: &[Self]) -> LossSum
     where
@@ -104,6 +136,16 @@ pub trait Entry {
     /// what `out` asks for (`x` empty: in place over the student in `out`).
     fn kl_rows(
         spec: &KlRows<<Self as Storage>::Compute>,
+        x: &[Self],
+        y: &[Self],
+        out: RowsOut<'_, Self>,
+    ) -> LossSum
+    where
+        Self: Storage;
+    /// Every row of a `multilabel_soft_margin` call over the logits `x` and the targets `y`,
+    /// writing what `out` asks for.
+    fn multilabel_soft_margin_rows(
+        spec: &MultilabelSoftMarginRows<'_, <Self as Storage>::Compute>,
         x: &[Self],
         y: &[Self],
         out: RowsOut<'_, Self>,
@@ -151,6 +193,34 @@ macro_rules! impl_entry {
             fn pointwise3_each(map: &Pointwise3<$c>, a: &[$t], b: &[$t], c: &[$t], out: &mut [$c]) {
                 map.each(a, b, c, out)
             }
+            fn per_class_sum(
+                a: &[$t],
+                b: &[$t],
+                weight: Option<&[$t]>,
+                pos_weight: &[$t],
+            ) -> LossSum {
+                sum_per_class(a, b, weight, pos_weight, PerClassBceLogitsMap)
+            }
+            fn per_class_sum_and_grad(
+                a: &[$t],
+                b: &[$t],
+                weight: Option<&[$t]>,
+                pos_weight: &[$t],
+                grad: &mut [$t],
+                scale: $c,
+            ) -> LossSum {
+                let map = PerClassBceLogitsMap;
+                sum_and_grad_per_class(a, b, weight, pos_weight, grad, scale, map)
+            }
+            fn per_class_each(
+                a: &[$t],
+                b: &[$t],
+                weight: Option<&[$t]>,
+                pos_weight: &[$t],
+                out: &mut [$c],
+            ) {
+                each_per_class(a, b, weight, pos_weight, out, PerClassBceLogitsMap)
+            }
             fn total(a: &[$t]) -> LossSum {
                 crate::loss::total(a)
             }
@@ -168,6 +238,14 @@ macro_rules! impl_entry {
                 spec.run(x, out)
             }
             fn kl_rows(spec: &KlRows<$c>, x: &[$t], y: &[$t], out: RowsOut<'_, $t>) -> LossSum {
+                spec.run(x, y, out)
+            }
+            fn multilabel_soft_margin_rows(
+                spec: &MultilabelSoftMarginRows<'_, $c>,
+                x: &[$t],
+                y: &[$t],
+                out: RowsOut<'_, $t>,
+            ) -> LossSum {
                 spec.run(x, y, out)
             }
             fn ctc(spec: &CtcSpec<'_>, x: &[$t], out: CtcOut<'_, $t>) -> LossSum {

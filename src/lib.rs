@@ -153,6 +153,10 @@ pub use loss::parity::margin::{
     hinge_embedding, hinge_embedding_and_grad, hinge_embedding_each, soft_margin,
     soft_margin_and_grad, soft_margin_each,
 };
+pub use loss::parity::multilabel::{
+    multilabel_soft_margin, multilabel_soft_margin_and_grad, multilabel_soft_margin_each,
+    MultilabelSoftMargin,
+};
 pub use loss::parity::poisson::{poisson_nll, poisson_nll_and_grad, poisson_nll_each, PoissonNll};
 pub use loss::parity::ranking::{
     margin_ranking, margin_ranking_and_grad, margin_ranking_each, MarginRanking,
@@ -161,6 +165,7 @@ pub use loss::pointwise::{
     huber, huber_and_grad, huber_each, l1, l1_and_grad, l1_each, mse, mse_and_grad, mse_each,
     smooth_l1, smooth_l1_and_grad, smooth_l1_each,
 };
+pub use loss::pos_weight::BceWithLogitsPerClass;
 pub use loss::weighted::{
     huber_weighted, huber_weighted_and_grad, huber_weighted_each, l1_weighted,
     l1_weighted_and_grad, l1_weighted_each, mse_weighted, mse_weighted_and_grad, mse_weighted_each,

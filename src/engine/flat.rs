@@ -83,7 +83,50 @@ impl<T: Float, M: Map3<T>> Map3<T> for &M {
     }
 }
 
-/// A two-input map as a three-input one that never reads its third input. It holds the map by
+/// A per-element map over four inputs, the form the one sweep runs: [`Map2`] and [`Map3`] maps
+/// reach it through adapters that never read the inputs they lack (whose streams are
+/// [`Absent`], compiled out). Only bce_with_logits with a per-class `pos_weight` reads a fourth
+/// input (a [`PerClass`] stream).
+///
+/// Implementations must be `#[inline(always)]` (see [`Kernel`]).
+pub(crate) trait Map4<T: Float>: Sync {
+    /// As [`Map2::PAIRED`].
+    const PAIRED: bool = false;
+    /// As [`Map3::GRAD2`].
+    const GRAD2: bool = false;
+    /// The per-element loss.
+    fn map<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, y: V, z: V, u: V) -> V;
+    /// The per-element loss, its derivative with respect to `x`, and the second derivative.
+    fn map_grad<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, y: V, z: V, u: V) -> (V, V, V);
+}
+
+/// A three-input map as a four-input one that never reads its fourth input (by reference, as
+/// [`Two`]).
+struct Three<'a, M>(&'a M);
+
+impl<M> Clone for Three<'_, M> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<M> Copy for Three<'_, M> {}
+
+impl<T: Float, M: Map3<T>> Map4<T> for Three<'_, M> {
+    const PAIRED: bool = M::PAIRED;
+    const GRAD2: bool = M::GRAD2;
+
+    #[inline(always)]
+    fn map<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, y: V, z: V, _: V) -> V {
+        self.0.map(isa, x, y, z)
+    }
+
+    #[inline(always)]
+    fn map_grad<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, y: V, z: V, _: V) -> (V, V, V) {
+        self.0.map_grad(isa, x, y, z)
+    }
+}
+
+/// A two-input map as a four-input one that never reads its third and fourth inputs. It holds the map by
 /// reference and the kernels hold it by value, so the map's parameters are one pointer away, as
 /// they were before the third stream (measured: holding `&Two` added a pointer load per vector
 /// to huber's loop).
@@ -96,23 +139,23 @@ impl<M> Clone for Two<'_, M> {
 }
 impl<M> Copy for Two<'_, M> {}
 
-impl<T: Float, M: Map2<T>> Map3<T> for Two<'_, M> {
+impl<T: Float, M: Map2<T>> Map4<T> for Two<'_, M> {
     const PAIRED: bool = M::PAIRED;
 
     #[inline(always)]
-    fn map<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, y: V, _: V) -> V {
+    fn map<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, y: V, _: V, _: V) -> V {
         self.0.map(isa, x, y)
     }
 
     #[inline(always)]
-    fn map_grad<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, y: V, _: V) -> (V, V, V) {
+    fn map_grad<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, y: V, _: V, _: V) -> (V, V, V) {
         let (loss, d) = self.0.map_grad(isa, x, y);
         (loss, d, d)
     }
 }
 
 /// The third input of a sweep: a slice, or [`Absent`].
-trait Third<S: Storage>: Copy + Send + Sync {
+trait Stream<S: Storage>: Copy + Send + Sync {
     /// The elements `range` of the stream.
     fn part(self, range: Range<usize>) -> Self;
     /// The vector at element `at` (whole).
@@ -126,7 +169,7 @@ trait Third<S: Storage>: Copy + Send + Sync {
 #[derive(Clone, Copy)]
 struct Absent;
 
-impl<S: Storage> Third<S> for Absent {
+impl<S: Storage> Stream<S> for Absent {
     #[inline(always)]
     fn part(self, _: Range<usize>) -> Self {
         self
@@ -141,24 +184,94 @@ impl<S: Storage> Third<S> for Absent {
     }
 }
 
-impl<S: Storage> Third<S> for &[S] {
+/// A slice, of the inputs' storage type or another of the same compute type (a row spec's
+/// per-class weights are in the compute type).
+impl<S: Storage, W: Storage<Compute = S::Compute>> Stream<S> for &[W] {
     #[inline(always)]
     fn part(self, range: Range<usize>) -> Self {
         &self[range]
     }
     #[inline(always)]
     fn load<V: Lanes<Elem = S::Compute>>(self, isa: V::Isa, at: usize) -> V {
-        S::load::<V>(isa, &self[at..])
+        W::load::<V>(isa, &self[at..])
     }
     #[inline(always)]
     fn load_tail<V: Lanes<Elem = S::Compute>>(self, isa: V::Isa, at: usize) -> V {
-        S::load_prefix::<V>(isa, &self[at..], S::Compute::ZERO)
+        W::load_prefix::<V>(isa, &self[at..], S::Compute::ZERO)
+    }
+}
+
+/// A third input of ones: a per-element weight that is not given (`x · 1` is exact, so the
+/// weighted form of a map then gives the unweighted bits).
+#[derive(Clone, Copy)]
+struct One;
+
+impl<S: Storage> Stream<S> for One {
+    #[inline(always)]
+    fn part(self, _: Range<usize>) -> Self {
+        self
+    }
+    #[inline(always)]
+    fn load<V: Lanes<Elem = S::Compute>>(self, isa: V::Isa, _: usize) -> V {
+        V::splat(isa, S::Compute::ONE)
+    }
+    #[inline(always)]
+    fn load_tail<V: Lanes<Elem = S::Compute>>(self, isa: V::Isa, _: usize) -> V {
+        V::splat(isa, S::Compute::ONE)
+    }
+}
+
+/// The most lanes a vector of the sweep has (a [`Pair`] of AVX-512 `f32` vectors has 32).
+const MAX_LANES: usize = 64;
+
+/// A per-class input of a row-major `[rows, classes]` matrix read flat: element `i` of the
+/// stream is `values[(first + i) % classes]` (PyTorch broadcasting a `[classes]` tensor over
+/// the rows). A vector that lies within one row is one load; one that wraps is assembled
+/// element by element on the stack (so rows shorter than a vector cost a copy per vector).
+#[derive(Clone, Copy)]
+struct PerClass<'a, S> {
+    /// One value per class; not empty.
+    values: &'a [S],
+    /// The class of the stream's element 0.
+    first: usize,
+}
+
+impl<S: Storage> Stream<S> for PerClass<'_, S> {
+    #[inline(always)]
+    fn part(self, range: Range<usize>) -> Self {
+        PerClass {
+            values: self.values,
+            first: (self.first + range.start) % self.values.len(),
+        }
+    }
+    #[inline(always)]
+    fn load<V: Lanes<Elem = S::Compute>>(self, isa: V::Isa, at: usize) -> V {
+        let classes = self.values.len();
+        let start = (self.first + at) % classes;
+        if start + V::LANES <= classes {
+            return S::load::<V>(isa, &self.values[start..]);
+        }
+        let mut wrapped = [self.values[0]; MAX_LANES];
+        let mut class = start;
+        for slot in &mut wrapped[..V::LANES] {
+            *slot = self.values[class];
+            class += 1;
+            if class == classes {
+                class = 0;
+            }
+        }
+        S::load::<V>(isa, &wrapped)
+    }
+    /// The lanes past the end get the classes that would follow: the sweep masks them.
+    #[inline(always)]
+    fn load_tail<V: Lanes<Elem = S::Compute>>(self, isa: V::Isa, at: usize) -> V {
+        self.load(isa, at)
     }
 }
 
 /// `Σ map(a[i], b[i])` over `a.len()` elements (`b` must be as long).
 pub(crate) fn sum2<S: Storage, M: Map2<S::Compute>>(a: &[S], b: &[S], map: &M) -> LossSum {
-    sweep::<S, _, _, false>(a, b, Absent, None, S::Compute::ZERO, Two(map))
+    sweep::<S, _, _, _, false>(a, b, Absent, Absent, None, S::Compute::ZERO, Two(map))
 }
 
 /// `Σ map(a[i], b[i])`, writing `grad[i] = scale · d map(a[i], b[i]) / d a[i]` in the same
@@ -172,7 +285,7 @@ pub(crate) fn sum_and_grad2<S: Storage, M: Map2<S::Compute>>(
 ) -> LossSum {
     debug_assert_eq!(a.len(), grad.len());
     let grads = (grad, &mut [][..]);
-    sweep::<S, _, _, true>(a, b, Absent, Some(grads), scale, Two(map))
+    sweep::<S, _, _, _, true>(a, b, Absent, Absent, Some(grads), scale, Two(map))
 }
 
 /// `out[i] = map(a[i], b[i])` (all three of one length).
@@ -182,13 +295,13 @@ pub(crate) fn each2<S: Storage, M: Map2<S::Compute>>(
     out: &mut [S::Compute],
     map: &M,
 ) {
-    each::<S, _, _>(a, b, Absent, out, Two(map))
+    each::<S, _, _, _>(a, b, Absent, Absent, out, Two(map))
 }
 
 /// `Σ map(a[i], b[i], c[i])` over `a.len()` elements (`b` and `c` must be as long).
 pub(crate) fn sum3<S: Storage, M: Map3<S::Compute>>(a: &[S], b: &[S], c: &[S], map: &M) -> LossSum {
     debug_assert_eq!(a.len(), c.len());
-    sweep::<S, _, _, false>(a, b, c, None, S::Compute::ZERO, map)
+    sweep::<S, _, _, _, false>(a, b, c, Absent, None, S::Compute::ZERO, Three(map))
 }
 
 /// `Σ map(a[i], b[i], c[i])`, writing `scale ·` the derivative with respect to `a[i]` to
@@ -205,7 +318,7 @@ pub(crate) fn sum_and_grad3<S: Storage, M: Map3<S::Compute>>(
 ) -> LossSum {
     debug_assert!(a.len() == c.len() && a.len() == grad.len());
     debug_assert_eq!(grad2.len(), if M::GRAD2 { a.len() } else { 0 });
-    sweep::<S, _, _, true>(a, b, c, Some((grad, grad2)), scale, map)
+    sweep::<S, _, _, _, true>(a, b, c, Absent, Some((grad, grad2)), scale, Three(map))
 }
 
 /// `out[i] = map(a[i], b[i], c[i])` (all four of one length).
@@ -217,14 +330,122 @@ pub(crate) fn each3<S: Storage, M: Map3<S::Compute>>(
     map: &M,
 ) {
     debug_assert_eq!(a.len(), c.len());
-    each::<S, _, _>(a, b, c, out, map)
+    each::<S, _, _, _>(a, b, c, Absent, out, Three(map))
+}
+
+/// `Σ map(a[i], b[i], weight[i], per_class[i % classes])` over a `[rows, classes]` matrix
+/// read flat (`classes = per_class.len()`, not 0, dividing `a.len()`); without `weight` the
+/// third input is 1.
+pub(crate) fn sum_per_class<S: Storage, M: Map4<S::Compute> + Copy>(
+    a: &[S],
+    b: &[S],
+    weight: Option<&[S]>,
+    per_class: &[S],
+    map: M,
+) -> LossSum {
+    let d = PerClass {
+        values: per_class,
+        first: 0,
+    };
+    let zero = S::Compute::ZERO;
+    match weight {
+        Some(w) => sweep::<S, _, _, _, false>(a, b, w, d, None, zero, map),
+        None => sweep::<S, _, _, _, false>(a, b, One, d, None, zero, map),
+    }
+}
+
+/// [`sum_per_class`], writing `grad[i] = scale ·` the derivative with respect to `a[i]`.
+pub(crate) fn sum_and_grad_per_class<S: Storage, M: Map4<S::Compute> + Copy>(
+    a: &[S],
+    b: &[S],
+    weight: Option<&[S]>,
+    per_class: &[S],
+    grad: &mut [S],
+    scale: S::Compute,
+    map: M,
+) -> LossSum {
+    debug_assert_eq!(a.len(), grad.len());
+    let d = PerClass {
+        values: per_class,
+        first: 0,
+    };
+    let grads = Some((grad, &mut [][..]));
+    match weight {
+        Some(w) => sweep::<S, _, _, _, true>(a, b, w, d, grads, scale, map),
+        None => sweep::<S, _, _, _, true>(a, b, One, d, grads, scale, map),
+    }
+}
+
+/// `out[i] = map(a[i], b[i], weight[i], per_class[i % classes])` (see [`sum_per_class`]).
+pub(crate) fn each_per_class<S: Storage, M: Map4<S::Compute> + Copy>(
+    a: &[S],
+    b: &[S],
+    weight: Option<&[S]>,
+    per_class: &[S],
+    out: &mut [S::Compute],
+    map: M,
+) {
+    let d = PerClass {
+        values: per_class,
+        first: 0,
+    };
+    match weight {
+        Some(w) => each::<S, _, _, _>(a, b, w, d, out, map),
+        None => each::<S, _, _, _>(a, b, One, d, out, map),
+    }
+}
+
+/// `Σ map(x[i], y[i], weight[i], 0)` over one row (or segment of one), inside a running
+/// kernel on its tier: the flat sweep's loop (its blocks, accumulators and bound), for a row
+/// spec's sweep. `weight` absent reads as ones; the fourth input is 0.
+#[inline(always)]
+pub(crate) fn row_sum<V, S, R, M, W>(
+    isa: V::Isa,
+    x: &[R],
+    y: &[S],
+    weight: Option<&[W]>,
+    map: M,
+) -> f64
+where
+    V: Lanes<Elem = S::Compute>,
+    S: Storage,
+    R: Storage<Compute = S::Compute>,
+    M: Map4<S::Compute> + Copy,
+    W: Storage<Compute = S::Compute>,
+{
+    let zero = S::Compute::ZERO;
+    match weight {
+        Some(c) => Sum::<S, R, M, &[W], Absent, false> {
+            a: x,
+            b: y,
+            c,
+            d: Absent,
+            grad: &mut [],
+            grad2: &mut [],
+            scale: zero,
+            map,
+        }
+        .run::<V>(isa),
+        None => Sum::<S, R, M, One, Absent, false> {
+            a: x,
+            b: y,
+            c: One,
+            d: Absent,
+            grad: &mut [],
+            grad2: &mut [],
+            scale: zero,
+            map,
+        }
+        .run::<V>(isa),
+    }
 }
 
 /// The one reducing driver: every leaf on the active tier, merged in the fixed tree.
-fn sweep<S: Storage, M: Map3<S::Compute> + Copy, C: Third<S>, const GRAD: bool>(
+fn sweep<S: Storage, M: Map4<S::Compute> + Copy, C: Stream<S>, D: Stream<S>, const GRAD: bool>(
     a: &[S],
     b: &[S],
     c: C,
+    d: D,
     grads: Option<(&mut [S], &mut [S])>,
     scale: S::Compute,
     map: M,
@@ -236,10 +457,11 @@ fn sweep<S: Storage, M: Map3<S::Compute> + Copy, C: Third<S>, const GRAD: bool>(
     let leaf = |i: usize, grads: Option<(&mut [S], &mut [S])>| {
         let range = plan.leaf(i);
         let (grad, grad2) = grads.unwrap_or_default();
-        let sum = tier.run(Sum::<S, M, C, GRAD> {
+        let sum = tier.run(Sum::<S, S, M, C, D, GRAD> {
             a: &a[range.clone()],
             b: &b[range.clone()],
             c: c.part(range.clone()),
+            d: d.part(range.clone()),
             grad,
             grad2,
             scale,
@@ -251,10 +473,11 @@ fn sweep<S: Storage, M: Map3<S::Compute> + Copy, C: Third<S>, const GRAD: bool>(
 }
 
 /// The one writing driver.
-fn each<S: Storage, M: Map3<S::Compute> + Copy, C: Third<S>>(
+fn each<S: Storage, M: Map4<S::Compute> + Copy, C: Stream<S>, D: Stream<S>>(
     a: &[S],
     b: &[S],
     c: C,
+    d: D,
     out: &mut [S::Compute],
     map: M,
 ) {
@@ -268,7 +491,8 @@ fn each<S: Storage, M: Map3<S::Compute> + Copy, C: Third<S>>(
         tier.run(Each {
             a: &a[range.clone()],
             b: &b[range.clone()],
-            c: c.part(range),
+            c: c.part(range.clone()),
+            d: d.part(range),
             out,
             map,
         })
@@ -276,18 +500,29 @@ fn each<S: Storage, M: Map3<S::Compute> + Copy, C: Third<S>>(
     tree_reduce(plan.leaves, plan.parallel, Some(out), plan.per_leaf, &leaf);
 }
 
-/// Sums `map` over one chunk; with `GRAD`, also writes `scale ·` the derivative(s).
-struct Sum<'a, S: Storage, M, C, const GRAD: bool> {
-    a: &'a [S],
+/// Sums `map` over one chunk; with `GRAD`, also writes `scale ·` the derivative(s). The first
+/// input may be of another storage type `R` (a row spec's sweep reads its row as it finds it,
+/// see [`row_sum`]); the drivers here read all inputs as `S`.
+struct Sum<'a, S: Storage, R, M, C, D, const GRAD: bool> {
+    a: &'a [R],
     b: &'a [S],
     c: C,
+    d: D,
     grad: &'a mut [S],
     grad2: &'a mut [S],
     scale: S::Compute,
     map: M,
 }
 
-impl<S: Storage, M: Map3<S::Compute>, C: Third<S>, const GRAD: bool> Sum<'_, S, M, C, GRAD> {
+impl<
+        S: Storage,
+        R: Storage<Compute = S::Compute>,
+        M: Map4<S::Compute>,
+        C: Stream<S>,
+        D: Stream<S>,
+        const GRAD: bool,
+    > Sum<'_, S, R, M, C, D, GRAD>
+{
     /// The loss of the lanes at `at` (a whole vector, or the `tail` elements left), storing the
     /// scaled derivative(s) when `GRAD`.
     #[inline(always)]
@@ -299,14 +534,17 @@ impl<S: Storage, M: Map3<S::Compute>, C: Third<S>, const GRAD: bool> Sum<'_, S, 
         at: usize,
         tail: Option<usize>,
     ) -> V {
-        let z = match tail {
-            None => self.c.load::<V>(isa, at),
-            Some(_) => self.c.load_tail::<V>(isa, at),
+        let (z, u) = match tail {
+            None => (self.c.load::<V>(isa, at), self.d.load::<V>(isa, at)),
+            Some(_) => (
+                self.c.load_tail::<V>(isa, at),
+                self.d.load_tail::<V>(isa, at),
+            ),
         };
         if !GRAD {
-            return self.map.map(isa, x, y, z);
+            return self.map.map(isa, x, y, z, u);
         }
-        let (loss, d, d2) = self.map.map_grad(isa, x, y, z);
+        let (loss, d, d2) = self.map.map_grad(isa, x, y, z, u);
         let scale = V::splat(isa, self.scale);
         let d = d * scale;
         match tail {
@@ -324,8 +562,14 @@ impl<S: Storage, M: Map3<S::Compute>, C: Third<S>, const GRAD: bool> Sum<'_, S, 
     }
 }
 
-impl<S: Storage, M: Map3<S::Compute>, C: Third<S>, const GRAD: bool> Kernel<S::Compute>
-    for Sum<'_, S, M, C, GRAD>
+impl<
+        S: Storage,
+        R: Storage<Compute = S::Compute>,
+        M: Map4<S::Compute>,
+        C: Stream<S>,
+        D: Stream<S>,
+        const GRAD: bool,
+    > Kernel<S::Compute> for Sum<'_, S, R, M, C, D, GRAD>
 {
     type Output = f64;
 
@@ -339,7 +583,15 @@ impl<S: Storage, M: Map3<S::Compute>, C: Third<S>, const GRAD: bool> Kernel<S::C
     }
 }
 
-impl<S: Storage, M: Map3<S::Compute>, C: Third<S>, const GRAD: bool> Sum<'_, S, M, C, GRAD> {
+impl<
+        S: Storage,
+        R: Storage<Compute = S::Compute>,
+        M: Map4<S::Compute>,
+        C: Stream<S>,
+        D: Stream<S>,
+        const GRAD: bool,
+    > Sum<'_, S, R, M, C, D, GRAD>
+{
     #[inline(always)]
     fn sweep<V: Lanes<Elem = S::Compute>>(mut self, isa: V::Isa) -> f64 {
         let lanes = V::LANES;
@@ -359,7 +611,7 @@ impl<S: Storage, M: Map3<S::Compute>, C: Third<S>, const GRAD: bool> Sum<'_, S, 
             let mut s = [zero; UNROLL];
             for (si, (av, bv)) in ab.chunks_exact(step).zip(bb.chunks_exact(step)).enumerate() {
                 for (k, s) in s.iter_mut().enumerate() {
-                    let x = S::load::<V>(isa, &av[k * lanes..]);
+                    let x = R::load::<V>(isa, &av[k * lanes..]);
                     let y = S::load::<V>(isa, &bv[k * lanes..]);
                     *s = *s + self.lanes(isa, x, y, bi * block + si * step + k * lanes, None);
                 }
@@ -378,7 +630,7 @@ impl<S: Storage, M: Map3<S::Compute>, C: Third<S>, const GRAD: bool> Sum<'_, S, 
         {
             s = s + self.lanes(
                 isa,
-                S::load::<V>(isa, av),
+                R::load::<V>(isa, av),
                 S::load::<V>(isa, bv),
                 full + j * lanes,
                 None,
@@ -386,7 +638,7 @@ impl<S: Storage, M: Map3<S::Compute>, C: Third<S>, const GRAD: bool> Sum<'_, S, 
         }
         let (a, b) = (&a[whole..], &b[whole..]);
         if !a.is_empty() {
-            let x = S::load_prefix::<V>(isa, a, S::Compute::ZERO);
+            let x = R::load_prefix::<V>(isa, a, S::Compute::ZERO);
             let y = S::load_prefix::<V>(isa, b, S::Compute::ZERO);
             let v = self.lanes(isa, x, y, full + whole, Some(a.len()));
             s = s + V::select(V::first_lanes(isa, a.len()), v, zero);
@@ -396,22 +648,31 @@ impl<S: Storage, M: Map3<S::Compute>, C: Third<S>, const GRAD: bool> Sum<'_, S, 
 }
 
 /// Writes `map` of one chunk.
-struct Each<'a, S: Storage, M, C> {
+struct Each<'a, S: Storage, M, C, D> {
     a: &'a [S],
     b: &'a [S],
     c: C,
+    d: D,
     out: &'a mut [S::Compute],
     map: M,
 }
 
-impl<S: Storage, M: Map3<S::Compute>, C: Third<S>> Kernel<S::Compute> for Each<'_, S, M, C> {
+impl<S: Storage, M: Map4<S::Compute>, C: Stream<S>, D: Stream<S>> Kernel<S::Compute>
+    for Each<'_, S, M, C, D>
+{
     type Output = ();
 
     #[inline(always)]
     fn run<V: Lanes<Elem = S::Compute>>(self, isa: V::Isa) {
         let lanes = V::LANES;
         let n = self.out.len().min(self.a.len()).min(self.b.len());
-        let (a, b, c, out) = (&self.a[..n], &self.b[..n], self.c, &mut self.out[..n]);
+        let (a, b, c, d, out) = (
+            &self.a[..n],
+            &self.b[..n],
+            self.c,
+            self.d,
+            &mut self.out[..n],
+        );
         let whole = n - n % lanes;
         let (out_whole, out_tail) = out.split_at_mut(whole);
         for (j, ((o, av), bv)) in out_whole
@@ -420,16 +681,16 @@ impl<S: Storage, M: Map3<S::Compute>, C: Third<S>> Kernel<S::Compute> for Each<'
             .zip(b[..whole].chunks_exact(lanes))
             .enumerate()
         {
-            let z = c.load::<V>(isa, j * lanes);
+            let (z, u) = (c.load::<V>(isa, j * lanes), d.load::<V>(isa, j * lanes));
             self.map
-                .map(isa, S::load::<V>(isa, av), S::load::<V>(isa, bv), z)
+                .map(isa, S::load::<V>(isa, av), S::load::<V>(isa, bv), z, u)
                 .store(o);
         }
         if !out_tail.is_empty() {
             let x = S::load_prefix::<V>(isa, &a[whole..], S::Compute::ZERO);
             let y = S::load_prefix::<V>(isa, &b[whole..], S::Compute::ZERO);
-            let z = c.load_tail::<V>(isa, whole);
-            self.map.map(isa, x, y, z).store_prefix(out_tail);
+            let (z, u) = (c.load_tail::<V>(isa, whole), d.load_tail::<V>(isa, whole));
+            self.map.map(isa, x, y, z, u).store_prefix(out_tail);
         }
     }
 }

@@ -391,32 +391,42 @@ pub(crate) fn stable_bce_with_logits<V: Lanes>(isa: V::Isa, x: V, t: V, pw: V, l
     V::select(x.eq(neg_inf), nan, linear + lw * l)
 }
 
+/// The loss of `bce_with_logits` with positive weight `pw` (per lane).
+#[inline(always)]
+pub(crate) fn bce_with_logits_lanes<V: Lanes>(isa: V::Isa, x: V, t: V, pw: V) -> V {
+    let one = V::splat(isa, V::Elem::ONE);
+    let (_, l) = math::exp_neg_abs_and_log1p(isa, x);
+    let lw = t.mul_add(pw - one, one);
+    stable_bce_with_logits(isa, x, t, pw, lw, l)
+}
+
+/// The loss of `bce_with_logits` with positive weight `pw` (per lane) and its derivative.
+#[inline(always)]
+pub(crate) fn bce_with_logits_grad_lanes<V: Lanes>(isa: V::Isa, x: V, t: V, pw: V) -> (V, V) {
+    // One exp serves both: e = exp(-|x|), l = log1p(e), and sigmoid(x) = 1/(1+e) for
+    // x >= 0, e/(1+e) below (no overflow, no cancellation).
+    let zero = V::splat(isa, V::Elem::ZERO);
+    let one = V::splat(isa, V::Elem::ONE);
+    let (e, l) = math::exp_neg_abs_and_log1p(isa, x);
+    let r = one / (one + e);
+    let sigmoid = V::select(zero.le(x), r, e * r);
+    // loss = (1 - t) x - lw log_sigmoid(x), d/dx = lw sigmoid(x) - pw t.
+    let lw = t.mul_add(pw - one, one);
+    let loss = stable_bce_with_logits(isa, x, t, pw, lw, l);
+    (loss, lw.mul_add(sigmoid, -(pw * t)))
+}
+
 impl<T: Float> Map2<T> for BceLogitsMap<T> {
     const PAIRED: bool = true;
 
     #[inline(always)]
     fn map<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, t: V) -> V {
-        let one = V::splat(isa, T::ONE);
-        let pw = V::splat(isa, self.pos_weight);
-        let (_, l) = math::exp_neg_abs_and_log1p(isa, x);
-        let lw = t.mul_add(pw - one, one);
-        stable_bce_with_logits(isa, x, t, pw, lw, l)
+        bce_with_logits_lanes(isa, x, t, V::splat(isa, self.pos_weight))
     }
 
     #[inline(always)]
     fn map_grad<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, t: V) -> (V, V) {
-        // One exp serves both: e = exp(-|x|), l = log1p(e), and sigmoid(x) = 1/(1+e) for
-        // x >= 0, e/(1+e) below (no overflow, no cancellation).
-        let zero = V::splat(isa, T::ZERO);
-        let one = V::splat(isa, T::ONE);
-        let (e, l) = math::exp_neg_abs_and_log1p(isa, x);
-        let r = one / (one + e);
-        let sigmoid = V::select(zero.le(x), r, e * r);
-        // loss = (1 - t) x - lw log_sigmoid(x), d/dx = lw sigmoid(x) - pw t.
-        let pw = V::splat(isa, self.pos_weight);
-        let lw = t.mul_add(pw - one, one);
-        let loss = stable_bce_with_logits(isa, x, t, pw, lw, l);
-        (loss, lw.mul_add(sigmoid, -(pw * t)))
+        bce_with_logits_grad_lanes(isa, x, t, V::splat(isa, self.pos_weight))
     }
 }
 

@@ -368,3 +368,44 @@ pub fn splitmix(seed: u64) -> impl FnMut() -> u64 {
         z ^ (z >> 31)
     }
 }
+
+/// Any of the crate's storage types, with its values as `f64` (exactly), for suites that run
+/// every storage type.
+pub trait AnyStorage: losskit::Storage<Compute: Elem> {
+    /// `x` rounded to the type.
+    fn of(x: f64) -> Self;
+    /// The value, exactly.
+    fn wide(self) -> f64;
+}
+impl AnyStorage for f32 {
+    fn of(x: f64) -> Self {
+        x as f32
+    }
+    fn wide(self) -> f64 {
+        self as f64
+    }
+}
+impl AnyStorage for f64 {
+    fn of(x: f64) -> Self {
+        x
+    }
+    fn wide(self) -> f64 {
+        self
+    }
+}
+impl AnyStorage for losskit::bf16 {
+    fn of(x: f64) -> Self {
+        losskit::bf16::from_f64(x)
+    }
+    fn wide(self) -> f64 {
+        self.to_f64()
+    }
+}
+impl AnyStorage for losskit::f16 {
+    fn of(x: f64) -> Self {
+        losskit::f16::from_f64(x)
+    }
+    fn wide(self) -> f64 {
+        self.to_f64()
+    }
+}

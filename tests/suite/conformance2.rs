@@ -47,6 +47,8 @@ const VENDORED_COUNTS: &[(&str, &str, usize)] = &[
     ("bce_weighted", "f64", 18),
     ("bce_with_logits", "bf16", 18),
     ("bce_with_logits", "f16", 18),
+    ("bce_with_logits_pos_weight", "f32", 24),
+    ("bce_with_logits_pos_weight", "f64", 24),
     ("cross_entropy", "bf16", 44),
     ("cross_entropy", "f16", 44),
     ("cross_entropy_stats", "f32", 43),
@@ -83,6 +85,8 @@ const VENDORED_COUNTS: &[(&str, &str, usize)] = &[
     ("mse", "f16", 18),
     ("mse_weighted", "f32", 18),
     ("mse_weighted", "f64", 18),
+    ("multilabel_soft_margin", "f32", 42),
+    ("multilabel_soft_margin", "f64", 42),
     ("nll", "f32", 43),
     ("nll", "f64", 43),
     ("poisson_nll", "f32", 64),
@@ -136,6 +140,19 @@ const WEIGHTED: &[&str] = &["input", "target", "weight"];
 const CTC_INPUTS: &[&str] = &["log_probs", "targets", "input_lengths", "target_lengths"];
 
 const SPECS: &[Spec] = &[
+    Spec {
+        loss: "multilabel_soft_margin",
+        dtypes: FULL,
+        params: &[("classes", true), ("weight", false)],
+        inputs: POINTWISE,
+    },
+    Spec {
+        loss: "bce_with_logits_pos_weight",
+        dtypes: FULL,
+        params: &[("classes", true), ("weighted", false)],
+        // `weight` exactly when the param `weighted` is true.
+        inputs: &["input", "target", "pos_weight", "weight"],
+    },
     Spec {
         loss: "gaussian_nll",
         dtypes: FULL,
@@ -358,7 +375,7 @@ fn unknown(case: &Case) -> Option<String> {
             "ignore_index" => value.as_i64().is_some(),
             "delta" | "label_smoothing" | "z_loss" | "temperature" | "margin" | "eps" | "alpha"
             | "gamma" => value.is_number(),
-            "log_input" | "full" | "log_target" => value.is_boolean(),
+            "log_input" | "full" | "log_target" | "weighted" => value.is_boolean(),
             "weight" => is_numbers(value),
             _ => unreachable!("every spec param has a type"),
         };
@@ -381,9 +398,21 @@ fn unknown(case: &Case) -> Option<String> {
     if let Some(name) = inputs.keys().find(|k| !spec.inputs.contains(&k.as_str())) {
         return Some(format!("{id}: unknown input {name:?} for {}", case.loss));
     }
+    let weighted = params.get("weighted").and_then(Value::as_bool) == Some(true);
     for &name in spec.inputs {
+        if case.loss == "bce_with_logits_pos_weight" && name == "weight" && !weighted {
+            if inputs.contains_key(name) {
+                return Some(format!("{id}: input weight without weighted: true"));
+            }
+            continue;
+        }
         // Class labels are integers; every other input is numbers.
-        let labels = (name == "target" && params.contains_key("classes") && case.loss != "kl_div")
+        let labels = (name == "target"
+            && params.contains_key("classes")
+            && !matches!(
+                case.loss.as_str(),
+                "kl_div" | "bce_with_logits_pos_weight" | "multilabel_soft_margin"
+            ))
             || (case.loss == "ctc" && name != "log_probs");
         let ok = inputs
             .get(name)
@@ -902,6 +931,95 @@ fn ternary<T: Elem>(case: &Case) -> Result<Outcome, String> {
     Ok(out)
 }
 
+/// bce_with_logits over `[rows, classes]` with golden2's per-class `pos_weight` (and, when the
+/// case is `weighted`, its per-element `weight`), through [`losskit::BceWithLogitsPerClass`];
+/// its shape and `classes` must agree with the inputs' lengths.
+fn pos_weight<T: Elem>(case: &Case) -> Result<Outcome, String> {
+    let (x, t, pw): (Vec<T>, Vec<T>, Vec<T>) = (
+        full(case, "input"),
+        full(case, "target"),
+        full(case, "pos_weight"),
+    );
+    let classes = case.params["classes"].as_u64().unwrap() as usize;
+    if case.shape.len() != 2 || case.shape[1] != classes || pw.len() != classes {
+        return Err(format!(
+            "{}: shape {:?} and classes {classes} disagree",
+            case.id, case.shape
+        ));
+    }
+    let w: Option<Vec<T>> = case.inputs.get("weight").map(|_| full(case, "weight"));
+    let mut loss = losskit::BceWithLogitsPerClass::new(&pw);
+    if let Some(w) = &w {
+        loss = loss.weight(w);
+    }
+    let (x, t) = (&x[..], &t[..]);
+    outcome3(
+        case,
+        false,
+        |r| loss.loss(x, t, r),
+        |o| loss.each(x, t, o),
+        |g, _| loss.loss_and_grad(x, t, Reduction::Mean, g),
+    )
+}
+
+/// `multilabel_soft_margin` over `[rows, classes]` logits and float targets, with golden2's
+/// per-class `weight` when given, through [`losskit::MultilabelSoftMargin`] (and the plain
+/// function, which must give the builder's bits, when there is no weight).
+fn multilabel<T: Elem>(case: &Case) -> Result<Outcome, String> {
+    let err = |e: LossError| format!("{}: error {e}", case.id);
+    let (x, t): (Vec<T>, Vec<T>) = (full(case, "input"), full(case, "target"));
+    let classes = case.params["classes"].as_u64().unwrap() as usize;
+    let rows = x.len() / classes;
+    if case.shape != [rows, classes] {
+        return Err(format!(
+            "{}: shape {:?} and classes {classes} disagree",
+            case.id, case.shape
+        ));
+    }
+    let w: Option<Vec<T>> = case.params.get("weight").map(|w| to(&nums(w)));
+    let mut loss = losskit::MultilabelSoftMargin::new();
+    if let Some(w) = &w {
+        loss = loss.weight(w);
+    }
+    let mean = loss.loss(&x, &t, classes, Reduction::Mean).map_err(err)?;
+    let sum = loss.loss(&x, &t, classes, Reduction::Sum).map_err(err)?;
+    let mut none = vec![T::of(f64::NAN); rows];
+    loss.each(&x, &t, classes, &mut none).map_err(err)?;
+    let mut inconsistent = Vec::new();
+    if w.is_none() {
+        let plain =
+            losskit::multilabel_soft_margin(&x, &t, classes, Reduction::Mean).map_err(err)?;
+        if plain.bits() != mean.bits() && !(plain.f64().is_nan() && mean.f64().is_nan()) {
+            inconsistent.push(format!(
+                "{}: multilabel_soft_margin {:e} != the builder's {:e}",
+                case.id,
+                plain.f64(),
+                mean.f64()
+            ));
+        }
+    }
+    let grad = match case.grad_mean {
+        None => None,
+        Some(_) => {
+            let mut grad = vec![T::of(f64::NAN); x.len()];
+            let fused = loss
+                .loss_and_grad(&x, &t, classes, Reduction::Mean, &mut grad)
+                .map_err(err)?;
+            Some((fused.f64(), grad.iter().map(|g| g.f64()).collect()))
+        }
+    };
+    Ok(Outcome {
+        mean: mean.f64(),
+        sum: sum.f64(),
+        none: none.iter().map(|v| v.f64()).collect(),
+        grad,
+        grad2: None,
+        stats: None,
+        batchmean: None,
+        inconsistent,
+    })
+}
+
 /// A row-wise loss of the registry on `input` (`[rows, classes]`, read by the caller), with
 /// the options as the case's params give them (in the compute type): mean, sum, none, the
 /// plain function where the case uses PyTorch's defaults, and (with `grad_mean`) the fused
@@ -1246,6 +1364,18 @@ fn check_case(case: &Case) -> Checks {
         ),
         ("ctc", "f32") => (ctc::<f32>(case), tolerance("f32"), ctc_grad_tolerance(case)),
         ("ctc", "f64") => (ctc::<f64>(case), tolerance("f64"), ctc_grad_tolerance(case)),
+        ("multilabel_soft_margin", "f32") => {
+            (multilabel::<f32>(case), tolerance("f32"), tolerance("f32"))
+        }
+        ("multilabel_soft_margin", "f64") => {
+            (multilabel::<f64>(case), tolerance("f64"), tolerance("f64"))
+        }
+        ("bce_with_logits_pos_weight", "f32") => {
+            (pos_weight::<f32>(case), tolerance("f32"), tolerance("f32"))
+        }
+        ("bce_with_logits_pos_weight", "f64") => {
+            (pos_weight::<f64>(case), tolerance("f64"), tolerance("f64"))
+        }
         (loss, "f32") if TERNARY.contains(&loss) => {
             (ternary::<f32>(case), tolerance("f32"), tolerance("f32"))
         }
