@@ -13,6 +13,8 @@
 //! bytes: `read_ceiling` over two 1.5M-element slices, the 12 MB that three 1M-element f32
 //! inputs hold. bce_with_logits with a per-class `pos_weight` (the flat driver's fourth stream,
 //! read per class) is among them: its per-element `weight` is the third input when given.
+//! The row-wise `multilabel_soft_margin` is timed over `[8192, 1000]` against the read ceiling
+//! of its two matrices.
 //!
 //! Plain best-of-N timing (no criterion): the figures are compared with each other within one
 //! run, and the best of many runs of a 1M-element sweep is stable to a few percent.
@@ -24,6 +26,9 @@ use losskit::{BceWithLogitsPerClass, KlDiv, PoissonNll, Reduction, SigmoidFocal,
 
 const N: usize = 1 << 20;
 const REPS: usize = 60;
+/// The shape of the row-wise losses.
+const ROWS: usize = 8192;
+const CLASSES: usize = 1000;
 
 /// bce_with_logits with the per-class positive weights `pw`.
 fn per_class(pw: &[f32]) -> BceWithLogitsPerClass<'_, f32> {
@@ -260,6 +265,12 @@ fn main() {
         .num_threads(1)
         .build()
         .unwrap();
+    let rows_x = values(ROWS * CLASSES, 16, -4.0, 4.0);
+    let rows_t: Vec<f32> = values(ROWS * CLASSES, 17, 0.0, 1.0)
+        .iter()
+        .map(|v| v.round())
+        .collect();
+    let mut rows_grad = vec![0.0f32; ROWS * CLASSES];
     let l1 = values(1024, 7, -4.0, 4.0);
     let mut grad = vec![0.0f32; N];
     let mut grad2 = vec![0.0f32; N];
@@ -313,6 +324,38 @@ fn main() {
                         limit3 / r,
                     );
                 }
+                // The row-wise losses over [8192, 1000]: the logits and a second matrix (the
+                // targets), read once each, against the read ceiling of the two matrices.
+                let read_rows = best(|| {
+                    black_box(losskit::read_ceiling(black_box(&rows_x), black_box(&rows_t)));
+                });
+                println!(
+                    "  row-wise, [{ROWS}, {CLASSES}]: read ceiling of the two matrices {read_rows:.0} us"
+                );
+                let r = best(|| {
+                    black_box(
+                        losskit::multilabel_soft_margin(&rows_x, &rows_t, CLASSES, mean).unwrap(),
+                    );
+                });
+                let g = best(|| {
+                    black_box(
+                        losskit::multilabel_soft_margin_and_grad(
+                            &rows_x,
+                            &rows_t,
+                            CLASSES,
+                            mean,
+                            &mut rows_grad,
+                        )
+                        .unwrap(),
+                    );
+                });
+                println!(
+                    "  {:<30} reduce {r:>6.0} us  {:>5.2} of read  {:>5.2} of roofline | \
+                     and_grad {g:>6.0} us",
+                    "multilabel_soft_margin",
+                    read_rows / r,
+                    read_rows.max(exp * (ROWS * CLASSES) as f64 / N as f64) / r,
+                );
             })
         })
         .unwrap();

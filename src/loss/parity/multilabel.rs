@@ -257,39 +257,40 @@ impl<T: Float + Storage<Compute = T>, S: Storage<Compute = T>> RowSpec<S>
         dst: &mut [O],
         _: T,
     ) {
+        // No closures here: a closure is a function of its own, compiled without the tier's
+        // target features, and its vector arguments would go through memory.
         let lanes = V::LANES;
         let n = dst.len();
+        let whole = n - n % lanes;
         let (one, factor) = (V::splat(isa, T::ONE), V::splat(isa, factor));
         let weight = self.weight.map(|w| &w[seg]);
         let mut at = 0;
-        while at < n {
-            let take = lanes.min(n - at);
-            let load = |v: &[S]| {
-                if take == lanes {
-                    S::load::<V>(isa, &v[at..])
-                } else {
-                    S::load_prefix::<V>(isa, &v[at..at + take], T::ZERO)
-                }
-            };
-            // In place, the logits are read from the output before it is written.
+        while at < whole {
             let x = match src {
-                Some(src) => load(src),
-                None if take == lanes => O::load::<V>(isa, &dst[at..]),
-                None => O::load_prefix::<V>(isa, &dst[at..at + take], T::ZERO),
+                Some(src) => S::load::<V>(isa, &src[at..]),
+                None => O::load::<V>(isa, &dst[at..]),
             };
             let w = match weight {
-                Some(w) if take == lanes => T::load::<V>(isa, &w[at..]),
-                Some(w) => T::load_prefix::<V>(isa, &w[at..at + take], T::ZERO),
+                Some(w) => T::load::<V>(isa, &w[at..]),
                 None => one,
             };
-            let (_, d) = bce_with_logits_grad_lanes(isa, x, load(other), one);
-            let g = d * w * factor;
-            if take == lanes {
-                O::store(g, &mut dst[at..]);
-            } else {
-                O::store_prefix(g, &mut dst[at..at + take]);
-            }
-            at += take;
+            let (_, d) = bce_with_logits_grad_lanes(isa, x, S::load::<V>(isa, &other[at..]), one);
+            O::store(d * w * factor, &mut dst[at..]);
+            at += lanes;
+        }
+        if whole < n {
+            let zero = T::ZERO;
+            let x = match src {
+                Some(src) => S::load_prefix::<V>(isa, &src[whole..n], zero),
+                None => O::load_prefix::<V>(isa, &dst[whole..], zero),
+            };
+            let w = match weight {
+                Some(w) => T::load_prefix::<V>(isa, &w[whole..n], zero),
+                None => one,
+            };
+            let t = S::load_prefix::<V>(isa, &other[whole..n], zero);
+            let (_, d) = bce_with_logits_grad_lanes(isa, x, t, one);
+            O::store_prefix(d * w * factor, &mut dst[whole..]);
         }
     }
 
