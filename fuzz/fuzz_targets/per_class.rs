@@ -9,6 +9,9 @@
 
 #[path = "common.rs"]
 mod common;
+#[path = "../../tests/registry/mod.rs"]
+#[macro_use]
+mod registry;
 
 use arbitrary::Arbitrary;
 use common::{build, check_outcome, mismatch, same, untouched, Elem, Len, Size};

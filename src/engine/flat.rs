@@ -158,10 +158,11 @@ impl<T: Float, M: Map2<T>> Map4<T> for Two<'_, M> {
 trait Stream<S: Storage>: Copy + Send + Sync {
     /// The elements `range` of the stream.
     fn part(self, range: Range<usize>) -> Self;
-    /// The vector at element `at` (whole).
-    fn load<V: Lanes<Elem = S::Compute>>(self, isa: V::Isa, at: usize) -> V;
+    /// The vector at element `at` (whole). By reference: a stream may hold a copy of its
+    /// values (see [`PerClass`]), which a load must not copy again.
+    fn load<V: Lanes<Elem = S::Compute>>(&self, isa: V::Isa, at: usize) -> V;
     /// The elements from `at` to the end (fewer than a vector), 0 in the other lanes.
-    fn load_tail<V: Lanes<Elem = S::Compute>>(self, isa: V::Isa, at: usize) -> V;
+    fn load_tail<V: Lanes<Elem = S::Compute>>(&self, isa: V::Isa, at: usize) -> V;
 }
 
 /// No third input: what a two-input map's sweep reads as its third stream. Its loads are a
@@ -175,11 +176,11 @@ impl<S: Storage> Stream<S> for Absent {
         self
     }
     #[inline(always)]
-    fn load<V: Lanes<Elem = S::Compute>>(self, isa: V::Isa, _: usize) -> V {
+    fn load<V: Lanes<Elem = S::Compute>>(&self, isa: V::Isa, _: usize) -> V {
         V::splat(isa, S::Compute::ZERO)
     }
     #[inline(always)]
-    fn load_tail<V: Lanes<Elem = S::Compute>>(self, isa: V::Isa, _: usize) -> V {
+    fn load_tail<V: Lanes<Elem = S::Compute>>(&self, isa: V::Isa, _: usize) -> V {
         V::splat(isa, S::Compute::ZERO)
     }
 }
@@ -192,11 +193,11 @@ impl<S: Storage, W: Storage<Compute = S::Compute>> Stream<S> for &[W] {
         &self[range]
     }
     #[inline(always)]
-    fn load<V: Lanes<Elem = S::Compute>>(self, isa: V::Isa, at: usize) -> V {
+    fn load<V: Lanes<Elem = S::Compute>>(&self, isa: V::Isa, at: usize) -> V {
         W::load::<V>(isa, &self[at..])
     }
     #[inline(always)]
-    fn load_tail<V: Lanes<Elem = S::Compute>>(self, isa: V::Isa, at: usize) -> V {
+    fn load_tail<V: Lanes<Elem = S::Compute>>(&self, isa: V::Isa, at: usize) -> V {
         W::load_prefix::<V>(isa, &self[at..], S::Compute::ZERO)
     }
 }
@@ -212,11 +213,11 @@ impl<S: Storage> Stream<S> for One {
         self
     }
     #[inline(always)]
-    fn load<V: Lanes<Elem = S::Compute>>(self, isa: V::Isa, _: usize) -> V {
+    fn load<V: Lanes<Elem = S::Compute>>(&self, isa: V::Isa, _: usize) -> V {
         V::splat(isa, S::Compute::ONE)
     }
     #[inline(always)]
-    fn load_tail<V: Lanes<Elem = S::Compute>>(self, isa: V::Isa, _: usize) -> V {
+    fn load_tail<V: Lanes<Elem = S::Compute>>(&self, isa: V::Isa, _: usize) -> V {
         V::splat(isa, S::Compute::ONE)
     }
 }
@@ -226,28 +227,53 @@ const MAX_LANES: usize = 64;
 
 /// A per-class input of a row-major `[rows, classes]` matrix read flat: element `i` of the
 /// stream is `values[(first + i) % classes]` (PyTorch broadcasting a `[classes]` tensor over
-/// the rows). A vector that lies within one row is one load; one that wraps is assembled
-/// element by element on the stack (so rows shorter than a vector cost a copy per vector).
+/// the rows). Rows of up to [`MAX_LANES`] classes read a copy of their values repeated
+/// (`pattern`, `classes + MAX_LANES` long), so that every vector is one load at
+/// `(first + i) % classes`; longer rows read `values` directly where a vector lies within one
+/// row and assemble the vectors that wrap element by element on the stack.
 #[derive(Clone, Copy)]
 struct PerClass<'a, S> {
     /// One value per class; not empty.
     values: &'a [S],
     /// The class of the stream's element 0.
     first: usize,
+    /// `values` repeated, when there are at most `MAX_LANES` classes.
+    pattern: Option<[S; 2 * MAX_LANES]>,
+}
+
+impl<'a, S: Storage> PerClass<'a, S> {
+    fn new(values: &'a [S]) -> Self {
+        let classes = values.len();
+        let pattern = (classes <= MAX_LANES).then(|| {
+            let mut pattern = [values[0]; 2 * MAX_LANES];
+            for (k, slot) in pattern.iter_mut().enumerate().take(classes + MAX_LANES) {
+                *slot = values[k % classes];
+            }
+            pattern
+        });
+        PerClass {
+            values,
+            first: 0,
+            pattern,
+        }
+    }
 }
 
 impl<S: Storage> Stream<S> for PerClass<'_, S> {
     #[inline(always)]
     fn part(self, range: Range<usize>) -> Self {
         PerClass {
-            values: self.values,
             first: (self.first + range.start) % self.values.len(),
+            ..self
         }
     }
     #[inline(always)]
-    fn load<V: Lanes<Elem = S::Compute>>(self, isa: V::Isa, at: usize) -> V {
+    fn load<V: Lanes<Elem = S::Compute>>(&self, isa: V::Isa, at: usize) -> V {
         let classes = self.values.len();
         let start = (self.first + at) % classes;
+        if let Some(pattern) = &self.pattern {
+            return S::load::<V>(isa, &pattern[start..]);
+        }
         if start + V::LANES <= classes {
             return S::load::<V>(isa, &self.values[start..]);
         }
@@ -264,7 +290,7 @@ impl<S: Storage> Stream<S> for PerClass<'_, S> {
     }
     /// The lanes past the end get the classes that would follow: the sweep masks them.
     #[inline(always)]
-    fn load_tail<V: Lanes<Elem = S::Compute>>(self, isa: V::Isa, at: usize) -> V {
+    fn load_tail<V: Lanes<Elem = S::Compute>>(&self, isa: V::Isa, at: usize) -> V {
         self.load(isa, at)
     }
 }
@@ -343,10 +369,7 @@ pub(crate) fn sum_per_class<S: Storage, M: Map4<S::Compute> + Copy>(
     per_class: &[S],
     map: M,
 ) -> LossSum {
-    let d = PerClass {
-        values: per_class,
-        first: 0,
-    };
+    let d = PerClass::new(per_class);
     let zero = S::Compute::ZERO;
     match weight {
         Some(w) => sweep::<S, _, _, _, false>(a, b, w, d, None, zero, map),
@@ -365,10 +388,7 @@ pub(crate) fn sum_and_grad_per_class<S: Storage, M: Map4<S::Compute> + Copy>(
     map: M,
 ) -> LossSum {
     debug_assert_eq!(a.len(), grad.len());
-    let d = PerClass {
-        values: per_class,
-        first: 0,
-    };
+    let d = PerClass::new(per_class);
     let grads = Some((grad, &mut [][..]));
     match weight {
         Some(w) => sweep::<S, _, _, _, true>(a, b, w, d, grads, scale, map),
@@ -385,10 +405,7 @@ pub(crate) fn each_per_class<S: Storage, M: Map4<S::Compute> + Copy>(
     out: &mut [S::Compute],
     map: M,
 ) {
-    let d = PerClass {
-        values: per_class,
-        first: 0,
-    };
+    let d = PerClass::new(per_class);
     match weight {
         Some(w) => each::<S, _, _, _>(a, b, w, d, out, map),
         None => each::<S, _, _, _>(a, b, One, d, out, map),
