@@ -1,4 +1,4 @@
-//! The flat shape: a per-element map over two or three inputs of one length, reduced, written
+//! The flat shape: a per-element map over two to four inputs of one length, reduced, written
 //! per element, or reduced with its derivatives written per element.
 //!
 //! The input is cut into [`CHUNK`](super::CHUNK)-element leaves of the fixed tree (see the engine docs for the
@@ -9,16 +9,19 @@
 //! taken as one twice as wide (so each accumulator is two vectors); the bound is per lane and
 //! holds unchanged.
 //!
-//! # The third stream
+//! # The third and fourth streams
 //!
-//! There is one sweep, written for three inputs ([`Map3`]). A two-input map ([`Map2`]) runs on
-//! it through an adapter that ignores the third input, and its third stream is [`Absent`]: a
-//! type whose "load" is a constant the map never reads, so the compiler removes it and the
-//! two-input sweep is the instruction sequence it was before the third stream existed (same
-//! loads, same arithmetic, same bits). A real third stream is read by the index the gradient is
-//! stored at, beside the first two. Likewise the second gradient (`Map3::GRAD2`: a loss with
-//! two differentiable inputs) is stored only when the map has one; otherwise its slice is
-//! empty and the store is compiled out.
+//! There is one sweep, written for four inputs ([`Map4`]). A two- or three-input map ([`Map2`],
+//! [`Map3`]) runs on it through an adapter that ignores the inputs it lacks, whose streams are
+//! [`Absent`]: a type whose "load" is a constant the map never reads, so the compiler removes
+//! it and the sweep is the instruction sequence it was before those streams existed (same
+//! loads, same arithmetic, same bits: checked by hashing every form on every tier and storage
+//! type before and after). A real stream is read by the index the gradient is stored at,
+//! beside the first two: a slice, [`One`] (a weight that is not given) or [`PerClass`] (a
+//! `[classes]` input broadcast over the rows). Likewise the second gradient (`Map3::GRAD2`: a
+//! loss with two differentiable inputs) is stored only when the map has one; otherwise its
+//! slice is empty and the store is compiled out. [`row_sum`] lends the sweep's loop to row
+//! specs.
 
 use core::ops::Range;
 
@@ -126,8 +129,8 @@ impl<T: Float, M: Map3<T>> Map4<T> for Three<'_, M> {
     }
 }
 
-/// A two-input map as a four-input one that never reads its third and fourth inputs. It holds the map by
-/// reference and the kernels hold it by value, so the map's parameters are one pointer away, as
+/// A two-input map as a four-input one that never reads its third and fourth inputs. It holds
+/// the map by reference and the kernels hold it by value, so the map's parameters are one pointer away, as
 /// they were before the third stream (measured: holding `&Two` added a pointer load per vector
 /// to huber's loop).
 struct Two<'a, M>(&'a M);
@@ -154,7 +157,7 @@ impl<T: Float, M: Map2<T>> Map4<T> for Two<'_, M> {
     }
 }
 
-/// The third input of a sweep: a slice, or [`Absent`].
+/// The third or fourth input of a sweep: a slice, [`Absent`], [`One`] or [`PerClass`].
 trait Stream<S: Storage>: Copy + Send + Sync {
     /// The elements `range` of the stream.
     fn part(self, range: Range<usize>) -> Self;

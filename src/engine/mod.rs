@@ -4,10 +4,14 @@
 //!
 //! - [`Shape::Flat`]: a per-element map over two inputs (`flat.rs`, [`Map2`]): the regression
 //!   and binary losses; or over three ([`Map3`]: a third stream such as gaussian_nll's `var`
-//!   or a per-element weight, and optionally a second gradient), on the same sweep.
+//!   or a per-element weight, and optionally a second gradient) or four ([`Map4`]: a
+//!   `[classes]` input broadcast over the rows of a matrix read flat, bce_with_logits's
+//!   per-class `pos_weight`), on the same sweep.
 //! - [`Shape::Rows`]: a row-major `[rows, classes]` matrix and one target per row (`rows.rs`,
 //!   [`RowSpec`]): cross-entropy, nll, and every later row-wise loss; a paired spec reads the
-//!   same row of a second matrix beside it (distillation KL's student and teacher).
+//!   same row of a second matrix beside it (distillation KL's student and teacher,
+//!   multilabel_soft_margin's logits and targets). A spec that sums a map over its row uses
+//!   the flat sweep's own loop ([`row_sum`]).
 //!
 //! Each runs in one of three modes: *reduce* (the sum), *each* (one value per element or row
 //! into the caller's slice) and *grad* (the sum, and the derivative per element into the
