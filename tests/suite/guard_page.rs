@@ -3,7 +3,9 @@
 //! every tier this CPU has. A vector load or store past either end would raise SIGSEGV and kill
 //! the test. Results are also compared bit for bit with the same calls on ordinary heap copies.
 //! The kernels are the losses, their `each` forms and the fused loss-and-gradient forms (the
-//! gradient written into a guarded slice; cross-entropy also in place).
+//! gradient written into a guarded slice; cross-entropy also in place), and the per-class
+//! `[rows, classes]` losses (bce_with_logits with `pos_weight` per class, multilabel_soft_margin)
+//! with every argument guarded, their per-class slices included.
 #![cfg(unix)]
 
 use std::ptr;
@@ -412,4 +414,92 @@ fn cross_entropy_kernels_stay_inside_f32_slices() {
 #[test]
 fn cross_entropy_kernels_stay_inside_f64_slices() {
     ce_at_guards::<f64>();
+}
+
+/// Every form of the two per-class `[rows, classes]` losses — bce_with_logits with a per-class
+/// `pos_weight` (without and with a per-element weight) and multilabel_soft_margin (without and
+/// with class weights) — the bits of every result (losses, then what each form wrote).
+#[allow(clippy::too_many_arguments)]
+fn per_class_forms<T: E + losskit::Storage<Compute = T>>(
+    x: &[T],
+    t: &[T],
+    w: &[T],
+    pw: &[T],
+    wc: &[T],
+    classes: usize,
+    out: &mut [T],
+    rows_out: &mut [T],
+) -> Vec<u64> {
+    let mut bits = Vec::new();
+    for weighted in [false, true] {
+        let mut bce = losskit::BceWithLogitsPerClass::new(pw);
+        let mut ml = losskit::MultilabelSoftMargin::new();
+        if weighted {
+            bce = bce.weight(w);
+            ml = ml.weight(wc);
+        }
+        for r in [Reduction::Mean, Reduction::Sum] {
+            bits.push(bce.loss(x, t, r).unwrap().bits());
+            bits.push(bce.loss_and_grad(x, t, r, out).unwrap().bits());
+            bits.extend(out.iter().map(|v| v.bits()));
+            bits.push(ml.loss(x, t, classes, r).unwrap().bits());
+            bits.push(ml.loss_and_grad(x, t, classes, r, out).unwrap().bits());
+            bits.extend(out.iter().map(|v| v.bits()));
+        }
+        bce.each(x, t, out).unwrap();
+        bits.extend(out.iter().map(|v| v.bits()));
+        ml.each(x, t, classes, rows_out).unwrap();
+        bits.extend(rows_out.iter().map(|v| v.bits()));
+    }
+    bits
+}
+
+fn per_class_at_guards<T: E + losskit::Storage<Compute = T>>() {
+    let shapes: Vec<(usize, usize)> = [1usize, 3, 16, 17, 33, 64, 65, 100, 1000]
+        .into_iter()
+        .flat_map(|c| [0usize, 1, 2, 5, 70, 140_000 / c].map(|r| (r, c)))
+        .collect();
+    let max = 140_000 * std::mem::size_of::<T>();
+    let mut regions: Vec<Region> = (0..7).map(|_| Region::new(max)).collect();
+    for tier in Tier::available() {
+        with_tier(tier, || {
+            for &(rows, classes) in &shapes {
+                let n = rows * classes;
+                let (x, t, w) = (values::<T>(n, 1), values::<T>(n, 2), values::<T>(n, 3));
+                let (pw, wc) = (values::<T>(classes, 4), values::<T>(classes, 5));
+                let (mut out, mut rows_out) = (vec![T::of(0.0); n], vec![T::of(0.0); rows]);
+                let want = per_class_forms(&x, &t, &w, &pw, &wc, classes, &mut out, &mut rows_out);
+                for at_end in [true, false] {
+                    let [rx, rt, rw, rpw, rwc, rout, rrows] = &mut regions[..] else {
+                        unreachable!()
+                    };
+                    let got = per_class_forms(
+                        rx.place(&x, at_end),
+                        rt.place(&t, at_end),
+                        rw.place(&w, at_end),
+                        rpw.place(&pw, at_end),
+                        rwc.place(&wc, at_end),
+                        classes,
+                        rout.place(&vec![T::of(-7.0); n], at_end),
+                        rrows.place(&vec![T::of(-7.0); rows], at_end),
+                    );
+                    assert!(
+                        got == want,
+                        "[{rows}, {classes}] at_end={at_end} on {tier}: results differ from heap slices"
+                    );
+                }
+            }
+        })
+        .unwrap();
+    }
+}
+
+#[test]
+fn per_class_kernels_stay_inside_f32_slices() {
+    per_class_at_guards::<f32>();
+}
+
+#[test]
+fn per_class_kernels_stay_inside_f64_slices() {
+    per_class_at_guards::<f64>();
 }

@@ -300,3 +300,35 @@ fn arguments_are_checked_before_any_write() {
     assert_eq!(got, common::length_mismatch("grad", 5, "input", 6));
     assert!(out.iter().chain(&grad).all(|&v| v == 7.0), "an error wrote");
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// The twin's gradient against central differences of the twin's loss, in f64.
+    #[test]
+    fn the_twins_gradient_is_the_derivative_of_its_loss(
+        x in proptest::collection::vec(-6.0..6.0f64, 1..12),
+        t in proptest::collection::vec(0.0..=1.0f64, 12),
+        w in proptest::collection::vec(0.0..3.0f64, 12),
+        weighted in any::<bool>(),
+    ) {
+        let c = x.len();
+        let (t, w) = (&t[..c], &w[..c]);
+        let weight = weighted.then_some(w);
+        let grad = reference::multilabel_soft_margin_row_grad(&x, t, weight);
+        let h = 1e-6;
+        for k in 0..c {
+            let (mut hi, mut lo) = (x.clone(), x.clone());
+            hi[k] += h;
+            lo[k] -= h;
+            let diff = (reference::multilabel_soft_margin_row(&hi, t, weight)
+                - reference::multilabel_soft_margin_row(&lo, t, weight))
+                / (2.0 * h);
+            prop_assert!(
+                (grad[k] - diff).abs() <= 1e-7 * (1.0 + diff.abs()),
+                "d/dx[{k}] = {:e}, central difference {diff:e}",
+                grad[k]
+            );
+        }
+    }
+}
