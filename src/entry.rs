@@ -13,6 +13,7 @@ use crate::loss::cross_entropy::Softmax;
 use crate::loss::ctc::{CtcOut, CtcSpec};
 use crate::loss::kl_div_logits::KlRows;
 use crate::loss::nll::NllRows;
+use crate::loss::parity::multi_margin::MultiMarginRows;
 use crate::loss::parity::multilabel::MultilabelSoftMarginRows;
 use crate::loss::pos_weight::PerClassBceLogitsMap;
 use crate::loss::{Pointwise, Pointwise3};
@@ -152,6 +153,14 @@ pub trait Entry {
     ) -> LossSum
     where
         Self: Storage;
+    /// Every row of a `multi_margin` call over `x`, writing what `out` asks for.
+    fn multi_margin_rows(
+        spec: &MultiMarginRows<'_, <Self as Storage>::Compute>,
+        x: &[Self],
+        out: RowsOut<'_, Self>,
+    ) -> LossSum
+    where
+        Self: Storage;
     /// Every sample of a ctc call over `x`, computing what `out` asks for.
     fn ctc(spec: &CtcSpec<'_>, x: &[Self], out: CtcOut<'_, Self>) -> LossSum
     where
@@ -247,6 +256,13 @@ macro_rules! impl_entry {
                 out: RowsOut<'_, $t>,
             ) -> LossSum {
                 spec.run(x, y, out)
+            }
+            fn multi_margin_rows(
+                spec: &MultiMarginRows<'_, $c>,
+                x: &[$t],
+                out: RowsOut<'_, $t>,
+            ) -> LossSum {
+                spec.run(x, out)
             }
             fn ctc(spec: &CtcSpec<'_>, x: &[$t], out: CtcOut<'_, $t>) -> LossSum {
                 spec.run(x, out)

@@ -153,6 +153,9 @@ pub use loss::parity::margin::{
     hinge_embedding, hinge_embedding_and_grad, hinge_embedding_each, soft_margin,
     soft_margin_and_grad, soft_margin_each,
 };
+pub use loss::parity::multi_margin::{
+    multi_margin, multi_margin_and_grad, multi_margin_each, MultiMargin,
+};
 pub use loss::parity::multilabel::{
     multilabel_soft_margin, multilabel_soft_margin_and_grad, multilabel_soft_margin_each,
     MultilabelSoftMargin,

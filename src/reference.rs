@@ -333,6 +333,59 @@ pub fn multilabel_soft_margin_row_grad<T: Float>(
         .collect()
 }
 
+/// One row of PyTorch's `multi_margin_loss`: `Σ_{i≠y} w_y·max(0, z_i)^p / classes` with the
+/// hinge argument `z_i = (margin - x_y) + x_i` rounded in `T` as PyTorch computes it (so a term
+/// counts exactly where PyTorch's does: `z_i > 0`), the powers and the compensated sum in `f64`.
+/// `p` is 1 or 2; `weight` is per class (the label's is used).
+///
+/// ```
+/// let loss = losskit::reference::multi_margin_row(&[0.1f64, 0.2, 0.4, 0.8], 3, 1, 1.0, None);
+/// assert!((loss - 0.325).abs() < 1e-15);
+/// ```
+pub fn multi_margin_row<T: Float>(x: &[T], y: usize, p: u32, margin: T, weight: Option<&[T]>) -> f64 {
+    let shift = margin - x[y];
+    let terms = (0..x.len()).filter(|&i| i != y).map(|i| {
+        let z = (shift + x[i]).to_f64();
+        match (z > 0.0, p) {
+            (false, _) => 0.0,
+            (true, 1) => z,
+            (true, _) => z * z,
+        }
+    });
+    let w = weight.map_or(1.0, |w| w[y].to_f64());
+    w * compensated_sum(terms) / x.len() as f64
+}
+
+/// d/dx of one row's [`multi_margin_row`], in `f64`: `w_y/classes` times `1` (p = 1) or `2z_i`
+/// (p = 2) where `z_i > 0`, and minus their sum at the label.
+///
+/// ```
+/// let g = losskit::reference::multi_margin_row_grad(&[0.0f64, 0.5, -2.0], 1, 1, 1.0, None);
+/// assert_eq!(g, [1.0 / 3.0, -1.0 / 3.0, 0.0]);
+/// ```
+pub fn multi_margin_row_grad<T: Float>(
+    x: &[T],
+    y: usize,
+    p: u32,
+    margin: T,
+    weight: Option<&[T]>,
+) -> Vec<f64> {
+    let shift = margin - x[y];
+    let factor = weight.map_or(1.0, |w| w[y].to_f64()) / x.len() as f64;
+    let mut grad: Vec<f64> = (0..x.len())
+        .map(|i| {
+            let z = (shift + x[i]).to_f64();
+            match (i != y && z > 0.0, p) {
+                (false, _) => 0.0,
+                (true, 1) => factor,
+                (true, _) => factor * 2.0 * z,
+            }
+        })
+        .collect();
+    grad[y] = -compensated_sum(grad.iter().copied());
+    grad
+}
+
 /// d/dx of one row's [`cross_entropy_row`] loss, in `f64`: `A·softmax - a`, where `a` is the
 /// (smoothed, weighted) target and `A = Σ a`.
 pub fn cross_entropy_row_grad<T: Float>(

@@ -211,6 +211,10 @@ pub struct RowOptions<'a, T> {
     pub label_smoothing: Option<f64>,
     /// PaLM's z-loss coefficient (cross-entropy only).
     pub z_loss: Option<f64>,
+    /// The power of the hinge terms (multi_margin only).
+    pub p: Option<u32>,
+    /// The hinge margin (multi_margin only).
+    pub margin: Option<f64>,
 }
 
 impl<T> Default for RowOptions<'_, T> {
@@ -220,6 +224,8 @@ impl<T> Default for RowOptions<'_, T> {
             ignore_index: None,
             label_smoothing: None,
             z_loss: None,
+            p: None,
+            margin: None,
         }
     }
 }

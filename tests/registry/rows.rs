@@ -2,12 +2,12 @@
 //! probability row per row; one `const` per loss, listed once in [`ROWS`].
 
 use losskit::reference::{self, RowTarget};
-use losskit::{CrossEntropy, Float, Nll};
+use losskit::{CrossEntropy, Float, MultiMargin, Nll};
 
 use super::{Kind, RowOptions, Rows, RowsForms, Targets};
 
 /// Every row-wise loss.
-pub const ROWS: &[&Rows] = &[&CROSS_ENTROPY, &CROSS_ENTROPY_PROBS, &NLL];
+pub const ROWS: &[&Rows] = &[&CROSS_ENTROPY, &CROSS_ENTROPY_PROBS, &NLL, &MULTI_MARGIN];
 
 /// `CrossEntropy` with exactly the options `o` sets.
 fn cross_entropy<'w, T: Float>(o: RowOptions<'w, T>) -> CrossEntropy<'w, T> {
@@ -31,6 +31,7 @@ fn cross_entropy<'w, T: Float>(o: RowOptions<'w, T>) -> CrossEntropy<'w, T> {
 fn nll<'w, T: Float>(o: RowOptions<'w, T>) -> Nll<'w, T> {
     assert!(o.label_smoothing.is_none(), "nll has no label smoothing");
     assert!(o.z_loss.is_none(), "nll has no z-loss");
+    assert!(o.p.is_none() && o.margin.is_none(), "nll has no margin");
     let mut nll = Nll::new();
     if let Some(w) = o.weight {
         nll = nll.weight(w);
@@ -39,6 +40,25 @@ fn nll<'w, T: Float>(o: RowOptions<'w, T>) -> Nll<'w, T> {
         nll = nll.ignore_index(i);
     }
     nll
+}
+
+/// `MultiMargin` with exactly the options `o` sets (weight, p, margin).
+fn multi_margin<'w, T: Float>(o: RowOptions<'w, T>) -> MultiMargin<'w, T> {
+    assert!(
+        o.label_smoothing.is_none() && o.z_loss.is_none() && o.ignore_index.is_none(),
+        "multi_margin has no label smoothing, z-loss or ignored label"
+    );
+    let mut loss = MultiMargin::new();
+    if let Some(w) = o.weight {
+        loss = loss.weight(w);
+    }
+    if let Some(p) = o.p {
+        loss = loss.p(p);
+    }
+    if let Some(m) = o.margin {
+        loss = loss.margin(T::from_f64(m));
+    }
+    loss
 }
 
 /// The labels of a call that takes labels.
@@ -129,5 +149,29 @@ pub const NLL: Rows = rows_entry! {
         };
         let (loss, weight) = reference::nll_row(row, class, o.weight);
         (loss, weight)
+    },
+};
+
+/// PyTorch's multi-class hinge loss against class labels (`multi_margin`, `MultiMargin`); a
+/// row adds 1 to the mean's divisor.
+pub const MULTI_MARGIN: Rows = rows_entry! {
+    {
+        id: "multi_margin",
+        kind: Kind::RowsWithLabels,
+        options: &["weight", "p", "margin"],
+    }
+    reduce: |x, c, t, o, r| multi_margin(o).loss(x, c, labels(t, "multi_margin"), r),
+    each: |x, c, t, o, out| multi_margin(o).each(x, c, labels(t, "multi_margin"), out),
+    and_grad: |x, c, t, o, r, grad| {
+        multi_margin(o).loss_and_grad(x, c, labels(t, "multi_margin"), r, grad)
+    },
+    in_place: None,
+    plain: |x, c, t, r| losskit::multi_margin(x, c, labels(t, "multi_margin"), r),
+    reference: |row, t, o| {
+        let RowTarget::Class(y) = t else {
+            panic!("multi_margin takes labels")
+        };
+        let (p, margin) = (o.p.unwrap_or(1), o.margin.unwrap_or(1.0));
+        (reference::multi_margin_row(row, y, p, margin, o.weight), 1.0)
     },
 };

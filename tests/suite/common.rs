@@ -319,6 +319,8 @@ impl<T: Elem> CeInputs<T> {
             ignore_index: self.ignore_index,
             label_smoothing: self.smoothing,
             z_loss: None,
+            p: None,
+            margin: None,
         }
     }
 

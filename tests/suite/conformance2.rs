@@ -85,6 +85,8 @@ const VENDORED_COUNTS: &[(&str, &str, usize)] = &[
     ("mse", "f16", 18),
     ("mse_weighted", "f32", 18),
     ("mse_weighted", "f64", 18),
+    ("multi_margin", "f32", 92),
+    ("multi_margin", "f64", 92),
     ("multilabel_soft_margin", "f32", 42),
     ("multilabel_soft_margin", "f64", 42),
     ("nll", "f32", 43),
@@ -284,6 +286,17 @@ const SPECS: &[Spec] = &[
         inputs: &["logits", "target"],
     },
     Spec {
+        loss: "multi_margin",
+        dtypes: FULL,
+        params: &[
+            ("classes", true),
+            ("p", true),
+            ("margin", true),
+            ("weight", false),
+        ],
+        inputs: &["input", "target"],
+    },
+    Spec {
         loss: "nll",
         dtypes: FULL,
         params: &[
@@ -371,6 +384,7 @@ fn unknown(case: &Case) -> Option<String> {
         let ok = match name.as_str() {
             "classes" | "top_k" => value.as_u64().is_some_and(|c| c > 0),
             "blank" => value.as_u64().is_some(),
+            "p" => value.as_u64().is_some(),
             "zero_infinity" => value.is_boolean(),
             "ignore_index" => value.as_i64().is_some(),
             "delta" | "label_smoothing" | "z_loss" | "temperature" | "margin" | "eps" | "alpha"
@@ -1059,6 +1073,8 @@ fn rows<S: Widen>(case: &Case, input: Vec<S>) -> Result<Outcome, String> {
         ignore_index: p.get("ignore_index").and_then(Value::as_i64),
         label_smoothing: p.get("label_smoothing").and_then(Value::as_f64),
         z_loss: p.get("z_loss").and_then(Value::as_f64),
+        p: p.get("p").and_then(Value::as_u64).map(|p| p as u32),
+        margin: p.get("margin").and_then(Value::as_f64),
     };
     let mean = loss
         .reduce(&input, classes, targets, options, Reduction::Mean)
@@ -1074,6 +1090,8 @@ fn rows<S: Widen>(case: &Case, input: Vec<S>) -> Result<Outcome, String> {
     let defaults = options.weight.is_none()
         && options.label_smoothing.is_none()
         && options.z_loss.is_none()
+        && options.p.is_none_or(|p| p == 1)
+        && options.margin.is_none_or(|m| m == 1.0)
         && options.ignore_index.is_none_or(|i| i == -100);
     if defaults {
         let plain = loss
@@ -1318,12 +1336,12 @@ impl Checks {
 /// Runs one (known) case on the pinned tier.
 fn check_case(case: &Case) -> Checks {
     let (outcome, loss_tol, grad_tol) = match (case.loss.as_str(), case.dtype.as_str()) {
-        ("nll", "f32") => (
+        ("nll" | "multi_margin", "f32") => (
             rows::<f32>(case, to(&nums(&case.inputs["input"]))),
             tolerance("f32"),
             tolerance("f32"),
         ),
-        ("nll", "f64") => (
+        ("nll" | "multi_margin", "f64") => (
             rows::<f64>(case, to(&nums(&case.inputs["input"]))),
             tolerance("f64"),
             tolerance("f64"),

@@ -3,7 +3,8 @@
 //! `hinge_embedding` and `soft_margin` (±1 targets), `poisson_nll`, `kl_div` and
 //! `sigmoid_focal` (torchvision); and on three inputs, each a [`Map3`](crate::engine::Map3):
 //! `gaussian_nll` (input, target, var) and `margin_ranking` (x1, x2, y); and row-wise, a
-//! [`RowSpec`](crate::engine::RowSpec) on the row driver: `multilabel_soft_margin`. One file
+//! [`RowSpec`](crate::engine::RowSpec) on the row driver: `multilabel_soft_margin` and
+//! `multi_margin`. One file
 //! per loss or family.
 
 pub(crate) mod focal;
@@ -11,6 +12,7 @@ pub(crate) mod gaussian;
 pub(crate) mod kl_div;
 pub(crate) mod log_cosh;
 pub(crate) mod margin;
+pub(crate) mod multi_margin;
 pub(crate) mod multilabel;
 pub(crate) mod poisson;
 pub(crate) mod ranking;
