@@ -14,7 +14,8 @@
 //! inputs hold. bce_with_logits with a per-class `pos_weight` (the flat driver's fourth stream,
 //! read per class) is among them: its per-element `weight` is the third input when given.
 //! The row-wise `multilabel_soft_margin` is timed over `[8192, 1000]` against the read ceiling
-//! of its two matrices.
+//! of its two matrices, and `multi_margin` (p = 1 and 2) over the same logits against the read
+//! ceiling of the one matrix it reads (its labels are 64 KB beside 32 MB).
 //!
 //! Plain best-of-N timing (no criterion): the figures are compared with each other within one
 //! run, and the best of many runs of a 1M-element sweep is stable to a few percent.
@@ -356,6 +357,33 @@ fn main() {
                     read_rows / r,
                     read_rows.max(exp * (ROWS * CLASSES) as f64 / N as f64) / r,
                 );
+                let half = ROWS * CLASSES / 2;
+                let read_one = best(|| {
+                    black_box(losskit::read_ceiling(
+                        black_box(&rows_x[..half]),
+                        black_box(&rows_x[half..]),
+                    ));
+                });
+                println!("  read ceiling of the logits alone {read_one:.0} us");
+                let labels: Vec<u32> = (0..ROWS).map(|r| (r * 7919 % CLASSES) as u32).collect();
+                for p in [1, 2] {
+                    let mm = losskit::MultiMargin::new().p(p);
+                    let r = best(|| {
+                        black_box(mm.loss(&rows_x, CLASSES, &labels, mean).unwrap());
+                    });
+                    let g = best(|| {
+                        black_box(
+                            mm.loss_and_grad(&rows_x, CLASSES, &labels, mean, &mut rows_grad)
+                                .unwrap(),
+                        );
+                    });
+                    println!(
+                        "  {:<30} reduce {r:>6.0} us  {:>5.2} of read (the roofline) | \
+                         and_grad {g:>6.0} us",
+                        format!("multi_margin p={p}"),
+                        read_one / r,
+                    );
+                }
             })
         })
         .unwrap();

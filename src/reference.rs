@@ -342,7 +342,13 @@ pub fn multilabel_soft_margin_row_grad<T: Float>(
 /// let loss = losskit::reference::multi_margin_row(&[0.1f64, 0.2, 0.4, 0.8], 3, 1, 1.0, None);
 /// assert!((loss - 0.325).abs() < 1e-15);
 /// ```
-pub fn multi_margin_row<T: Float>(x: &[T], y: usize, p: u32, margin: T, weight: Option<&[T]>) -> f64 {
+pub fn multi_margin_row<T: Float>(
+    x: &[T],
+    y: usize,
+    p: u32,
+    margin: T,
+    weight: Option<&[T]>,
+) -> f64 {
     let shift = margin - x[y];
     let terms = (0..x.len()).filter(|&i| i != y).map(|i| {
         let z = (shift + x[i]).to_f64();

@@ -1,10 +1,12 @@
 //! The `[rows, classes]` losses whose second argument is a matrix of targets and whose options
 //! are per class: bce_with_logits with a per-class `pos_weight` (and optionally a per-element
-//! `weight`), and multilabel_soft_margin (optionally with per-class weights). Arbitrary bit
-//! patterns in every input, any number of classes (0 included) and (mismatched) lengths of
-//! every argument. Checks the contract: no panic; `Ok` exactly when the shape and every length
-//! hold (and every `pos_weight` is `>= 0`), otherwise an error naming the argument; an error
-//! writes nothing; the fused form's loss is the reduced loss, bit for bit (any NaN for a NaN).
+//! `weight`), multilabel_soft_margin (optionally with per-class weights), and multi_margin
+//! (labels instead of the target matrix; `p`, `margin` and per-class weights). Arbitrary bit
+//! patterns in every input, any number of classes (0 included), labels in and out of range,
+//! and (mismatched) lengths of every argument. Checks the contract: no panic; `Ok` exactly when
+//! the shape and every length hold (and every `pos_weight` is `>= 0`, every label a class, `p`
+//! 1 or 2), otherwise an error naming the argument; an error writes nothing; the fused form's
+//! loss is the reduced loss, bit for bit (any NaN for a NaN).
 #![no_main]
 
 #[path = "common.rs"]
@@ -16,12 +18,20 @@ mod registry;
 use arbitrary::Arbitrary;
 use common::{build, check_outcome, mismatch, same, untouched, Elem, Len, Size};
 use libfuzzer_sys::fuzz_target;
-use losskit::{BceWithLogitsPerClass, LossError, MultilabelSoftMargin, Reduction};
+use losskit::{BceWithLogitsPerClass, LossError, MultiMargin, MultilabelSoftMargin, Reduction};
+
+#[derive(Arbitrary, Debug)]
+enum Family {
+    PosWeight,
+    Multilabel,
+    /// With its `p` (any value, 1 and 2 valid).
+    MultiMargin(u8),
+}
 
 #[derive(Arbitrary, Debug)]
 struct Case {
     double: bool,
-    multilabel: bool,
+    family: Family,
     weighted: bool,
     sum: bool,
     classes: u8,
@@ -54,7 +64,10 @@ fn run<T: Elem + losskit::Storage<Compute = T>>(c: &Case) {
     let lens = [
         n,
         c.target.get(n),
-        if c.multilabel { c.weight.get(classes) } else { c.weight.get(n) },
+        match c.family {
+            Family::PosWeight => c.weight.get(n),
+            _ => c.weight.get(classes),
+        },
         classes,
     ];
     let v: Vec<Vec<T>> = (0..4)
@@ -62,70 +75,145 @@ fn run<T: Elem + losskit::Storage<Compute = T>>(c: &Case) {
         .collect();
     let (x, t, w, pw) = (&v[0][offset..], &v[1][offset..], &v[2][offset..], &v[3][offset..]);
     let r = if c.sum { Reduction::Sum } else { Reduction::Mean };
-    let sentinel = T::of(0.375);
     let mut errors: Vec<LossError> = Vec::new();
     errors.extend(shape(n, classes));
     errors.extend(mismatch("target", t.len(), "input", n));
     let rows = if classes == 0 { 0 } else { n / classes };
-    if c.multilabel {
-        if c.weighted {
-            errors.extend(mismatch("weight", w.len(), "classes", classes));
+    match c.family {
+        Family::Multilabel => {
+            if c.weighted {
+                errors.extend(mismatch("weight", w.len(), "classes", classes));
+            }
+            let mut loss = MultilabelSoftMargin::new();
+            if c.weighted {
+                loss = loss.weight(w);
+            }
+            let reduced = loss.loss(x, t, classes, r);
+            check_forms(
+                c,
+                &errors,
+                &reduced,
+                (rows, "rows of input"),
+                n,
+                |out| loss.each(x, t, classes, out),
+                |g| loss.loss_and_grad(x, t, classes, r, g),
+            );
         }
-        let mut loss = MultilabelSoftMargin::new();
-        if c.weighted {
-            loss = loss.weight(w);
-        }
-        let reduced = loss.loss(x, t, classes, r);
-        check_outcome("reduce", &reduced, &errors);
-        let mut out = vec![sentinel; c.out.get(rows)];
-        let mut each_errors = errors.clone();
-        each_errors.extend(mismatch("out", out.len(), "rows of input", rows));
-        let each = loss.each(x, t, classes, &mut out);
-        check_outcome("each", &each, &each_errors);
-        if each.is_err() {
-            untouched(&out, sentinel, "each");
-        }
-        let mut g = vec![sentinel; c.out.get(n)];
-        let mut grad_errors = errors.clone();
-        grad_errors.extend(mismatch("grad", g.len(), "input", n));
-        let fused = loss.loss_and_grad(x, t, classes, r, &mut g);
-        check_outcome("and_grad", &fused, &grad_errors);
-        fused_matches(&fused, &reduced, &g, sentinel);
-    } else {
-        if c.weighted {
-            errors.extend(mismatch("weight", w.len(), "input", n));
-        }
-        // A negative or NaN pos_weight is an error only once the lengths agree.
-        if errors.is_empty() {
-            if let Some(&bad) = pw.iter().find(|p| !(p.f64() >= 0.0)) {
+        Family::MultiMargin(p) => {
+            // Labels from fuzzer bits: mostly classes, sometimes -1, `classes` or anything.
+            let labels: Vec<i64> = (0..t.len())
+                .map(|i| {
+                    let raw = c.raw[1].get(i).copied().unwrap_or(i as u64);
+                    match raw % 64 {
+                        0 => raw as i64,
+                        1 => classes as i64,
+                        2 => -1,
+                        _ => ((raw >> 6) % classes.max(1) as u64) as i64,
+                    }
+                })
+                .collect();
+            let p = u32::from(p % 4);
+            let mut errors: Vec<LossError> = Vec::new();
+            if !matches!(p, 1 | 2) {
                 errors.push(LossError::InvalidParameter {
-                    name: "pos_weight",
-                    value: bad.f64(),
-                    requirement: ">= 0",
+                    name: "p",
+                    value: f64::from(p),
+                    requirement: "1 or 2",
                 });
             }
+            errors.extend(shape(n, classes));
+            if c.weighted {
+                errors.extend(mismatch("weight", w.len(), "classes", classes));
+            }
+            errors.extend(mismatch("labels", labels.len(), "rows of input", rows));
+            // A label out of range is an error only once the lengths agree.
+            if errors.is_empty() {
+                let bad = labels.iter().position(|&l| !(0..classes as i64).contains(&l));
+                if let Some(row) = bad {
+                    errors.push(LossError::LabelOutOfRange {
+                        row,
+                        label: i128::from(labels[row]),
+                        classes,
+                    });
+                }
+            }
+            let margin = t.first().copied().unwrap_or(T::of(1.0));
+            let mut loss = MultiMargin::new().p(p).margin(margin);
+            if c.weighted {
+                loss = loss.weight(w);
+            }
+            let reduced = loss.loss(x, classes, &labels, r);
+            check_forms(
+                c,
+                &errors,
+                &reduced,
+                (rows, "rows of input"),
+                n,
+                |out| loss.each(x, classes, &labels, out),
+                |g| loss.loss_and_grad(x, classes, &labels, r, g),
+            );
         }
-        let mut loss = BceWithLogitsPerClass::new(pw);
-        if c.weighted {
-            loss = loss.weight(w);
+        Family::PosWeight => {
+            if c.weighted {
+                errors.extend(mismatch("weight", w.len(), "input", n));
+            }
+            // A negative or NaN pos_weight is an error only once the lengths agree.
+            if errors.is_empty() {
+                if let Some(&bad) = pw.iter().find(|p| !(p.f64() >= 0.0)) {
+                    errors.push(LossError::InvalidParameter {
+                        name: "pos_weight",
+                        value: bad.f64(),
+                        requirement: ">= 0",
+                    });
+                }
+            }
+            let mut loss = BceWithLogitsPerClass::new(pw);
+            if c.weighted {
+                loss = loss.weight(w);
+            }
+            let reduced = loss.loss(x, t, r);
+            check_forms(
+                c,
+                &errors,
+                &reduced,
+                (n, "input"),
+                n,
+                |out| loss.each(x, t, out),
+                |g| loss.loss_and_grad(x, t, r, g),
+            );
         }
-        let reduced = loss.loss(x, t, r);
-        check_outcome("reduce", &reduced, &errors);
-        let mut out = vec![sentinel; c.out.get(n)];
-        let mut each_errors = errors.clone();
-        each_errors.extend(mismatch("out", out.len(), "input", n));
-        let each = loss.each(x, t, &mut out);
-        check_outcome("each", &each, &each_errors);
-        if each.is_err() {
-            untouched(&out, sentinel, "each");
-        }
-        let mut g = vec![sentinel; c.out.get(n)];
-        let mut grad_errors = errors.clone();
-        grad_errors.extend(mismatch("grad", g.len(), "input", n));
-        let fused = loss.loss_and_grad(x, t, r, &mut g);
-        check_outcome("and_grad", &fused, &grad_errors);
-        fused_matches(&fused, &reduced, &g, sentinel);
     }
+}
+
+/// One call's forms: the reduced result fails exactly with one of `errors`; `each` (its `out`
+/// valid at `each_len`, named against what it counts) and the fused form (its gradient valid at
+/// `n`) with one of those or their own length's; a failed `each` or fused call writes nothing,
+/// and a successful fused call returns the reduced loss's bits.
+fn check_forms<T: Elem>(
+    c: &Case,
+    errors: &[LossError],
+    reduced: &Result<T, LossError>,
+    (each_len, each_of): (usize, &'static str),
+    n: usize,
+    each: impl FnOnce(&mut [T]) -> Result<(), LossError>,
+    fused: impl FnOnce(&mut [T]) -> Result<T, LossError>,
+) {
+    let sentinel = T::of(0.375);
+    check_outcome("reduce", reduced, errors);
+    let mut out = vec![sentinel; c.out.get(each_len)];
+    let mut each_errors = errors.to_vec();
+    each_errors.extend(mismatch("out", out.len(), each_of, each_len));
+    let each = each(&mut out);
+    check_outcome("each", &each, &each_errors);
+    if each.is_err() {
+        untouched(&out, sentinel, "each");
+    }
+    let mut g = vec![sentinel; c.out.get(n)];
+    let mut grad_errors = errors.to_vec();
+    grad_errors.extend(mismatch("grad", g.len(), "input", n));
+    let fused = fused(&mut g);
+    check_outcome("and_grad", &fused, &grad_errors);
+    fused_matches(&fused, reduced, &g, sentinel);
 }
 
 /// A failed fused call wrote nothing; a successful one returned the reduced loss's bits.

@@ -411,3 +411,20 @@ impl AnyStorage for losskit::f16 {
         self.to_f64()
     }
 }
+
+/// The unit roundoff of the compute type and the relative rounding of a store to `S`.
+pub fn units<S: AnyStorage>() -> (f64, f64, f64) {
+    let u = if S::Compute::of(1.0 + f64::EPSILON).f64() > 1.0 {
+        f64::EPSILON / 2.0
+    } else {
+        f32::EPSILON as f64 / 2.0
+    };
+    // bf16 keeps 8 significant bits and f16 11; a store is within a unit in the last place, or
+    // the smallest subnormal (bf16: 2^-133, f16: 2^-24) below their normal ranges.
+    let (store, tiny) = match std::mem::size_of::<S>() {
+        2 if S::of(1.0 + 1.0 / 1024.0).wide() > 1.0 => (1.0 / 2048.0, 2f64.powi(-24)),
+        2 => (1.0 / 256.0, 2f64.powi(-133)),
+        _ => (0.0, 0.0),
+    };
+    (u, store, tiny)
+}

@@ -4,8 +4,8 @@
 //! the test. Results are also compared bit for bit with the same calls on ordinary heap copies.
 //! The kernels are the losses, their `each` forms and the fused loss-and-gradient forms (the
 //! gradient written into a guarded slice; cross-entropy also in place), and the per-class
-//! `[rows, classes]` losses (bce_with_logits with `pos_weight` per class, multilabel_soft_margin)
-//! with every argument guarded, their per-class slices included.
+//! `[rows, classes]` losses (bce_with_logits with `pos_weight` per class, multilabel_soft_margin,
+//! multi_margin) with every argument guarded, their per-class slices included.
 #![cfg(unix)]
 
 use std::ptr;
@@ -416,9 +416,10 @@ fn cross_entropy_kernels_stay_inside_f64_slices() {
     ce_at_guards::<f64>();
 }
 
-/// Every form of the two per-class `[rows, classes]` losses — bce_with_logits with a per-class
-/// `pos_weight` (without and with a per-element weight) and multilabel_soft_margin (without and
-/// with class weights) — the bits of every result (losses, then what each form wrote).
+/// Every form of the per-class `[rows, classes]` losses — bce_with_logits with a per-class
+/// `pos_weight` (without and with a per-element weight), multilabel_soft_margin and
+/// multi_margin (p 1 and 2; without and with class weights) — the bits of every result
+/// (losses, then what each form wrote).
 #[allow(clippy::too_many_arguments)]
 fn per_class_forms<T: E + losskit::Storage<Compute = T>>(
     x: &[T],
@@ -426,6 +427,7 @@ fn per_class_forms<T: E + losskit::Storage<Compute = T>>(
     w: &[T],
     pw: &[T],
     wc: &[T],
+    labels: &[i64],
     classes: usize,
     out: &mut [T],
     rows_out: &mut [T],
@@ -450,6 +452,19 @@ fn per_class_forms<T: E + losskit::Storage<Compute = T>>(
         bits.extend(out.iter().map(|v| v.bits()));
         ml.each(x, t, classes, rows_out).unwrap();
         bits.extend(rows_out.iter().map(|v| v.bits()));
+        for p in [1, 2] {
+            let mut mm = losskit::MultiMargin::new().p(p).margin(T::of(0.75));
+            if weighted {
+                mm = mm.weight(wc);
+            }
+            for r in [Reduction::Mean, Reduction::Sum] {
+                bits.push(mm.loss(x, classes, labels, r).unwrap().bits());
+                bits.push(mm.loss_and_grad(x, classes, labels, r, out).unwrap().bits());
+                bits.extend(out.iter().map(|v| v.bits()));
+            }
+            mm.each(x, classes, labels, rows_out).unwrap();
+            bits.extend(rows_out.iter().map(|v| v.bits()));
+        }
     }
     bits
 }
@@ -461,14 +476,26 @@ fn per_class_at_guards<T: E + losskit::Storage<Compute = T>>() {
         .collect();
     let max = 140_000 * std::mem::size_of::<T>();
     let mut regions: Vec<Region> = (0..7).map(|_| Region::new(max)).collect();
+    let mut label_region = Region::new(140_000 * 8);
     for tier in Tier::available() {
         with_tier(tier, || {
             for &(rows, classes) in &shapes {
                 let n = rows * classes;
                 let (x, t, w) = (values::<T>(n, 1), values::<T>(n, 2), values::<T>(n, 3));
                 let (pw, wc) = (values::<T>(classes, 4), values::<T>(classes, 5));
+                let labels: Vec<i64> = (0..rows).map(|r| ((r * 7 + 3) % classes) as i64).collect();
                 let (mut out, mut rows_out) = (vec![T::of(0.0); n], vec![T::of(0.0); rows]);
-                let want = per_class_forms(&x, &t, &w, &pw, &wc, classes, &mut out, &mut rows_out);
+                let want = per_class_forms(
+                    &x,
+                    &t,
+                    &w,
+                    &pw,
+                    &wc,
+                    &labels,
+                    classes,
+                    &mut out,
+                    &mut rows_out,
+                );
                 for at_end in [true, false] {
                     let [rx, rt, rw, rpw, rwc, rout, rrows] = &mut regions[..] else {
                         unreachable!()
@@ -479,6 +506,7 @@ fn per_class_at_guards<T: E + losskit::Storage<Compute = T>>() {
                         rw.place(&w, at_end),
                         rpw.place(&pw, at_end),
                         rwc.place(&wc, at_end),
+                        label_region.place(&labels, at_end),
                         classes,
                         rout.place(&vec![T::of(-7.0); n], at_end),
                         rrows.place(&vec![T::of(-7.0); rows], at_end),

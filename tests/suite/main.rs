@@ -21,6 +21,7 @@ mod gradient_errors;
 mod gradient_props;
 mod gradients;
 mod guard_page;
+mod multi_margin;
 mod multilabel;
 mod non_finite;
 mod paired_props;

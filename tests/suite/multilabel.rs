@@ -45,23 +45,6 @@ fn data() -> impl Strategy<Value = Data> {
     })
 }
 
-/// The unit roundoff of the compute type and the relative rounding of a store to `S`.
-fn units<S: AnyStorage>() -> (f64, f64, f64) {
-    let u = if S::Compute::of(1.0 + f64::EPSILON).f64() > 1.0 {
-        f64::EPSILON / 2.0
-    } else {
-        f32::EPSILON as f64 / 2.0
-    };
-    // bf16 keeps 8 significant bits and f16 11; a store is within a unit in the last place, or
-    // the smallest subnormal (bf16: 2^-133, f16: 2^-24) below their normal ranges.
-    let (store, tiny) = match std::mem::size_of::<S>() {
-        2 if S::of(1.0 + 1.0 / 1024.0).wide() > 1.0 => (1.0 / 2048.0, 2f64.powi(-24)),
-        2 => (1.0 / 256.0, 2f64.powi(-133)),
-        _ => (0.0, 0.0),
-    };
-    (u, store, tiny)
-}
-
 /// Every output on the active tier as bits (NaN as one value), with each row's loss and the
 /// gradient of the sum.
 fn outputs<S: AnyStorage>(
@@ -125,7 +108,7 @@ fn outputs<S: AnyStorage>(
 }
 
 fn check<S: AnyStorage>(d: &Data) -> Result<(), TestCaseError> {
-    let (u, store, tiny) = units::<S>();
+    let (u, store, tiny) = common::units::<S>();
     let (rows, c) = (d.rows, d.classes);
     let x: Vec<S> = d.x.iter().map(|&v| S::of(v)).collect();
     let t: Vec<S> = d.t.iter().map(|&v| S::of(v)).collect();

@@ -407,7 +407,10 @@ impl<T: Float, S: Storage<Compute = T>> RowSpec<S> for MultiMarginRows<'_, T> {
                 Some(src) => S::load::<V>(isa, &src[at..]),
                 None => O::load::<V>(isa, &dst[at..]),
             };
-            O::store(hinge_slope(isa, shift + x, squared) * factor, &mut dst[at..]);
+            O::store(
+                hinge_slope(isa, shift + x, squared) * factor,
+                &mut dst[at..],
+            );
             at += lanes;
         }
         if whole < n {
