@@ -13,6 +13,7 @@ use crate::loss::cross_entropy::Softmax;
 use crate::loss::ctc::{CtcOut, CtcSpec};
 use crate::loss::kl_div_logits::KlRows;
 use crate::loss::nll::NllRows;
+use crate::loss::parity::cosine::CosineEmbeddingRows;
 use crate::loss::parity::multi_margin::MultiMarginRows;
 use crate::loss::parity::multilabel::MultilabelSoftMarginRows;
 use crate::loss::pos_weight::PerClassBceLogitsMap;
@@ -161,6 +162,16 @@ pub trait Entry {
     ) -> LossSum
     where
         Self: Storage;
+    /// Every row of a `cosine_embedding` call over `x` and `y` (the gradient, in the grad
+    /// modes, with respect to `x`), writing what `out` asks for.
+    fn cosine_embedding_rows(
+        spec: &CosineEmbeddingRows<'_, Self>,
+        x: &[Self],
+        y: &[Self],
+        out: RowsOut<'_, Self>,
+    ) -> LossSum
+    where
+        Self: Storage;
     /// Every sample of a ctc call over `x`, computing what `out` asks for.
     fn ctc(spec: &CtcSpec<'_>, x: &[Self], out: CtcOut<'_, Self>) -> LossSum
     where
@@ -263,6 +274,14 @@ macro_rules! impl_entry {
                 out: RowsOut<'_, $t>,
             ) -> LossSum {
                 spec.run(x, out)
+            }
+            fn cosine_embedding_rows(
+                spec: &CosineEmbeddingRows<'_, $t>,
+                x: &[$t],
+                y: &[$t],
+                out: RowsOut<'_, $t>,
+            ) -> LossSum {
+                spec.run(x, y, out)
             }
             fn ctc(spec: &CtcSpec<'_>, x: &[$t], out: CtcOut<'_, $t>) -> LossSum {
                 spec.run(x, out)

@@ -141,6 +141,9 @@ pub use loss::kl_div_logits::{
     kl_div_logits, kl_div_logits_and_grad, kl_div_logits_and_grad_in_place, kl_div_logits_each,
 };
 pub use loss::nll::{nll, Nll};
+pub use loss::parity::cosine::{
+    cosine_embedding, cosine_embedding_and_grad, cosine_embedding_each, CosineEmbedding,
+};
 pub use loss::parity::focal::{
     sigmoid_focal, sigmoid_focal_and_grad, sigmoid_focal_each, SigmoidFocal,
 };

@@ -392,6 +392,66 @@ pub fn multi_margin_row_grad<T: Float>(
     grad
 }
 
+/// The cosine of PyTorch's `cosine_embedding_loss` and its two squared norms plus its
+/// `EPSILON` (`1e-12` as an `f32`, as PyTorch's kernel declares it), in `f64`, the sums
+/// compensated.
+fn cosine<T: Float>(x1: &[T], x2: &[T]) -> (f64, f64, f64) {
+    let eps = f64::from(1e-12_f32);
+    let dot = compensated_sum(x1.iter().zip(x2).map(|(a, b)| a.to_f64() * b.to_f64()));
+    let m1 = compensated_sum(x1.iter().map(|a| a.to_f64() * a.to_f64())) + eps;
+    let m2 = compensated_sum(x2.iter().map(|b| b.to_f64() * b.to_f64())) + eps;
+    (dot / (m1 * m2).sqrt(), m1, m2)
+}
+
+/// One row of PyTorch's `cosine_embedding_loss`, in `f64`: `1 - cos` for `y = 1`,
+/// `max(0, cos - margin)` for `y = -1`, 0 for any other label, with
+/// `cos = x1·x2 / sqrt((|x1|² + 1e-12)(|x2|² + 1e-12))`.
+///
+/// ```
+/// let loss = losskit::reference::cosine_embedding_row(&[1.0f64, 0.0], &[0.0, 1.0], 1.0, 0.0);
+/// assert_eq!(loss, 1.0);
+/// ```
+pub fn cosine_embedding_row<T: Float>(x1: &[T], x2: &[T], y: T, margin: T) -> f64 {
+    let (cos, _, _) = cosine(x1, x2);
+    match y.to_f64() {
+        1.0 => 1.0 - cos,
+        -1.0 if cos - margin.to_f64() > 0.0 => cos - margin.to_f64(),
+        -1.0 if cos.is_nan() => cos,
+        _ => 0.0,
+    }
+}
+
+/// d/dx1 and d/dx2 of one row's [`cosine_embedding_row`], in `f64`: `g·(x2/denom - cos·x1/m1)`
+/// and `g·(x1/denom - cos·x2/m2)`, `g` the loss's slope in `cos` (-1, 1 or 0 where the hinge is
+/// not positive or the label is not ±1).
+///
+/// ```
+/// let (g1, g2) = losskit::reference::cosine_embedding_row_grad(&[1.0f64, 0.0], &[0.0, 1.0], 1.0, 0.0);
+/// assert!((g1[1] + 1.0).abs() < 1e-11 && (g2[0] + 1.0).abs() < 1e-11);
+/// ```
+pub fn cosine_embedding_row_grad<T: Float>(
+    x1: &[T],
+    x2: &[T],
+    y: T,
+    margin: T,
+) -> (Vec<f64>, Vec<f64>) {
+    let (cos, m1, m2) = cosine(x1, x2);
+    let g = match y.to_f64() {
+        1.0 => -1.0,
+        -1.0 if cos - margin.to_f64() > 0.0 => 1.0,
+        -1.0 if cos.is_nan() => cos,
+        _ => 0.0,
+    };
+    let denom = (m1 * m2).sqrt();
+    let d = |x: &[T], other: &[T], m: f64| -> Vec<f64> {
+        x.iter()
+            .zip(other)
+            .map(|(a, b)| g * (b.to_f64() / denom - cos * a.to_f64() / m))
+            .collect()
+    };
+    (d(x1, x2, m1), d(x2, x1, m2))
+}
+
 /// d/dx of one row's [`cross_entropy_row`] loss, in `f64`: `A·softmax - a`, where `a` is the
 /// (smoothed, weighted) target and `A = Σ a`.
 pub fn cross_entropy_row_grad<T: Float>(

@@ -57,6 +57,8 @@ const VENDORED_COUNTS: &[(&str, &str, usize)] = &[
     ("cross_entropy_z_loss", "f64", 60),
     ("bce_with_logits_weighted", "f32", 18),
     ("bce_with_logits_weighted", "f64", 18),
+    ("cosine_embedding", "f32", 44),
+    ("cosine_embedding", "f64", 44),
     ("ctc", "f32", 16),
     ("ctc", "f64", 16),
     ("gaussian_nll", "f32", 33),
@@ -286,6 +288,12 @@ const SPECS: &[Spec] = &[
         inputs: &["logits", "target"],
     },
     Spec {
+        loss: "cosine_embedding",
+        dtypes: FULL,
+        params: &[("dim", true), ("margin", true)],
+        inputs: &["x1", "x2", "y"],
+    },
+    Spec {
         loss: "multi_margin",
         dtypes: FULL,
         params: &[
@@ -336,10 +344,11 @@ fn unknown(case: &Case) -> Option<String> {
     // `nonfinite: true` marks a case with NaN inputs; its expected values say what propagates,
     // and it is checked like any other (only the elementwise losses have such cases here).
     let nonfinite = case.other_fields == ["nonfinite"] && ELEMENTWISE.contains(&spec.loss);
-    // gaussian_nll's and margin_ranking's `grads` name their second differentiable input.
+    // gaussian_nll's, margin_ranking's and cosine_embedding's `grads` name their second
+    // differentiable input.
     let second = match spec.loss {
         "gaussian_nll" => Some("var"),
-        "margin_ranking" => Some("x2"),
+        "margin_ranking" | "cosine_embedding" => Some("x2"),
         _ => None,
     };
     let mut others: Vec<&str> = case.other_fields.iter().map(String::as_str).collect();
@@ -382,7 +391,7 @@ fn unknown(case: &Case) -> Option<String> {
             return Some(format!("{id}: unknown param {name:?} for {}", case.loss));
         }
         let ok = match name.as_str() {
-            "classes" | "top_k" => value.as_u64().is_some_and(|c| c > 0),
+            "classes" | "top_k" | "dim" => value.as_u64().is_some_and(|c| c > 0),
             "blank" => value.as_u64().is_some(),
             "p" => value.as_u64().is_some(),
             "zero_infinity" => value.is_boolean(),
@@ -475,7 +484,8 @@ fn unknown(case: &Case) -> Option<String> {
     }
     // The shape must describe the first input.
     let first = nums(&case.inputs[spec.inputs[0]]).len();
-    let shape_ok = match params.get("classes").and_then(Value::as_u64) {
+    let columns = params.get("classes").or_else(|| params.get("dim"));
+    let shape_ok = match columns.and_then(Value::as_u64) {
         // ctc: [T, N, C], with one input and one target length per sample.
         None if case.loss == "ctc" => {
             let batch = |name: &str| case.inputs[name].as_array().map_or(0, Vec::len);
@@ -484,6 +494,7 @@ fn unknown(case: &Case) -> Option<String> {
                 && batch("input_lengths") == case.shape[1]
                 && batch("target_lengths") == case.shape[1]
         }
+        // `[rows, classes]` (or `[rows, dim]`).
         Some(classes) => {
             case.shape.len() == 2
                 && case.shape[1] as u64 == classes
@@ -799,7 +810,8 @@ fn outcome3<T: Elem>(
     let n = nums(&case.inputs[first]).len();
     let mean = reduce(Reduction::Mean).map_err(err)?;
     let sum = reduce(Reduction::Sum).map_err(err)?;
-    let mut none = vec![T::of(f64::NAN); n];
+    // One loss per element, or per row of a row-wise loss (the call checks the length).
+    let mut none = vec![T::of(f64::NAN); nums(&case.expected["none"]).len()];
     each(&mut none).map_err(err)?;
     let (grad, grad2) = match case.grad_mean {
         None => (None, None),
@@ -974,6 +986,47 @@ fn pos_weight<T: Elem>(case: &Case) -> Result<Outcome, String> {
         |o| loss.each(x, t, o),
         |g, _| loss.loss_and_grad(x, t, Reduction::Mean, g),
     )
+}
+
+/// `cosine_embedding` over `[rows, dim]` pairs and ±1 labels, with golden2's `margin`, through
+/// [`losskit::CosineEmbedding`] (and the plain function, which must give the builder's bits,
+/// at the default margin 0); `grads` holds d mean / d x2.
+fn cosine<T: Elem>(case: &Case) -> Result<Outcome, String> {
+    let (x1, x2, y): (Vec<T>, Vec<T>, Vec<T>) =
+        (full(case, "x1"), full(case, "x2"), full(case, "y"));
+    let dim = case.params["dim"].as_u64().unwrap() as usize;
+    if case.shape != [y.len(), dim] {
+        return Err(format!(
+            "{}: shape {:?} and dim {dim} disagree",
+            case.id, case.shape
+        ));
+    }
+    let margin = case.params["margin"].as_f64().unwrap();
+    let loss = losskit::CosineEmbedding::new().margin(T::of(margin));
+    let (a, b, y) = (&x1[..], &x2[..], &y[..]);
+    let mut out = outcome3(
+        case,
+        true,
+        |r| loss.loss(a, b, y, dim, r),
+        |o| loss.each(a, b, y, dim, o),
+        |g, g2| loss.loss_and_grad(a, b, y, dim, Reduction::Mean, g, g2),
+    )?;
+    if margin == 0.0 {
+        let mean = loss
+            .loss(a, b, y, dim, Reduction::Mean)
+            .map_err(|e| e.to_string())?;
+        let plain =
+            losskit::cosine_embedding(a, b, y, dim, Reduction::Mean).map_err(|e| e.to_string())?;
+        if plain.bits() != mean.bits() && !(plain.f64().is_nan() && mean.f64().is_nan()) {
+            out.inconsistent.push(format!(
+                "{}: cosine_embedding {:e} != the builder's {:e}",
+                case.id,
+                plain.f64(),
+                mean.f64()
+            ));
+        }
+    }
+    Ok(out)
 }
 
 /// `multilabel_soft_margin` over `[rows, classes]` logits and float targets, with golden2's
@@ -1382,6 +1435,8 @@ fn check_case(case: &Case) -> Checks {
         ),
         ("ctc", "f32") => (ctc::<f32>(case), tolerance("f32"), ctc_grad_tolerance(case)),
         ("ctc", "f64") => (ctc::<f64>(case), tolerance("f64"), ctc_grad_tolerance(case)),
+        ("cosine_embedding", "f32") => (cosine::<f32>(case), tolerance("f32"), tolerance("f32")),
+        ("cosine_embedding", "f64") => (cosine::<f64>(case), tolerance("f64"), tolerance("f64")),
         ("multilabel_soft_margin", "f32") => {
             (multilabel::<f32>(case), tolerance("f32"), tolerance("f32"))
         }

@@ -13,6 +13,7 @@ mod ce_stats;
 mod concurrency;
 mod conformance;
 mod conformance2;
+mod cosine;
 mod cross_entropy_props;
 mod ctc;
 mod determinism;

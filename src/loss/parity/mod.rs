@@ -3,10 +3,11 @@
 //! `hinge_embedding` and `soft_margin` (±1 targets), `poisson_nll`, `kl_div` and
 //! `sigmoid_focal` (torchvision); and on three inputs, each a [`Map3`](crate::engine::Map3):
 //! `gaussian_nll` (input, target, var) and `margin_ranking` (x1, x2, y); and row-wise, a
-//! [`RowSpec`](crate::engine::RowSpec) on the row driver: `multilabel_soft_margin` and
-//! `multi_margin`. One file
+//! [`RowSpec`](crate::engine::RowSpec) on the row driver: `multilabel_soft_margin`,
+//! `multi_margin` and `cosine_embedding`. One file
 //! per loss or family.
 
+pub(crate) mod cosine;
 pub(crate) mod focal;
 pub(crate) mod gaussian;
 pub(crate) mod kl_div;
