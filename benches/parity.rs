@@ -15,7 +15,8 @@
 //! read per class) is among them: its per-element `weight` is the third input when given.
 //! The row-wise `multilabel_soft_margin` is timed over `[8192, 1000]` against the read ceiling
 //! of its two matrices, and `multi_margin` (p = 1 and 2) over the same logits against the read
-//! ceiling of the one matrix it reads (its labels are 64 KB beside 32 MB).
+//! ceiling of the one matrix it reads (its labels are 64 KB beside 32 MB), and
+//! `cosine_embedding` over the two matrices as `x1` and `x2`.
 //!
 //! Plain best-of-N timing (no criterion): the figures are compared with each other within one
 //! run, and the best of many runs of a 1M-element sweep is stable to a few percent.
@@ -356,6 +357,33 @@ fn main() {
                     "multilabel_soft_margin",
                     read_rows / r,
                     read_rows.max(exp * (ROWS * CLASSES) as f64 / N as f64) / r,
+                );
+                let signs: Vec<f32> = (0..ROWS).map(|r| [1.0, -1.0][r % 2]).collect();
+                let mut rows_grad2 = vec![0.0f32; ROWS * CLASSES];
+                let cosine = losskit::CosineEmbedding::new().margin(0.1);
+                let r = best(|| {
+                    black_box(cosine.loss(&rows_x, &rows_t, &signs, CLASSES, mean).unwrap());
+                });
+                let g = best(|| {
+                    black_box(
+                        cosine
+                            .loss_and_grad(
+                                &rows_x,
+                                &rows_t,
+                                &signs,
+                                CLASSES,
+                                mean,
+                                &mut rows_grad,
+                                &mut rows_grad2,
+                            )
+                            .unwrap(),
+                    );
+                });
+                println!(
+                    "  {:<30} reduce {r:>6.0} us  {:>5.2} of read (the roofline) | \
+                     and_grad {g:>6.0} us (both gradients)",
+                    "cosine_embedding",
+                    read_rows / r,
                 );
                 let half = ROWS * CLASSES / 2;
                 let read_one = best(|| {

@@ -16,6 +16,7 @@ use crate::loss::nll::NllRows;
 use crate::loss::parity::cosine::CosineEmbeddingRows;
 use crate::loss::parity::multi_margin::MultiMarginRows;
 use crate::loss::parity::multilabel::MultilabelSoftMarginRows;
+use crate::loss::parity::triplet::TripletRows;
 use crate::loss::pos_weight::PerClassBceLogitsMap;
 use crate::loss::{Pointwise, Pointwise3};
 use crate::storage::{bf16, f16, Storage};
@@ -172,6 +173,11 @@ pub trait Entry {
     ) -> LossSum
     where
         Self: Storage;
+    /// Every row of a `triplet_margin` call (the distances read from the spec's three inputs;
+    /// `x` the one whose gradient a grad mode writes), writing what `out` asks for.
+    fn triplet_rows(spec: &TripletRows<'_, Self>, x: &[Self], out: RowsOut<'_, Self>) -> LossSum
+    where
+        Self: Storage;
     /// Every sample of a ctc call over `x`, computing what `out` asks for.
     fn ctc(spec: &CtcSpec<'_>, x: &[Self], out: CtcOut<'_, Self>) -> LossSum
     where
@@ -282,6 +288,9 @@ macro_rules! impl_entry {
                 out: RowsOut<'_, $t>,
             ) -> LossSum {
                 spec.run(x, y, out)
+            }
+            fn triplet_rows(spec: &TripletRows<'_, $t>, x: &[$t], out: RowsOut<'_, $t>) -> LossSum {
+                spec.run(x, out)
             }
             fn ctc(spec: &CtcSpec<'_>, x: &[$t], out: CtcOut<'_, $t>) -> LossSum {
                 spec.run(x, out)

@@ -167,6 +167,9 @@ pub use loss::parity::poisson::{poisson_nll, poisson_nll_and_grad, poisson_nll_e
 pub use loss::parity::ranking::{
     margin_ranking, margin_ranking_and_grad, margin_ranking_each, MarginRanking,
 };
+pub use loss::parity::triplet::{
+    triplet_margin, triplet_margin_and_grad, triplet_margin_each, TripletMargin,
+};
 pub use loss::pointwise::{
     huber, huber_and_grad, huber_each, l1, l1_and_grad, l1_each, mse, mse_and_grad, mse_each,
     smooth_l1, smooth_l1_and_grad, smooth_l1_each,

@@ -452,6 +452,130 @@ pub fn cosine_embedding_row_grad<T: Float>(
     (d(x1, x2, m1), d(x2, x1, m2))
 }
 
+/// PyTorch's `pairwise_distance` of one row pair with `p` 1 or 2: `‖u - v + eps‖_p`, each
+/// difference rounded in `T` as PyTorch computes it, the norm in `f64` (compensated).
+fn pairwise_distance<T: Float>(u: &[T], v: &[T], p: u32, eps: T) -> f64 {
+    let diffs = u.iter().zip(v).map(|(&a, &b)| (a - b + eps).to_f64());
+    match p {
+        1 => compensated_sum(diffs.map(f64::abs)),
+        _ => compensated_sum(diffs.map(|d| d * d)).sqrt(),
+    }
+}
+
+/// The hinge argument of one triplet row and the shares of its negative distance's gradient
+/// that go to `d(a, n)` and `d(p, n)` (`torch.minimum` halves a tie), with the three distances.
+fn triplet_parts<T: Float>(
+    a: &[T],
+    pos: &[T],
+    neg: &[T],
+    p: u32,
+    eps: T,
+    swap: bool,
+) -> ([f64; 3], f64, f64) {
+    let (ap, an) = (
+        pairwise_distance(a, pos, p, eps),
+        pairwise_distance(a, neg, p, eps),
+    );
+    let pn = if swap {
+        pairwise_distance(pos, neg, p, eps)
+    } else {
+        0.0
+    };
+    let (to_an, to_pn) = match (swap, pn.partial_cmp(&an)) {
+        (true, Some(core::cmp::Ordering::Less)) => (0.0, 1.0),
+        (true, Some(core::cmp::Ordering::Equal)) => (0.5, 0.5),
+        _ => (1.0, 0.0),
+    };
+    ([ap, an, pn], to_an, to_pn)
+}
+
+/// One row of PyTorch's `triplet_margin_loss`, in `f64`: `max(0, margin + d(a, p) - d(a, n))`
+/// with `d` [`pairwise_distance`]-like (`p` 1 or 2, `eps` added to each difference) and, with
+/// `swap`, `min(d(a, n), d(p, n))` as the negative distance.
+///
+/// ```
+/// let loss = losskit::reference::triplet_margin_row(&[0.0f64, 0.0], &[3.0, 4.0], &[1.0, 0.0], 1.0, 2, 0.0, false);
+/// assert_eq!(loss, 5.0);
+/// ```
+pub fn triplet_margin_row<T: Float>(
+    a: &[T],
+    pos: &[T],
+    neg: &[T],
+    margin: T,
+    p: u32,
+    eps: T,
+    swap: bool,
+) -> f64 {
+    let ([ap, an, pn], to_an, _) = triplet_parts(a, pos, neg, p, eps, swap);
+    let negative = if to_an < 1.0 { pn } else { an };
+    let hinge = margin.to_f64() + ap - negative;
+    if hinge > 0.0 || hinge.is_nan() {
+        hinge
+    } else {
+        0.0
+    }
+}
+
+/// d/d anchor, d/d positive and d/d negative of one row's [`triplet_margin_row`], in `f64`:
+/// per distance `d(u, v)`, `diff/d` (p = 2; 0 where `d = 0`) or `sign(diff)` (p = 1) for `u`
+/// and its negative for `v`, where the hinge is `> 0`.
+///
+/// ```
+/// let [ga, gp, gn] = losskit::reference::triplet_margin_row_grad(&[0.0f64], &[2.0], &[1.0], 1.0, 2, 0.0, false);
+/// assert_eq!((ga[0], gp[0], gn[0]), (0.0, 1.0, -1.0));
+/// ```
+pub fn triplet_margin_row_grad<T: Float>(
+    a: &[T],
+    pos: &[T],
+    neg: &[T],
+    margin: T,
+    p: u32,
+    eps: T,
+    swap: bool,
+) -> [Vec<f64>; 3] {
+    let ([ap, an, pn], to_an, to_pn) = triplet_parts(a, pos, neg, p, eps, swap);
+    let negative = if to_an < 1.0 { pn } else { an };
+    let hinge = margin.to_f64() + ap - negative;
+    let g = match hinge > 0.0 {
+        true => 1.0,
+        false if hinge.is_nan() => hinge,
+        false => 0.0,
+    };
+    // `∂d(u, v)/∂u` of one element's difference, times the distance's coefficient `c`.
+    let slope = |c: f64, d: f64, u: T, v: T| -> f64 {
+        let diff = (u - v + eps).to_f64();
+        match p {
+            1 => {
+                c * if diff > 0.0 {
+                    1.0
+                } else if diff < 0.0 {
+                    -1.0
+                } else {
+                    0.0
+                }
+            }
+            _ if d == 0.0 => 0.0,
+            _ => c * diff / d,
+        }
+    };
+    let (c_ap, c_an, c_pn) = (g, -g * to_an, -g * to_pn);
+    let dim = a.len();
+    let mut out = [vec![0.0; dim], vec![0.0; dim], vec![0.0; dim]];
+    for k in 0..dim {
+        let s_ap = slope(c_ap, ap, a[k], pos[k]);
+        let s_an = slope(c_an, an, a[k], neg[k]);
+        let s_pn = if swap {
+            slope(c_pn, pn, pos[k], neg[k])
+        } else {
+            0.0
+        };
+        out[0][k] = s_ap + s_an;
+        out[1][k] = s_pn - s_ap;
+        out[2][k] = -(s_an + s_pn);
+    }
+    out
+}
+
 /// d/dx of one row's [`cross_entropy_row`] loss, in `f64`: `A·softmax - a`, where `a` is the
 /// (smoothed, weighted) target and `A = Σ a`.
 pub fn cross_entropy_row_grad<T: Float>(

@@ -1,7 +1,8 @@
 //! The `[rows, classes]` losses whose second argument is a matrix of targets and whose options
 //! are per class: bce_with_logits with a per-class `pos_weight` (and optionally a per-element
 //! `weight`), multilabel_soft_margin (optionally with per-class weights), and multi_margin
-//! (labels instead of the target matrix; `p`, `margin` and per-class weights). Arbitrary bit
+//! (labels instead of the target matrix; `p`, `margin` and per-class weights), and
+//! cosine_embedding (the target matrix as `x2`, the weights as the per-row `y`). Arbitrary bit
 //! patterns in every input, any number of classes (0 included), labels in and out of range,
 //! and (mismatched) lengths of every argument. Checks the contract: no panic; `Ok` exactly when
 //! the shape and every length hold (and every `pos_weight` is `>= 0`, every label a class, `p`
@@ -18,7 +19,9 @@ mod registry;
 use arbitrary::Arbitrary;
 use common::{build, check_outcome, mismatch, same, untouched, Elem, Len, Size};
 use libfuzzer_sys::fuzz_target;
-use losskit::{BceWithLogitsPerClass, LossError, MultiMargin, MultilabelSoftMargin, Reduction};
+use losskit::{
+    BceWithLogitsPerClass, CosineEmbedding, LossError, MultiMargin, MultilabelSoftMargin, Reduction,
+};
 
 #[derive(Arbitrary, Debug)]
 enum Family {
@@ -26,6 +29,7 @@ enum Family {
     Multilabel,
     /// With its `p` (any value, 1 and 2 valid).
     MultiMargin(u8),
+    Cosine,
 }
 
 #[derive(Arbitrary, Debug)]
@@ -66,6 +70,7 @@ fn run<T: Elem + losskit::Storage<Compute = T>>(c: &Case) {
         c.target.get(n),
         match c.family {
             Family::PosWeight => c.weight.get(n),
+            Family::Cosine => c.weight.get(n.checked_div(classes).unwrap_or(0)),
             _ => c.weight.get(classes),
         },
         classes,
@@ -94,7 +99,7 @@ fn run<T: Elem + losskit::Storage<Compute = T>>(c: &Case) {
                 &errors,
                 &reduced,
                 (rows, "rows of input"),
-                n,
+                (n, "grad", "input"),
                 |out| loss.each(x, t, classes, out),
                 |g| loss.loss_and_grad(x, t, classes, r, g),
             );
@@ -148,9 +153,26 @@ fn run<T: Elem + losskit::Storage<Compute = T>>(c: &Case) {
                 &errors,
                 &reduced,
                 (rows, "rows of input"),
-                n,
+                (n, "grad", "input"),
                 |out| loss.each(x, classes, &labels, out),
                 |g| loss.loss_and_grad(x, classes, &labels, r, g),
+            );
+        }
+        Family::Cosine => {
+            let mut errors: Vec<LossError> = shape(n, classes).into_iter().collect();
+            errors.extend(mismatch("x2", t.len(), "x1", n));
+            errors.extend(mismatch("y", w.len(), "rows of x1", rows));
+            let loss = CosineEmbedding::new().margin(pw.first().copied().unwrap_or(T::of(0.0)));
+            let reduced = loss.loss(x, t, w, classes, r);
+            let mut g2 = vec![T::of(0.375); n];
+            check_forms(
+                c,
+                &errors,
+                &reduced,
+                (rows, "rows of x1"),
+                (n, "grad1", "x1"),
+                |out| loss.each(x, t, w, classes, out),
+                |g| loss.loss_and_grad(x, t, w, classes, r, g, &mut g2),
             );
         }
         Family::PosWeight => {
@@ -177,7 +199,7 @@ fn run<T: Elem + losskit::Storage<Compute = T>>(c: &Case) {
                 &errors,
                 &reduced,
                 (n, "input"),
-                n,
+                (n, "grad", "input"),
                 |out| loss.each(x, t, out),
                 |g| loss.loss_and_grad(x, t, r, g),
             );
@@ -187,14 +209,14 @@ fn run<T: Elem + losskit::Storage<Compute = T>>(c: &Case) {
 
 /// One call's forms: the reduced result fails exactly with one of `errors`; `each` (its `out`
 /// valid at `each_len`, named against what it counts) and the fused form (its gradient valid at
-/// `n`) with one of those or their own length's; a failed `each` or fused call writes nothing,
+/// `n`, named `grad` against `of`) with one of those or their own length's; a failed `each` or fused call writes nothing,
 /// and a successful fused call returns the reduced loss's bits.
 fn check_forms<T: Elem>(
     c: &Case,
     errors: &[LossError],
     reduced: &Result<T, LossError>,
     (each_len, each_of): (usize, &'static str),
-    n: usize,
+    (n, grad, of): (usize, &'static str, &'static str),
     each: impl FnOnce(&mut [T]) -> Result<(), LossError>,
     fused: impl FnOnce(&mut [T]) -> Result<T, LossError>,
 ) {
@@ -210,7 +232,7 @@ fn check_forms<T: Elem>(
     }
     let mut g = vec![sentinel; c.out.get(n)];
     let mut grad_errors = errors.to_vec();
-    grad_errors.extend(mismatch("grad", g.len(), "input", n));
+    grad_errors.extend(mismatch(grad, g.len(), of, n));
     let fused = fused(&mut g);
     check_outcome("and_grad", &fused, &grad_errors);
     fused_matches(&fused, reduced, &g, sentinel);

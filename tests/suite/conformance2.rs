@@ -99,6 +99,8 @@ const VENDORED_COUNTS: &[(&str, &str, usize)] = &[
     ("sigmoid_focal", "f64", 93),
     ("soft_margin", "f32", 20),
     ("soft_margin", "f64", 20),
+    ("triplet_margin", "f32", 62),
+    ("triplet_margin", "f64", 62),
 ];
 
 const HALF: &[&str] = &["bf16", "f16"];
@@ -294,6 +296,18 @@ const SPECS: &[Spec] = &[
         inputs: &["x1", "x2", "y"],
     },
     Spec {
+        loss: "triplet_margin",
+        dtypes: FULL,
+        params: &[
+            ("dim", true),
+            ("margin", true),
+            ("p", true),
+            ("eps", true),
+            ("swap", true),
+        ],
+        inputs: &["anchor", "positive", "negative"],
+    },
+    Spec {
         loss: "multi_margin",
         dtypes: FULL,
         params: &[
@@ -344,33 +358,35 @@ fn unknown(case: &Case) -> Option<String> {
     // `nonfinite: true` marks a case with NaN inputs; its expected values say what propagates,
     // and it is checked like any other (only the elementwise losses have such cases here).
     let nonfinite = case.other_fields == ["nonfinite"] && ELEMENTWISE.contains(&spec.loss);
-    // gaussian_nll's, margin_ranking's and cosine_embedding's `grads` name their second
-    // differentiable input.
-    let second = match spec.loss {
-        "gaussian_nll" => Some("var"),
-        "margin_ranking" | "cosine_embedding" => Some("x2"),
-        _ => None,
-    };
+    let further = further_inputs(spec.loss);
     let mut others: Vec<&str> = case.other_fields.iter().map(String::as_str).collect();
     others.sort_unstable();
-    let with_grads = second.is_some() && (others == ["grads"] || others == ["grads", "nonfinite"]);
+    let with_grads =
+        !further.is_empty() && (others == ["grads"] || others == ["grads", "nonfinite"]);
     if !case.other_fields.is_empty() && !nonfinite && !with_grads {
         return Some(format!("{id}: unknown fields {:?}", case.other_fields));
     }
-    if let Some(name) = second {
-        // Its value null exactly when grad_mean is (a NaN mean has no gradients).
+    if !further.is_empty() {
+        // Each value null exactly when grad_mean is (a NaN mean has no gradients).
         let ok = match (&case.grads, &case.grad_mean) {
             (Value::Null, None) => true,
-            (Value::Object(g), None) => g.len() == 1 && g.get(name).is_some_and(Value::is_null),
+            (Value::Object(g), None) => {
+                g.len() == further.len()
+                    && further
+                        .iter()
+                        .all(|name| g.get(*name).is_some_and(Value::is_null))
+            }
             (Value::Object(g), Some(_)) => {
-                g.len() == 1
-                    && g.get(name)
-                        .is_some_and(|v| v.as_array().is_some_and(|a| a.iter().all(num_ok)))
+                g.len() == further.len()
+                    && further.iter().all(|name| {
+                        g.get(*name)
+                            .is_some_and(|v| v.as_array().is_some_and(|a| a.iter().all(num_ok)))
+                    })
             }
             _ => false,
         };
         if !ok {
-            return Some(format!("{id}: grads is not {{{name:?}: numbers}}"));
+            return Some(format!("{id}: grads is not {{{further:?}: numbers}}"));
         }
     }
     let is_numbers = |v: &Value| {
@@ -398,7 +414,7 @@ fn unknown(case: &Case) -> Option<String> {
             "ignore_index" => value.as_i64().is_some(),
             "delta" | "label_smoothing" | "z_loss" | "temperature" | "margin" | "eps" | "alpha"
             | "gamma" => value.is_number(),
-            "log_input" | "full" | "log_target" | "weighted" => value.is_boolean(),
+            "log_input" | "full" | "log_target" | "weighted" | "swap" => value.is_boolean(),
             "weight" => is_numbers(value),
             _ => unreachable!("every spec param has a type"),
         };
@@ -583,9 +599,10 @@ struct Outcome {
     none: Vec<f64>,
     /// The fused call's mean and the gradient it wrote (when the case has a `grad_mean`).
     grad: Option<(f64, Vec<f64>)>,
-    /// The second gradient the fused call wrote (gaussian_nll's d/dvar, margin_ranking's
-    /// d/dx2), when the case has `grads`.
-    grad2: Option<Vec<f64>>,
+    /// The further gradients the fused call wrote, in the order of [`further_inputs`]
+    /// (gaussian_nll's d/dvar, d/dx2 of margin_ranking and cosine_embedding, triplet_margin's
+    /// d/dpositive and d/dnegative), when the case has `grads`.
+    grads: Vec<Vec<f64>>,
     /// `CrossEntropy::stats` of a statistics case.
     stats: Option<losskit::CeStats>,
     /// `KlDiv::batchmean` of a kl_div case.
@@ -629,7 +646,7 @@ fn pointwise<S: Half>(case: &Case) -> Result<Outcome, String> {
         sum: sum as f64,
         none: none.iter().map(|&x| x as f64).collect(),
         grad,
-        grad2: None,
+        grads: Vec::new(),
         stats: None,
         batchmean: None,
         inconsistent: Vec::new(),
@@ -663,7 +680,7 @@ fn outcome<T: Elem>(
         sum: sum.f64(),
         none: none.iter().map(|x| x.f64()).collect(),
         grad,
-        grad2: None,
+        grads: Vec::new(),
         stats: None,
         batchmean: None,
         inconsistent: Vec::new(),
@@ -813,8 +830,8 @@ fn outcome3<T: Elem>(
     // One loss per element, or per row of a row-wise loss (the call checks the length).
     let mut none = vec![T::of(f64::NAN); nums(&case.expected["none"]).len()];
     each(&mut none).map_err(err)?;
-    let (grad, grad2) = match case.grad_mean {
-        None => (None, None),
+    let (grad, grads) = match case.grad_mean {
+        None => (None, Vec::new()),
         Some(_) => {
             let mut grad = vec![T::of(f64::NAN); n];
             let mut grad2 = vec![T::of(f64::NAN); if second { n } else { 0 }];
@@ -822,7 +839,11 @@ fn outcome3<T: Elem>(
             let wide = |v: &[T]| v.iter().map(|g| g.f64()).collect::<Vec<f64>>();
             (
                 Some((fused.f64(), wide(&grad))),
-                second.then(|| wide(&grad2)),
+                if second {
+                    vec![wide(&grad2)]
+                } else {
+                    Vec::new()
+                },
             )
         }
     };
@@ -831,7 +852,7 @@ fn outcome3<T: Elem>(
         sum: sum.f64(),
         none: none.iter().map(|x| x.f64()).collect(),
         grad,
-        grad2,
+        grads,
         stats: None,
         batchmean: None,
         inconsistent: Vec::new(),
@@ -1029,11 +1050,65 @@ fn cosine<T: Elem>(case: &Case) -> Result<Outcome, String> {
     Ok(out)
 }
 
+/// `triplet_margin` over `[rows, dim]` anchors, positives and negatives with golden2's
+/// `margin`, `p`, `eps` and `swap`, through [`losskit::TripletMargin`] (and the plain function,
+/// which must give the builder's bits, at PyTorch's defaults); `grads` holds d mean / d
+/// positive and d mean / d negative.
+fn triplet<T: Elem>(case: &Case) -> Result<Outcome, String> {
+    let (a, p, n): (Vec<T>, Vec<T>, Vec<T>) = (
+        full(case, "anchor"),
+        full(case, "positive"),
+        full(case, "negative"),
+    );
+    let params = &case.params;
+    let dim = params["dim"].as_u64().unwrap() as usize;
+    let (margin, norm) = (
+        params["margin"].as_f64().unwrap(),
+        params["p"].as_u64().unwrap(),
+    );
+    let (eps, swap) = (
+        params["eps"].as_f64().unwrap(),
+        params["swap"].as_bool().unwrap(),
+    );
+    let loss = losskit::TripletMargin::new()
+        .margin(T::of(margin))
+        .p(norm as u32)
+        .eps(T::of(eps))
+        .swap(swap);
+    let (a, p, n) = (&a[..], &p[..], &n[..]);
+    let mut negative = vec![T::of(f64::NAN); a.len()];
+    let mut out = outcome3(
+        case,
+        true,
+        |r| loss.loss(a, p, n, dim, r),
+        |o| loss.each(a, p, n, dim, o),
+        |g, g2| loss.loss_and_grad(a, p, n, dim, Reduction::Mean, g, g2, &mut negative),
+    )?;
+    if out.grad.is_some() {
+        out.grads.push(negative.iter().map(|g| g.f64()).collect());
+    }
+    if (margin, norm, eps, swap) == (1.0, 2, 1e-6, false) {
+        let mean = loss.loss(a, p, n, dim, Reduction::Mean);
+        let plain = losskit::triplet_margin(a, p, n, dim, Reduction::Mean);
+        let (Ok(mean), Ok(plain)) = (mean, plain) else {
+            return Err(format!("{}: an error from the plain function", case.id));
+        };
+        if plain.bits() != mean.bits() && !(plain.f64().is_nan() && mean.f64().is_nan()) {
+            out.inconsistent.push(format!(
+                "{}: triplet_margin {:e} != the builder's {:e}",
+                case.id,
+                plain.f64(),
+                mean.f64()
+            ));
+        }
+    }
+    Ok(out)
+}
+
 /// `multilabel_soft_margin` over `[rows, classes]` logits and float targets, with golden2's
 /// per-class `weight` when given, through [`losskit::MultilabelSoftMargin`] (and the plain
 /// function, which must give the builder's bits, when there is no weight).
 fn multilabel<T: Elem>(case: &Case) -> Result<Outcome, String> {
-    let err = |e: LossError| format!("{}: error {e}", case.id);
     let (x, t): (Vec<T>, Vec<T>) = (full(case, "input"), full(case, "target"));
     let classes = case.params["classes"].as_u64().unwrap() as usize;
     let rows = x.len() / classes;
@@ -1048,16 +1123,22 @@ fn multilabel<T: Elem>(case: &Case) -> Result<Outcome, String> {
     if let Some(w) = &w {
         loss = loss.weight(w);
     }
-    let mean = loss.loss(&x, &t, classes, Reduction::Mean).map_err(err)?;
-    let sum = loss.loss(&x, &t, classes, Reduction::Sum).map_err(err)?;
-    let mut none = vec![T::of(f64::NAN); rows];
-    loss.each(&x, &t, classes, &mut none).map_err(err)?;
-    let mut inconsistent = Vec::new();
+    let (x, t) = (&x[..], &t[..]);
+    let mut out = outcome3(
+        case,
+        false,
+        |r| loss.loss(x, t, classes, r),
+        |o| loss.each(x, t, classes, o),
+        |g, _| loss.loss_and_grad(x, t, classes, Reduction::Mean, g),
+    )?;
     if w.is_none() {
-        let plain =
-            losskit::multilabel_soft_margin(&x, &t, classes, Reduction::Mean).map_err(err)?;
+        let mean = loss.loss(x, t, classes, Reduction::Mean);
+        let plain = losskit::multilabel_soft_margin(x, t, classes, Reduction::Mean);
+        let (Ok(mean), Ok(plain)) = (mean, plain) else {
+            return Err(format!("{}: an error from the plain function", case.id));
+        };
         if plain.bits() != mean.bits() && !(plain.f64().is_nan() && mean.f64().is_nan()) {
-            inconsistent.push(format!(
+            out.inconsistent.push(format!(
                 "{}: multilabel_soft_margin {:e} != the builder's {:e}",
                 case.id,
                 plain.f64(),
@@ -1065,26 +1146,7 @@ fn multilabel<T: Elem>(case: &Case) -> Result<Outcome, String> {
             ));
         }
     }
-    let grad = match case.grad_mean {
-        None => None,
-        Some(_) => {
-            let mut grad = vec![T::of(f64::NAN); x.len()];
-            let fused = loss
-                .loss_and_grad(&x, &t, classes, Reduction::Mean, &mut grad)
-                .map_err(err)?;
-            Some((fused.f64(), grad.iter().map(|g| g.f64()).collect()))
-        }
-    };
-    Ok(Outcome {
-        mean: mean.f64(),
-        sum: sum.f64(),
-        none: none.iter().map(|v| v.f64()).collect(),
-        grad,
-        grad2: None,
-        stats: None,
-        batchmean: None,
-        inconsistent,
-    })
+    Ok(out)
 }
 
 /// A row-wise loss of the registry on `input` (`[rows, classes]`, read by the caller), with
@@ -1210,7 +1272,7 @@ fn rows<S: Widen>(case: &Case, input: Vec<S>) -> Result<Outcome, String> {
         sum: sum.f64(),
         none: none.iter().map(|x| x.f64()).collect(),
         grad,
-        grad2: None,
+        grads: Vec::new(),
         stats,
         batchmean: None,
         inconsistent,
@@ -1271,7 +1333,7 @@ fn paired<S: Widen + registry::PairedStored>(
         sum: sum.f64(),
         none: none.iter().map(|x| x.f64()).collect(),
         grad,
-        grad2: None,
+        grads: Vec::new(),
         stats: None,
         batchmean: None,
         inconsistent,
@@ -1341,7 +1403,7 @@ fn ctc<S: Widen + Storage<Compute = S>>(case: &Case) -> Result<Outcome, String> 
         sum: sum.wide(),
         none: none.iter().map(|x| x.wide()).collect(),
         grad,
-        grad2: None,
+        grads: Vec::new(),
         stats: None,
         batchmean: None,
         inconsistent,
@@ -1435,6 +1497,8 @@ fn check_case(case: &Case) -> Checks {
         ),
         ("ctc", "f32") => (ctc::<f32>(case), tolerance("f32"), ctc_grad_tolerance(case)),
         ("ctc", "f64") => (ctc::<f64>(case), tolerance("f64"), ctc_grad_tolerance(case)),
+        ("triplet_margin", "f32") => (triplet::<f32>(case), tolerance("f32"), tolerance("f32")),
+        ("triplet_margin", "f64") => (triplet::<f64>(case), tolerance("f64"), tolerance("f64")),
         ("cosine_embedding", "f32") => (cosine::<f32>(case), tolerance("f32"), tolerance("f32")),
         ("cosine_embedding", "f64") => (cosine::<f64>(case), tolerance("f64"), tolerance("f64")),
         ("multilabel_soft_margin", "f32") => {
@@ -1536,13 +1600,12 @@ fn check_case(case: &Case) -> Checks {
             }
         }
     }
-    let second = match &case.grads {
-        Value::Object(grads) => grads.iter().next().filter(|(_, v)| !v.is_null()),
-        _ => None,
-    };
-    if let Some((name, want)) = second {
+    for (k, name) in further_inputs(&case.loss).iter().enumerate() {
+        let Some(want) = case.grads.get(name).filter(|v| !v.is_null()) else {
+            continue;
+        };
         let want = nums(want);
-        match &out.grad2 {
+        match out.grads.get(k) {
             Some(got) if got.len() == want.len() => {
                 for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {
                     c.check(id, &format!("grad_{name}[{i}]"), g, w, grad_tol);
@@ -1557,6 +1620,16 @@ fn check_case(case: &Case) -> Checks {
         }
     }
     c
+}
+
+/// The differentiable inputs after the first whose gradients a loss's cases carry in `grads`.
+fn further_inputs(loss: &str) -> &'static [&'static str] {
+    match loss {
+        "gaussian_nll" => &["var"],
+        "margin_ranking" | "cosine_embedding" => &["x2"],
+        "triplet_margin" => &["positive", "negative"],
+        _ => &[],
+    }
 }
 
 /// At most this many disagreements are spelled out per case and tier (all are counted).

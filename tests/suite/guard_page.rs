@@ -5,7 +5,7 @@
 //! The kernels are the losses, their `each` forms and the fused loss-and-gradient forms (the
 //! gradient written into a guarded slice; cross-entropy also in place), and the per-class
 //! `[rows, classes]` losses (bce_with_logits with `pos_weight` per class, multilabel_soft_margin,
-//! multi_margin) with every argument guarded, their per-class slices included.
+//! multi_margin, cosine_embedding) with every argument guarded, their per-class slices included.
 #![cfg(unix)]
 
 use std::ptr;
@@ -418,8 +418,8 @@ fn cross_entropy_kernels_stay_inside_f64_slices() {
 
 /// Every form of the per-class `[rows, classes]` losses — bce_with_logits with a per-class
 /// `pos_weight` (without and with a per-element weight), multilabel_soft_margin and
-/// multi_margin (p 1 and 2; without and with class weights) — the bits of every result
-/// (losses, then what each form wrote).
+/// multi_margin (p 1 and 2; without and with class weights), and cosine_embedding (`t` as
+/// `x2`, `signs` as `y`) — the bits of every result (losses, then what each form wrote).
 #[allow(clippy::too_many_arguments)]
 fn per_class_forms<T: E + losskit::Storage<Compute = T>>(
     x: &[T],
@@ -428,11 +428,22 @@ fn per_class_forms<T: E + losskit::Storage<Compute = T>>(
     pw: &[T],
     wc: &[T],
     labels: &[i64],
+    signs: &[T],
     classes: usize,
     out: &mut [T],
+    out2: &mut [T],
     rows_out: &mut [T],
 ) -> Vec<u64> {
     let mut bits = Vec::new();
+    let cosine = losskit::CosineEmbedding::new().margin(T::of(0.25));
+    for r in [Reduction::Mean, Reduction::Sum] {
+        bits.push(cosine.loss(x, t, signs, classes, r).unwrap().bits());
+        let fused = cosine.loss_and_grad(x, t, signs, classes, r, out, out2);
+        bits.push(fused.unwrap().bits());
+        bits.extend(out.iter().chain(out2.iter()).map(|v| v.bits()));
+    }
+    cosine.each(x, t, signs, classes, rows_out).unwrap();
+    bits.extend(rows_out.iter().map(|v| v.bits()));
     for weighted in [false, true] {
         let mut bce = losskit::BceWithLogitsPerClass::new(pw);
         let mut ml = losskit::MultilabelSoftMargin::new();
@@ -477,6 +488,7 @@ fn per_class_at_guards<T: E + losskit::Storage<Compute = T>>() {
     let max = 140_000 * std::mem::size_of::<T>();
     let mut regions: Vec<Region> = (0..7).map(|_| Region::new(max)).collect();
     let mut label_region = Region::new(140_000 * 8);
+    let (mut sign_region, mut out2_region) = (Region::new(max), Region::new(max));
     for tier in Tier::available() {
         with_tier(tier, || {
             for &(rows, classes) in &shapes {
@@ -484,7 +496,9 @@ fn per_class_at_guards<T: E + losskit::Storage<Compute = T>>() {
                 let (x, t, w) = (values::<T>(n, 1), values::<T>(n, 2), values::<T>(n, 3));
                 let (pw, wc) = (values::<T>(classes, 4), values::<T>(classes, 5));
                 let labels: Vec<i64> = (0..rows).map(|r| ((r * 7 + 3) % classes) as i64).collect();
+                let signs: Vec<T> = (0..rows).map(|r| T::of([1.0, -1.0, 0.0][r % 3])).collect();
                 let (mut out, mut rows_out) = (vec![T::of(0.0); n], vec![T::of(0.0); rows]);
+                let mut out2 = vec![T::of(0.0); n];
                 let want = per_class_forms(
                     &x,
                     &t,
@@ -492,8 +506,10 @@ fn per_class_at_guards<T: E + losskit::Storage<Compute = T>>() {
                     &pw,
                     &wc,
                     &labels,
+                    &signs,
                     classes,
                     &mut out,
+                    &mut out2,
                     &mut rows_out,
                 );
                 for at_end in [true, false] {
@@ -507,8 +523,10 @@ fn per_class_at_guards<T: E + losskit::Storage<Compute = T>>() {
                         rpw.place(&pw, at_end),
                         rwc.place(&wc, at_end),
                         label_region.place(&labels, at_end),
+                        sign_region.place(&signs, at_end),
                         classes,
                         rout.place(&vec![T::of(-7.0); n], at_end),
+                        out2_region.place(&vec![T::of(-7.0); n], at_end),
                         rrows.place(&vec![T::of(-7.0); rows], at_end),
                     );
                     assert!(

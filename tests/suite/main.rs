@@ -32,3 +32,4 @@ mod pos_weight;
 mod serde_form;
 mod ternary_props;
 mod tier_agreement;
+mod triplet;

@@ -4,7 +4,7 @@
 //! `sigmoid_focal` (torchvision); and on three inputs, each a [`Map3`](crate::engine::Map3):
 //! `gaussian_nll` (input, target, var) and `margin_ranking` (x1, x2, y); and row-wise, a
 //! [`RowSpec`](crate::engine::RowSpec) on the row driver: `multilabel_soft_margin`,
-//! `multi_margin` and `cosine_embedding`. One file
+//! `multi_margin`, `cosine_embedding` and `triplet_margin`. One file
 //! per loss or family.
 
 pub(crate) mod cosine;
@@ -17,3 +17,4 @@ pub(crate) mod multi_margin;
 pub(crate) mod multilabel;
 pub(crate) mod poisson;
 pub(crate) mod ranking;
+pub(crate) mod triplet;
