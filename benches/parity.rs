@@ -16,7 +16,8 @@
 //! The row-wise `multilabel_soft_margin` is timed over `[8192, 1000]` against the read ceiling
 //! of its two matrices, and `multi_margin` (p = 1 and 2) over the same logits against the read
 //! ceiling of the one matrix it reads (its labels are 64 KB beside 32 MB), and
-//! `cosine_embedding` over the two matrices as `x1` and `x2`.
+//! `cosine_embedding` over the two matrices as `x1` and `x2`, and `triplet_margin` over three
+//! (against 1.5 times the two matrices' ceiling).
 //!
 //! Plain best-of-N timing (no criterion): the figures are compared with each other within one
 //! run, and the best of many runs of a 1M-element sweep is stable to a few percent.
@@ -385,6 +386,42 @@ fn main() {
                     "cosine_embedding",
                     read_rows / r,
                 );
+                // triplet_margin reads three matrices: the two above and the gradient buffer
+                // as the negatives, against the two-matrix ceiling times 1.5.
+                let negatives: Vec<f32> = rows_x.iter().map(|v| v * 0.5 + 0.25).collect();
+                let mut rows_grad3 = vec![0.0f32; ROWS * CLASSES];
+                for (p, swap) in [(2, false), (1, true)] {
+                    let triplet = losskit::TripletMargin::new().p(p).swap(swap);
+                    let r = best(|| {
+                        black_box(
+                            triplet
+                                .loss(&rows_x, &rows_t, &negatives, CLASSES, mean)
+                                .unwrap(),
+                        );
+                    });
+                    let g = best(|| {
+                        black_box(
+                            triplet
+                                .loss_and_grad(
+                                    &rows_x,
+                                    &rows_t,
+                                    &negatives,
+                                    CLASSES,
+                                    mean,
+                                    &mut rows_grad,
+                                    &mut rows_grad2,
+                                    &mut rows_grad3,
+                                )
+                                .unwrap(),
+                        );
+                    });
+                    println!(
+                        "  {:<30} reduce {r:>6.0} us  {:>5.2} of read (the roofline) | \
+                         and_grad {g:>6.0} us (three gradients)",
+                        format!("triplet_margin p={p} swap={swap}"),
+                        1.5 * read_rows / r,
+                    );
+                }
                 let half = ROWS * CLASSES / 2;
                 let read_one = best(|| {
                     black_box(losskit::read_ceiling(

@@ -2,7 +2,8 @@
 //! are per class: bce_with_logits with a per-class `pos_weight` (and optionally a per-element
 //! `weight`), multilabel_soft_margin (optionally with per-class weights), and multi_margin
 //! (labels instead of the target matrix; `p`, `margin` and per-class weights), and
-//! cosine_embedding (the target matrix as `x2`, the weights as the per-row `y`). Arbitrary bit
+//! cosine_embedding (the target matrix as `x2`, the weights as the per-row `y`), and
+//! triplet_margin (input, target and weights as anchor, positive and negative). Arbitrary bit
 //! patterns in every input, any number of classes (0 included), labels in and out of range,
 //! and (mismatched) lengths of every argument. Checks the contract: no panic; `Ok` exactly when
 //! the shape and every length hold (and every `pos_weight` is `>= 0`, every label a class, `p`
@@ -21,6 +22,7 @@ use common::{build, check_outcome, mismatch, same, untouched, Elem, Len, Size};
 use libfuzzer_sys::fuzz_target;
 use losskit::{
     BceWithLogitsPerClass, CosineEmbedding, LossError, MultiMargin, MultilabelSoftMargin, Reduction,
+    TripletMargin,
 };
 
 #[derive(Arbitrary, Debug)]
@@ -30,6 +32,8 @@ enum Family {
     /// With its `p` (any value, 1 and 2 valid).
     MultiMargin(u8),
     Cosine,
+    /// With its `p` (any value, 1 and 2 valid) and `swap`.
+    Triplet(u8, bool),
 }
 
 #[derive(Arbitrary, Debug)]
@@ -69,7 +73,7 @@ fn run<T: Elem + losskit::Storage<Compute = T>>(c: &Case) {
         n,
         c.target.get(n),
         match c.family {
-            Family::PosWeight => c.weight.get(n),
+            Family::PosWeight | Family::Triplet(..) => c.weight.get(n),
             Family::Cosine => c.weight.get(n.checked_div(classes).unwrap_or(0)),
             _ => c.weight.get(classes),
         },
@@ -173,6 +177,37 @@ fn run<T: Elem + losskit::Storage<Compute = T>>(c: &Case) {
                 (n, "grad1", "x1"),
                 |out| loss.each(x, t, w, classes, out),
                 |g| loss.loss_and_grad(x, t, w, classes, r, g, &mut g2),
+            );
+        }
+        Family::Triplet(p, swap) => {
+            let p = u32::from(p % 4);
+            let mut errors: Vec<LossError> = Vec::new();
+            if !matches!(p, 1 | 2) {
+                errors.push(LossError::InvalidParameter {
+                    name: "p",
+                    value: f64::from(p),
+                    requirement: "1 or 2",
+                });
+            }
+            errors.extend(shape(n, classes));
+            errors.extend(mismatch("positive", t.len(), "anchor", n));
+            errors.extend(mismatch("negative", w.len(), "anchor", n));
+            let first = |v: &[T]| v.first().copied();
+            let loss = TripletMargin::new()
+                .p(p)
+                .swap(swap)
+                .margin(first(pw).unwrap_or(T::of(1.0)))
+                .eps(pw.get(1).copied().unwrap_or(T::of(1e-6)));
+            let reduced = loss.loss(x, t, w, classes, r);
+            let (mut gp, mut gn) = (vec![T::of(0.375); n], vec![T::of(0.375); n]);
+            check_forms(
+                c,
+                &errors,
+                &reduced,
+                (rows, "rows of anchor"),
+                (n, "grad_anchor", "anchor"),
+                |out| loss.each(x, t, w, classes, out),
+                |g| loss.loss_and_grad(x, t, w, classes, r, g, &mut gp, &mut gn),
             );
         }
         Family::PosWeight => {

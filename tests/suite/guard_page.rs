@@ -5,7 +5,8 @@
 //! The kernels are the losses, their `each` forms and the fused loss-and-gradient forms (the
 //! gradient written into a guarded slice; cross-entropy also in place), and the per-class
 //! `[rows, classes]` losses (bce_with_logits with `pos_weight` per class, multilabel_soft_margin,
-//! multi_margin, cosine_embedding) with every argument guarded, their per-class slices included.
+//! multi_margin, cosine_embedding, triplet_margin) with every argument guarded, their per-class
+//! slices included.
 #![cfg(unix)]
 
 use std::ptr;
@@ -418,8 +419,9 @@ fn cross_entropy_kernels_stay_inside_f64_slices() {
 
 /// Every form of the per-class `[rows, classes]` losses — bce_with_logits with a per-class
 /// `pos_weight` (without and with a per-element weight), multilabel_soft_margin and
-/// multi_margin (p 1 and 2; without and with class weights), and cosine_embedding (`t` as
-/// `x2`, `signs` as `y`) — the bits of every result (losses, then what each form wrote).
+/// multi_margin (p 1 and 2; without and with class weights), cosine_embedding (`t` as `x2`,
+/// `signs` as `y`) and triplet_margin (`x`, `t`, `w` as anchor, positive, negative; p 1 with
+/// swap and p 2) — the bits of every result (losses, then what each form wrote).
 #[allow(clippy::too_many_arguments)]
 fn per_class_forms<T: E + losskit::Storage<Compute = T>>(
     x: &[T],
@@ -432,9 +434,26 @@ fn per_class_forms<T: E + losskit::Storage<Compute = T>>(
     classes: usize,
     out: &mut [T],
     out2: &mut [T],
+    out3: &mut [T],
     rows_out: &mut [T],
 ) -> Vec<u64> {
     let mut bits = Vec::new();
+    for (p, swap) in [(1, true), (2, false)] {
+        let triplet = losskit::TripletMargin::new().p(p).swap(swap);
+        for r in [Reduction::Mean, Reduction::Sum] {
+            bits.push(triplet.loss(x, t, w, classes, r).unwrap().bits());
+            let fused = triplet.loss_and_grad(x, t, w, classes, r, out, out2, out3);
+            bits.push(fused.unwrap().bits());
+            bits.extend(
+                out.iter()
+                    .chain(out2.iter())
+                    .chain(out3.iter())
+                    .map(|v| v.bits()),
+            );
+        }
+        triplet.each(x, t, w, classes, rows_out).unwrap();
+        bits.extend(rows_out.iter().map(|v| v.bits()));
+    }
     let cosine = losskit::CosineEmbedding::new().margin(T::of(0.25));
     for r in [Reduction::Mean, Reduction::Sum] {
         bits.push(cosine.loss(x, t, signs, classes, r).unwrap().bits());
@@ -489,6 +508,7 @@ fn per_class_at_guards<T: E + losskit::Storage<Compute = T>>() {
     let mut regions: Vec<Region> = (0..7).map(|_| Region::new(max)).collect();
     let mut label_region = Region::new(140_000 * 8);
     let (mut sign_region, mut out2_region) = (Region::new(max), Region::new(max));
+    let mut out3_region = Region::new(max);
     for tier in Tier::available() {
         with_tier(tier, || {
             for &(rows, classes) in &shapes {
@@ -498,7 +518,7 @@ fn per_class_at_guards<T: E + losskit::Storage<Compute = T>>() {
                 let labels: Vec<i64> = (0..rows).map(|r| ((r * 7 + 3) % classes) as i64).collect();
                 let signs: Vec<T> = (0..rows).map(|r| T::of([1.0, -1.0, 0.0][r % 3])).collect();
                 let (mut out, mut rows_out) = (vec![T::of(0.0); n], vec![T::of(0.0); rows]);
-                let mut out2 = vec![T::of(0.0); n];
+                let (mut out2, mut out3) = (vec![T::of(0.0); n], vec![T::of(0.0); n]);
                 let want = per_class_forms(
                     &x,
                     &t,
@@ -510,6 +530,7 @@ fn per_class_at_guards<T: E + losskit::Storage<Compute = T>>() {
                     classes,
                     &mut out,
                     &mut out2,
+                    &mut out3,
                     &mut rows_out,
                 );
                 for at_end in [true, false] {
@@ -527,6 +548,7 @@ fn per_class_at_guards<T: E + losskit::Storage<Compute = T>>() {
                         classes,
                         rout.place(&vec![T::of(-7.0); n], at_end),
                         out2_region.place(&vec![T::of(-7.0); n], at_end),
+                        out3_region.place(&vec![T::of(-7.0); n], at_end),
                         rrows.place(&vec![T::of(-7.0); rows], at_end),
                     );
                     assert!(
