@@ -520,7 +520,8 @@ impl<S: Storage> RowSpec<S> for TripletRows<'_, S> {
 /// ```
 /// use losskit::Reduction;
 /// let loss = losskit::triplet_margin(&[0.0f32], &[0.0], &[0.5], 1, Reduction::Mean)?;
-/// assert!((loss - 0.5).abs() < 1e-6);
+/// // 1 + |0 - 0 + 1e-6| - |0 - 0.5 + 1e-6|
+/// assert!((loss - 0.500002).abs() < 1e-6);
 /// # Ok::<(), losskit::LossError>(())
 /// ```
 pub fn triplet_margin<S: Storage>(
