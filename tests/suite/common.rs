@@ -428,3 +428,66 @@ pub fn units<S: AnyStorage>() -> (f64, f64, f64) {
     };
     (u, store, tiny)
 }
+
+/// The checks every row-wise suite makes of one tier's results (`bits` = mean, sum, fused
+/// mean, ...; `each` the rows' losses) against the twin's row losses `twin` and their error
+/// bounds `bounds`, to which the final rounding is added here (`2u` of each row, of the sum and
+/// of the mean, and `4·rows·ε` of the f64 sum of rows): each row's loss, the sum and the mean
+/// (the mean of no rows NaN), and the fused mean the mean's bits.
+pub fn check_row_losses(
+    tier: losskit::Tier,
+    u: f64,
+    bits: &[u64],
+    each: &[f64],
+    twin: &[f64],
+    bounds: &[f64],
+) -> Result<(), proptest::test_runner::TestCaseError> {
+    use proptest::prop_assert;
+    let rows = twin.len();
+    for r in 0..rows {
+        let (got, want) = (each[r], twin[r]);
+        let bound = bounds[r] + 2.0 * u * want.abs();
+        prop_assert!(
+            (got - want).abs() <= bound,
+            "row {r} on {tier}: {got:e} vs twin {want:e} (bound {bound:e})"
+        );
+    }
+    let total: f64 = twin.iter().sum();
+    let bound = bounds.iter().sum::<f64>() + 4.0 * rows as f64 * f64::EPSILON * total.abs();
+    let (mean, sum) = (f64::from_bits(bits[0]), f64::from_bits(bits[1]));
+    prop_assert!(
+        (sum - total).abs() <= bound + 2.0 * u * total.abs(),
+        "sum on {tier}: {sum:e} vs twin {total:e}"
+    );
+    if rows == 0 {
+        prop_assert!(bits[0] == 1, "the mean of no rows is NaN, got {mean:e}");
+    } else {
+        let want = total / rows as f64;
+        prop_assert!(
+            (mean - want).abs() <= bound / rows as f64 + 2.0 * u * want.abs(),
+            "mean on {tier}: {mean:e} vs twin {want:e}"
+        );
+    }
+    prop_assert!(
+        bits[0] == bits[2],
+        "the fused mean is not the mean on {tier}"
+    );
+    Ok(())
+}
+
+/// The two x86 tiers' results (`x86`, where the CPU has both) bit-identical, and `run` on the
+/// last tier bit-identical on one and on two threads.
+pub fn check_x86_and_threads(
+    x86: &[(losskit::Tier, Vec<u64>)],
+    run: impl Fn() -> Vec<u64> + Sync,
+) -> Result<(), proptest::test_runner::TestCaseError> {
+    use proptest::prop_assert;
+    if let [(a, first), (b, second)] = x86 {
+        prop_assert!(first == second, "{a} and {b} differ");
+    }
+    let tier = *losskit::Tier::available().last().unwrap();
+    let one = on_pool(1, tier, &run);
+    let two = on_pool(2, tier, &run);
+    prop_assert!(one == two, "1 and 2 threads differ on {tier}");
+    Ok(())
+}

@@ -131,9 +131,9 @@ fn check<S: AnyStorage>(d: &Data) -> Result<(), TestCaseError> {
     let mut twin_g2 = Vec::with_capacity(rows * dim);
     // Per element: the factors of |x2_k| (x1's gradient) and |x1_k| in the bound.
     let mut scales = Vec::with_capacity(rows * dim);
-    for r in 0..rows {
+    for (r, label) in y.iter().enumerate() {
         let at = r * dim..(r + 1) * dim;
-        let (a, b, label) = (&w1[at.clone()], &w2[at], y[r].wide());
+        let (a, b, label) = (&w1[at.clone()], &w2[at], label.wide());
         twin_loss.push(reference::cosine_embedding_row(a, b, label, margin));
         let (g1, g2) = reference::cosine_embedding_row_grad(a, b, label, margin);
         twin_g1.extend(g1);
@@ -143,39 +143,12 @@ fn check<S: AnyStorage>(d: &Data) -> Result<(), TestCaseError> {
         let m2 = b.iter().map(|v| v * v).sum::<f64>() + eps;
         scales.push((1.0 / (m1 * m2).sqrt(), 1.0 / m1, 1.0 / m2));
     }
+    // The cosine within 71u (three sums of 35u each of their magnitudes), the loss within 72u.
+    let twin_bound = vec![72.0 * u; rows];
     let mut x86 = Vec::new();
     for tier in Tier::available() {
         let (bits, each, g1, g2) = with_tier(tier, || outputs::<S>(d, &x1, &x2, &y)).unwrap();
-        for r in 0..rows {
-            let (got, want) = (each[r], twin_loss[r]);
-            let bound = 72.0 * u + 2.0 * u * want.abs();
-            prop_assert!(
-                (got - want).abs() <= bound,
-                "row {r} on {tier}: {got:e} vs twin {want:e} (bound {bound:e})"
-            );
-        }
-        let total: f64 = twin_loss.iter().sum();
-        let bound = rows as f64 * 72.0 * u + 2.0 * u * total.abs();
-        let (mean, sum) = (f64::from_bits(bits[0]), f64::from_bits(bits[1]));
-        prop_assert!(
-            (sum - total).abs() <= bound,
-            "sum on {tier}: {sum:e} vs twin {total:e}"
-        );
-        if rows == 0 {
-            prop_assert!(bits[0] == 1, "the mean of no rows is NaN, got {mean:e}");
-        } else {
-            let want = total / rows as f64;
-            prop_assert!(
-                (mean - want).abs() <= bound / rows as f64 + 2.0 * u * want.abs(),
-                "mean on {tier}: {mean:e} vs twin {want:e}"
-            );
-        }
-        prop_assert_eq!(
-            bits[0],
-            bits[2],
-            "the fused mean is not the mean on {}",
-            tier
-        );
+        common::check_row_losses(tier, u, &bits, &each, &twin_loss, &twin_bound)?;
         for (which, got, want) in [("x1", &g1, &twin_g1), ("x2", &g2, &twin_g2)] {
             for (i, (&got, &want)) in got.iter().zip(want.iter()).enumerate() {
                 // Beyond the storage type's range (f16 near a zero row), the infinity.
@@ -210,13 +183,7 @@ fn check<S: AnyStorage>(d: &Data) -> Result<(), TestCaseError> {
             x86.push((tier, bits));
         }
     }
-    if let [(a, first), (b, second)] = &x86[..] {
-        prop_assert!(first == second, "{a} and {b} differ");
-    }
-    let tier = *Tier::available().last().unwrap();
-    let one = common::on_pool(1, tier, || outputs::<S>(d, &x1, &x2, &y).0);
-    let two = common::on_pool(2, tier, || outputs::<S>(d, &x1, &x2, &y).0);
-    prop_assert!(one == two, "1 and 2 threads differ on {tier}");
+    common::check_x86_and_threads(&x86, || outputs::<S>(d, &x1, &x2, &y).0)?;
     Ok(())
 }
 

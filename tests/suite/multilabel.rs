@@ -145,36 +145,7 @@ fn check<S: AnyStorage>(d: &Data) -> Result<(), TestCaseError> {
     for tier in Tier::available() {
         let (bits, each, grad_sum) =
             with_tier(tier, || outputs::<S>(d, &x, &t, w.as_deref())).unwrap();
-        for r in 0..rows {
-            let (got, want) = (each[r], twin_loss[r]);
-            let bound = twin_bound[r] + 2.0 * u * want.abs();
-            prop_assert!(
-                (got - want).abs() <= bound,
-                "row {r} on {tier}: {got:e} vs twin {want:e} (bound {bound:e})"
-            );
-        }
-        let total: f64 = twin_loss.iter().sum();
-        let bound: f64 = twin_bound.iter().sum::<f64>() + 4.0 * rows as f64 * f64::EPSILON * total;
-        let (mean, sum) = (f64::from_bits(bits[0]), f64::from_bits(bits[1]));
-        prop_assert!(
-            (sum - total).abs() <= bound + 2.0 * u * total,
-            "sum on {tier}: {sum:e} vs twin {total:e}"
-        );
-        if rows == 0 {
-            prop_assert!(bits[0] == 1, "the mean of no rows is NaN, got {mean:e}");
-        } else {
-            let want = total / rows as f64;
-            prop_assert!(
-                (mean - want).abs() <= bound / rows as f64 + 2.0 * u * want,
-                "mean on {tier}: {mean:e} vs twin {want:e}"
-            );
-        }
-        prop_assert_eq!(
-            bits[0],
-            bits[2],
-            "the fused mean is not the mean on {}",
-            tier
-        );
+        common::check_row_losses(tier, u, &bits, &each, &twin_loss, &twin_bound)?;
         // The exponentials below the compute type's normal range are flushed to 0.
         let min_normal = if u < 1e-10 {
             f64::MIN_POSITIVE
@@ -196,13 +167,7 @@ fn check<S: AnyStorage>(d: &Data) -> Result<(), TestCaseError> {
             x86.push((tier, bits));
         }
     }
-    if let [(a, first), (b, second)] = &x86[..] {
-        prop_assert!(first == second, "{a} and {b} differ");
-    }
-    let tier = *Tier::available().last().unwrap();
-    let one = common::on_pool(1, tier, || outputs::<S>(d, &x, &t, w.as_deref()).0);
-    let two = common::on_pool(2, tier, || outputs::<S>(d, &x, &t, w.as_deref()).0);
-    prop_assert!(one == two, "1 and 2 threads differ on {tier}");
+    common::check_x86_and_threads(&x86, || outputs::<S>(d, &x, &t, w.as_deref()).0)?;
     Ok(())
 }
 
