@@ -490,7 +490,7 @@ fn triplet_parts<T: Float>(
 }
 
 /// One row of PyTorch's `triplet_margin_loss`, in `f64`: `max(0, margin + d(a, p) - d(a, n))`
-/// with `d` [`pairwise_distance`]-like (`p` 1 or 2, `eps` added to each difference) and, with
+/// with `d(u, v) = ‖u - v + eps‖_p` as PyTorch's `pairwise_distance` (`p` 1 or 2) and, with
 /// `swap`, `min(d(a, n), d(p, n))` as the negative distance.
 ///
 /// ```
