@@ -67,6 +67,19 @@ pub(crate) fn rows<T>(
     Ok(len / classes)
 }
 
+/// A norm's or a hinge's power `p` (multi_margin, triplet_margin): 1 or 2.
+pub(crate) fn power_one_or_two(p: u32) -> Result<(), LossError> {
+    if matches!(p, 1 | 2) {
+        Ok(())
+    } else {
+        Err(LossError::InvalidParameter {
+            name: "p",
+            value: f64::from(p),
+            requirement: "1 or 2",
+        })
+    }
+}
+
 /// `value` finite (not NaN, not infinite).
 pub(crate) fn finite<T: Float>(name: &'static str, value: T) -> Result<(), LossError> {
     if value.to_f64().is_finite() {

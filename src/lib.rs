@@ -206,6 +206,15 @@ impl Reduction {
         }
     }
 
+    /// The factor, in `f64`, a row-wise gradient is scaled by: `1/divisor` for the mean (what
+    /// the mean divides the summed losses by: the rows, or their summed weights), 1 for the sum.
+    pub(crate) fn row_grad_scale(self, divisor: f64) -> f64 {
+        match self {
+            Reduction::Sum => 1.0,
+            Reduction::Mean => 1.0 / divisor,
+        }
+    }
+
     /// Applies the reduction to an `f64` sum of `count` elements and rounds to `T` (the
     /// scalar reference's finish; the kernels finish their [`LossSum`](engine::LossSum)).
     pub(crate) fn finish<T: Float>(self, sum: f64, count: usize) -> T {

@@ -618,10 +618,7 @@ impl<T: Float> Softmax<'_, T, false> {
         logits: &[S],
         grad: &mut [S],
     ) -> T {
-        let scale = match reduction {
-            Reduction::Sum => 1.0,
-            Reduction::Mean => 1.0 / self.divisor,
-        };
+        let scale = reduction.row_grad_scale(self.divisor);
         let out = if logits.is_empty() {
             RowsOut::GradInPlace(grad, scale)
         } else {

@@ -196,10 +196,7 @@ impl<T: Float> KlRows<T> {
 
     /// The gradient's scale for `reduction` (over the rows).
     fn scale(&self, reduction: Reduction) -> f64 {
-        match reduction {
-            Reduction::Sum => 1.0,
-            Reduction::Mean => 1.0 / self.rows as f64,
-        }
+        reduction.row_grad_scale(self.rows as f64)
     }
 }
 

@@ -161,10 +161,7 @@ impl<'w, T: Float> Nll<'w, T> {
     ) -> Result<T, LossError> {
         let spec = self.spec(input.len(), classes, labels)?;
         check::same_len("grad", grad.len(), "input", input.len())?;
-        let scale = match reduction {
-            Reduction::Sum => 1.0,
-            Reduction::Mean => 1.0 / spec.divisor,
-        };
+        let scale = reduction.row_grad_scale(spec.divisor);
         let sum = S::nll_rows(&spec, input, RowsOut::Grad(grad, scale));
         Ok(sum.finish(spec.divisor, reduction))
     }

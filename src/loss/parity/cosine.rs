@@ -217,10 +217,7 @@ impl<T: Float> CosineEmbedding<T> {
         let spec = self.spec(x1, x2, y, dim)?;
         check::same_len("grad1", grad1.len(), "x1", x1.len())?;
         check::same_len("grad2", grad2.len(), "x1", x1.len())?;
-        let scale = match reduction {
-            Reduction::Sum => 1.0,
-            Reduction::Mean => 1.0 / spec.rows as f64,
-        };
+        let scale = reduction.row_grad_scale(spec.rows as f64);
         let sum = S::cosine_embedding_rows(&spec, x1, x2, RowsOut::Grad(grad1, scale));
         S::cosine_embedding_rows(&spec, x2, x1, RowsOut::Grad(grad2, scale));
         Ok(sum.finish(spec.rows as f64, reduction))

@@ -177,13 +177,7 @@ impl<'w, T: Float> MultiMargin<'w, T> {
         labels: &'a [L],
         grad: bool,
     ) -> Result<MultiMarginRows<'a, T>, LossError> {
-        if !matches!(self.p, 1 | 2) {
-            return Err(LossError::InvalidParameter {
-                name: "p",
-                value: f64::from(self.p),
-                requirement: "1 or 2",
-            });
-        }
+        check::power_one_or_two(self.p)?;
         let rows = check::rows(len, classes, self.weight)?;
         check::same_len("labels", labels.len(), "rows of input", rows)?;
         // No label is ignored: the range check alone (the weight sum is not a divisor here).
@@ -276,10 +270,7 @@ impl<'w, T: Float> MultiMargin<'w, T> {
     ) -> Result<T, LossError> {
         let spec = self.spec(input.len(), classes, labels, true)?;
         check::same_len("grad", grad.len(), "input", input.len())?;
-        let scale = match reduction {
-            Reduction::Sum => 1.0,
-            Reduction::Mean => 1.0 / spec.rows as f64,
-        };
+        let scale = reduction.row_grad_scale(spec.rows as f64);
         let sum = S::multi_margin_rows(&spec, input, RowsOut::Grad(grad, scale));
         Ok(sum.finish(spec.rows as f64, reduction))
     }

@@ -170,10 +170,7 @@ impl<'w, T: Float> MultilabelSoftMargin<'w, T> {
     ) -> Result<T, LossError> {
         let spec = self.spec(input.len(), target.len(), classes)?;
         check::same_len("grad", grad.len(), "input", input.len())?;
-        let scale = match reduction {
-            Reduction::Sum => 1.0,
-            Reduction::Mean => 1.0 / spec.rows as f64,
-        };
+        let scale = reduction.row_grad_scale(spec.rows as f64);
         let out = RowsOut::Grad(grad, scale);
         let sum = S::multilabel_soft_margin_rows(&spec, input, target, out);
         Ok(sum.finish(spec.rows as f64, reduction))

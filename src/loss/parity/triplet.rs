@@ -161,13 +161,7 @@ impl<T: Float> TripletMargin<T> {
         negative: &'a [S],
         dim: usize,
     ) -> Result<TripletRows<'a, S>, LossError> {
-        if !matches!(self.p, 1 | 2) {
-            return Err(LossError::InvalidParameter {
-                name: "p",
-                value: f64::from(self.p),
-                requirement: "1 or 2",
-            });
-        }
+        check::power_one_or_two(self.p)?;
         let rows = check::rows::<T>(anchor.len(), dim, None)?;
         check::same_len("positive", positive.len(), "anchor", anchor.len())?;
         check::same_len("negative", negative.len(), "anchor", anchor.len())?;
@@ -275,10 +269,7 @@ impl<T: Float> TripletMargin<T> {
         check::same_len("grad_anchor", grad_anchor.len(), "anchor", n)?;
         check::same_len("grad_positive", grad_positive.len(), "anchor", n)?;
         check::same_len("grad_negative", grad_negative.len(), "anchor", n)?;
-        let scale = match reduction {
-            Reduction::Sum => 1.0,
-            Reduction::Mean => 1.0 / spec.rows as f64,
-        };
+        let scale = reduction.row_grad_scale(spec.rows as f64);
         let sum = S::triplet_rows(&spec, anchor, RowsOut::Grad(grad_anchor, scale));
         for (role, x, grad) in [
             (Role::Positive, positive, grad_positive),
