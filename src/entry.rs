@@ -16,6 +16,7 @@ use crate::loss::nll::NllRows;
 use crate::loss::parity::cosine::CosineEmbeddingRows;
 use crate::loss::parity::multi_margin::MultiMarginRows;
 use crate::loss::parity::multilabel::MultilabelSoftMarginRows;
+use crate::loss::parity::multilabel_margin::MultilabelMarginRows;
 use crate::loss::parity::triplet::TripletRows;
 use crate::loss::pos_weight::PerClassBceLogitsMap;
 use crate::loss::{Pointwise, Pointwise3};
@@ -163,6 +164,14 @@ pub trait Entry {
     ) -> LossSum
     where
         Self: Storage;
+    /// Every row of a `multilabel_margin` call (its input is in `spec`), writing what `out`
+    /// asks for.
+    fn multilabel_margin_rows(
+        spec: &MultilabelMarginRows<'_, Self>,
+        out: RowsOut<'_, Self>,
+    ) -> LossSum
+    where
+        Self: Storage;
     /// Every row of a `cosine_embedding` call over `x` and `y` (the gradient, in the grad
     /// modes, with respect to `x`), writing what `out` asks for.
     fn cosine_embedding_rows(
@@ -280,6 +289,12 @@ macro_rules! impl_entry {
                 out: RowsOut<'_, $t>,
             ) -> LossSum {
                 spec.run(x, out)
+            }
+            fn multilabel_margin_rows(
+                spec: &MultilabelMarginRows<'_, $t>,
+                out: RowsOut<'_, $t>,
+            ) -> LossSum {
+                spec.run(out)
             }
             fn cosine_embedding_rows(
                 spec: &CosineEmbeddingRows<'_, $t>,

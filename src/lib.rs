@@ -163,6 +163,9 @@ pub use loss::parity::multilabel::{
     multilabel_soft_margin, multilabel_soft_margin_and_grad, multilabel_soft_margin_each,
     MultilabelSoftMargin,
 };
+pub use loss::parity::multilabel_margin::{
+    multilabel_margin, multilabel_margin_and_grad, multilabel_margin_each,
+};
 pub use loss::parity::poisson::{poisson_nll, poisson_nll_and_grad, poisson_nll_each, PoissonNll};
 pub use loss::parity::ranking::{
     margin_ranking, margin_ranking_and_grad, margin_ranking_each, MarginRanking,

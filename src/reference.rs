@@ -12,7 +12,7 @@
 //! assert_eq!(oracle, losskit::mse(&x, &y, Reduction::Mean).unwrap());
 //! ```
 
-use crate::{Float, Reduction};
+use crate::{Float, Label, Reduction};
 
 /// Reduces per-element losses: the `f64` sum in index order, divided by the count for
 /// [`Reduction::Mean`] (NaN for no elements), then rounded to `T`.
@@ -390,6 +390,73 @@ pub fn multi_margin_row_grad<T: Float>(
         .collect();
     grad[y] = -compensated_sum(grad.iter().copied());
     grad
+}
+
+/// A row's targets of PyTorch's `multilabel_margin_loss`: its entries up to the first
+/// negative one, as classes.
+fn multilabel_targets<L: Label>(targets: &[L]) -> Vec<usize> {
+    targets
+        .iter()
+        .map(|t| t.to_i128())
+        .take_while(|&t| t >= 0)
+        .map(|t| t as usize)
+        .collect()
+}
+
+/// The classes of a row of `classes` that are not among `targets`, in order.
+fn non_targets(classes: usize, targets: &[usize]) -> Vec<usize> {
+    let mut target = vec![false; classes];
+    for &t in targets {
+        target[t] = true;
+    }
+    (0..classes).filter(|&i| !target[i]).collect()
+}
+
+/// One row of PyTorch's `multilabel_margin_loss`: `Σ_{j∈T} Σ_{i∉T} max(0, z_ji) / classes`
+/// with `T` the row's `targets` up to the first `-1` (a target listed twice counts twice) and
+/// the hinge argument `z_ji = (1 - x_j) + x_i` rounded in `T` as PyTorch computes it, the
+/// compensated sum in `f64`.
+///
+/// ```
+/// let loss = losskit::reference::multilabel_margin_row(&[0.1f64, 0.2, 0.4, 0.8], &[3i64, 0, -1, 1]);
+/// assert!((loss - 0.85).abs() < 1e-15);
+/// ```
+pub fn multilabel_margin_row<T: Float, L: Label>(x: &[T], targets: &[L]) -> f64 {
+    let targets = multilabel_targets(targets);
+    let others = non_targets(x.len(), &targets);
+    let terms = targets.iter().flat_map(|&j| {
+        let shift = T::ONE - x[j];
+        others
+            .iter()
+            .map(move |&i| (shift + x[i]).to_f64())
+            .filter(|&z| z > 0.0)
+    });
+    compensated_sum(terms) / x.len() as f64
+}
+
+/// d/dx of one row's [`multilabel_margin_row`], in `f64`: `1/classes` for each active hinge
+/// `z_ji > 0` at the class `i`, and minus that at the target `j`.
+///
+/// ```
+/// let g = losskit::reference::multilabel_margin_row_grad(&[0.0f64, 0.5, -2.0], &[0i64, -1, 2]);
+/// assert_eq!(g, [-1.0 / 3.0, 1.0 / 3.0, 0.0]);
+/// ```
+pub fn multilabel_margin_row_grad<T: Float, L: Label>(x: &[T], targets: &[L]) -> Vec<f64> {
+    let targets = multilabel_targets(targets);
+    let others = non_targets(x.len(), &targets);
+    // Counts are exact integers; each gradient is then one correctly rounded division.
+    let mut counts = vec![0i64; x.len()];
+    for &j in &targets {
+        let shift = T::ONE - x[j];
+        for &i in &others {
+            if (shift + x[i]).to_f64() > 0.0 {
+                counts[i] += 1;
+                counts[j] -= 1;
+            }
+        }
+    }
+    let classes = x.len() as f64;
+    counts.iter().map(|&n| n as f64 / classes).collect()
 }
 
 /// The cosine of PyTorch's `cosine_embedding_loss` and its two squared norms plus its

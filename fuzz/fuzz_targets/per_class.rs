@@ -3,7 +3,8 @@
 //! `weight`), multilabel_soft_margin (optionally with per-class weights), and multi_margin
 //! (labels instead of the target matrix; `p`, `margin` and per-class weights), and
 //! cosine_embedding (the target matrix as `x2`, the weights as the per-row `y`), and
-//! triplet_margin (input, target and weights as anchor, positive and negative). Arbitrary bit
+//! triplet_margin (input, target and weights as anchor, positive and negative), and
+//! multilabel_margin (a matrix of class indices, each row's list ended by -1). Arbitrary bit
 //! patterns in every input, any number of classes (0 included), labels in and out of range,
 //! and (mismatched) lengths of every argument. Checks the contract: no panic; `Ok` exactly when
 //! the shape and every length hold (and every `pos_weight` is `>= 0`, every label a class, `p`
@@ -21,8 +22,8 @@ use arbitrary::Arbitrary;
 use common::{build, check_outcome, mismatch, same, untouched, Elem, Len, Size};
 use libfuzzer_sys::fuzz_target;
 use losskit::{
-    BceWithLogitsPerClass, CosineEmbedding, LossError, MultiMargin, MultilabelSoftMargin, Reduction,
-    TripletMargin,
+    multilabel_margin, multilabel_margin_and_grad, multilabel_margin_each, BceWithLogitsPerClass,
+    CosineEmbedding, LossError, MultiMargin, MultilabelSoftMargin, Reduction, TripletMargin,
 };
 
 #[derive(Arbitrary, Debug)]
@@ -34,6 +35,7 @@ enum Family {
     Cosine,
     /// With its `p` (any value, 1 and 2 valid) and `swap`.
     Triplet(u8, bool),
+    MultilabelMargin,
 }
 
 #[derive(Arbitrary, Debug)]
@@ -160,6 +162,44 @@ fn run<T: Elem + losskit::Storage<Compute = T>>(c: &Case) {
                 (n, "grad", "input"),
                 |out| loss.each(x, classes, &labels, out),
                 |g| loss.loss_and_grad(x, classes, &labels, r, g),
+            );
+        }
+        Family::MultilabelMargin => {
+            // Class indices from fuzzer bits: mostly classes or -1, sometimes `classes`, -2 or
+            // anything.
+            let targets: Vec<i64> = (0..t.len())
+                .map(|i| {
+                    let raw = c.raw[1].get(i).copied().unwrap_or(i as u64);
+                    match raw % 64 {
+                        0 => raw as i64,
+                        1 => classes as i64,
+                        2 => -2,
+                        3..=12 => -1,
+                        _ => ((raw >> 6) % classes.max(1) as u64) as i64,
+                    }
+                })
+                .collect();
+            // Every entry out of -1..classes is an error (those after a row's -1 too), only
+            // once the lengths agree.
+            if errors.is_empty() {
+                let bad = targets.iter().position(|&l| !(-1..classes as i64).contains(&l));
+                if let Some(at) = bad {
+                    errors.push(LossError::LabelOutOfRange {
+                        row: at / classes,
+                        label: i128::from(targets[at]),
+                        classes,
+                    });
+                }
+            }
+            let reduced = multilabel_margin(x, &targets, classes, r);
+            check_forms(
+                c,
+                &errors,
+                &reduced,
+                (rows, "rows of input"),
+                (n, "grad", "input"),
+                |out| multilabel_margin_each(x, &targets, classes, out),
+                |g| multilabel_margin_and_grad(x, &targets, classes, r, g),
             );
         }
         Family::Cosine => {

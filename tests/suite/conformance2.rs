@@ -89,6 +89,8 @@ const VENDORED_COUNTS: &[(&str, &str, usize)] = &[
     ("mse_weighted", "f64", 18),
     ("multi_margin", "f32", 92),
     ("multi_margin", "f64", 92),
+    ("multilabel_margin", "f32", 32),
+    ("multilabel_margin", "f64", 32),
     ("multilabel_soft_margin", "f32", 42),
     ("multilabel_soft_margin", "f64", 42),
     ("nll", "f32", 43),
@@ -146,6 +148,12 @@ const WEIGHTED: &[&str] = &["input", "target", "weight"];
 const CTC_INPUTS: &[&str] = &["log_probs", "targets", "input_lengths", "target_lengths"];
 
 const SPECS: &[Spec] = &[
+    Spec {
+        loss: "multilabel_margin",
+        dtypes: FULL,
+        params: &[("classes", true)],
+        inputs: POINTWISE,
+    },
     Spec {
         loss: "multilabel_soft_margin",
         dtypes: FULL,
@@ -1149,6 +1157,49 @@ fn multilabel<T: Elem>(case: &Case) -> Result<Outcome, String> {
     Ok(out)
 }
 
+/// `multilabel_margin` over `[rows, classes]` scores and an integer target matrix of the same
+/// shape (each row's targets up to its first -1), and the same bits from the `i32` targets.
+fn multilabel_margin<T: Elem>(case: &Case) -> Result<Outcome, String> {
+    let x: Vec<T> = full(case, "input");
+    let t: Vec<i64> = case.inputs["target"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
+    let classes = case.params["classes"].as_u64().unwrap() as usize;
+    let rows = x.len() / classes;
+    if case.shape != [rows, classes] {
+        return Err(format!(
+            "{}: shape {:?} and classes {classes} disagree",
+            case.id, case.shape
+        ));
+    }
+    let (x, t) = (&x[..], &t[..]);
+    let mut out = outcome3(
+        case,
+        false,
+        |r| losskit::multilabel_margin(x, t, classes, r),
+        |o| losskit::multilabel_margin_each(x, t, classes, o),
+        |g, _| losskit::multilabel_margin_and_grad(x, t, classes, Reduction::Mean, g),
+    )?;
+    let narrow: Vec<i32> = t.iter().map(|&v| v as i32).collect();
+    let wide = losskit::multilabel_margin(x, t, classes, Reduction::Mean);
+    let narrow = losskit::multilabel_margin(x, &narrow, classes, Reduction::Mean);
+    let (Ok(wide), Ok(narrow)) = (wide, narrow) else {
+        return Err(format!("{}: an error from the i32 targets", case.id));
+    };
+    if wide.bits() != narrow.bits() && !(wide.f64().is_nan() && narrow.f64().is_nan()) {
+        out.inconsistent.push(format!(
+            "{}: multilabel_margin with i32 targets {:e} != with i64 {:e}",
+            case.id,
+            narrow.f64(),
+            wide.f64()
+        ));
+    }
+    Ok(out)
+}
+
 /// A row-wise loss of the registry on `input` (`[rows, classes]`, read by the caller), with
 /// the options as the case's params give them (in the compute type): mean, sum, none, the
 /// plain function where the case uses PyTorch's defaults, and (with `grad_mean`) the fused
@@ -1501,6 +1552,16 @@ fn check_case(case: &Case) -> Checks {
         ("triplet_margin", "f64") => (triplet::<f64>(case), tolerance("f64"), tolerance("f64")),
         ("cosine_embedding", "f32") => (cosine::<f32>(case), tolerance("f32"), tolerance("f32")),
         ("cosine_embedding", "f64") => (cosine::<f64>(case), tolerance("f64"), tolerance("f64")),
+        ("multilabel_margin", "f32") => (
+            multilabel_margin::<f32>(case),
+            tolerance("f32"),
+            tolerance("f32"),
+        ),
+        ("multilabel_margin", "f64") => (
+            multilabel_margin::<f64>(case),
+            tolerance("f64"),
+            tolerance("f64"),
+        ),
         ("multilabel_soft_margin", "f32") => {
             (multilabel::<f32>(case), tolerance("f32"), tolerance("f32"))
         }

@@ -5,8 +5,8 @@
 //! The kernels are the losses, their `each` forms and the fused loss-and-gradient forms (the
 //! gradient written into a guarded slice; cross-entropy also in place), and the per-class
 //! `[rows, classes]` losses (bce_with_logits with `pos_weight` per class, multilabel_soft_margin,
-//! multi_margin, cosine_embedding, triplet_margin) with every argument guarded, their per-class
-//! slices included.
+//! multi_margin, multilabel_margin, cosine_embedding, triplet_margin) with every argument
+//! guarded, their per-class slices included.
 #![cfg(unix)]
 
 use std::ptr;
@@ -419,8 +419,8 @@ fn cross_entropy_kernels_stay_inside_f64_slices() {
 
 /// Every form of the per-class `[rows, classes]` losses — bce_with_logits with a per-class
 /// `pos_weight` (without and with a per-element weight), multilabel_soft_margin and
-/// multi_margin (p 1 and 2; without and with class weights), cosine_embedding (`t` as `x2`,
-/// `signs` as `y`) and triplet_margin (`x`, `t`, `w` as anchor, positive, negative; p 1 with
+/// multi_margin (p 1 and 2; without and with class weights), multilabel_margin (`targets` a
+/// matrix of class lists), cosine_embedding (`t` as `x2`, `signs` as `y`) and triplet_margin (`x`, `t`, `w` as anchor, positive, negative; p 1 with
 /// swap and p 2) — the bits of every result (losses, then what each form wrote).
 #[allow(clippy::too_many_arguments)]
 fn per_class_forms<T: E + losskit::Storage<Compute = T>>(
@@ -430,6 +430,7 @@ fn per_class_forms<T: E + losskit::Storage<Compute = T>>(
     pw: &[T],
     wc: &[T],
     labels: &[i64],
+    targets: &[i64],
     signs: &[T],
     classes: usize,
     out: &mut [T],
@@ -454,6 +455,18 @@ fn per_class_forms<T: E + losskit::Storage<Compute = T>>(
         triplet.each(x, t, w, classes, rows_out).unwrap();
         bits.extend(rows_out.iter().map(|v| v.bits()));
     }
+    for r in [Reduction::Mean, Reduction::Sum] {
+        bits.push(
+            losskit::multilabel_margin(x, targets, classes, r)
+                .unwrap()
+                .bits(),
+        );
+        let fused = losskit::multilabel_margin_and_grad(x, targets, classes, r, out);
+        bits.push(fused.unwrap().bits());
+        bits.extend(out.iter().map(|v| v.bits()));
+    }
+    losskit::multilabel_margin_each(x, targets, classes, rows_out).unwrap();
+    bits.extend(rows_out.iter().map(|v| v.bits()));
     let cosine = losskit::CosineEmbedding::new().margin(T::of(0.25));
     for r in [Reduction::Mean, Reduction::Sum] {
         bits.push(cosine.loss(x, t, signs, classes, r).unwrap().bits());
@@ -506,7 +519,8 @@ fn per_class_at_guards<T: E + losskit::Storage<Compute = T>>() {
         .collect();
     let max = 140_000 * std::mem::size_of::<T>();
     let mut regions: Vec<Region> = (0..7).map(|_| Region::new(max)).collect();
-    let mut label_region = Region::new(140_000 * 8);
+    let (mut label_region, mut target_region) =
+        (Region::new(140_000 * 8), Region::new(140_000 * 8));
     let (mut sign_region, mut out2_region) = (Region::new(max), Region::new(max));
     let mut out3_region = Region::new(max);
     for tier in Tier::available() {
@@ -516,6 +530,17 @@ fn per_class_at_guards<T: E + losskit::Storage<Compute = T>>() {
                 let (x, t, w) = (values::<T>(n, 1), values::<T>(n, 2), values::<T>(n, 3));
                 let (pw, wc) = (values::<T>(classes, 4), values::<T>(classes, 5));
                 let labels: Vec<i64> = (0..rows).map(|r| ((r * 7 + 3) % classes) as i64).collect();
+                // Row r lists r % 4 classes, then -1, then entries that are ignored.
+                let targets: Vec<i64> = (0..n)
+                    .map(|i| {
+                        let (r, j) = (i / classes, i % classes);
+                        match j.cmp(&(r % 4)) {
+                            std::cmp::Ordering::Less => ((r * 5 + j * 3) % classes) as i64,
+                            std::cmp::Ordering::Equal => -1,
+                            std::cmp::Ordering::Greater => ((r + j) % classes) as i64,
+                        }
+                    })
+                    .collect();
                 let signs: Vec<T> = (0..rows).map(|r| T::of([1.0, -1.0, 0.0][r % 3])).collect();
                 let (mut out, mut rows_out) = (vec![T::of(0.0); n], vec![T::of(0.0); rows]);
                 let (mut out2, mut out3) = (vec![T::of(0.0); n], vec![T::of(0.0); n]);
@@ -526,6 +551,7 @@ fn per_class_at_guards<T: E + losskit::Storage<Compute = T>>() {
                     &pw,
                     &wc,
                     &labels,
+                    &targets,
                     &signs,
                     classes,
                     &mut out,
@@ -544,6 +570,7 @@ fn per_class_at_guards<T: E + losskit::Storage<Compute = T>>() {
                         rpw.place(&pw, at_end),
                         rwc.place(&wc, at_end),
                         label_region.place(&labels, at_end),
+                        target_region.place(&targets, at_end),
                         sign_region.place(&signs, at_end),
                         classes,
                         rout.place(&vec![T::of(-7.0); n], at_end),

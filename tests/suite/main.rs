@@ -24,6 +24,7 @@ mod gradients;
 mod guard_page;
 mod multi_margin;
 mod multilabel;
+mod multilabel_margin;
 mod non_finite;
 mod paired_props;
 mod partial;

@@ -4,8 +4,8 @@
 //! `sigmoid_focal` (torchvision); and on three inputs, each a [`Map3`](crate::engine::Map3):
 //! `gaussian_nll` (input, target, var) and `margin_ranking` (x1, x2, y); and row-wise, a
 //! [`RowSpec`](crate::engine::RowSpec) on the row driver: `multilabel_soft_margin`,
-//! `multi_margin`, `cosine_embedding` and `triplet_margin`. One file
-//! per loss or family.
+//! `multi_margin`, `multilabel_margin`, `cosine_embedding` and `triplet_margin`. One
+//! file per loss or family.
 
 pub(crate) mod cosine;
 pub(crate) mod focal;
@@ -15,6 +15,7 @@ pub(crate) mod log_cosh;
 pub(crate) mod margin;
 pub(crate) mod multi_margin;
 pub(crate) mod multilabel;
+pub(crate) mod multilabel_margin;
 pub(crate) mod poisson;
 pub(crate) mod ranking;
 pub(crate) mod triplet;
