@@ -22,6 +22,11 @@ mod label {
         /// The slice as a [`Labels`](super::Labels): the kernels take it, not `&[Self]`, so
         /// that one compiled kernel serves every label type.
         fn labels(labels: &[Self]) -> super::Labels<'_>;
+
+        /// The index of the first label outside `lo..hi`, compared in the label's own width
+        /// (the bounds saturated to it) and without a branch per label, so that the check of
+        /// a whole target matrix runs at memory speed rather than one `i128` compare at a time.
+        fn first_outside(labels: &[Self], lo: i128, hi: i128) -> Option<usize>;
     }
 }
 
@@ -68,6 +73,26 @@ macro_rules! impl_label {
         impl label::Sealed for $t {
             fn labels(labels: &[$t]) -> Labels<'_> {
                 Labels::$v(labels)
+            }
+
+            fn first_outside(labels: &[$t], lo: i128, hi: i128) -> Option<usize> {
+                const CHUNK: usize = 256;
+                let (min, max) = (<$t>::MIN as i128, <$t>::MAX as i128);
+                if hi - 1 < min || lo > max || hi <= lo {
+                    // No value of the type is in range.
+                    return if labels.is_empty() { None } else { Some(0) };
+                }
+                // Inclusive bounds, both values of the type: `lo..hi` holds exactly the labels
+                // in `lo..=last`.
+                let (lo, last) = (lo.max(min) as $t, (hi - 1).min(max) as $t);
+                let outside = |t: $t| (t < lo) | (t > last);
+                for (c, chunk) in labels.chunks(CHUNK).enumerate() {
+                    if chunk.iter().fold(false, |any, &t| any | outside(t)) {
+                        let at = chunk.iter().position(|&t| outside(t));
+                        return at.map(|i| c * CHUNK + i);
+                    }
+                }
+                None
             }
         }
         impl Label for $t {

@@ -116,11 +116,18 @@ fn check<S: AnyStorage>(d: &Data) -> Result<(), TestCaseError> {
     let mut twin_loss = Vec::with_capacity(rows);
     let mut twin_bound = Vec::with_capacity(rows);
     let mut twin_grad = Vec::with_capacity(rows * c);
+    let mut listings = Vec::with_capacity(rows * c);
     for r in 0..rows {
         let (row, t) = (&xc[r * c..(r + 1) * c], &d.targets[r * c..(r + 1) * c]);
         let loss = reference::multilabel_margin_row(row, t);
         twin_loss.push(loss);
         twin_grad.extend(reference::multilabel_margin_row_grad(row, t));
+        // How often each class is listed among the row's targets (before its first -1).
+        let mut listed = vec![0.0f64; c];
+        for &j in t.iter().take_while(|&&j| j >= 0) {
+            listed[j as usize] += 1.0;
+        }
+        listings.extend(listed.iter().map(|&n| n.max(1.0)));
         // The terms are non-negative: each window's sum within 34u of its summed terms (the
         // flat sweep's bound), then the f64 additions and the division.
         twin_bound.push(36.0 * u * loss);
@@ -130,9 +137,10 @@ fn check<S: AnyStorage>(d: &Data) -> Result<(), TestCaseError> {
         let (bits, each, grad_sum) = with_tier(tier, || outputs::<S>(d, &x)).unwrap();
         common::check_row_losses(tier, u, &bits, &each, &twin_loss, &twin_bound)?;
         for (i, (&got, &want)) in grad_sum.iter().zip(&twin_grad).enumerate() {
-            // A count (exact) times the factor (rounded once), rounded; a target listed twice
-            // rounds once more; then the store.
-            let bound = (4.0 * u + store * 1.01) * want.abs() + tiny;
+            // A count (exact) times the factor (rounded once), rounded, then the store; a target
+            // listed n times is stored n times (each listing's share added to the stored value),
+            // so rounds n times into the storage type.
+            let bound = (4.0 * u + store * 1.01 * listings[i]) * want.abs() + tiny;
             prop_assert!(
                 (got - want).abs() <= bound,
                 "grad[{i}] on {tier}: {got:e} vs twin {want:e} (bound {bound:e})"
@@ -284,4 +292,50 @@ proptest! {
             );
         }
     }
+}
+
+/// The range check of every entry (done in each label type's own width, a chunk at a time)
+/// names the first entry outside `-1..classes`, as a plain scan does: at each type's extremes,
+/// and at every position of a target matrix longer than one chunk.
+#[test]
+fn the_first_entry_out_of_range_is_named_for_every_label_type() {
+    fn first<L: losskit::Label>(targets: &[L], classes: usize) -> Option<LossError> {
+        let x = vec![0.0f32; targets.len()];
+        losskit::multilabel_margin(&x, targets, classes, Reduction::Sum).err()
+    }
+    fn scan<L: losskit::Label>(targets: &[L], classes: usize) -> Option<LossError> {
+        let at = targets
+            .iter()
+            .position(|t| !(-1..classes as i128).contains(&t.to_i128()))?;
+        Some(LossError::LabelOutOfRange {
+            row: at / classes,
+            label: targets[at].to_i128(),
+            classes,
+        })
+    }
+    fn sweep<L: losskit::Label>(bad: &[L], good: L) {
+        // 600 entries (more than two chunks of 256) in rows of 3, and of 600 classes.
+        for classes in [3, 600] {
+            for at in [0, 1, 255, 256, 257, 511, 512, 599] {
+                for &b in bad {
+                    let mut t = vec![good; 600];
+                    t[at] = b;
+                    let want = scan(&t, classes);
+                    assert!(want.is_some(), "{} is in range", b.to_i128());
+                    assert_eq!(first(&t, classes), want, "entry {at}, classes {classes}");
+                    // An earlier bad entry is the one named.
+                    if at > 0 {
+                        t[at - 1] = b;
+                        assert_eq!(first(&t, classes), scan(&t, classes));
+                    }
+                }
+            }
+            assert_eq!(first(&[good; 600], classes), None);
+        }
+    }
+    sweep(&[-2, 600, i32::MIN, i32::MAX], 2i32);
+    sweep(&[-2, 600, i64::MIN, i64::MAX], -1i64);
+    sweep(&[600, 601, u32::MAX], 2u32);
+    sweep(&[600, 601, u64::MAX], 0u64);
+    sweep(&[600, 601, usize::MAX], 1usize);
 }

@@ -22,6 +22,7 @@
 //! rounded once per listing). A gradient call sweeps each row three times: the loss, the counts
 //! of the classes and the counts of the targets.
 
+use core::mem::size_of;
 use core::ops::Range;
 
 use crate::engine::{row_sum, run_rows, LossSum, Map4, RowSpec, RowsOut};
@@ -35,6 +36,11 @@ use crate::{check, Float, LossError, Reduction};
 /// Classes per window: the keep mask (and in the gradient the counts) of one window live on
 /// the stack, at most 8 KiB each for `f64`.
 const WINDOW: usize = 1024;
+
+/// How much of the next row a row's sweep prefetches (all of it, for rows up to 16 KiB), and
+/// the cache line size.
+const PREFETCH_BYTES: usize = 16 * 1024;
+const LINE: usize = 64;
 
 /// Targets whose sums the target gradient gathers in one pass over the row's windows.
 const TARGET_BLOCK: usize = 256;
@@ -192,15 +198,12 @@ impl<'a, S: Storage> MultilabelMarginRows<'a, S> {
         let rows = check::rows::<S>(x.len(), classes, None)?;
         check::same_len("target", target.len(), "input", x.len())?;
         // Every entry, the ignored ones after a row's -1 too, as PyTorch checks them.
-        for (at, &t) in target.iter().enumerate() {
-            let label = t.to_i128();
-            if !(-1..classes as i128).contains(&label) {
-                return Err(LossError::LabelOutOfRange {
-                    row: at / classes,
-                    label,
-                    classes,
-                });
-            }
+        if let Some(at) = L::first_outside(target, -1, classes as i128) {
+            return Err(LossError::LabelOutOfRange {
+                row: at / classes,
+                label: target[at].to_i128(),
+                classes,
+            });
         }
         Ok(MultilabelMarginRows {
             rows,
@@ -361,6 +364,23 @@ impl<S: Storage> RowSpec<S> for MultilabelMarginRows<'_, S> {
     ) -> LossSum {
         let targets = target_count(&self.targets, row * self.classes..(row + 1) * self.classes);
         let x = &stream[..seg.len()];
+        // What follows the row in the stream (the next row) comes from DRAM next: its lines are
+        // requested now, so that they arrive while this row's targets sweep it from L1 (each
+        // row starting with a cold 4 KiB page otherwise costs more than its sweeps).
+        // A next row without targets is never read, so it is not fetched either.
+        let next_has_targets =
+            row + 1 < self.rows && self.targets.get((row + 1) * self.classes) >= 0;
+        let next = match next_has_targets {
+            true => stream.get(seg.len()..).unwrap_or_default(),
+            false => &[],
+        };
+        let ahead = next
+            .len()
+            .min(seg.len())
+            .min(PREFETCH_BYTES / size_of::<R>());
+        for line in (0..ahead).step_by(LINE / size_of::<R>()) {
+            V::prefetch(isa, &next[line..]);
+        }
         let mut loss = 0.0;
         let mut block = 0;
         while block < targets {
