@@ -19,6 +19,7 @@ use crate::loss::parity::multilabel::MultilabelSoftMarginRows;
 use crate::loss::parity::multilabel_margin::MultilabelMarginRows;
 use crate::loss::parity::triplet::TripletRows;
 use crate::loss::pos_weight::PerClassBceLogitsMap;
+use crate::loss::vocab_shard::{VocabGrad, VocabRow, VocabSweep};
 use crate::loss::{Pointwise, Pointwise3};
 use crate::storage::{bf16, f16, Storage};
 
@@ -187,6 +188,27 @@ pub trait Entry {
     fn triplet_rows(spec: &TripletRows<'_, Self>, x: &[Self], out: RowsOut<'_, Self>) -> LossSum
     where
         Self: Storage;
+    /// Each row's partial over a vocabulary shard.
+    fn vocab_rows(
+        spec: &VocabSweep<'_, <Self as Storage>::Compute, false>,
+        x: &[Self],
+        out: &mut [VocabRow],
+    ) where
+        Self: Storage;
+    /// Each row's partial over a vocabulary shard, with the rank counts.
+    fn vocab_stats_rows(
+        spec: &VocabSweep<'_, <Self as Storage>::Compute, true>,
+        x: &[Self],
+        out: &mut [VocabRow],
+    ) where
+        Self: Storage;
+    /// A vocabulary shard's gradient from the merged partials.
+    fn vocab_grad(
+        spec: &VocabGrad<'_, <Self as Storage>::Compute>,
+        x: &[Self],
+        out: RowsOut<'_, Self>,
+    ) where
+        Self: Storage;
     /// Every sample of a ctc call over `x`, computing what `out` asks for.
     fn ctc(spec: &CtcSpec<'_>, x: &[Self], out: CtcOut<'_, Self>) -> LossSum
     where
@@ -305,6 +327,15 @@ macro_rules! impl_entry {
                 spec.run(x, y, out)
             }
             fn triplet_rows(spec: &TripletRows<'_, $t>, x: &[$t], out: RowsOut<'_, $t>) -> LossSum {
+                spec.run(x, out)
+            }
+            fn vocab_rows(spec: &VocabSweep<'_, $c, false>, x: &[$t], out: &mut [VocabRow]) {
+                spec.run(x, out)
+            }
+            fn vocab_stats_rows(spec: &VocabSweep<'_, $c, true>, x: &[$t], out: &mut [VocabRow]) {
+                spec.run(x, out)
+            }
+            fn vocab_grad(spec: &VocabGrad<'_, $c>, x: &[$t], out: RowsOut<'_, $t>) {
                 spec.run(x, out)
             }
             fn ctc(spec: &CtcSpec<'_>, x: &[$t], out: CtcOut<'_, $t>) -> LossSum {

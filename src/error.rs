@@ -138,6 +138,33 @@ pub enum LossError {
         /// The tier asked for.
         tier: Tier,
     },
+    /// A merged [`VocabRow`](crate::VocabRow) of a scored row does not cover every class of its
+    /// row exactly once (a shard is missing from the merge, or was merged twice), or its row
+    /// does not have the classes of the call's other rows or shard.
+    ///
+    /// ```
+    /// use losskit::{CrossEntropy, LossError, Reduction, VocabRow, VocabShard};
+    /// let mut part = [VocabRow::default()];
+    /// let ce = CrossEntropy::new();
+    /// ce.vocab_rows(&[1.0f32, 2.0], VocabShard::new(0, 2, 4)?, &[1i64], &mut part)?;
+    /// let err = ce.vocab_loss(&part, &[1i64], Reduction::Sum); // the other shard not merged
+    /// assert_eq!(err, Err(LossError::IncompleteRow { row: 0, covered: 2, classes: 4 }));
+    /// # Ok::<(), LossError>(())
+    /// ```
+    IncompleteRow {
+        /// The first such row.
+        row: usize,
+        /// How many classes its partial covers.
+        covered: u64,
+        /// How many it should cover.
+        classes: u64,
+    },
+    /// A merged [`VocabRow`](crate::VocabRow) of a scored row was not ranked: statistics need
+    /// the partials of [`vocab_stats_rows`](crate::CrossEntropy::vocab_stats_rows).
+    NotRanked {
+        /// The first such row.
+        row: usize,
+    },
 }
 
 impl fmt::Display for LossError {
@@ -201,6 +228,20 @@ impl fmt::Display for LossError {
             LossError::TierUnavailable { tier } => {
                 write!(f, "this CPU cannot run the {tier} tier")
             }
+            LossError::IncompleteRow {
+                row,
+                covered,
+                classes,
+            } => write!(
+                f,
+                "the merged partial of row {row} covers {covered} classes (or misses its \
+                 target), not each of the row's {classes} once"
+            ),
+            LossError::NotRanked { row } => write!(
+                f,
+                "the merged partial of row {row} has no rank counts: statistics need \
+                 vocab_stats_rows"
+            ),
         }
     }
 }

@@ -178,6 +178,7 @@ pub use loss::pointwise::{
     smooth_l1, smooth_l1_and_grad, smooth_l1_each,
 };
 pub use loss::pos_weight::BceWithLogitsPerClass;
+pub use loss::vocab_shard::{VocabRow, VocabShard};
 pub use loss::weighted::{
     huber_weighted, huber_weighted_and_grad, huber_weighted_each, l1_weighted,
     l1_weighted_and_grad, l1_weighted_each, mse_weighted, mse_weighted_and_grad, mse_weighted_each,

@@ -68,7 +68,7 @@ pub(crate) use flat::{
     each2, each3, each_per_class, row_sum, sum2, sum3, sum_and_grad2, sum_and_grad3,
     sum_and_grad_per_class, sum_per_class, Map2, Map3, Map4,
 };
-pub(crate) use rows::{run_rows, run_rows2, RowSpec, RowsOut};
+pub(crate) use rows::{run_row_sweeps, run_rows, run_rows2, RowSpec, RowsOut};
 pub(crate) use state::{LossSum, Merge};
 pub(crate) use tree::tree_reduce;
 

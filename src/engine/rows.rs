@@ -202,6 +202,56 @@ pub(crate) fn run_rows2<S: Storage, P: RowSpec<S>>(
     }
 }
 
+/// Runs the sweeps of `spec` over the `rows` rows of `x` (`[rows, classes]`) and writes each
+/// row's merged sweep to `out` (`rows` long; an ignored row's is the default): the per-row
+/// partial results of a row-wise loss, for a caller that finishes them itself (vocabulary-sharded
+/// cross-entropy merges them across shards first). The same leaves, tree and splits as the
+/// other modes, so a row's sweep is the one they finish, bit for bit.
+pub(crate) fn run_row_sweeps<S: Storage, P: RowSpec<S>>(
+    spec: &P,
+    x: &[S],
+    rows: usize,
+    classes: usize,
+    out: &mut [P::Sweep],
+) {
+    debug_assert!(P::SWEEPS && !P::PAIRED && out.len() == rows);
+    let plan = Shape::Rows {
+        rows,
+        row_cost: classes,
+    }
+    .plan();
+    let driver = Driver {
+        spec,
+        x,
+        y: &[],
+        classes,
+        plan,
+        tier: Resolved::active(),
+        scale: None,
+        in_place: false,
+    };
+    let leaf = |i: usize, out: Option<&mut [P::Sweep]>| {
+        let out = out.unwrap_or_default();
+        let rows = plan.leaf(i);
+        if plan.split_rows {
+            debug_assert_eq!(rows.len(), 1);
+            let row = rows.start;
+            let x = &x[row * classes..(row + 1) * classes];
+            out[0] = match spec.begin(row, x) {
+                Some(start) => driver.split_sweep(row, &start, x),
+                None => P::Sweep::default(),
+            };
+        } else {
+            driver.tier.run(RowsSweeps {
+                driver: &driver,
+                rows,
+                out,
+            });
+        }
+    };
+    tree_reduce(plan.leaves, plan.parallel, Some(out), plan.per_leaf, &leaf);
+}
+
 /// A checked row-wise call: what every leaf shares.
 struct Driver<'a, S, P> {
     spec: &'a P,
@@ -307,7 +357,19 @@ impl<S: Storage, P: RowSpec<S>> Driver<'_, S, P> {
         x: &[R],
         scale: f64,
     ) -> Option<(P::Total, f64, P::Grad)> {
-        let start = &self.spec.begin(row, x)?;
+        let start = self.spec.begin(row, x)?;
+        let sweep = self.split_sweep(row, &start, x);
+        Some(self.spec.finish(&start, sweep, x, scale))
+    }
+
+    /// The sweeps of split row `row` (its classes `x`, started as `start`), `CHUNK` classes a
+    /// segment, merged in the fixed tree.
+    fn split_sweep<R: Storage<Compute = S::Compute>>(
+        &self,
+        row: usize,
+        start: &P::Row,
+        x: &[R],
+    ) -> P::Sweep {
         let other = self.other_row(row);
         let segments = x.len().div_ceil(CHUNK);
         let leaf = |i: usize, _: Option<&mut [S]>| {
@@ -321,8 +383,7 @@ impl<S: Storage, P: RowSpec<S>> Driver<'_, S, P> {
                 _storage: core::marker::PhantomData::<S>,
             })
         };
-        let sweep = tree_reduce(segments, true, None, 0, &leaf).unwrap_or_default();
-        Some(self.spec.finish(start, sweep, x, scale))
+        tree_reduce(segments, true, None, 0, &leaf).unwrap_or_default()
     }
 
     /// Row `row` of `y` for a paired spec; empty (and never sliced) otherwise.
@@ -433,6 +494,31 @@ impl<S: Storage, P: RowSpec<S>, O: Storage<Compute = S::Compute>> Kernel<S::Comp
             }
         }
         sum
+    }
+}
+
+/// A leaf of consecutive rows whose sweeps are the output ([`run_row_sweeps`]), on one tier.
+struct RowsSweeps<'a, 'd, S: Storage, P: RowSpec<S>> {
+    driver: &'a Driver<'d, S, P>,
+    rows: Range<usize>,
+    out: &'a mut [P::Sweep],
+}
+
+impl<S: Storage, P: RowSpec<S>> Kernel<S::Compute> for RowsSweeps<'_, '_, S, P> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<V: Lanes<Elem = S::Compute>>(self, isa: V::Isa) {
+        let d = self.driver;
+        let c = d.classes;
+        for (row, out) in self.rows.zip(self.out.iter_mut()) {
+            // The row, then what follows it: the sweep prefetches the next row.
+            let stream = &d.x[row * c..];
+            *out = match d.spec.begin(row, &stream[..c]) {
+                Some(start) => d.spec.sweep::<V, S>(isa, &start, 0..c, stream, &[]),
+                None => P::Sweep::default(),
+            };
+        }
     }
 }
 

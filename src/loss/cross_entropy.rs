@@ -152,11 +152,11 @@ pub(crate) fn scored_weight<T: Float, L: Label>(
 /// ```
 #[derive(Clone, Debug)]
 pub struct CrossEntropy<'w, T> {
-    weight: Option<&'w [T]>,
-    ignore_index: i64,
-    label_smoothing: f64,
-    top_k: usize,
-    z_loss: f64,
+    pub(super) weight: Option<&'w [T]>,
+    pub(super) ignore_index: i64,
+    pub(super) label_smoothing: f64,
+    pub(super) top_k: usize,
+    pub(super) z_loss: f64,
 }
 
 impl<T: Float> Default for CrossEntropy<'_, T> {
@@ -400,7 +400,7 @@ impl<'w, T: Float> CrossEntropy<'w, T> {
     }
 
     /// Checks a class-label call over `len` logits.
-    fn labels_spec<'a, L: Label, const STATS: bool>(
+    pub(super) fn labels_spec<'a, L: Label, const STATS: bool>(
         &'a self,
         len: usize,
         classes: usize,
@@ -598,7 +598,7 @@ pub fn cross_entropy_and_grad<S: Storage, L: Label>(
 
 /// What each row is scored against.
 #[derive(Clone, Copy)]
-enum Target<'a, T> {
+pub(super) enum Target<'a, T> {
     Labels { labels: Labels<'a>, ignore: i128 },
     Probs(&'a [T]),
 }
@@ -606,25 +606,25 @@ enum Target<'a, T> {
 /// A checked cross-entropy call: the row spec the engine runs (see [`RowSpec`]). With `STATS`
 /// the sweep also gathers the eval statistics ([`CeStats`]).
 pub struct Softmax<'a, T, const STATS: bool> {
-    classes: usize,
-    rows: usize,
-    target: Target<'a, T>,
-    weight: Option<&'a [T]>,
-    smoothing: f64,
+    pub(super) classes: usize,
+    pub(super) rows: usize,
+    pub(super) target: Target<'a, T>,
+    pub(super) weight: Option<&'a [T]>,
+    pub(super) smoothing: f64,
     /// What [`Reduction::Mean`] divides by: the summed weights of scored rows, or the rows.
-    divisor: f64,
-    top_k: usize,
+    pub(super) divisor: f64,
+    pub(super) top_k: usize,
     /// The z-loss coefficient (0: none).
-    z_loss: f64,
+    pub(super) z_loss: f64,
 }
 
 /// A scored row: its coefficients, and for a class-label row its class, that class's weight and
 /// its logit.
 #[derive(Clone, Copy)]
 pub struct SoftmaxRow<'a, T> {
-    coef: Option<Coef<'a, T>>,
-    label: Option<(usize, f64)>,
-    x_t: T,
+    pub(super) coef: Option<Coef<'a, T>>,
+    pub(super) label: Option<(usize, f64)>,
+    pub(super) x_t: T,
 }
 
 impl<T: Float> Softmax<'_, T, true> {
@@ -661,7 +661,7 @@ impl<T: Float> Softmax<'_, T, false> {
 impl<'a, T: Float, const STATS: bool> Softmax<'a, T, STATS> {
     /// A scored row's loss and weight, and its gradient recipe for `scale`, with the z-loss.
     #[inline(always)]
-    fn finish_loss(
+    pub(super) fn finish_loss(
         &self,
         row: &SoftmaxRow<'a, T>,
         s: &RowStats,

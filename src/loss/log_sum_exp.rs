@@ -50,7 +50,8 @@ impl<'a, T> Coef<'a, T> {
 /// One sweep of a row: its max, `Σ exp(x - max)`, and optionally `Σ a_c (x_c - max)`, `Σ a_c`;
 /// for the eval statistics also `Σ exp(x - max)·(x - max)` (the entropy's numerator) and how
 /// many classes lie above and at the target's logit (its rank).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub(crate) struct RowStats {
     pub max: f64,
     pub sum: f64,

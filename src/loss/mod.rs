@@ -12,6 +12,7 @@ pub(crate) mod nll;
 pub(crate) mod parity;
 pub(crate) mod pointwise;
 pub(crate) mod pos_weight;
+pub(crate) mod vocab_shard;
 pub(crate) mod weighted;
 
 use crate::engine::{each2, each3, sum2, sum3, sum_and_grad2, sum_and_grad3, LossSum, Map2};

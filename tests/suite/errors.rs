@@ -823,6 +823,19 @@ fn error_messages_name_the_argument() {
             },
             "var[4] is -0.1; it must be >= 0",
         ),
+        (
+            LossError::IncompleteRow {
+                row: 3,
+                covered: 1000,
+                classes: 32000,
+            },
+            "the merged partial of row 3 covers 1000 classes (or misses its target), not each \
+             of the row's 32000 once",
+        ),
+        (
+            LossError::NotRanked { row: 2 },
+            "the merged partial of row 2 has no rank counts: statistics need vocab_stats_rows",
+        ),
     ];
     for (e, msg) in cases {
         assert_eq!(e.to_string(), msg);

@@ -34,3 +34,4 @@ mod serde_form;
 mod ternary_props;
 mod tier_agreement;
 mod triplet;
+mod vocab_shard;

@@ -170,3 +170,67 @@ fn partials_round_trip_and_merge_to_the_same_bits() {
         whole.finish(Reduction::Mean).to_bits()
     );
 }
+
+#[test]
+fn vocab_rows_round_trip_in_the_documented_form() {
+    use losskit::{VocabRow, VocabShard};
+    // Two rows of 6 classes in two shards; the second row's label is in the right shard.
+    let logits = [
+        0.5f32, 1.0, -2.0, 3.0, 0.25, 1.0, 2.0, 2.0, 0.0, 1.0, -1.0, 2.0,
+    ];
+    let labels = [1i64, 3];
+    let targets = [1.0f32, 1.0];
+    let ce = CrossEntropy::new().top_k(2);
+    let mut merged = [VocabRow::default(); 2];
+    for (i, (offset, width)) in [(0usize, 4usize), (4, 2)].into_iter().enumerate() {
+        let x: Vec<f32> = logits
+            .chunks_exact(6)
+            .flat_map(|r| r[offset..offset + width].to_vec())
+            .collect();
+        let mut part = [VocabRow::default(); 2];
+        let shard = VocabShard::new(offset, width, 6).unwrap();
+        ce.vocab_stats_rows(&x, shard, &labels, &targets, &mut part)
+            .unwrap();
+        for (m, p) in merged.iter_mut().zip(&part) {
+            // Through JSON before merging, as a shard's partial crosses processes.
+            let back: VocabRow = serde_json::from_str(&serde_json::to_string(p).unwrap()).unwrap();
+            assert_eq!(&back, p);
+            *m = if i == 0 { back } else { m.merge(&back) };
+        }
+    }
+    let value = serde_json::to_value(merged[1]).unwrap();
+    // (serde_json's maps list their keys sorted.)
+    let keys: Vec<&str> = value
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
+    assert_eq!(
+        keys,
+        ["before", "classes", "ranked", "stats", "target", "total"],
+        "{value}"
+    );
+    let stats: Vec<&str> = value["stats"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
+    assert_eq!(stats, ["above", "coef", "dot", "ent", "max", "sum", "tied"]);
+    assert_eq!(value["classes"], 6);
+    assert_eq!(value["target"], 1.0);
+    assert_eq!(value["stats"]["max"], 2.0);
+    // Row 2: classes 0, 1 and 5 (2.0) lie above the label's 1.0.
+    assert_eq!(value["stats"]["above"], 3);
+    let s = ce.vocab_stats(&merged, &labels).unwrap();
+    let whole = ce.stats(&logits, 6, &labels).unwrap();
+    assert_eq!(
+        (s.counted(), s.accuracy(), s.top_k_accuracy()),
+        (2, 0.0, 0.5)
+    );
+    assert_eq!(
+        (whole.accuracy(), whole.top_k_accuracy()),
+        (s.accuracy(), s.top_k_accuracy())
+    );
+}
