@@ -41,6 +41,10 @@
 //!   class, one per softmax: `2 · rows · classes`). Student logits as cross-entropy's, the
 //!   teacher an independent draw in [-8, 8). Throughput is the bytes of both matrices.
 //!
+//! - `ce_vocab_f32_1t` at `256x128256`: vocabulary-sharded cross-entropy over four shards
+//!   (every shard's work, on the one thread) against the unsharded call: `vocab_loss` beside
+//!   `loss`, `vocab_grad` beside `loss_and_grad` (see `bench_vocab`), and `ceiling`.
+//!
 //! So `losskit / ceiling` and `losskit / reference` can be read straight off one group:
 //!
 //! ```text
@@ -68,7 +72,7 @@ use std::mem::size_of;
 use common::{ce_inputs, configure, exp_buffer, lcg, logit, max_size, unit, Threads};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use losskit::reference::{self, RowTarget};
-use losskit::{bf16, CrossEntropy, Reduction};
+use losskit::{bf16, CrossEntropy, Reduction, VocabRow, VocabShard};
 use rayon::{ThreadPool, ThreadPoolBuilder};
 
 /// Cross-entropy shapes `(rows, classes)`, with the label used as the benchmark parameter.
@@ -413,6 +417,131 @@ fn bench_kl<L: Logit>(c: &mut Criterion, pool: &ThreadPool, max: usize) {
     g.finish();
 }
 
+/// Vocabulary-sharded cross-entropy at 256x128256 in four even shards, every shard's work on
+/// one thread: `vocab_loss` (each shard's `vocab_rows`, the merge, `vocab_loss`) beside `loss`,
+/// and `vocab_grad` (that, then every shard's `vocab_grad`) beside `loss_and_grad`, with the
+/// read ceiling of the logits. What a shard costs is a quarter of the sharded figures; the
+/// ratios say what sharding adds.
+fn bench_vocab(c: &mut Criterion, pool: &ThreadPool, max: usize) {
+    let (rows, classes, label) = KL_SHAPE;
+    let n = rows * classes;
+    if n > max {
+        return;
+    }
+    const SHARDS: usize = 4;
+    let width = classes / SHARDS;
+    let bytes = n * size_of::<f32>();
+    type Inputs = (Vec<f32>, Vec<i64>, Vec<Vec<f32>>, Vec<f32>);
+    let data: OnceCell<Inputs> = OnceCell::new();
+    let get = || {
+        data.get_or_init(|| {
+            let (logits, labels) = ce_inputs(rows, classes);
+            let shards = (0..SHARDS)
+                .map(|s| {
+                    logits
+                        .chunks_exact(classes)
+                        .flat_map(|r| r[s * width..(s + 1) * width].iter().copied())
+                        .collect()
+                })
+                .collect();
+            (logits, labels, shards, vec![0.0; n])
+        })
+    };
+    let merged = |shards: &[Vec<f32>], labels: &[i64], parts: &mut [Vec<VocabRow>]| {
+        let ce = CrossEntropy::new();
+        for (s, (x, part)) in shards.iter().zip(parts.iter_mut()).enumerate() {
+            let shard = VocabShard::new(s * width, width, classes).expect("a valid shard");
+            ce.vocab_rows(black_box(x.as_slice()), shard, labels, part)
+                .expect("valid shapes");
+        }
+        let mut rows = parts[0].clone();
+        for part in &parts[1..] {
+            rows.iter_mut().zip(part).for_each(|(r, p)| *r = r.merge(p));
+        }
+        rows
+    };
+    let mut g = c.benchmark_group("ce_vocab_f32_1t");
+    g.throughput(Throughput::Bytes(bytes as u64));
+    configure(&mut g, bytes);
+    g.bench_function(BenchmarkId::new("loss", label), |b| {
+        let (logits, labels, _, _) = get();
+        pool.install(|| {
+            b.iter(|| {
+                CrossEntropy::new()
+                    .loss(
+                        black_box(logits.as_slice()),
+                        classes,
+                        labels,
+                        Reduction::Mean,
+                    )
+                    .expect("valid shape and labels")
+            })
+        });
+    });
+    g.bench_function(BenchmarkId::new("vocab_loss", label), |b| {
+        let (_, labels, shards, _) = get();
+        let mut parts = vec![vec![VocabRow::default(); rows]; SHARDS];
+        pool.install(|| {
+            b.iter(|| {
+                let rows = merged(shards, labels, &mut parts);
+                CrossEntropy::new()
+                    .vocab_loss(&rows, labels, Reduction::Mean)
+                    .expect("complete rows")
+            })
+        });
+    });
+    g.bench_function(BenchmarkId::new("loss_and_grad", label), |b| {
+        let (logits, labels, _, grad) = get();
+        let mut grad = grad.clone();
+        pool.install(|| {
+            b.iter(|| {
+                CrossEntropy::new()
+                    .loss_and_grad(
+                        black_box(logits.as_slice()),
+                        classes,
+                        labels,
+                        Reduction::Mean,
+                        &mut grad,
+                    )
+                    .expect("valid shape and labels")
+            })
+        });
+    });
+    g.bench_function(BenchmarkId::new("vocab_grad", label), |b| {
+        let (_, labels, shards, grad) = get();
+        let mut grad = grad.clone();
+        let mut parts = vec![vec![VocabRow::default(); rows]; SHARDS];
+        pool.install(|| {
+            b.iter(|| {
+                let merged_rows = merged(shards, labels, &mut parts);
+                let ce = CrossEntropy::new();
+                for (s, (x, g)) in shards
+                    .iter()
+                    .zip(grad.chunks_exact_mut(rows * width))
+                    .enumerate()
+                {
+                    let shard = VocabShard::new(s * width, width, classes).expect("a valid shard");
+                    ce.vocab_grad(
+                        x.as_slice(),
+                        shard,
+                        labels,
+                        &merged_rows,
+                        Reduction::Mean,
+                        g,
+                    )
+                    .expect("complete rows");
+                }
+            })
+        });
+    });
+    g.bench_function(BenchmarkId::new("ceiling", label), |b| {
+        let (logits, _, _, _) = get();
+        let (lo, hi) = logits.split_at(n / 2);
+        pool.install(|| b.iter(|| Threads::One.ceiling(black_box(lo), black_box(hi))));
+    });
+    g.finish();
+}
+
 fn classification(c: &mut Criterion) {
     let pool = ThreadPoolBuilder::new()
         .num_threads(1)
@@ -425,6 +554,7 @@ fn classification(c: &mut Criterion) {
     bench_stats::<bf16>(c, &pool, max);
     bench_kl::<f32>(c, &pool, max);
     bench_kl::<bf16>(c, &pool, max);
+    bench_vocab(c, &pool, max);
 }
 
 criterion_group!(benches, classification);

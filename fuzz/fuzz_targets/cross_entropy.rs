@@ -65,6 +65,10 @@ enum Form {
     GradProbs(bool),
     /// `loss_and_grad_in_place` on a copy of the logits.
     GradInPlace(bool),
+    /// `loss` (Sum when true), then the same call over vocabulary shards (`vocab_rows`,
+    /// `vocab_stats_rows`, `vocab_loss`, `vocab_each`, `vocab_stats`, `vocab_grad`), merged
+    /// as they should be or misused as the `u8` says.
+    Vocab(bool, u8, u8),
 }
 
 impl Form {
@@ -85,7 +89,8 @@ impl Form {
             | Form::LossProbs(s)
             | Form::Grad(s)
             | Form::GradProbs(s)
-            | Form::GradInPlace(s) => Some(if s { Reduction::Sum } else { Reduction::Mean }),
+            | Form::GradInPlace(s)
+            | Form::Vocab(s, _, _) => Some(if s { Reduction::Sum } else { Reduction::Mean }),
             Form::Each | Form::EachProbs => None,
         }
     }
@@ -345,7 +350,7 @@ fn run<T: Elem, L: Lab>(c: &Case) {
             losskit::cross_entropy_probs(&logits, classes, &probs, c.form.reduction().unwrap())
                 .map(Some)
         }
-        Form::Loss(_) => ce
+        Form::Loss(_) | Form::Vocab(..) => ce
             .loss(&logits, classes, &labels, c.form.reduction().unwrap())
             .map(Some),
         Form::LossProbs(_) => ce
@@ -451,6 +456,11 @@ fn run<T: Elem, L: Lab>(c: &Case) {
         }
     }
 
+    if let (Form::Vocab(_, shards, misuse), Some(loss)) = (c.form, result) {
+        let r = c.form.reduction().unwrap();
+        vocab::<T, L>(&ce, tier, &logits, classes, &labels, ignore, r, loss, shards, misuse, &what);
+    }
+
     match result {
         Some(loss) => {
             let g = loss.f64();
@@ -506,6 +516,139 @@ fn run<T: Elem, L: Lab>(c: &Case) {
             }
         }
     }
+}
+
+/// A shard's own `[rows, width]` matrix.
+fn slice<T: Copy>(logits: &[T], classes: usize, offset: usize, width: usize) -> Vec<T> {
+    logits
+        .chunks_exact(classes)
+        .flat_map(|row| row[offset..offset + width].iter().copied())
+        .collect()
+}
+
+/// The valid call `ce.loss(logits, classes, labels, r) == loss` over vocabulary shards: cut into
+/// `1 + shards % 4` shards, merged correctly (`misuse % 5 == 0`: the results agree with the
+/// unsharded ones; every shard's gradient is finite where the unsharded one is) or misused (a
+/// shard left out or merged twice, other labels at the finish, unranked statistics): errors,
+/// never a panic, and an erroring `vocab_grad` writes nothing.
+#[allow(clippy::too_many_arguments)]
+fn vocab<T: Elem, L: Lab>(
+    ce: &CrossEntropy<'_, T>,
+    tier: Tier,
+    logits: &[T],
+    classes: usize,
+    labels: &[L],
+    ignore: i64,
+    r: Reduction,
+    loss: T,
+    shards: u8,
+    misuse: u8,
+    what: &str,
+) {
+    use losskit::{VocabRow, VocabShard};
+    let rows = labels.len();
+    let n = (1 + shards as usize % 4).min(classes);
+    // Uneven cuts: shard i ends at classes·(i+1)²/n², at least one class each.
+    let mut cuts = vec![0usize];
+    for i in 1..=n {
+        let end = (classes as u128 * (i * i) as u128 / (n * n) as u128) as usize;
+        cuts.push(end.max(cuts[i - 1] + 1).min(classes - (n - i)));
+    }
+    let parts: Vec<(usize, usize)> = cuts.windows(2).map(|w| (w[0], w[1] - w[0])).collect();
+    let targets: Vec<T> = (0..rows)
+        .map(|row| {
+            let l = labels[row].wide();
+            if l == ignore as i128 {
+                T::of(0.0)
+            } else {
+                logits[row * classes + l as usize]
+            }
+        })
+        .collect();
+    let scored = labels.iter().any(|l| l.wide() != ignore as i128);
+    with_tier(tier, || {
+        let mut plain = vec![VocabRow::default(); rows];
+        let mut ranked = vec![VocabRow::default(); rows];
+        for (i, &(offset, width)) in parts.iter().enumerate() {
+            let shard = VocabShard::new(offset, width, classes).expect("a valid shard");
+            let x = slice(logits, classes, offset, width);
+            let mut p = vec![VocabRow::default(); rows];
+            let mut q = vec![VocabRow::default(); rows];
+            ce.vocab_rows(&x, shard, labels, &mut p).expect("valid");
+            ce.vocab_stats_rows(&x, shard, labels, &targets, &mut q)
+                .expect("valid");
+            // Misuse 1 leaves the last shard out (when there are two), 2 merges the first twice.
+            let times = match misuse % 5 {
+                1 if n > 1 && i == n - 1 => 0,
+                2 if i == 0 => 2,
+                _ => 1,
+            };
+            for _ in 0..times {
+                for (m, v) in plain.iter_mut().zip(&p).chain(ranked.iter_mut().zip(&q)) {
+                    assert!(m.merge(v) == v.merge(m), "{what}: merge not commutative");
+                    *m = m.merge(v);
+                }
+            }
+        }
+        let broken = scored && (misuse % 5 == 2 || (misuse % 5 == 1 && n > 1));
+        let other: Vec<L> = labels.iter().rev().copied().collect();
+        let finish_labels: &[L] = if misuse % 5 == 3 { &other } else { labels };
+        let got = ce.vocab_loss(&plain, finish_labels, r);
+        let stats_rows = if misuse % 5 == 4 { &plain } else { &ranked };
+        let stats = ce.vocab_stats(stats_rows, finish_labels);
+        let mut each = vec![T::of(0.0); rows];
+        let each_result = ce.vocab_each(&plain, finish_labels, &mut each);
+        assert_eq!(got.is_ok(), each_result.is_ok(), "{what}: vocab_loss vs vocab_each");
+        if broken {
+            assert!(
+                matches!(got, Err(LossError::IncompleteRow { .. })),
+                "{what}: a misused merge gave {got:?}"
+            );
+        }
+        if misuse % 5 == 4 && scored {
+            assert!(
+                matches!(stats, Err(LossError::NotRanked { .. })),
+                "{what}: unranked statistics gave {stats:?}"
+            );
+        }
+        for &(offset, width) in &parts {
+            let shard = VocabShard::new(offset, width, classes).unwrap();
+            let x = slice(logits, classes, offset, width);
+            let sentinel = T::of(-4321.0);
+            let mut g = vec![sentinel; x.len()];
+            if ce
+                .vocab_grad(&x, shard, finish_labels, &plain, r, &mut g)
+                .is_err()
+            {
+                untouched(&g, sentinel, &format!("{what} (vocab grad)"));
+            }
+        }
+        if misuse % 5 != 0 {
+            return;
+        }
+        let got = got.expect("a correct merge is valid").f64();
+        let want = loss.f64();
+        assert_eq!(got.is_nan(), want.is_nan(), "{what}: sharded {got}, unsharded {want}");
+        let moderate = logits.iter().all(|v| v.f64().abs() <= 1e3);
+        if moderate && got.is_finite() && want.is_finite() {
+            let tol = 2048.0 * T::UNIT * (want.abs() + 1.0);
+            assert!((got - want).abs() <= tol, "{what}: sharded {got}, unsharded {want}");
+        }
+        let s = stats.expect("ranked rows of a correct merge are valid");
+        let t = ce.stats(logits, classes, labels).expect("valid");
+        assert_eq!(s.counted(), t.counted(), "{what}: counted");
+        assert_eq!(
+            s.accuracy().to_bits(),
+            t.accuracy().to_bits(),
+            "{what}: sharded accuracy"
+        );
+        assert_eq!(
+            s.top_k_accuracy().to_bits(),
+            t.top_k_accuracy().to_bits(),
+            "{what}: sharded top-k accuracy"
+        );
+    })
+    .unwrap();
 }
 
 fn by_label<T: Elem>(c: &Case) {
