@@ -108,12 +108,48 @@ impl_label!(i32 => I32, i64 => I64, u32 => U32, u64 => U64, usize => Usize);
 /// Checks that every label is in `0..classes` or is `ignore`, and returns the summed weights of
 /// the scored rows (their count without weights): what a weighted mean divides by. `weight`,
 /// if given, has `classes` elements (checked by the caller).
+///
+/// When `ignore` is outside `0..classes` (PyTorch's -100), the labels outside it are found a
+/// chunk at a time in the label type's own width ([`first_outside`]), and only those are
+/// compared with `ignore`: one `i128` compare a label cost 5% of cross-entropy at 65536x10.
+///
+/// [`first_outside`]: label::Sealed::first_outside
 pub(crate) fn scored_weight<T: Float, L: Label>(
     labels: &[L],
     classes: usize,
     ignore: i128,
     weight: Option<&[T]>,
 ) -> Result<f64, LossError> {
+    if !(0..classes as i128).contains(&ignore) {
+        let mut ignored = 0usize;
+        let mut from = 0;
+        while let Some(at) = L::first_outside(&labels[from..], 0, classes as i128) {
+            let row = from + at;
+            let label = labels[row].to_i128();
+            if label != ignore {
+                return Err(LossError::LabelOutOfRange {
+                    row,
+                    label,
+                    classes,
+                });
+            }
+            ignored += 1;
+            from = row + 1;
+        }
+        let Some(w) = weight else {
+            // The count the loop below would sum, exactly (rows are far fewer than 2^53).
+            return Ok((labels.len() - ignored) as f64);
+        };
+        // In row order, as the loop below, so that the divisor keeps its bits.
+        let mut total = 0.0;
+        for &label in labels {
+            let label = label.to_i128();
+            if label != ignore {
+                total += w[label as usize].to_f64();
+            }
+        }
+        return Ok(total);
+    }
     let mut total = 0.0;
     for (row, &label) in labels.iter().enumerate() {
         let label = label.to_i128();

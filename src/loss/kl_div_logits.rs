@@ -65,9 +65,8 @@ use crate::{check, Float, LossError, Reduction};
 
 /// Vectors per block and stream: 2 × 4 KiB of f32 stay in L1 between the two passes.
 const BLOCK_VECS: usize = 64;
-/// How many blocks ahead of the exp pass both streams are prefetched, and the line size.
+/// How many blocks ahead of the exp pass both streams are prefetched.
 const PREFETCH_BLOCKS: usize = 2;
-const LINE: usize = 64;
 
 /// One softmax's share of a row sweep: its max (the compute-type logit, widened), the max
 /// times `1/T` (the shift the exponentials were taken against, in `f64`), and `Σ e^(x/T - shift)`.
@@ -378,12 +377,8 @@ fn kl_sweep<
         let mut at = 0;
         while at < pairs {
             let ahead = start + PREFETCH_BLOCKS * block + at;
-            for line in (0..2 * lanes).step_by(LINE / core::mem::size_of::<R>()) {
-                V::prefetch(isa, student.get(ahead + line..).unwrap_or_default());
-            }
-            for line in (0..2 * lanes).step_by(LINE / core::mem::size_of::<S>()) {
-                V::prefetch(isa, teacher.get(ahead + line..).unwrap_or_default());
-            }
+            V::prefetch_lines(isa, student.get(ahead..).unwrap_or_default(), 2 * lanes);
+            V::prefetch_lines(isa, teacher.get(ahead..).unwrap_or_default(), 2 * lanes);
             let (x0, x1) = (
                 R::load::<V>(isa, &bs[at..]),
                 R::load::<V>(isa, &bs[at + lanes..]),

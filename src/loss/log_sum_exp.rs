@@ -114,9 +114,8 @@ impl Merge for RowStats {
 }
 
 /// How many blocks ahead of the exp pass the stream (the row and what follows it) is
-/// prefetched, and the cache line size.
+/// prefetched.
 const PREFETCH_BLOCKS: usize = 2;
-const LINE: usize = 64;
 
 /// Vectors per block: 64 vectors (4 KiB of f32 on the AVX2 and AVX-512 tiers) stay in L1 between
 /// the two passes, and the per-block work (a compare, a widening add) is amortised over them.
@@ -241,9 +240,7 @@ pub(crate) fn row_stats<V: Lanes, R: Storage<Compute = V::Elem>, const STATS: bo
             // the row's end they are the next row's (a row of a few blocks would otherwise
             // begin every max pass with a miss to DRAM).
             let ahead = start + PREFETCH_BLOCKS * block + 4 * j * lanes;
-            for line in (0..4 * lanes).step_by(LINE / core::mem::size_of::<R>()) {
-                V::prefetch(isa, stream.get(ahead + line..).unwrap_or_default());
-            }
+            V::prefetch_lines(isa, stream.get(ahead..).unwrap_or_default(), 4 * lanes);
             let c0 = R::load::<V>(isa, xv) - mv;
             let c1 = R::load::<V>(isa, &xv[lanes..]) - mv;
             let c2 = R::load::<V>(isa, &xv[2 * lanes..]) - mv;

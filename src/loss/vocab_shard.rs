@@ -116,7 +116,7 @@ impl VocabShard {
 /// assert!((sharded - whole).abs() <= 1e-6 * whole);
 /// # Ok::<(), losskit::LossError>(())
 /// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct VocabRow {
     stats: RowStats,
@@ -128,8 +128,24 @@ pub struct VocabRow {
     total: u64,
     /// The target's logit, if a covered class.
     target: Option<f64>,
-    /// Whether the rank counts were gathered ([`CrossEntropy::vocab_stats_rows`]).
+    /// Whether the rank counts were gathered ([`CrossEntropy::vocab_stats_rows`]) over every
+    /// class covered.
     ranked: bool,
+}
+
+/// The partial of no classes, which [`merge`](VocabRow::merge) leaves the other side as it is
+/// (so it starts a fold over shards): it covers nothing, and so is ranked over all it covers.
+impl Default for VocabRow {
+    fn default() -> VocabRow {
+        VocabRow {
+            stats: RowStats::default(),
+            before: 0,
+            classes: 0,
+            total: 0,
+            target: None,
+            ranked: true,
+        }
+    }
 }
 
 impl VocabRow {

@@ -136,6 +136,15 @@ pub trait Lanes:
     fn prefetch<E>(isa: Self::Isa, src: &[E]) {
         let _ = (isa, src);
     }
+    /// [`prefetch`](Lanes::prefetch) of every cache line of the first `len` elements of `src`
+    /// (of those it has), a line being [`CACHE_LINE`] bytes.
+    #[inline(always)]
+    fn prefetch_lines<E>(isa: Self::Isa, src: &[E], len: usize) {
+        let step = (CACHE_LINE / core::mem::size_of::<E>().max(1)).max(1);
+        for at in (0..len.min(src.len())).step_by(step) {
+            Self::prefetch(isa, &src[at..]);
+        }
+    }
     /// Writes all lanes to the first `LANES` elements of `dst`.
     fn store(self, dst: &mut [Self::Elem]);
     /// Writes the low `dst.len()` lanes (`dst` shorter than `LANES`). Writes only `dst`.
@@ -232,6 +241,10 @@ pub trait Lanes:
 /// [`dispatch::Resolved::run`] calls `run` with the lanes of the chosen tier inside a function
 /// compiled for that tier, so implementations must be `#[inline(always)]` for the tier's
 /// instructions to be inlined into them.
+/// The cache line the prefetch hints step by: 64 bytes on every x86 core, and on the ARM cores
+/// that matter here (a longer line only makes some hints redundant).
+pub(crate) const CACHE_LINE: usize = 64;
+
 pub(crate) trait Kernel<T: Float> {
     type Output;
     fn run<V: Lanes<Elem = T>>(self, isa: V::Isa) -> Self::Output;

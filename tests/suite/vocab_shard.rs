@@ -105,7 +105,7 @@ fn merged_rows<S: AnyStorage>(
     let targets = target_logits(logits, b);
     let mut plain = vec![VocabRow::default(); b.rows];
     let mut ranked = vec![VocabRow::default(); b.rows];
-    for (i, &part) in parts.iter().enumerate() {
+    for &part in parts {
         let shard = VocabShard::new(part.0, part.1, b.classes).unwrap();
         let x = slice(logits, b.classes, part);
         let mut p = vec![VocabRow::default(); b.rows];
@@ -114,9 +114,10 @@ fn merged_rows<S: AnyStorage>(
         ce.vocab_stats_rows(&x, shard, &b.labels, &targets, &mut r)
             .unwrap();
         for (m, q) in plain.iter_mut().zip(&p).chain(ranked.iter_mut().zip(&r)) {
-            // Commutative, bit for bit.
+            // Commutative, bit for bit, and the default is the identity (a fold starts there).
             assert_eq!(m.merge(q), q.merge(m));
-            *m = if i == 0 { *q } else { m.merge(q) };
+            assert_eq!(VocabRow::default().merge(q), *q);
+            *m = m.merge(q);
         }
     }
     (plain, ranked)

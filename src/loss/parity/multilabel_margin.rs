@@ -37,10 +37,8 @@ use crate::{check, Float, LossError, Reduction};
 /// the stack, at most 8 KiB each for `f64`.
 const WINDOW: usize = 1024;
 
-/// How much of the next row a row's sweep prefetches (all of it, for rows up to 16 KiB), and
-/// the cache line size.
+/// How much of the next row a row's sweep prefetches (all of it, for rows up to 16 KiB).
 const PREFETCH_BYTES: usize = 16 * 1024;
-const LINE: usize = 64;
 
 /// Targets whose sums the target gradient gathers in one pass over the row's windows.
 const TARGET_BLOCK: usize = 256;
@@ -113,7 +111,7 @@ pub fn multilabel_margin<S: Storage, L: Label>(
     classes: usize,
     reduction: Reduction,
 ) -> Result<S::Compute, LossError> {
-    let spec = MultilabelMarginRows::new(input, target, classes, false)?;
+    let spec = MultilabelMarginRows::new(input, target, classes)?;
     let sum = S::multilabel_margin_rows(&spec, RowsOut::Reduce);
     Ok(sum.finish(spec.rows as f64, reduction))
 }
@@ -136,7 +134,7 @@ pub fn multilabel_margin_each<S: Storage, L: Label>(
     classes: usize,
     out: &mut [S::Compute],
 ) -> Result<(), LossError> {
-    let spec = MultilabelMarginRows::new(input, target, classes, false)?;
+    let spec = MultilabelMarginRows::new(input, target, classes)?;
     check::same_len("out", out.len(), "rows of input", spec.rows)?;
     S::multilabel_margin_rows(&spec, RowsOut::Each(out));
     Ok(())
@@ -166,7 +164,7 @@ pub fn multilabel_margin_and_grad<S: Storage, L: Label>(
     reduction: Reduction,
     grad: &mut [S],
 ) -> Result<S::Compute, LossError> {
-    let spec = MultilabelMarginRows::new(input, target, classes, true)?;
+    let spec = MultilabelMarginRows::new(input, target, classes)?;
     check::same_len("grad", grad.len(), "input", input.len())?;
     let scale = reduction.row_grad_scale(spec.rows as f64);
     let sum = S::multilabel_margin_rows(&spec, RowsOut::Grad(grad, scale));
@@ -189,12 +187,7 @@ pub(crate) struct MultilabelMarginGrad<T> {
 }
 
 impl<'a, S: Storage> MultilabelMarginRows<'a, S> {
-    fn new<L: Label>(
-        x: &'a [S],
-        target: &'a [L],
-        classes: usize,
-        _grad: bool,
-    ) -> Result<Self, LossError> {
+    fn new<L: Label>(x: &'a [S], target: &'a [L], classes: usize) -> Result<Self, LossError> {
         let rows = check::rows::<S>(x.len(), classes, None)?;
         check::same_len("target", target.len(), "input", x.len())?;
         // Every entry, the ignored ones after a row's -1 too, as PyTorch checks them.
@@ -378,9 +371,7 @@ impl<S: Storage> RowSpec<S> for MultilabelMarginRows<'_, S> {
             .len()
             .min(seg.len())
             .min(PREFETCH_BYTES / size_of::<R>());
-        for line in (0..ahead).step_by(LINE / size_of::<R>()) {
-            V::prefetch(isa, &next[line..]);
-        }
+        V::prefetch_lines(isa, next, ahead);
         let mut loss = 0.0;
         let mut block = 0;
         while block < targets {
