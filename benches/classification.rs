@@ -484,7 +484,7 @@ fn bench_vocab(c: &mut Criterion, pool: &ThreadPool, max: usize) {
         pool.install(|| {
             b.iter(|| {
                 let rows = merged(shards, labels, &mut parts);
-                CrossEntropy::new()
+                CrossEntropy::<f32>::new()
                     .vocab_loss(&rows, labels, Reduction::Mean)
                     .expect("complete rows")
             })

@@ -111,7 +111,8 @@ impl_label!(i32 => I32, i64 => I64, u32 => U32, u64 => U64, usize => Usize);
 ///
 /// When `ignore` is outside `0..classes` (PyTorch's -100), the labels outside it are found a
 /// chunk at a time in the label type's own width ([`first_outside`]), and only those are
-/// compared with `ignore`: one `i128` compare a label cost 5% of cross-entropy at 65536x10.
+/// compared with `ignore`, so that the check of millions of short rows' labels runs at their
+/// memory speed rather than one `i128` compare at a time.
 ///
 /// [`first_outside`]: label::Sealed::first_outside
 pub(crate) fn scored_weight<T: Float, L: Label>(

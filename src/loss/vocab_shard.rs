@@ -508,9 +508,15 @@ impl<'w, T: Float> CrossEntropy<'w, T> {
                 .enumerate()
                 .filter(move |(_, (_, &l))| l.to_i128() != ignore)
         };
-        // Every scored row has the same classes: the caller's, or the first scored row's.
+        // Every scored row has the same classes: the caller's, or the first scored row's (with
+        // none scored, nothing says: the weights' length, so that they pass their check).
+        let unknown = self.weight.map_or(1, |w| w.len().max(1)) as u64;
         let classes = total.map_or_else(
-            || scored().next().map_or(1, |(_, (r, _))| r.total.max(1)),
+            || {
+                scored()
+                    .next()
+                    .map_or(unknown, |(_, (r, _))| r.total.max(1))
+            },
             |t| t as u64,
         );
         for (row, (r, _)) in scored() {

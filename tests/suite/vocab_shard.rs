@@ -482,6 +482,24 @@ fn misuse_is_an_error_that_writes_nothing() {
     let e = ce.vocab_grad(&xl, left, &labels, &a, Reduction::Sum, &mut g);
     assert!(matches!(e, Err(LossError::IncompleteRow { .. })));
     assert_eq!(g, vec![7.0f32; 4], "an error wrote the gradient");
+    // Every row ignored, with class weights: nothing to check, so no error (found by the fuzz
+    // target: the rows' classes were then taken as 1, and the weights failed their check).
+    let w = [1.0f32, 2.0, 3.0];
+    let weighted = CrossEntropy::new().weight(&w);
+    let none = [VocabRow::default(); 2];
+    let ignored = [-100i64, -100];
+    assert_eq!(
+        weighted.vocab_loss(&none, &ignored, Reduction::Sum),
+        Ok(0.0)
+    );
+    assert!(weighted
+        .vocab_loss(&none, &ignored, Reduction::Mean)
+        .unwrap()
+        .is_nan());
+    assert_eq!(weighted.vocab_stats(&none, &ignored).unwrap().counted(), 0);
+    let mut each = [5.0f32; 2];
+    weighted.vocab_each(&none, &ignored, &mut each).unwrap();
+    assert_eq!(each, [0.0; 2]);
     let e = CrossEntropy::<f32>::new()
         .top_k(0)
         .vocab_stats(&merged, &labels);
