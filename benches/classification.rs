@@ -32,8 +32,8 @@
 //!   Throughput is the bytes of both inputs (`2 · n · 4`).
 //!
 //! - `ce_stats_<f32|bf16>_1t` (one thread, the target): `CrossEntropy::stats` (`stats`)
-//!   beside `CrossEntropy::loss` (`loss`, `Reduction::Mean`) on the same logits at `8192x1000`
-//!   and `256x128256`, with `ceiling` (the read ceiling of the logits' bytes: for bf16, f32
+//!   beside `CrossEntropy::loss` (`loss`, `Reduction::Mean`) and the loss with a softcap of 30
+//!   (`softcap`) on the same logits at `8192x1000` and `256x128256`, with `ceiling` (the read ceiling of the logits' bytes: for bf16, f32
 //!   buffers of the same byte size) and `exp_ceiling` (one exp per logit).
 //! - `kl_div_logits_<f32|bf16>_1t` at `256x128256`: `losskit` (`kl_div_logits`, mean, T = 1),
 //!   `and_grad` (`kl_div_logits_and_grad`: the loss and the student's gradient), `ceiling`
@@ -333,6 +333,23 @@ fn bench_stats<L: Logit>(c: &mut Criterion, pool: &ThreadPool, max: usize) {
                             black_box(logits.as_slice()),
                             classes,
                             black_box(labels.as_slice()),
+                        )
+                        .expect("valid shape and labels")
+                })
+            });
+        });
+        g.bench_function(BenchmarkId::new("softcap", label), |b| {
+            // Gemma 2's softcap: a vector tanh per logit on top of the loss's sweep.
+            let (logits, labels, _) = get();
+            pool.install(|| {
+                b.iter(|| {
+                    CrossEntropy::new()
+                        .softcap(30.0)
+                        .loss(
+                            black_box(logits.as_slice()),
+                            classes,
+                            black_box(labels.as_slice()),
+                            Reduction::Mean,
                         )
                         .expect("valid shape and labels")
                 })

@@ -104,6 +104,11 @@
 //! | `log1p` | `bce` | 1 ULP | 1 / 1 | 1 |
 //! | `log1p` on `[0, 1]` (`log1p(exp(-|x|))`) | `bce_with_logits` | 2 ULP | 2 / 2 | 1 |
 //! | `softplus`, `log_sigmoid` | (kept for the log-sigmoid losses) | 3 ULP | 2 / 3 | 2 |
+//! | `tanh` (`expm1(2|x|) / (expm1(2|x|) + 2)`) | cross-entropy's softcap | 3 ULP | 3 / 3 | 4 |
+//!
+//! `tanh` was measured on an AMD EPYC Zen 5 (the rest on a Zen 4); its largest `f32` error
+//! against the exact value is 2.6 ULP on every tier. A softcapped logit `cap·tanh(x·(1/cap))`
+//! is so within about `4.5·u·cap` of exact (2.7e-7·cap for `f32`).
 //!
 //! The scalar and portable tiers round `mul_add` twice; AVX2 and AVX-512 fuse it.
 //!

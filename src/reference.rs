@@ -670,6 +670,75 @@ pub fn cross_entropy_row_grad<T: Float>(
         .collect()
 }
 
+/// Gemma 2's logit softcap of one row, in `f64`: `cap·tanh(x / cap)` (a `-inf` logit becomes
+/// `-cap`).
+///
+/// ```
+/// let capped = losskit::reference::softcap_row(&[f64::NEG_INFINITY, 0.0], 30.0);
+/// assert_eq!(capped, [-30.0, 0.0]);
+/// ```
+pub fn softcap_row<T: Float>(row: &[T], cap: f64) -> Vec<f64> {
+    row.iter()
+        .map(|&v| cap * (v.to_f64() / cap).tanh())
+        .collect()
+}
+
+/// [`cross_entropy_row`] of the softcapped row ([`softcap_row`]), in `f64`.
+pub fn cross_entropy_softcap_row<T: Float>(
+    row: &[T],
+    target: RowTarget<'_, T>,
+    weight: Option<&[T]>,
+    eps: f64,
+    cap: f64,
+) -> (f64, f64) {
+    let (weight, probs) = widened(weight, target);
+    let target = widened_target(target, &probs);
+    cross_entropy_row(&softcap_row(row, cap), target, weight.as_deref(), eps)
+}
+
+/// d/dx of [`cross_entropy_softcap_row`], in `f64`: the gradient of the capped row's loss
+/// ([`cross_entropy_row_grad`]) times the softcap's slope `1 - tanh²(x / cap)`.
+pub fn cross_entropy_softcap_row_grad<T: Float>(
+    row: &[T],
+    target: RowTarget<'_, T>,
+    weight: Option<&[T]>,
+    eps: f64,
+    cap: f64,
+) -> Vec<f64> {
+    let (weight, probs) = widened(weight, target);
+    let target = widened_target(target, &probs);
+    let g = cross_entropy_row_grad(&softcap_row(row, cap), target, weight.as_deref(), eps);
+    g.iter()
+        .zip(row)
+        .map(|(g, &x)| {
+            let t = (x.to_f64() / cap).tanh();
+            g * (1.0 - t * t)
+        })
+        .collect()
+}
+
+/// The weights and probability targets of a row, widened to `f64`.
+fn widened<T: Float>(
+    weight: Option<&[T]>,
+    target: RowTarget<'_, T>,
+) -> (Option<Vec<f64>>, Vec<f64>) {
+    let widen = |s: &[T]| s.iter().map(|v| v.to_f64()).collect::<Vec<f64>>();
+    let probs = match target {
+        RowTarget::Probs(p) => widen(p),
+        _ => Vec::new(),
+    };
+    (weight.map(widen), probs)
+}
+
+/// `target` with its probabilities replaced by `probs`, their widened copy.
+fn widened_target<'a, T>(target: RowTarget<'_, T>, probs: &'a [f64]) -> RowTarget<'a, f64> {
+    match target {
+        RowTarget::Class(t) => RowTarget::Class(t),
+        RowTarget::Ignored => RowTarget::Ignored,
+        RowTarget::Probs(_) => RowTarget::Probs(probs),
+    }
+}
+
 /// One row of distillation KL, `KL(softmax(teacher/T) ‖ softmax(student/T))`, in `f64`, in two
 /// plain passes: the two `log_softmax`es of the rows divided by `temperature`, then
 /// `Σ p (log p - log q)` over the classes with `p > 0` (a `-inf` teacher class contributes 0).

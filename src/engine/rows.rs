@@ -51,8 +51,14 @@ pub(crate) trait RowSpec<S: Storage>: Sync {
     const PAIRED: bool = false;
 
     /// Row `row`'s start, or `None` if the row is ignored (loss 0, weight 0, gradient 0);
-    /// `x` is the row's classes (read before any gradient is written in place).
-    fn begin<R: Storage<Compute = S::Compute>>(&self, row: usize, x: &[R]) -> Option<Self::Row>;
+    /// `x` is the row's classes (read before any gradient is written in place). On the tier
+    /// the row's sweep runs on, so that what it computes from `x` has the sweep's bits.
+    fn begin<V: Lanes<Elem = S::Compute>, R: Storage<Compute = S::Compute>>(
+        &self,
+        isa: V::Isa,
+        row: usize,
+        x: &[R],
+    ) -> Option<Self::Row>;
 
     /// Sweeps the classes `seg` of a row: they are `stream[..seg.len()]`; what follows them in
     /// memory (typically the next rows) may be prefetched, never used. For a
@@ -237,7 +243,7 @@ pub(crate) fn run_row_sweeps<S: Storage, P: RowSpec<S>>(
             debug_assert_eq!(rows.len(), 1);
             let row = rows.start;
             let x = &x[row * classes..(row + 1) * classes];
-            out[0] = match spec.begin(row, x) {
+            out[0] = match driver.begin(row, x) {
                 Some(start) => driver.split_sweep(row, &start, x),
                 None => P::Sweep::default(),
             };
@@ -357,9 +363,19 @@ impl<S: Storage, P: RowSpec<S>> Driver<'_, S, P> {
         x: &[R],
         scale: f64,
     ) -> Option<(P::Total, f64, P::Grad)> {
-        let start = self.spec.begin(row, x)?;
+        let start = self.begin(row, x)?;
         let sweep = self.split_sweep(row, &start, x);
         Some(self.spec.finish(&start, sweep, x, scale))
+    }
+
+    /// [`RowSpec::begin`] of split row `row` (its classes `x`), on the tier.
+    fn begin<R: Storage<Compute = S::Compute>>(&self, row: usize, x: &[R]) -> Option<P::Row> {
+        self.tier.run(Begin {
+            spec: self.spec,
+            row,
+            x,
+            _storage: core::marker::PhantomData::<S>,
+        })
     }
 
     /// The sweeps of split row `row` (its classes `x`, started as `start`), `CHUNK` classes a
@@ -417,7 +433,7 @@ impl<S: Storage, P: RowSpec<S>, O: Storage<Compute = S::Compute>> RowsChunk<'_, 
         let d = self.driver;
         let c = d.classes;
         let x = &stream[..c];
-        let start = d.spec.begin(row, x)?;
+        let start = d.spec.begin::<V, R>(isa, row, x)?;
         let sweep = if P::SWEEPS {
             // A paired row's `y` is a stream too: the row, then what follows it.
             let other = if P::PAIRED { &d.y[row * c..] } else { &[] };
@@ -514,11 +530,30 @@ impl<S: Storage, P: RowSpec<S>> Kernel<S::Compute> for RowsSweeps<'_, '_, S, P> 
         for (row, out) in self.rows.zip(self.out.iter_mut()) {
             // The row, then what follows it: the sweep prefetches the next row.
             let stream = &d.x[row * c..];
-            *out = match d.spec.begin(row, &stream[..c]) {
+            *out = match d.spec.begin::<V, S>(isa, row, &stream[..c]) {
                 Some(start) => d.spec.sweep::<V, S>(isa, &start, 0..c, stream, &[]),
                 None => P::Sweep::default(),
             };
         }
+    }
+}
+
+/// [`RowSpec::begin`] of a split row, on one tier.
+struct Begin<'a, S: Storage, P: RowSpec<S>, R> {
+    spec: &'a P,
+    row: usize,
+    x: &'a [R],
+    _storage: core::marker::PhantomData<S>,
+}
+
+impl<S: Storage, P: RowSpec<S>, R: Storage<Compute = S::Compute>> Kernel<S::Compute>
+    for Begin<'_, S, P, R>
+{
+    type Output = Option<P::Row>;
+
+    #[inline(always)]
+    fn run<V: Lanes<Elem = S::Compute>>(self, isa: V::Isa) -> Option<P::Row> {
+        self.spec.begin::<V, R>(isa, self.row, self.x)
     }
 }
 

@@ -8,7 +8,10 @@
 use core::ops::Range;
 
 use super::ce_stats::{CeStats, CeTotal};
-use super::log_sum_exp::{grad_sweep, row_stats, target_grad, Coef, RowGrad, RowStats};
+use super::log_sum_exp::{
+    first_lane, grad_sweep_mapped, row_stats, target_grad, Coef, RowGrad, RowStats,
+};
+use super::softcap::{LogitMap, Raw, Softcap};
 use crate::engine::{LossSum, RowSpec, RowsOut};
 use crate::float::sealed::Sealed;
 use crate::simd::pair::Pair;
@@ -194,6 +197,7 @@ pub struct CrossEntropy<'w, T> {
     pub(super) label_smoothing: f64,
     pub(super) top_k: usize,
     pub(super) z_loss: f64,
+    pub(super) softcap: Option<T>,
 }
 
 impl<T: Float> Default for CrossEntropy<'_, T> {
@@ -211,6 +215,7 @@ impl<'w, T: Float> CrossEntropy<'w, T> {
             label_smoothing: 0.0,
             top_k: 5,
             z_loss: 0.0,
+            softcap: None,
         }
     }
 
@@ -253,6 +258,32 @@ impl<'w, T: Float> CrossEntropy<'w, T> {
     /// ```
     pub fn z_loss(mut self, z: f64) -> Self {
         self.z_loss = z;
+        self
+    }
+
+    /// Gemma 2's logit softcap: every logit becomes `cap · tanh(x / cap)` before the softmax
+    /// (a `-inf` logit becomes `-cap`), in every form; gradients are with respect to the raw
+    /// logits, through the `tanh`. Must be finite and `> 0` (checked when the loss is
+    /// computed). The z-loss and the statistics' entropy are those of the capped logits; the
+    /// statistics' ranks compare the raw logits (the softcap is increasing, so they are the
+    /// ranks of the exactly capped logits, which rounding can tie). Not available in the
+    /// vocabulary-sharded forms ([`LossError::InvalidParameter`] there).
+    ///
+    /// Accuracy: the vector `tanh` is within 3 ULP ([`numerics`](crate::numerics)), so a capped logit is within about
+    /// `4.5·u·cap` of the exact one (2.7e-7·cap for f32) and the row's loss within twice that
+    /// of the exact loss of the capped row, beyond the bound of the loss itself.
+    ///
+    /// ```
+    /// use losskit::{CrossEntropy, Reduction};
+    /// let logits = [100.0f64, 0.0];
+    /// let loss = CrossEntropy::new().softcap(30.0).loss(&logits, 2, &[1u32], Reduction::Sum)?;
+    /// let capped = 30.0 * (100.0f64 / 30.0).tanh();
+    /// let want = (capped.exp() + 1.0).ln();
+    /// assert!((loss - want).abs() < 1e-12);
+    /// # Ok::<(), losskit::LossError>(())
+    /// ```
+    pub fn softcap(mut self, cap: T) -> Self {
+        self.softcap = Some(cap);
         self
     }
 
@@ -433,6 +464,16 @@ impl<'w, T: Float> CrossEntropy<'w, T> {
                 requirement: "finite and >= 0",
             });
         }
+        if let Some(cap) = self.softcap {
+            let cap = cap.to_f64();
+            if !(cap > 0.0 && cap.is_finite()) {
+                return Err(LossError::InvalidParameter {
+                    name: "softcap",
+                    value: cap,
+                    requirement: "finite and > 0",
+                });
+            }
+        }
         Ok(rows)
     }
 
@@ -459,6 +500,7 @@ impl<'w, T: Float> CrossEntropy<'w, T> {
             divisor: weight_total,
             top_k: self.top_k,
             z_loss: self.z_loss,
+            softcap: self.softcap.map(Softcap::new),
         })
     }
 
@@ -480,6 +522,7 @@ impl<'w, T: Float> CrossEntropy<'w, T> {
             divisor: rows as f64,
             top_k: self.top_k,
             z_loss: self.z_loss,
+            softcap: self.softcap.map(Softcap::new),
         })
     }
 
@@ -653,15 +696,17 @@ pub struct Softmax<'a, T, const STATS: bool> {
     pub(super) top_k: usize,
     /// The z-loss coefficient (0: none).
     pub(super) z_loss: f64,
+    pub(super) softcap: Option<Softcap<T>>,
 }
 
 /// A scored row: its coefficients, and for a class-label row its class, that class's weight and
-/// its logit.
+/// its logit, raw (for the rank and the gradient) and as the loss sees it (softcapped).
 #[derive(Clone, Copy)]
 pub struct SoftmaxRow<'a, T> {
     pub(super) coef: Option<Coef<'a, T>>,
     pub(super) label: Option<(usize, f64)>,
     pub(super) x_t: T,
+    pub(super) y_t: T,
 }
 
 impl<T: Float> Softmax<'_, T, true> {
@@ -734,13 +779,14 @@ impl<'a, T: Float, const STATS: bool> Softmax<'a, T, STATS> {
                 k: T::from_f64(scale * s.coef / s.sum),
                 coef: row.coef,
                 target: None,
+                cap: self.softcap,
             };
             return (loss, 1.0, grad, s.coef);
         };
-        let x_t = row.x_t;
+        let (x_t, y_t) = (row.x_t, row.y_t.to_f64());
         if eps > 0.0 {
             let lse = s.sum.ln();
-            let nll = -w_t * ((x_t.to_f64() - s.max) - lse);
+            let nll = -w_t * ((y_t - s.max) - lse);
             // Σ_c w_c·(-log_softmax_c) = lse·Σw - Σ w_c (x_c - max).
             let smooth = lse * s.coef - s.dot;
             let loss = (1.0 - eps) * nll + eps / c as f64 * smooth;
@@ -757,15 +803,17 @@ impl<'a, T: Float, const STATS: bool> Softmax<'a, T, STATS> {
                 k: T::from_f64(scale * a / s.sum),
                 coef: Some(spread),
                 target: Some((t, scale * (1.0 - eps) * w_t, x_t)),
+                cap: self.softcap,
             };
             (loss, w_t, grad, a)
         } else {
-            let loss = -w_t * ((x_t.to_f64() - s.max) - s.sum.ln());
+            let loss = -w_t * ((y_t - s.max) - s.sum.ln());
             let grad = RowGrad {
                 max: T::from_f64(s.max),
                 k: T::from_f64(scale * w_t / s.sum),
                 coef: None,
                 target: Some((t, scale * w_t, x_t)),
+                cap: self.softcap,
             };
             (loss, w_t, grad, w_t)
         }
@@ -782,7 +830,12 @@ impl<'a, T: Float, S: Storage<Compute = T>, const STATS: bool> RowSpec<S>
     const SWEEPS: bool = true;
 
     #[inline(always)]
-    fn begin<R: Storage<Compute = T>>(&self, row: usize, x: &[R]) -> Option<SoftmaxRow<'a, T>> {
+    fn begin<V: Lanes<Elem = T>, R: Storage<Compute = T>>(
+        &self,
+        isa: V::Isa,
+        row: usize,
+        x: &[R],
+    ) -> Option<SoftmaxRow<'a, T>> {
         let c = self.classes;
         let eps = self.smoothing;
         match self.target {
@@ -800,10 +853,17 @@ impl<'a, T: Float, S: Storage<Compute = T>, const STATS: bool> RowSpec<S>
                     beta: T::ONE,
                     r: self.weight,
                 });
+                let x_t = x[t].to_compute();
+                // Capped on the tier the sweep runs on: the same bits as the sweep's lane.
+                let y_t = match self.softcap {
+                    None => x_t,
+                    Some(cap) => first_lane(cap.map(isa, V::splat(isa, x_t))),
+                };
                 Some(SoftmaxRow {
                     coef,
                     label: Some((t, w_t)),
-                    x_t: x[t].to_compute(),
+                    x_t,
+                    y_t,
                 })
             }
             Target::Probs(probs) => Some(SoftmaxRow {
@@ -815,6 +875,7 @@ impl<'a, T: Float, S: Storage<Compute = T>, const STATS: bool> RowSpec<S>
                 }),
                 label: None,
                 x_t: T::ZERO,
+                y_t: T::ZERO,
             }),
         }
     }
@@ -832,11 +893,16 @@ impl<'a, T: Float, S: Storage<Compute = T>, const STATS: bool> RowSpec<S>
         let k = self.top_k as u64;
         // Two calls, so that the sweep without coefficients is compiled with `None` folded in:
         // a run-time `Option` in the hot loop costs registers (30% on 65536x10 gradients).
-        match row.coef {
-            None => row_stats::<V, R, STATS>(isa, stream, len, None, row.x_t, k),
-            Some(cf) => {
+        // The softcap's form keeps the `Option` (tanh dominates it).
+        match (row.coef, self.softcap) {
+            (None, None) => row_stats::<V, R, Raw, STATS>(isa, stream, len, None, row.x_t, k, Raw),
+            (Some(cf), None) => {
                 let cf = Some(cf.segment(seg));
-                row_stats::<V, R, STATS>(isa, stream, len, cf, row.x_t, k)
+                row_stats::<V, R, Raw, STATS>(isa, stream, len, cf, row.x_t, k, Raw)
+            }
+            (cf, Some(cap)) => {
+                let cf = cf.map(|cf| cf.segment(seg));
+                row_stats::<V, R, Softcap<T>, STATS>(isa, stream, len, cf, row.x_t, k, cap)
             }
         }
     }
@@ -900,7 +966,7 @@ impl<'a, T: Float, S: Storage<Compute = T>, const STATS: bool> RowSpec<S>
             coef: g.coef.map(|c| c.segment(seg)),
             ..*g
         };
-        grad_sweep::<Pair<V>, S, O>(isa, src, dst, &g, scale);
+        grad_sweep_mapped::<Pair<V>, S, O>(isa, src, dst, &g, scale);
     }
 
     #[inline(always)]
@@ -917,9 +983,11 @@ impl<'a, T: Float, S: Storage<Compute = T>, const STATS: bool> RowSpec<S>
     }
 
     fn by_lanes_ok(&self, classes: usize) -> bool {
-        // The one-row-per-lane path computes the plain loss alone: no statistics, no z-loss.
+        // The one-row-per-lane path computes the plain loss alone: no statistics, no z-loss,
+        // no softcap.
         !STATS
             && self.z_loss == 0.0
+            && self.softcap.is_none()
             && matches!(self.target, Target::Labels { .. })
             && self.smoothing == 0.0
             && classes <= SHORT_ROWS

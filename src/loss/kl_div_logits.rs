@@ -208,7 +208,12 @@ impl<T: Float, S: Storage<Compute = T>> RowSpec<S> for KlRows<T> {
     const PAIRED: bool = true;
 
     #[inline(always)]
-    fn begin<R: Storage<Compute = T>>(&self, _: usize, _: &[R]) -> Option<()> {
+    fn begin<V: Lanes<Elem = T>, R: Storage<Compute = T>>(
+        &self,
+        _: V::Isa,
+        _: usize,
+        _: &[R],
+    ) -> Option<()> {
         Some(())
     }
 

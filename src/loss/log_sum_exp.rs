@@ -8,6 +8,7 @@
 //! [`RowStats`], merges across segments of a row ([`Merge`]), which is how the engine splits a
 //! long row over threads. [`grad_sweep`] writes `k·exp(x - max) - scale·a` over a row.
 
+use super::softcap::{LogitMap, Raw, Softcap};
 use crate::engine::Merge;
 use crate::float::sealed::Sealed;
 use crate::simd::{math, Lanes};
@@ -21,9 +22,11 @@ pub(crate) struct RowGrad<'a, T> {
     pub max: T,
     pub k: T,
     pub coef: Option<Coef<'a, T>>,
-    /// A class-label target: its class, `delta`, and its logit (read before any gradient is
-    /// written in place).
+    /// A class-label target: its class, `delta`, and its logit (raw: read before any gradient
+    /// is written in place).
     pub target: Option<(usize, f64, T)>,
+    /// The softcap the logits went through (then `max` is the capped logits').
+    pub cap: Option<Softcap<T>>,
 }
 
 /// Per-element coefficients `a_c = (q_c·alpha + beta)·r_c` of the dot product a row sweep
@@ -133,6 +136,9 @@ const BLOCK_VECS: usize = 64;
 /// of `x - max` below `ln(MIN_POSITIVE)` adds at most 1.2e-38 (f32) a class to a sum of at
 /// least 1; the log-sum-exp is then within that much, absolutely.
 ///
+/// `map` is applied to each logit as pass 2 loads it, and to the block's max ([`LogitMap`]: the
+/// softcap, or nothing); the rank counts compare raw logits.
+///
 /// With `STATS`, the exp pass sums `e^c·c` beside `e^c` (`c = x - max` clamped at
 /// `ln(MIN_POSITIVE)`), in the same blocked way and rescaled with the sum when the max moves: the
 /// same bound, relative to `Σ e^c·|c|`.
@@ -151,13 +157,19 @@ const BLOCK_VECS: usize = 64;
 /// A well-predicted row so counts only the blocks that hold its target or its rivals: one block
 /// of 128K classes, but every row of 1000.
 #[inline(always)]
-pub(crate) fn row_stats<V: Lanes, R: Storage<Compute = V::Elem>, const STATS: bool>(
+pub(crate) fn row_stats<
+    V: Lanes,
+    R: Storage<Compute = V::Elem>,
+    M: LogitMap<V::Elem>,
+    const STATS: bool,
+>(
     isa: V::Isa,
     stream: &[R],
     len: usize,
     coef: Option<Coef<'_, V::Elem>>,
     x_t: V::Elem,
     top_k: u64,
+    map: M,
 ) -> RowStats {
     let x = &stream[..len];
     let neg_inf = V::Elem::from_f64(f64::NEG_INFINITY);
@@ -187,7 +199,11 @@ pub(crate) fn row_stats<V: Lanes, R: Storage<Compute = V::Elem>, const STATS: bo
         if whole < xb.len() {
             m1 = m1.max(R::load_prefix::<V>(isa, &xb[whole..], neg_inf));
         }
-        let lane_max = m0.max(m1);
+        let raw_max = m0.max(m1);
+        // A map is increasing, so the block's mapped max is the map of its max (to its
+        // rounding: a mapped logit a rounding above it only makes its `x - max` a tiny
+        // positive number). The rank counts stay on the raw logits.
+        let lane_max = map.map(isa, raw_max);
         // Only a block that raises the max pays for the horizontal reduction (NaN lanes do not
         // compare greater; their NaN reaches the sum in pass 2).
         if V::any(V::splat(isa, max).lt(lane_max)) {
@@ -241,10 +257,10 @@ pub(crate) fn row_stats<V: Lanes, R: Storage<Compute = V::Elem>, const STATS: bo
             // begin every max pass with a miss to DRAM).
             let ahead = start + PREFETCH_BLOCKS * block + 4 * j * lanes;
             V::prefetch_lines(isa, stream.get(ahead..).unwrap_or_default(), 4 * lanes);
-            let c0 = R::load::<V>(isa, xv) - mv;
-            let c1 = R::load::<V>(isa, &xv[lanes..]) - mv;
-            let c2 = R::load::<V>(isa, &xv[2 * lanes..]) - mv;
-            let c3 = R::load::<V>(isa, &xv[3 * lanes..]) - mv;
+            let c0 = map.map(isa, R::load::<V>(isa, xv)) - mv;
+            let c1 = map.map(isa, R::load::<V>(isa, &xv[lanes..])) - mv;
+            let c2 = map.map(isa, R::load::<V>(isa, &xv[2 * lanes..])) - mv;
+            let c3 = map.map(isa, R::load::<V>(isa, &xv[3 * lanes..])) - mv;
             if STATS {
                 let (e0, e1) = (
                     math::exp_nonpositive_clamped(isa, c0),
@@ -277,7 +293,7 @@ pub(crate) fn row_stats<V: Lanes, R: Storage<Compute = V::Elem>, const STATS: bo
             }
         }
         for (j, xv) in xb[quads..whole].chunks_exact(lanes).enumerate() {
-            let c0 = R::load::<V>(isa, xv) - mv;
+            let c0 = map.map(isa, R::load::<V>(isa, xv)) - mv;
             let e0 = math::exp_nonpositive_clamped(isa, c0);
             s0 = s0 + e0;
             if STATS {
@@ -291,7 +307,15 @@ pub(crate) fn row_stats<V: Lanes, R: Storage<Compute = V::Elem>, const STATS: bo
         }
         if whole < xb.len() {
             let n = xb.len() - whole;
-            let centered = R::load_prefix::<V>(isa, &xb[whole..], neg_inf) - mv;
+            let padded = R::load_prefix::<V>(isa, &xb[whole..], neg_inf);
+            // The padding stays -inf (a map would move it: softcap(-inf) = -cap).
+            let mapped = if M::RAW {
+                padded
+            } else {
+                let fill = V::splat(isa, neg_inf);
+                V::select(V::first_lanes(isa, n), map.map(isa, padded), fill)
+            };
+            let centered = mapped - mv;
             let e1 = math::exp_nonpositive_clamped(isa, centered);
             s1 = s1 + e1;
             if STATS {
@@ -322,7 +346,7 @@ pub(crate) fn row_stats<V: Lanes, R: Storage<Compute = V::Elem>, const STATS: bo
                 let lanes_above = lanes_above.reduce_sum().to_f64() as u64;
                 if lanes_above >= top_k - above {
                     above += lanes_above;
-                } else if V::any(target.le(lane_max)) || V::any(block_sum.is_nan()) {
+                } else if V::any(target.le(raw_max)) || V::any(block_sum.is_nan()) {
                     let (a, t) = count_block::<V, R>(isa, xb, target);
                     above += a;
                     tied += t;
@@ -434,16 +458,23 @@ fn load_at<V: Lanes>(isa: V::Isa, s: &[V::Elem], c: usize, n: Option<usize>) -> 
 }
 
 /// Writes one row's gradient `k·exp(x - max) - scale·a` into `dst`, reading `x` from `src`, or
-/// from `dst` itself when `src` is `None` (in place: each vector is read before it is written).
+/// from `dst` itself when `src` is `None` (in place: each vector is read before it is written);
+/// with a `map`, of the mapped `x`, times the map's slope (the chain rule through a softcap).
 /// Callers run it on [`Pair`]s, so that two exp chains interleave (see BENCHMARKS.md: 10–15%
 /// faster on Zen 3 than a vector at a time).
 #[inline(always)]
-pub(crate) fn grad_sweep<V: Lanes, S: Storage<Compute = V::Elem>, O: Storage<Compute = V::Elem>>(
+pub(crate) fn grad_sweep<
+    V: Lanes,
+    S: Storage<Compute = V::Elem>,
+    O: Storage<Compute = V::Elem>,
+    M: LogitMap<V::Elem>,
+>(
     isa: V::Isa,
     src: Option<&[S]>,
     dst: &mut [O],
     g: &RowGrad<'_, V::Elem>,
     scale: V::Elem,
+    map: M,
 ) {
     let lanes = V::LANES;
     let n = dst.len();
@@ -457,9 +488,13 @@ pub(crate) fn grad_sweep<V: Lanes, S: Storage<Compute = V::Elem>, O: Storage<Com
             Some(s) => S::load::<V>(isa, &s[at..]),
             None => O::load::<V>(isa, &dst[at..]),
         };
-        let mut v = k * math::exp_nonpositive(isa, x - max);
+        let (y, slope) = map.map_with_slope(isa, x);
+        let mut v = k * math::exp_nonpositive(isa, y - max);
         if let Some(cf) = g.coef {
             v = coef_vec::<V>(isa, cf, at, None).mul_add(neg_scale, v);
+        }
+        if !M::RAW {
+            v = v * slope;
         }
         O::store(v, &mut dst[at..]);
         at += lanes;
@@ -470,17 +505,40 @@ pub(crate) fn grad_sweep<V: Lanes, S: Storage<Compute = V::Elem>, O: Storage<Com
             Some(s) => S::load_prefix::<V>(isa, &s[whole..n], V::Elem::ZERO),
             None => O::load_prefix::<V>(isa, &dst[whole..], V::Elem::ZERO),
         };
-        let mut v = k * math::exp_nonpositive(isa, x - max);
+        let (y, slope) = map.map_with_slope(isa, x);
+        let mut v = k * math::exp_nonpositive(isa, y - max);
         if let Some(cf) = g.coef {
             v = coef_vec::<V>(isa, cf, whole, Some(rest)).mul_add(neg_scale, v);
+        }
+        if !M::RAW {
+            v = v * slope;
         }
         O::store_prefix(v, &mut dst[whole..]);
     }
 }
 
-/// The gradient of a class-label row at its target `t`, whose logit is `x_t`: what
-/// [`grad_sweep`] computes in that lane (the same operations, so the same bits), minus `delta`,
-/// in `f64`, rounded once. Computed apart from the sweep's stored value so that a 16-bit
+/// [`grad_sweep`] with the map `g` names: the raw form, or the softcap.
+#[inline(always)]
+pub(crate) fn grad_sweep_mapped<
+    V: Lanes,
+    S: Storage<Compute = V::Elem>,
+    O: Storage<Compute = V::Elem>,
+>(
+    isa: V::Isa,
+    src: Option<&[S]>,
+    dst: &mut [O],
+    g: &RowGrad<'_, V::Elem>,
+    scale: V::Elem,
+) {
+    match g.cap {
+        None => grad_sweep::<V, S, O, Raw>(isa, src, dst, g, scale, Raw),
+        Some(cap) => grad_sweep::<V, S, O, Softcap<V::Elem>>(isa, src, dst, g, scale, cap),
+    }
+}
+
+/// The gradient of a class-label row at its target `t`, whose raw logit is `x_t`: what
+/// [`grad_sweep`] computes in that lane before the slope (the same operations, so the same
+/// bits), minus `delta`, times the softcap's slope if there is one, in `f64`, rounded once. Computed apart from the sweep's stored value so that a 16-bit
 /// gradient is rounded once: the sweep's `p_t` rounded to bf16 and then reduced by 1 would
 /// lose all the digits of `p_t - 1` near 1.
 #[inline(always)]
@@ -492,12 +550,22 @@ pub(crate) fn target_grad<V: Lanes>(
     delta: f64,
     scale: V::Elem,
 ) -> V::Elem {
-    let x = V::splat(isa, x_t) - V::splat(isa, g.max);
+    let (y, slope) = match g.cap {
+        None => (V::splat(isa, x_t), V::splat(isa, V::Elem::ONE)),
+        Some(cap) => cap.map_with_slope(isa, V::splat(isa, x_t)),
+    };
+    let x = y - V::splat(isa, g.max);
     let mut v = V::splat(isa, g.k) * math::exp_nonpositive(isa, x);
     if let Some(cf) = g.coef {
         v = V::splat(isa, coef_at(cf, t)).mul_add(V::splat(isa, -scale), v);
     }
+    V::Elem::from_f64((first_lane(v).to_f64() - delta) * first_lane(slope).to_f64())
+}
+
+/// Lane 0 of `v`.
+#[inline(always)]
+pub(crate) fn first_lane<V: Lanes>(v: V) -> V::Elem {
     let mut lanes = [V::Elem::ZERO; 32];
     v.store(&mut lanes[..V::LANES]);
-    V::Elem::from_f64(lanes[0].to_f64() - delta)
+    lanes[0]
 }

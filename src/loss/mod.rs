@@ -12,6 +12,7 @@ pub(crate) mod nll;
 pub(crate) mod parity;
 pub(crate) mod pointwise;
 pub(crate) mod pos_weight;
+pub(crate) mod softcap;
 pub(crate) mod vocab_shard;
 pub(crate) mod weighted;
 

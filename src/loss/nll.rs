@@ -184,7 +184,12 @@ impl<T: Float, S: Storage<Compute = T>> RowSpec<S> for NllRows<'_, T> {
     const SWEEPS: bool = false;
 
     #[inline(always)]
-    fn begin<R: Storage<Compute = T>>(&self, row: usize, _: &[R]) -> Option<(usize, T)> {
+    fn begin<V: Lanes<Elem = T>, R: Storage<Compute = T>>(
+        &self,
+        _: V::Isa,
+        row: usize,
+        _: &[R],
+    ) -> Option<(usize, T)> {
         let label = self.labels.get(row);
         (label != self.ignore).then(|| {
             let y = label as usize;

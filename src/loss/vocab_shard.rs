@@ -13,7 +13,8 @@ use core::ops::Range;
 
 use super::ce_stats::{CeStats, CeTotal};
 use super::cross_entropy::{CrossEntropy, Label, Labels, Softmax, SoftmaxRow, Target};
-use super::log_sum_exp::{grad_sweep, row_stats, target_grad, Coef, RowGrad, RowStats};
+use super::log_sum_exp::{grad_sweep_mapped, row_stats, target_grad, Coef, RowGrad, RowStats};
+use super::softcap::Raw;
 use crate::engine::{ExactSum, LossSum, Merge, RowSpec, RowsOut};
 use crate::simd::pair::Pair;
 use crate::simd::Lanes;
@@ -236,7 +237,12 @@ impl<'a, T: Float, S: Storage<Compute = T>, const STATS: bool> RowSpec<S>
     const SWEEPS: bool = true;
 
     #[inline(always)]
-    fn begin<R: Storage<Compute = T>>(&self, row: usize, x: &[R]) -> Option<VocabStart<'a, T>> {
+    fn begin<V: Lanes<Elem = T>, R: Storage<Compute = T>>(
+        &self,
+        _: V::Isa,
+        row: usize,
+        x: &[R],
+    ) -> Option<VocabStart<'a, T>> {
         let label = self.labels.get(row);
         if label == self.ignore {
             return None;
@@ -270,10 +276,10 @@ impl<'a, T: Float, S: Storage<Compute = T>, const STATS: bool> RowSpec<S>
         let len = seg.len();
         let k = self.top_k as u64;
         let stats = match row.coef {
-            None => row_stats::<V, R, STATS>(isa, stream, len, None, row.x_t, k),
+            None => row_stats::<V, R, Raw, STATS>(isa, stream, len, None, row.x_t, k, Raw),
             Some(cf) => {
                 let cf = Some(cf.segment(seg.clone()));
-                row_stats::<V, R, STATS>(isa, stream, len, cf, row.x_t, k)
+                row_stats::<V, R, Raw, STATS>(isa, stream, len, cf, row.x_t, k, Raw)
             }
         };
         // The segment's classes in the whole row.
@@ -360,7 +366,12 @@ impl<'a, T: Float, S: Storage<Compute = T>> RowSpec<S> for VocabGrad<'a, T> {
     const SWEEPS: bool = true;
 
     #[inline(always)]
-    fn begin<R: Storage<Compute = T>>(&self, row: usize, _: &[R]) -> Option<VocabGradRow<'a, T>> {
+    fn begin<V: Lanes<Elem = T>, R: Storage<Compute = T>>(
+        &self,
+        _: V::Isa,
+        row: usize,
+        _: &[R],
+    ) -> Option<VocabGradRow<'a, T>> {
         let merged = self.merged[row];
         let start = finish_start(&self.spec, row, &merged)?;
         Some(VocabGradRow { merged, row: start })
@@ -408,7 +419,7 @@ impl<'a, T: Float, S: Storage<Compute = T>> RowSpec<S> for VocabGrad<'a, T> {
             coef: g.coef.map(|c| c.segment(seg)),
             ..*g
         };
-        grad_sweep::<Pair<V>, S, O>(isa, src, dst, &g, scale);
+        grad_sweep_mapped::<Pair<V>, S, O>(isa, src, dst, &g, scale);
     }
 
     #[inline(always)]
@@ -448,6 +459,7 @@ fn finish_start<'a, T: Float>(
         coef: None,
         label: Some((t, w_t)),
         x_t: T::from_f64(merged.target.unwrap_or(f64::NAN)),
+        y_t: T::from_f64(merged.target.unwrap_or(f64::NAN)),
     })
 }
 
@@ -487,7 +499,16 @@ impl<'w, T: Float> CrossEntropy<'w, T> {
         let len = rows
             .checked_mul(classes)
             .ok_or(LossError::SizeOverflow { rows, classes })?;
-        self.labels_spec::<L, false>(len, classes, labels)
+        let spec = self.labels_spec::<L, false>(len, classes, labels)?;
+        if let Some(cap) = self.softcap {
+            // The shard sweeps and gradients do not apply it (yet).
+            return Err(LossError::InvalidParameter {
+                name: "softcap",
+                value: cap.to_f64(),
+                requirement: "unset in the vocabulary-sharded forms",
+            });
+        }
+        Ok(spec)
     }
 
     /// The unsharded call of the merged partials `rows`, after checking that each scored row

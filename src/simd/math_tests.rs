@@ -17,6 +17,7 @@ enum Func {
     ExpNonpositive,
     ExpNonpositiveClamped,
     Log1pUnit,
+    Tanh,
 }
 
 impl Func {
@@ -30,6 +31,7 @@ impl Func {
             Func::ExpNonpositive => "exp_nonpos",
             Func::ExpNonpositiveClamped => "exp_clamped",
             Func::Log1pUnit => "log1p_unit",
+            Func::Tanh => "tanh",
         }
     }
 
@@ -44,6 +46,7 @@ impl Func {
             | Func::ExpNonpositiveClamped => 1,
             Func::Log1pUnit => 2,
             Func::Softplus | Func::LogSigmoid => 3,
+            Func::Tanh => 3,
         }
     }
 
@@ -83,6 +86,7 @@ impl Func {
             Func::LogSigmoid => x.min(0.0) - (-x.abs()).exp().ln_1p(),
             Func::ExpNonpositive | Func::ExpNonpositiveClamped => x.exp(),
             Func::Log1pUnit => x.ln_1p(),
+            Func::Tanh => x.tanh(),
         }
     }
 }
@@ -110,6 +114,7 @@ impl<T: Float> Kernel<T> for MapKernel<'_, T> {
             Func::ExpNonpositive => map_with::<V, ExpNonpositiveFn>(isa, src, dst),
             Func::ExpNonpositiveClamped => map_with::<V, ExpNonpositiveClampedFn>(isa, src, dst),
             Func::Log1pUnit => map_with::<V, Log1pUnitFn>(isa, src, dst),
+            Func::Tanh => map_with::<V, TanhFn>(isa, src, dst),
         }
     }
 }
@@ -140,6 +145,7 @@ math_fn!(LogSigmoidFn, log_sigmoid);
 math_fn!(ExpNonpositiveFn, exp_nonpositive);
 math_fn!(ExpNonpositiveClampedFn, exp_nonpositive_clamped);
 math_fn!(Log1pUnitFn, log1p_unit);
+math_fn!(TanhFn, tanh);
 
 /// Four independent vectors per step (four exp chains in flight rather than the
 /// latency of one), then single vectors, then one masked tail.
@@ -332,6 +338,9 @@ fn random_point<T: Check>(func: Func, rng: &mut Rng) -> T {
         Func::ExpNonpositive | Func::ExpNonpositiveClamped => rng.uniform(-88.0, 0.0),
         Func::Log1pUnit if half => rng.uniform(0.0, 1.0),
         Func::Log1pUnit => return rng.tiny(),
+        Func::Tanh if half => rng.uniform(-1.0, 1.0),
+        Func::Tanh if wide => rng.uniform(-40.0, 40.0),
+        Func::Tanh => rng.uniform(-20.0, 20.0),
     };
     T::from_f64(x)
 }
@@ -555,6 +564,14 @@ fn log_sigmoid_f32() {
 fn log_sigmoid_f64() {
     accuracy::<f64>(Func::LogSigmoid);
 }
+#[test]
+fn tanh_f32() {
+    accuracy::<f32>(Func::Tanh);
+}
+#[test]
+fn tanh_f64() {
+    accuracy::<f64>(Func::Tanh);
+}
 
 /// Results that must be exact, bit for bit (NaN: any NaN), on every tier.
 fn exact_values<T: Check>() {
@@ -629,6 +646,19 @@ fn exact_values<T: Check>() {
         (Func::LogSigmoid, -inf, -inf),
         (Func::LogSigmoid, T::MAX.to_f64(), 0.0),
         (Func::LogSigmoid, -T::MAX.to_f64(), -T::MAX.to_f64()),
+        (Func::Tanh, nan, nan),
+        (Func::Tanh, payload_nan, nan),
+        (Func::Tanh, inf, 1.0),
+        (Func::Tanh, -inf, -1.0),
+        (Func::Tanh, 0.0, 0.0),
+        (Func::Tanh, -0.0, -0.0),
+        (Func::Tanh, T::MAX.to_f64(), 1.0),
+        (Func::Tanh, -T::MAX.to_f64(), -1.0),
+        (
+            Func::Tanh,
+            -T::from_raw_bits(1).to_f64(),
+            -T::from_raw_bits(1).to_f64(),
+        ),
     ];
     for tier in Tier::available() {
         for &(func, x, want) in cases {

@@ -211,6 +211,8 @@ pub struct RowOptions<'a, T> {
     pub label_smoothing: Option<f64>,
     /// PaLM's z-loss coefficient (cross-entropy only).
     pub z_loss: Option<f64>,
+    /// Gemma 2's logit softcap (cross-entropy only).
+    pub softcap: Option<f64>,
     /// The power of the hinge terms (multi_margin only).
     pub p: Option<u32>,
     /// The hinge margin (multi_margin only).
@@ -224,6 +226,7 @@ impl<T> Default for RowOptions<'_, T> {
             ignore_index: None,
             label_smoothing: None,
             z_loss: None,
+            softcap: None,
             p: None,
             margin: None,
         }

@@ -24,6 +24,9 @@ fn cross_entropy<'w, T: Float>(o: RowOptions<'w, T>) -> CrossEntropy<'w, T> {
     if let Some(z) = o.z_loss {
         ce = ce.z_loss(z);
     }
+    if let Some(cap) = o.softcap {
+        ce = ce.softcap(T::from_f64(cap));
+    }
     ce
 }
 
@@ -31,6 +34,7 @@ fn cross_entropy<'w, T: Float>(o: RowOptions<'w, T>) -> CrossEntropy<'w, T> {
 fn nll<'w, T: Float>(o: RowOptions<'w, T>) -> Nll<'w, T> {
     assert!(o.label_smoothing.is_none(), "nll has no label smoothing");
     assert!(o.z_loss.is_none(), "nll has no z-loss");
+    assert!(o.softcap.is_none(), "nll has no softcap");
     assert!(o.p.is_none() && o.margin.is_none(), "nll has no margin");
     let mut nll = Nll::new();
     if let Some(w) = o.weight {
@@ -45,7 +49,10 @@ fn nll<'w, T: Float>(o: RowOptions<'w, T>) -> Nll<'w, T> {
 /// `MultiMargin` with exactly the options `o` sets (weight, p, margin).
 fn multi_margin<'w, T: Float>(o: RowOptions<'w, T>) -> MultiMargin<'w, T> {
     assert!(
-        o.label_smoothing.is_none() && o.z_loss.is_none() && o.ignore_index.is_none(),
+        o.label_smoothing.is_none()
+            && o.z_loss.is_none()
+            && o.softcap.is_none()
+            && o.ignore_index.is_none(),
         "multi_margin has no label smoothing, z-loss or ignored label"
     );
     let mut loss = MultiMargin::new();
@@ -82,7 +89,7 @@ pub const CROSS_ENTROPY: Rows = rows_entry! {
     {
         id: "cross_entropy",
         kind: Kind::RowsWithLabels,
-        options: &["weight", "ignore_index", "label_smoothing", "z_loss"],
+        options: &["weight", "ignore_index", "label_smoothing", "z_loss", "softcap"],
     }
     reduce: |x, c, t, o, r| cross_entropy(o).loss(x, c, labels(t, "cross_entropy"), r),
     each: |x, c, t, o, out| cross_entropy(o).each(x, c, labels(t, "cross_entropy"), out),
@@ -95,10 +102,15 @@ pub const CROSS_ENTROPY: Rows = rows_entry! {
     plain: |x, c, t, r| losskit::cross_entropy(x, c, labels(t, "cross_entropy"), r),
     reference: |row, t, o| {
         let eps = o.label_smoothing.unwrap_or(0.0);
-        let (loss, weight) = reference::cross_entropy_row(row, t, o.weight, eps);
+        // The softcap applies first: the loss and the z-loss are the capped row's.
+        let capped = match o.softcap {
+            Some(cap) => reference::softcap_row(row, cap),
+            None => row.to_vec(),
+        };
+        let (loss, weight) = reference::cross_entropy_row(&capped, t, o.weight, eps);
         match (o.z_loss, t) {
             (Some(z), RowTarget::Class(_)) => {
-                let lse = reference::log_sum_exp(row);
+                let lse = reference::log_sum_exp(&capped);
                 (loss + z * lse * lse, weight)
             }
             _ => (loss, weight),

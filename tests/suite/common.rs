@@ -319,6 +319,7 @@ impl<T: Elem> CeInputs<T> {
             ignore_index: self.ignore_index,
             label_smoothing: self.smoothing,
             z_loss: None,
+            softcap: None,
             p: None,
             margin: None,
         }

@@ -1,15 +1,11 @@
 //! The second PyTorch truth file, `golden2.jsonl.gz` (2244 cases; see the conformance README),
 //! on every tier: mean, sum, none, and `grad_mean` (d mean / d first input) where given.
 //!
-//! Vendored as `tests/data/golden2.jsonl.gz` is only the subset the crate implements: the
-//! bf16 and f16 cases of `mse`, `l1`, `huber`, `bce_with_logits`, `cross_entropy` and
-//! `kl_div_logits`, and the f32/f64 cases of every loss the crate implements
-//! (`VENDORED_COUNTS` lists them with their counts), lines byte-identical to the source and in
-//! its order: `tests/data/vendor_golden2.py` regenerates it from the source file. The rest of
-//! golden2's losses are not implemented yet. `LOSSKIT_GOLDEN2=/path/to/golden2.jsonl.gz` runs
-//! another file instead (the full one, or the hidden seed's): every case whose loss, dtype,
-//! field or parameter this test does not know fails it, by id — for the full file today that
-//! names the unimplemented losses' cases, which is correct.
+//! Vendored as `tests/data/golden2.jsonl.gz` are all its cases (`VENDORED_COUNTS` lists them
+//! per loss and dtype, with their counts), lines byte-identical to the source and in its order:
+//! `tests/data/vendor_golden2.py` regenerates it from the source file.
+//! `LOSSKIT_GOLDEN2=/path/to/golden2.jsonl.gz` runs another file instead (the hidden seed's):
+//! every case whose loss, dtype, field or parameter this test does not know fails it, by id.
 //!
 //! The three-input losses (gaussian_nll, margin_ranking and the `*_weighted` first-wave
 //! losses, f32 and f64) are called through the public API with the case's params; their
@@ -18,7 +14,8 @@
 //! Tolerances (README): the half cases' mean, sum and none at the f32 tolerance (the crate
 //! computes in f32 from the exact half inputs and returns f32), their gradients, written in the
 //! half type, at rtol 8e-3, atol 1e-6 (bf16) and rtol 1e-3, atol 1e-7 (f16); `nll` at the
-//! default tolerance of its dtype; `cross_entropy_z_loss` at its dtype's tolerance;
+//! default tolerance of its dtype; `cross_entropy_z_loss` and `cross_entropy_softcap` at their
+//! dtype's tolerance;
 //! `kl_div_logits` (from the paired registry table) at its dtype's tolerance, its half cases
 //! as the other half cases;
 //! `cross_entropy_stats` as `cross_entropy` at its dtype's
@@ -53,6 +50,8 @@ const VENDORED_COUNTS: &[(&str, &str, usize)] = &[
     ("cross_entropy", "f16", 44),
     ("cross_entropy_stats", "f32", 43),
     ("cross_entropy_stats", "f64", 43),
+    ("cross_entropy_softcap", "f32", 60),
+    ("cross_entropy_softcap", "f64", 60),
     ("cross_entropy_z_loss", "f32", 60),
     ("cross_entropy_z_loss", "f64", 60),
     ("bce_with_logits_weighted", "f32", 18),
@@ -287,6 +286,16 @@ const SPECS: &[Spec] = &[
         inputs: &["logits", "target"],
     },
     Spec {
+        loss: "cross_entropy_softcap",
+        dtypes: FULL,
+        params: &[
+            ("classes", true),
+            ("ignore_index", false),
+            ("softcap", true),
+        ],
+        inputs: &["logits", "target"],
+    },
+    Spec {
         loss: "cross_entropy_z_loss",
         dtypes: FULL,
         params: &[
@@ -420,8 +429,8 @@ fn unknown(case: &Case) -> Option<String> {
             "p" => value.as_u64().is_some(),
             "zero_infinity" => value.is_boolean(),
             "ignore_index" => value.as_i64().is_some(),
-            "delta" | "label_smoothing" | "z_loss" | "temperature" | "margin" | "eps" | "alpha"
-            | "gamma" => value.is_number(),
+            "delta" | "label_smoothing" | "z_loss" | "softcap" | "temperature" | "margin"
+            | "eps" | "alpha" | "gamma" => value.is_number(),
             "log_input" | "full" | "log_target" | "weighted" | "swap" => value.is_boolean(),
             "weight" => is_numbers(value),
             _ => unreachable!("every spec param has a type"),
@@ -1219,7 +1228,7 @@ fn rows<S: Widen>(case: &Case, input: Vec<S>) -> Result<Outcome, String> {
     // Statistics and z-loss cases are cross-entropy cases (with the statistics besides, or
     // with the z-loss option).
     let id = match case.loss.as_str() {
-        "cross_entropy_stats" | "cross_entropy_z_loss" => "cross_entropy",
+        "cross_entropy_stats" | "cross_entropy_z_loss" | "cross_entropy_softcap" => "cross_entropy",
         other => other,
     };
     let loss = registry::find_rows(id).unwrap_or_else(|| unreachable!("{id} is not row-wise"));
@@ -1239,6 +1248,7 @@ fn rows<S: Widen>(case: &Case, input: Vec<S>) -> Result<Outcome, String> {
         ignore_index: p.get("ignore_index").and_then(Value::as_i64),
         label_smoothing: p.get("label_smoothing").and_then(Value::as_f64),
         z_loss: p.get("z_loss").and_then(Value::as_f64),
+        softcap: p.get("softcap").and_then(Value::as_f64),
         p: p.get("p").and_then(Value::as_u64).map(|p| p as u32),
         margin: p.get("margin").and_then(Value::as_f64),
     };
@@ -1256,6 +1266,7 @@ fn rows<S: Widen>(case: &Case, input: Vec<S>) -> Result<Outcome, String> {
     let defaults = options.weight.is_none()
         && options.label_smoothing.is_none()
         && options.z_loss.is_none()
+        && options.softcap.is_none()
         && options.p.is_none_or(|p| p == 1)
         && options.margin.is_none_or(|m| m == 1.0)
         && options.ignore_index.is_none_or(|i| i == -100);
@@ -1512,12 +1523,12 @@ fn check_case(case: &Case) -> Checks {
             tolerance("f64"),
             tolerance("f64"),
         ),
-        ("cross_entropy_stats" | "cross_entropy_z_loss", "f32") => (
+        ("cross_entropy_stats" | "cross_entropy_z_loss" | "cross_entropy_softcap", "f32") => (
             rows::<f32>(case, to(&nums(&case.inputs["logits"]))),
             tolerance("f32"),
             tolerance("f32"),
         ),
-        ("cross_entropy_stats" | "cross_entropy_z_loss", "f64") => (
+        ("cross_entropy_stats" | "cross_entropy_z_loss" | "cross_entropy_softcap", "f64") => (
             rows::<f64>(case, to(&nums(&case.inputs["logits"]))),
             tolerance("f64"),
             tolerance("f64"),

@@ -31,6 +31,7 @@ mod partial;
 mod pointwise_props;
 mod pos_weight;
 mod serde_form;
+mod softcap;
 mod ternary_props;
 mod tier_agreement;
 mod triplet;

@@ -357,6 +357,15 @@ fn classification<S: Elem>(rec: &mut Record, rows: usize, classes: usize, seed: 
             "z-loss smoothed",
             CrossEntropy::new().z_loss(0.5).label_smoothing(0.1),
         ),
+        ("softcap", CrossEntropy::new().softcap(S::c(5.0))),
+        (
+            "softcap weighted smoothed z-loss",
+            CrossEntropy::new()
+                .softcap(S::c(30.0))
+                .weight(&weight)
+                .label_smoothing(0.1)
+                .z_loss(1e-3),
+        ),
     ];
     let mut out = vec![S::c(0.0); rows];
     let mut grad = vec![S::of(0.0); n];

@@ -256,7 +256,12 @@ impl<S: Storage> RowSpec<S> for CosineEmbeddingRows<'_, S> {
     const PAIRED: bool = true;
 
     #[inline(always)]
-    fn begin<R: Storage<Compute = S::Compute>>(&self, row: usize, _: &[R]) -> Option<Pair> {
+    fn begin<V: Lanes<Elem = S::Compute>, R: Storage<Compute = S::Compute>>(
+        &self,
+        _: V::Isa,
+        row: usize,
+        _: &[R],
+    ) -> Option<Pair> {
         let y = self.y[row].to_compute().to_f64();
         if y == 1.0 {
             Some(Pair::Similar)

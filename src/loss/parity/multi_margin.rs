@@ -327,7 +327,12 @@ impl<T: Float, S: Storage<Compute = T>> RowSpec<S> for MultiMarginRows<'_, T> {
     const SWEEPS: bool = true;
 
     #[inline(always)]
-    fn begin<R: Storage<Compute = T>>(&self, row: usize, x: &[R]) -> Option<MarginRow<T>> {
+    fn begin<V: Lanes<Elem = T>, R: Storage<Compute = T>>(
+        &self,
+        _: V::Isa,
+        row: usize,
+        x: &[R],
+    ) -> Option<MarginRow<T>> {
         let label = self.labels.get(row) as usize;
         Some(MarginRow {
             label,

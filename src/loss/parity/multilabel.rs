@@ -202,7 +202,12 @@ impl<T: Float + Storage<Compute = T>, S: Storage<Compute = T>> RowSpec<S>
     const PAIRED: bool = true;
 
     #[inline(always)]
-    fn begin<R: Storage<Compute = T>>(&self, _: usize, _: &[R]) -> Option<()> {
+    fn begin<V: Lanes<Elem = T>, R: Storage<Compute = T>>(
+        &self,
+        _: V::Isa,
+        _: usize,
+        _: &[R],
+    ) -> Option<()> {
         Some(())
     }
 

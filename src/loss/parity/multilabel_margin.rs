@@ -342,7 +342,12 @@ impl<S: Storage> RowSpec<S> for MultilabelMarginRows<'_, S> {
     const SWEEPS: bool = true;
 
     #[inline(always)]
-    fn begin<R: Storage<Compute = S::Compute>>(&self, row: usize, _: &[R]) -> Option<usize> {
+    fn begin<V: Lanes<Elem = S::Compute>, R: Storage<Compute = S::Compute>>(
+        &self,
+        _: V::Isa,
+        row: usize,
+        _: &[R],
+    ) -> Option<usize> {
         Some(row)
     }
 
