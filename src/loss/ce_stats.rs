@@ -1,6 +1,7 @@
 //! Eval statistics of class-label cross-entropy, gathered by the loss's own sweep
 //! ([`CrossEntropy::stats`](crate::CrossEntropy::stats)), and mergeable across shards.
 
+use super::log_sum_exp::RowStats;
 use crate::engine::{ExactSum, LossSum, Merge};
 use crate::Reduction;
 
@@ -13,6 +14,32 @@ pub struct CeTotal {
     pub(crate) top1: u64,
     pub(crate) top_k: u64,
     pub(crate) entropy: f64,
+}
+
+impl CeTotal {
+    /// A scored row of loss `loss` and weight `weight`, its statistics at zero.
+    pub(crate) fn scored(loss: f64, weight: f64) -> CeTotal {
+        CeTotal {
+            loss: LossSum {
+                loss,
+                weight,
+                count: 1,
+            },
+            ..CeTotal::default()
+        }
+    }
+
+    /// The row with its statistics: its target of rank `rank` (top-1, top-`k`) and the entropy
+    /// of its softmax from its sweep `s`.
+    pub(crate) fn ranked(self, rank: u64, k: u64, s: &RowStats) -> CeTotal {
+        CeTotal {
+            top1: u64::from(rank == 0),
+            top_k: u64::from(rank < k),
+            // -Σ p log p = ln S - Σ e^c·c / S, with c = x - max.
+            entropy: s.sum.ln() - s.ent / s.sum,
+            ..self
+        }
+    }
 }
 
 impl Merge for CeTotal {

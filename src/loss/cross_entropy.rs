@@ -9,12 +9,11 @@ use core::ops::Range;
 
 use super::ce_stats::{CeStats, CeTotal};
 use super::log_sum_exp::{
-    first_lane, grad_sweep_mapped, row_stats, target_grad, Coef, RowGrad, RowStats,
+    first_lane, fix_target_grad, row_stats, segment_grad, Coef, RowGrad, RowStats,
 };
 use super::softcap::{LogitMap, Raw, Softcap};
 use crate::engine::{LossSum, RowSpec, RowsOut};
 use crate::float::sealed::Sealed;
-use crate::simd::pair::Pair;
 use crate::simd::{math, Lanes};
 use crate::storage::Storage;
 use crate::{check, Float, LossError, Reduction};
@@ -916,14 +915,7 @@ impl<'a, T: Float, S: Storage<Compute = T>, const STATS: bool> RowSpec<S>
         scale: f64,
     ) -> (CeTotal, f64, RowGrad<'a, T>) {
         let (loss, weight, grad) = self.finish_loss(row, &s, scale);
-        let mut total = CeTotal {
-            loss: LossSum {
-                loss,
-                weight,
-                count: 1,
-            },
-            ..CeTotal::default()
-        };
+        let mut total = CeTotal::scored(loss, weight);
         if STATS {
             if let Some((t, _)) = row.label {
                 // Ties before the target push it down; the sweep only counted them all. Only a
@@ -942,10 +934,7 @@ impl<'a, T: Float, S: Storage<Compute = T>, const STATS: bool> RowSpec<S>
                 } else {
                     s.above
                 };
-                total.top1 = u64::from(rank == 0);
-                total.top_k = u64::from(rank < k);
-                // -Σ p log p = ln S - Σ e^c·c / S, with c = x - max.
-                total.entropy = s.sum.ln() - s.ent / s.sum;
+                total = total.ranked(rank, k, &s);
             }
         }
         (total, loss, grad)
@@ -962,11 +951,7 @@ impl<'a, T: Float, S: Storage<Compute = T>, const STATS: bool> RowSpec<S>
         dst: &mut [O],
         scale: T,
     ) {
-        let g = RowGrad {
-            coef: g.coef.map(|c| c.segment(seg)),
-            ..*g
-        };
-        grad_sweep_mapped::<Pair<V>, S, O>(isa, src, dst, &g, scale);
+        segment_grad::<V, S, O>(isa, g, seg, src, dst, scale);
     }
 
     #[inline(always)]
@@ -977,9 +962,7 @@ impl<'a, T: Float, S: Storage<Compute = T>, const STATS: bool> RowSpec<S>
         dst: &mut [O],
         scale: T,
     ) {
-        if let Some((t, delta, x_t)) = g.target {
-            dst[t] = O::from_compute(target_grad::<V>(isa, g, t, x_t, delta, scale));
-        }
+        fix_target_grad::<V, O>(isa, g, dst, scale);
     }
 
     fn by_lanes_ok(&self, classes: usize) -> bool {

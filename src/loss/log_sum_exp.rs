@@ -11,6 +11,7 @@
 use super::softcap::{LogitMap, Raw, Softcap};
 use crate::engine::Merge;
 use crate::float::sealed::Sealed;
+use crate::simd::pair::Pair;
 use crate::simd::{math, Lanes};
 use crate::storage::Storage;
 use crate::Float;
@@ -517,13 +518,45 @@ pub(crate) fn grad_sweep<
     }
 }
 
-/// [`grad_sweep`] with the map `g` names: the raw form, or the softcap.
+/// The classes `seg` of a softmax row's gradient (a row spec's `grad`): `g` cut to them, swept
+/// on [`Pair`]s with the map `g` names.
 #[inline(always)]
-pub(crate) fn grad_sweep_mapped<
+pub(crate) fn segment_grad<
     V: Lanes,
     S: Storage<Compute = V::Elem>,
     O: Storage<Compute = V::Elem>,
 >(
+    isa: V::Isa,
+    g: &RowGrad<'_, V::Elem>,
+    seg: core::ops::Range<usize>,
+    src: Option<&[S]>,
+    dst: &mut [O],
+    scale: V::Elem,
+) {
+    let g = RowGrad {
+        coef: g.coef.map(|c| c.segment(seg)),
+        ..*g
+    };
+    grad_sweep_mapped::<Pair<V>, S, O>(isa, src, dst, &g, scale);
+}
+
+/// The target class's element of a class-label row's gradient (a row spec's `grad_fix`),
+/// rounded once ([`target_grad`]); nothing for probability targets.
+#[inline(always)]
+pub(crate) fn fix_target_grad<V: Lanes, O: Storage<Compute = V::Elem>>(
+    isa: V::Isa,
+    g: &RowGrad<'_, V::Elem>,
+    dst: &mut [O],
+    scale: V::Elem,
+) {
+    if let Some((t, delta, x_t)) = g.target {
+        dst[t] = O::from_compute(target_grad::<V>(isa, g, t, x_t, delta, scale));
+    }
+}
+
+/// [`grad_sweep`] with the map `g` names: the raw form, or the softcap.
+#[inline(always)]
+fn grad_sweep_mapped<V: Lanes, S: Storage<Compute = V::Elem>, O: Storage<Compute = V::Elem>>(
     isa: V::Isa,
     src: Option<&[S]>,
     dst: &mut [O],
@@ -542,7 +575,7 @@ pub(crate) fn grad_sweep_mapped<
 /// gradient is rounded once: the sweep's `p_t` rounded to bf16 and then reduced by 1 would
 /// lose all the digits of `p_t - 1` near 1.
 #[inline(always)]
-pub(crate) fn target_grad<V: Lanes>(
+fn target_grad<V: Lanes>(
     isa: V::Isa,
     g: &RowGrad<'_, V::Elem>,
     t: usize,

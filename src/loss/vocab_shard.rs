@@ -13,10 +13,9 @@ use core::ops::Range;
 
 use super::ce_stats::{CeStats, CeTotal};
 use super::cross_entropy::{CrossEntropy, Label, Labels, Softmax, SoftmaxRow, Target};
-use super::log_sum_exp::{grad_sweep_mapped, row_stats, target_grad, Coef, RowGrad, RowStats};
+use super::log_sum_exp::{fix_target_grad, row_stats, segment_grad, Coef, RowGrad, RowStats};
 use super::softcap::Raw;
 use crate::engine::{ExactSum, LossSum, Merge, RowSpec, RowsOut};
-use crate::simd::pair::Pair;
 use crate::simd::Lanes;
 use crate::storage::Storage;
 use crate::{check, Float, LossError, Reduction};
@@ -415,11 +414,7 @@ impl<'a, T: Float, S: Storage<Compute = T>> RowSpec<S> for VocabGrad<'a, T> {
         dst: &mut [O],
         scale: T,
     ) {
-        let g = RowGrad {
-            coef: g.coef.map(|c| c.segment(seg)),
-            ..*g
-        };
-        grad_sweep_mapped::<Pair<V>, S, O>(isa, src, dst, &g, scale);
+        segment_grad::<V, S, O>(isa, g, seg, src, dst, scale);
     }
 
     #[inline(always)]
@@ -430,9 +425,7 @@ impl<'a, T: Float, S: Storage<Compute = T>> RowSpec<S> for VocabGrad<'a, T> {
         dst: &mut [O],
         scale: T,
     ) {
-        if let Some((t, delta, x_t)) = g.target {
-            dst[t] = O::from_compute(target_grad::<V>(isa, g, t, x_t, delta, scale));
-        }
+        fix_target_grad::<V, O>(isa, g, dst, scale);
     }
 }
 
@@ -768,17 +761,7 @@ impl<'w, T: Float> CrossEntropy<'w, T> {
             let s = &merged.stats;
             let (loss, weight, _) = spec.finish_loss(&start, s, 0.0);
             let rank = s.above.saturating_add(merged.before);
-            let total = CeTotal {
-                loss: LossSum {
-                    loss,
-                    weight,
-                    count: 1,
-                },
-                top1: u64::from(rank == 0),
-                top_k: u64::from(rank < k),
-                // -Σ p log p = ln S - Σ e^c·c / S, with c = x - max.
-                entropy: s.sum.ln() - s.ent / s.sum,
-            };
+            let total = CeTotal::scored(loss, weight).ranked(rank, k, s);
             stats = stats.merge(&CeStats::from_total(total, self.top_k));
         }
         Ok(stats)
