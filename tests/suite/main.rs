@@ -9,6 +9,7 @@ mod registry;
 
 mod common;
 
+mod allocation;
 mod ce_stats;
 mod concurrency;
 mod conformance;
