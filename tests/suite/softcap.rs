@@ -397,3 +397,108 @@ fn statistics_of_softcapped_rows_match_the_twin_on_every_tier() {
         .unwrap();
     }
 }
+
+#[test]
+fn bf16_and_f16_logits_match_the_twin_on_their_widened_values_on_every_tier() {
+    // Half logits are read in place and computed in f32: the loss at the f32 tolerance, the
+    // gradient (written in the half type) at the conformance README's half tolerances.
+    let (rows, classes, cap) = (9usize, 301usize, 30.0f64);
+    let mut state = 17u64;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 40) as f64 / (1u64 << 24) as f64
+    };
+    let raw: Vec<f64> = (0..rows * classes).map(|_| (next() - 0.5) * 90.0).collect();
+    let labels: Vec<i64> = (0..rows)
+        .map(|r| {
+            if r == 4 {
+                -100
+            } else {
+                (r * 37 % classes) as i64
+            }
+        })
+        .collect();
+    fn run<H: losskit::Storage<Compute = f32> + Copy>(
+        raw: &[f64],
+        classes: usize,
+        labels: &[i64],
+        cap: f64,
+        round: fn(f64) -> H,
+        widen: fn(H) -> f64,
+        (grad_rtol, grad_atol): (f64, f64),
+    ) {
+        let logits: Vec<H> = raw.iter().map(|&v| round(v)).collect();
+        let widened: Vec<f64> = logits.iter().map(|&v| widen(v)).collect();
+        let rows = labels.len();
+        let target = |r: usize| match labels[r] {
+            -100 => RowTarget::Ignored,
+            t => RowTarget::Class(t as usize),
+        };
+        let want: Vec<(f64, f64)> = (0..rows)
+            .map(|r| {
+                let row = &widened[r * classes..(r + 1) * classes];
+                reference::cross_entropy_softcap_row(row, target(r), None, 0.0, cap)
+            })
+            .collect();
+        let want_sum: f64 = want.iter().map(|w| w.0).sum();
+        let scale: f64 = want.iter().map(|w| w.0.abs()).sum();
+        let ce = CrossEntropy::new().softcap(cap as f32);
+        for tier in Tier::available() {
+            with_tier(tier, || {
+                let sum = ce.loss(&logits, classes, labels, Reduction::Sum).unwrap();
+                assert!(
+                    close(sum as f64, want_sum, scale, true),
+                    "{tier}: {sum} vs {want_sum}"
+                );
+                let mut each = vec![0.0f32; rows];
+                ce.each(&logits, classes, labels, &mut each).unwrap();
+                for (r, (g, w)) in each.iter().zip(&want).enumerate() {
+                    assert!(
+                        close(*g as f64, w.0, 0.0, true),
+                        "{tier} row {r}: {g} vs {}",
+                        w.0
+                    );
+                }
+                let mut grad = logits.clone();
+                let fused = ce
+                    .loss_and_grad(&logits, classes, labels, Reduction::Sum, &mut grad)
+                    .unwrap();
+                assert_eq!(fused.to_bits(), sum.to_bits(), "{tier}");
+                for r in 0..rows {
+                    let row = &widened[r * classes..(r + 1) * classes];
+                    let w =
+                        reference::cross_entropy_softcap_row_grad(row, target(r), None, 0.0, cap);
+                    for (j, w) in w.iter().enumerate() {
+                        let g = widen(grad[r * classes + j]);
+                        assert!(
+                            (g - w).abs() <= grad_atol + grad_rtol * w.abs(),
+                            "{tier} row {r} class {j}: {g} vs {w}"
+                        );
+                    }
+                }
+            })
+            .unwrap();
+        }
+    }
+    use losskit::{bf16, f16};
+    run::<bf16>(
+        &raw,
+        classes,
+        &labels,
+        cap,
+        bf16::from_f64,
+        bf16::to_f64,
+        (8e-3, 1e-6),
+    );
+    run::<f16>(
+        &raw,
+        classes,
+        &labels,
+        cap,
+        f16::from_f64,
+        f16::to_f64,
+        (1e-3, 1e-7),
+    );
+}
