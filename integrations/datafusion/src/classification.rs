@@ -203,12 +203,16 @@ impl ClassificationAccumulator {
                 .top_k(self.k)
                 .stats(logits, classes, labels)
                 .map_err(error)?;
-            self.stats = Some(match &self.stats {
-                Some(stats) => stats.merge(&part),
-                None => part,
-            });
+            self.merge_stats(part);
         }
         Ok(())
+    }
+
+    fn merge_stats(&mut self, other: CeStats) {
+        self.stats = Some(match &self.stats {
+            Some(stats) => stats.merge(&other),
+            None => other,
+        });
     }
 
     fn set_classes(&mut self, classes: usize) -> Result<()> {
@@ -236,6 +240,7 @@ impl Accumulator for ClassificationAccumulator {
         let keep: BooleanBuffer = labels.values().iter().map(|&l| l != IGNORE_INDEX).collect();
         let runs = counted_runs(labels.len(), &[rows.nulls(), labels.nulls()], Some(keep));
         let child = rows.values();
+        let floats = Floats::of(child.as_ref(), &logits_name)?;
         for (start, end) in runs {
             let classes = match self.classes {
                 Some(c) => c,
@@ -258,7 +263,7 @@ impl Accumulator for ClassificationAccumulator {
                 }
             }
             let labels = &labels.values()[start..end];
-            match Floats::of(child.as_ref(), &logits_name)? {
+            match floats {
                 Floats::F16(x) => self.add(&x[span], classes, labels)?,
                 Floats::F32(x) => self.add(&x[span], classes, labels)?,
                 Floats::F64(x) => self.add(&x[span], classes, labels)?,
@@ -325,10 +330,7 @@ impl Accumulator for ClassificationAccumulator {
             })
         } else {
             state::decode_each(&states[0], |other: CeStats| {
-                self.stats = Some(match &self.stats {
-                    Some(stats) => stats.merge(&other),
-                    None => other,
-                });
+                self.merge_stats(other);
                 Ok(())
             })
         }

@@ -11,6 +11,7 @@ use datafusion::arrow::datatypes::{DataType, Float16Type, Float32Type, Float64Ty
 use datafusion::error::{DataFusionError, Result};
 
 /// The float values of an array, in place.
+#[derive(Clone, Copy)]
 pub(crate) enum Floats<'a> {
     F16(&'a [losskit::f16]),
     F32(&'a [f32]),
