@@ -101,3 +101,54 @@ where
     }
     (count > 0).then(|| node(0, count, parallel, out, out_per_leaf, leaf))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{tree_reduce, Merge};
+
+    /// A merge that is neither associative nor commutative, so the value names the tree.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    struct Tree(u64);
+
+    impl Merge for Tree {
+        fn merge(self, other: Tree) -> Tree {
+            Tree(self.0.wrapping_mul(0x0100_0000_01b3) ^ other.0.rotate_left(17).wrapping_add(7))
+        }
+    }
+
+    /// The documented shape: split at `count / 2`, left half first.
+    fn documented(lo: usize, hi: usize) -> Tree {
+        if hi - lo == 1 {
+            return Tree(lo as u64 + 1);
+        }
+        let mid = lo + (hi - lo) / 2;
+        documented(lo, mid).merge(documented(mid, hi))
+    }
+
+    // Run with and without the `rayon` feature (.ci/run does both): the tree, and the output
+    // slice each leaf receives, are the same either way and serial or parallel.
+    #[test]
+    fn the_tree_and_the_cuts_depend_on_the_leaf_count_alone() {
+        const PER: usize = 3;
+        for count in 0..70 {
+            for parallel in [false, true] {
+                // One element more than the leaves' share: the last leaf receives the rest.
+                let mut out = vec![usize::MAX; count * PER + 1];
+                let leaf = |i: usize, slice: Option<&mut [usize]>| {
+                    slice.expect("an output slice").fill(i);
+                    Tree(i as u64 + 1)
+                };
+                let tree = tree_reduce(count, parallel, Some(&mut out[..]), PER, &leaf);
+                assert_eq!(tree, (count > 0).then(|| documented(0, count)), "{count}");
+                for (j, &written) in out.iter().enumerate() {
+                    let owner = if count == 0 {
+                        usize::MAX
+                    } else {
+                        (j / PER).min(count - 1)
+                    };
+                    assert_eq!(written, owner, "count {count}, element {j}");
+                }
+            }
+        }
+    }
+}
