@@ -10,6 +10,9 @@
 //!   the read ceiling alone; the exp-bound losses' groups (classification, gradients, half) also
 //!   hold the exp ceiling.
 //!
+//! `partial_mse_<type>_1t` (1M only) compares the exact partial path, `partial::mse`, with
+//! `losskit` on the same inputs.
+//!
 //! Groups are named `<loss>_<type>_<threads>`: `_1t` runs inside a one-thread rayon pool, `_mt`
 //! on rayon's global pool (all threads). On all threads the ceiling is split into the same
 //! 65536-element chunks as the reduce driver and summed with `par_chunks`; the reference is
@@ -154,7 +157,39 @@ fn bench_type<T: Elem>(c: &mut Criterion, pool: &ThreadPool, max: usize) {
                 g.finish();
             }
         }
+        if n == 1 << 20 {
+            bench_partial(c, pool, label, &get);
+        }
     }
+}
+
+/// The exact partial path (`partial::mse`: every element's loss added to an exact accumulator,
+/// the state an engine merges) against the one-call `mse` on the same inputs, one thread.
+fn bench_partial<'a, T: Elem>(
+    c: &mut Criterion,
+    pool: &ThreadPool,
+    label: &str,
+    get: &impl Fn() -> (&'a [T], &'a [T]),
+) {
+    let bytes = 2 * (1 << 20) * size_of::<T>();
+    let mut g = c.benchmark_group(format!("partial_mse_{}_1t", T::TY));
+    g.throughput(Throughput::Bytes(bytes as u64));
+    configure(&mut g, bytes);
+    g.bench_function(BenchmarkId::new("partial", label), |b| {
+        let (x, y) = get();
+        pool.install(|| {
+            b.iter(|| {
+                losskit::partial::mse(black_box(x), black_box(y))
+                    .expect("inputs have equal lengths")
+                    .finish(Reduction::Mean)
+            })
+        });
+    });
+    g.bench_function(BenchmarkId::new("losskit", label), |b| {
+        let (x, y) = get();
+        pool.install(|| b.iter(|| Loss::Mse.kernel(black_box(x), black_box(y))));
+    });
+    g.finish();
 }
 
 fn pointwise(c: &mut Criterion) {

@@ -69,10 +69,14 @@ pub(crate) mod sealed {
         fn exp(self) -> Self;
         fn ln(self) -> Self;
         fn ln_1p(self) -> Self;
+        /// Adds `values` to `sum` exactly (`f32` through its per-exponent bins).
+        fn add_exact(values: &[Self], sum: &mut crate::engine::BinnedExactSum)
+        where
+            Self: Sized;
     }
 
     macro_rules! impl_sealed {
-        ($t:ident, $portable:ident, $avx2:ident, $avx512:ident, $ln_min:expr) => {
+        ($t:ident, $portable:ident, $avx2:ident, $avx512:ident, $ln_min:expr, $add_exact:ident) => {
             impl Sealed for $t {
                 type Scalar = crate::simd::scalar::One<$t>;
                 type Portable = crate::simd::portable::$portable;
@@ -113,10 +117,14 @@ pub(crate) mod sealed {
                 fn ln_1p(self) -> Self {
                     $t::ln_1p(self)
                 }
+                #[inline]
+                fn add_exact(values: &[Self], sum: &mut crate::engine::BinnedExactSum) {
+                    sum.$add_exact(values)
+                }
             }
         };
     }
     // -126·ln 2 and -1022·ln 2.
-    impl_sealed!(f32, F32x8, F32x8, F32x16, -87.336_55);
-    impl_sealed!(f64, F64x4, F64x4, F64x8, -708.396_418_532_264_1);
+    impl_sealed!(f32, F32x8, F32x8, F32x16, -87.336_55, add_f32s);
+    impl_sealed!(f64, F64x4, F64x4, F64x8, -708.396_418_532_264_1, add_f64s);
 }

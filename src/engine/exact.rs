@@ -80,21 +80,27 @@ impl ExactSum {
             return;
         }
         let bits = x.to_bits();
-        let biased = ((bits >> 52) & 0x7ff) as i64;
+        let biased = ((bits >> 52) & 0x7ff) as u32;
         let fraction = bits & ((1 << 52) - 1);
         // x = ±significand · 2^(shift - 1074), shift >= 0.
         let (significand, shift) = if biased == 0 {
             (fraction, 0)
         } else {
-            (fraction | (1 << 52), (biased - 1) as u32)
+            (fraction | (1 << 52), biased - 1)
         };
-        if significand == 0 {
+        self.add_scaled(x < 0.0, significand, shift);
+    }
+
+    /// Adds `±magnitude · 2^(shift - 1074)` exactly, for `magnitude < 2^64` and
+    /// `shift <= 2046`: the form every finite `f64`, and every bin of `BinnedExactSum`, takes.
+    pub(crate) fn add_scaled(&mut self, negative: bool, magnitude: u64, shift: u32) {
+        if magnitude == 0 {
             return;
         }
         let (index, offset) = ((shift / 32) as usize, shift % 32);
-        // At most 53 + 31 = 84 bits: three digits.
-        let wide = (significand as u128) << offset;
-        let sign = if x < 0.0 { -1 } else { 1 };
+        // At most 64 + 31 = 95 bits: three digits, each moved by less than 2^32.
+        let wide = (magnitude as u128) << offset;
+        let sign = if negative { -1 } else { 1 };
         for k in 0..3 {
             let digit = ((wide >> (32 * k)) & 0xffff_ffff) as i64;
             self.digits[index + k] += sign * digit;

@@ -56,6 +56,7 @@
 //! `(rows_per_leaf + log2 leaves)·2^-53·Σ|lossᵣ|` of the sum of the rows' losses.
 
 mod exact;
+mod exact_bins;
 #[cfg(feature = "serde")]
 mod exact_serde;
 mod flat;
@@ -64,6 +65,7 @@ mod state;
 mod tree;
 
 pub(crate) use exact::ExactSum;
+pub(crate) use exact_bins::BinnedExactSum;
 pub(crate) use flat::{
     each2, each3, each_per_class, row_sum, sum2, sum3, sum_and_grad2, sum_and_grad3,
     sum_and_grad_per_class, sum_per_class, Map2, Map3, Map4,
