@@ -159,8 +159,11 @@ impl AggregateUDFImpl for ClassificationUdaf {
             k,
             site,
             classes: None,
-            losses: Partial::new(),
-            stats: None,
+            sums: if self.kind.sums_losses() {
+                Sums::Losses(Partial::new())
+            } else {
+                Sums::Stats(None)
+            },
         }))
     }
 }
@@ -172,10 +175,37 @@ struct ClassificationAccumulator {
     site: CallSite,
     /// Every counted row's length (set by the first one).
     classes: Option<usize>,
+    sums: Sums,
+}
+
+/// What an accumulator sums, by kind.
+#[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one per group, inside the accumulator DataFusion boxes; both variants are over 1 KiB"
+)]
+enum Sums {
     /// The per-row losses' exact sum (cross-entropy, perplexity).
-    losses: Partial,
-    /// The hit counts (accuracies).
-    stats: Option<CeStats>,
+    Losses(Partial),
+    /// The hit counts (accuracies); `None` before the first row.
+    Stats(Option<CeStats>),
+}
+
+impl Sums {
+    fn merge_losses(&mut self, other: &Partial) {
+        if let Sums::Losses(losses) = self {
+            *losses = losses.merge(other);
+        }
+    }
+
+    fn merge_stats(&mut self, other: CeStats) {
+        if let Sums::Stats(stats) = self {
+            *stats = Some(match stats {
+                Some(stats) => stats.merge(&other),
+                None => other,
+            });
+        }
+    }
 }
 
 impl ClassificationAccumulator {
@@ -197,22 +227,15 @@ impl ClassificationAccumulator {
                 ce.each(x, classes, &labels[r], out)
             })
             .map_err(error)?;
-            self.losses = self.losses.merge(&part);
+            self.sums.merge_losses(&part);
         } else {
             let part = CrossEntropy::<S::Compute>::new()
                 .top_k(self.k)
                 .stats(logits, classes, labels)
                 .map_err(error)?;
-            self.merge_stats(part);
+            self.sums.merge_stats(part);
         }
         Ok(())
-    }
-
-    fn merge_stats(&mut self, other: CeStats) {
-        self.stats = Some(match &self.stats {
-            Some(stats) => stats.merge(&other),
-            None => other,
-        });
     }
 
     fn set_classes(&mut self, classes: usize) -> Result<()> {
@@ -273,18 +296,17 @@ impl Accumulator for ClassificationAccumulator {
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
-        let value = match self.kind {
-            Kind::CrossEntropy | Kind::Perplexity => {
-                (self.losses.count() > 0).then(|| self.losses.finish(Reduction::Mean))
+        let value = match &self.sums {
+            Sums::Losses(losses) => (losses.count() > 0).then(|| losses.finish(Reduction::Mean)),
+            Sums::Stats(stats) => {
+                stats
+                    .as_ref()
+                    .filter(|s| s.counted() > 0)
+                    .map(|s| match self.kind {
+                        Kind::TopKAccuracy => s.top_k_accuracy(),
+                        _ => s.accuracy(),
+                    })
             }
-            Kind::Accuracy | Kind::TopKAccuracy => self
-                .stats
-                .as_ref()
-                .filter(|s| s.counted() > 0)
-                .map(|s| match self.kind {
-                    Kind::Accuracy => s.accuracy(),
-                    _ => s.top_k_accuracy(),
-                }),
         };
         Ok(ScalarValue::Float64(match self.kind {
             Kind::Perplexity => value.map(f64::exp),
@@ -297,13 +319,10 @@ impl Accumulator for ClassificationAccumulator {
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        let partial = if self.kind.sums_losses() {
-            state::encode(&self.losses)?
-        } else {
-            match &self.stats {
-                Some(stats) => state::encode(stats)?,
-                None => ScalarValue::Binary(None),
-            }
+        let partial = match &self.sums {
+            Sums::Losses(losses) => state::encode(losses)?,
+            Sums::Stats(Some(stats)) => state::encode(stats)?,
+            Sums::Stats(None) => ScalarValue::Binary(None),
         };
         Ok(vec![
             partial,
@@ -323,16 +342,15 @@ impl Accumulator for ClassificationAccumulator {
                 .map_err(|_| exec(format!("{}: a state has {c} classes", self.site.call)))?;
             self.set_classes(c)?;
         }
-        if self.kind.sums_losses() {
-            state::decode_each(&states[0], |other: Partial| {
-                self.losses = self.losses.merge(&other);
+        match self.sums {
+            Sums::Losses(_) => state::decode_each(&states[0], |other: Partial| {
+                self.sums.merge_losses(&other);
                 Ok(())
-            })
-        } else {
-            state::decode_each(&states[0], |other: CeStats| {
-                self.merge_stats(other);
+            }),
+            Sums::Stats(_) => state::decode_each(&states[0], |other: CeStats| {
+                self.sums.merge_stats(other);
                 Ok(())
-            })
+            }),
         }
     }
 }

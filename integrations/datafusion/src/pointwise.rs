@@ -158,9 +158,14 @@ impl AggregateUDFImpl for PointwiseUdaf {
         let parameter = match self.kind.parameter() {
             Some(name) if args.exprs.len() == 3 => {
                 let value = literal_f64(&args.exprs[2], &site, name)?;
-                if !(value.is_finite() && value >= 0.0) {
+                // As losskit checks them: Huber's delta > 0, smooth L1's beta >= 0 (0 is L1).
+                let (valid, bound) = match self.kind {
+                    Kind::Huber => (value > 0.0, "> 0"),
+                    _ => (value >= 0.0, ">= 0"),
+                };
+                if !(value.is_finite() && valid) {
                     return Err(exec(format!(
-                        "{}: {name} must be a finite number >= 0, not {value}",
+                        "{}: {name} must be a finite number {bound}, not {value}",
                         site.call
                     )));
                 }

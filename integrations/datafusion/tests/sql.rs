@@ -526,6 +526,14 @@ async fn malformed_rows_are_errors_naming_the_column() {
     assert!(e.contains("k must be an integer >= 1"), "{e}");
     let e = error_of(&ctx, "SELECT huber(prob, prob, -1) FROM t").await;
     assert!(e.contains("delta must be"), "{e}");
+    // Huber's delta must be positive (as in PyTorch); smooth L1's beta may be 0 (L1).
+    let e = error_of(&ctx, "SELECT huber(prob, prob, 0) FROM t").await;
+    assert!(
+        e.contains("delta must be a finite number > 0, not 0"),
+        "{e}"
+    );
+    let e = error_of(&ctx, "SELECT smooth_l1(prob, prob, -0.5) FROM t").await;
+    assert!(e.contains("beta must be a finite number >= 0"), "{e}");
     let e = error_of(&ctx, "SELECT cross_entropy(prob, label) FROM t").await;
     assert!(e.contains("list of floats"), "{e}");
     let e = error_of(&ctx, "SELECT mse(prob) FROM t").await;
