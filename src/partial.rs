@@ -55,6 +55,9 @@ use crate::{check, Float, LossError, Reduction};
 /// Elements per block of the per-element pass: 16 KiB of `f32` (32 KiB of `f64`) on the stack.
 const BLOCK: usize = 4096;
 
+/// Inputs of at least this many elements add their losses through [`BinnedExactSum`].
+const BINNED_FROM: usize = 128;
+
 /// The partial result of a reduced loss over a shard: the exact sum of its per-element (or
 /// per-row) losses, of their weights, and their count; see the [module docs](self).
 ///
@@ -108,16 +111,23 @@ impl Partial {
         if len == 0 {
             each(0..0, &mut buffer[..0])?;
         }
-        let mut loss = BinnedExactSum::new();
+        // Short inputs (an engine's runs of rows between NULLs) skip the bins: clearing and
+        // folding them costs about as much as adding 70 values one by one (an estimate from
+        // 8 KiB cleared, 255 bins folded, 3.4 ns saved a value). The exact total is the same.
+        let mut binned = (len >= BINNED_FROM).then(BinnedExactSum::new);
+        let mut direct = ExactSum::ZERO;
         for start in (0..len).step_by(BLOCK) {
             let end = (start + BLOCK).min(len);
             let out = &mut buffer[..end - start];
             each(start..end, out)?;
-            T::add_exact(out, &mut loss);
+            match &mut binned {
+                Some(bins) => T::add_exact(out, bins),
+                None => out.iter().for_each(|value| direct.add(value.to_f64())),
+            }
         }
         let count = len as u64;
         Ok(Partial {
-            loss: loss.total(),
+            loss: binned.map_or(direct, BinnedExactSum::total),
             weight: ExactSum::of(len as f64),
             count,
         })
