@@ -15,7 +15,7 @@ struct ReadSum<'a, T> {
 impl<T: Float> Kernel<T> for ReadSum<'_, T> {
     type Output = T;
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn run<V: Lanes<Elem = T>>(self, isa: V::Isa) -> T {
         const ACCS: usize = 8;
         let lanes = V::LANES;
@@ -77,7 +77,7 @@ struct ExpSum<'a, T> {
 impl<T: Float> Kernel<T> for ExpSum<'_, T> {
     type Output = T;
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn run<V: Lanes<Elem = T>>(self, isa: V::Isa) -> T {
         let lanes = V::LANES;
         let one = V::splat(isa, T::ONE);

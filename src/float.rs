@@ -89,31 +89,31 @@ pub(crate) mod sealed {
                 const ONE: Self = 1.0;
                 const LN_MIN_POSITIVE: Self = $ln_min;
                 const LOWEST: Self = $t::MIN;
-                #[inline(always)]
+                #[cfg_attr(not(losskit_unoptimized), inline(always))]
                 fn to_f64(self) -> f64 {
                     self as f64
                 }
-                #[inline(always)]
+                #[cfg_attr(not(losskit_unoptimized), inline(always))]
                 fn from_f64(x: f64) -> Self {
                     x as $t
                 }
-                #[inline(always)]
+                #[cfg_attr(not(losskit_unoptimized), inline(always))]
                 fn from_usize(x: usize) -> Self {
                     x as $t
                 }
-                #[inline(always)]
+                #[cfg_attr(not(losskit_unoptimized), inline(always))]
                 fn abs(self) -> Self {
                     $t::abs(self)
                 }
-                #[inline(always)]
+                #[cfg_attr(not(losskit_unoptimized), inline(always))]
                 fn exp(self) -> Self {
                     $t::exp(self)
                 }
-                #[inline(always)]
+                #[cfg_attr(not(losskit_unoptimized), inline(always))]
                 fn ln(self) -> Self {
                     $t::ln(self)
                 }
-                #[inline(always)]
+                #[cfg_attr(not(losskit_unoptimized), inline(always))]
                 fn ln_1p(self) -> Self {
                     $t::ln_1p(self)
                 }

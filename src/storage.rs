@@ -84,27 +84,27 @@ macro_rules! impl_float_storage {
         }
         impl sealed::Sealed for $t {
             const NAME: &'static str = stringify!($t);
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn to_compute(self) -> $t {
                 self
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn from_compute(x: $t) -> $t {
                 x
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn load<V: Lanes<Elem = $t>>(isa: V::Isa, src: &[$t]) -> V {
                 V::load(isa, src)
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn load_prefix<V: Lanes<Elem = $t>>(isa: V::Isa, src: &[$t], fill: $t) -> V {
                 V::load_prefix(isa, src, fill)
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn store<V: Lanes<Elem = $t>>(v: V, dst: &mut [$t]) {
                 v.store(dst)
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn store_prefix<V: Lanes<Elem = $t>>(v: V, dst: &mut [$t]) {
                 v.store_prefix(dst)
             }
@@ -121,27 +121,27 @@ macro_rules! impl_half_storage {
         }
         impl sealed::Sealed for $t {
             const NAME: &'static str = stringify!($t);
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn to_compute(self) -> f32 {
                 self.to_f32()
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn from_compute(x: f32) -> $t {
                 $t::from_f32(x)
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn load<V: Lanes<Elem = f32>>(isa: V::Isa, src: &[$t]) -> V {
                 V::load_half(isa, src)
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn load_prefix<V: Lanes<Elem = f32>>(isa: V::Isa, src: &[$t], fill: f32) -> V {
                 V::load_half_prefix(isa, src, fill)
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn store<V: Lanes<Elem = f32>>(v: V, dst: &mut [$t]) {
                 v.store_half(dst)
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn store_prefix<V: Lanes<Elem = f32>>(v: V, dst: &mut [$t]) {
                 v.store_half_prefix(dst)
             }

@@ -94,7 +94,7 @@ impl BinnedExactSum {
     }
 }
 
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 fn add_to_bins(bins: &mut [i64; 256], x: f32, folded: &mut ExactSum) {
     let bits = x.to_bits();
     let e = (bits >> 23) & 0xff;

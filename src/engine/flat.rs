@@ -75,12 +75,12 @@ impl<T: Float, M: Map3<T>> Map3<T> for &M {
     const PAIRED: bool = M::PAIRED;
     const GRAD2: bool = M::GRAD2;
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn map<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, y: V, z: V) -> V {
         (**self).map(isa, x, y, z)
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn map_grad<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, y: V, z: V) -> (V, V, V) {
         (**self).map_grad(isa, x, y, z)
     }
@@ -118,12 +118,12 @@ impl<T: Float, M: Map3<T>> Map4<T> for Three<'_, M> {
     const PAIRED: bool = M::PAIRED;
     const GRAD2: bool = M::GRAD2;
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn map<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, y: V, z: V, _: V) -> V {
         self.0.map(isa, x, y, z)
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn map_grad<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, y: V, z: V, _: V) -> (V, V, V) {
         self.0.map_grad(isa, x, y, z)
     }
@@ -145,12 +145,12 @@ impl<M> Copy for Two<'_, M> {}
 impl<T: Float, M: Map2<T>> Map4<T> for Two<'_, M> {
     const PAIRED: bool = M::PAIRED;
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn map<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, y: V, _: V, _: V) -> V {
         self.0.map(isa, x, y)
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn map_grad<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, y: V, _: V, _: V) -> (V, V, V) {
         let (loss, d) = self.0.map_grad(isa, x, y);
         (loss, d, d)
@@ -174,15 +174,15 @@ trait Stream<S: Storage>: Copy + Send + Sync {
 struct Absent;
 
 impl<S: Storage> Stream<S> for Absent {
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn part(self, _: Range<usize>) -> Self {
         self
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn load<V: Lanes<Elem = S::Compute>>(&self, isa: V::Isa, _: usize) -> V {
         V::splat(isa, S::Compute::ZERO)
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn load_tail<V: Lanes<Elem = S::Compute>>(&self, isa: V::Isa, _: usize) -> V {
         V::splat(isa, S::Compute::ZERO)
     }
@@ -191,15 +191,15 @@ impl<S: Storage> Stream<S> for Absent {
 /// A slice, of the inputs' storage type or another of the same compute type (a row spec's
 /// per-class weights are in the compute type).
 impl<S: Storage, W: Storage<Compute = S::Compute>> Stream<S> for &[W] {
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn part(self, range: Range<usize>) -> Self {
         &self[range]
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn load<V: Lanes<Elem = S::Compute>>(&self, isa: V::Isa, at: usize) -> V {
         W::load::<V>(isa, &self[at..])
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn load_tail<V: Lanes<Elem = S::Compute>>(&self, isa: V::Isa, at: usize) -> V {
         W::load_prefix::<V>(isa, &self[at..], S::Compute::ZERO)
     }
@@ -211,15 +211,15 @@ impl<S: Storage, W: Storage<Compute = S::Compute>> Stream<S> for &[W] {
 struct One;
 
 impl<S: Storage> Stream<S> for One {
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn part(self, _: Range<usize>) -> Self {
         self
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn load<V: Lanes<Elem = S::Compute>>(&self, isa: V::Isa, _: usize) -> V {
         V::splat(isa, S::Compute::ONE)
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn load_tail<V: Lanes<Elem = S::Compute>>(&self, isa: V::Isa, _: usize) -> V {
         V::splat(isa, S::Compute::ONE)
     }
@@ -263,14 +263,14 @@ impl<'a, S: Storage> PerClass<'a, S> {
 }
 
 impl<S: Storage> Stream<S> for PerClass<'_, S> {
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn part(self, range: Range<usize>) -> Self {
         PerClass {
             first: (self.first + range.start) % self.values.len(),
             ..self
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn load<V: Lanes<Elem = S::Compute>>(&self, isa: V::Isa, at: usize) -> V {
         let classes = self.values.len();
         let start = (self.first + at) % classes;
@@ -292,7 +292,7 @@ impl<S: Storage> Stream<S> for PerClass<'_, S> {
         S::load::<V>(isa, &wrapped)
     }
     /// The lanes past the end get the classes that would follow: the sweep masks them.
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn load_tail<V: Lanes<Elem = S::Compute>>(&self, isa: V::Isa, at: usize) -> V {
         self.load(isa, at)
     }
@@ -418,7 +418,7 @@ pub(crate) fn each_per_class<S: Storage, M: Map4<S::Compute> + Copy>(
 /// `Σ map(x[i], y[i], weight[i], 0)` over one row (or segment of one), inside a running
 /// kernel on its tier: the flat sweep's loop (its blocks, accumulators and bound), for a row
 /// spec's sweep. `weight` absent reads as ones; the fourth input is 0.
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 pub(crate) fn row_sum<V, S, R, M, W>(
     isa: V::Isa,
     x: &[R],
@@ -545,7 +545,7 @@ impl<
 {
     /// The loss of the lanes at `at` (a whole vector, or the `tail` elements left), storing the
     /// scaled derivative(s) when `GRAD`.
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn lanes<V: Lanes<Elem = S::Compute>>(
         &mut self,
         isa: V::Isa,
@@ -593,7 +593,7 @@ impl<
 {
     type Output = f64;
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn run<V: Lanes<Elem = S::Compute>>(self, isa: V::Isa) -> f64 {
         if M::PAIRED {
             self.sweep::<Pair<V>>(isa)
@@ -612,7 +612,7 @@ impl<
         const GRAD: bool,
     > Sum<'_, S, R, M, C, D, GRAD>
 {
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn sweep<V: Lanes<Elem = S::Compute>>(mut self, isa: V::Isa) -> f64 {
         let lanes = V::LANES;
         let step = lanes * UNROLL;
@@ -682,7 +682,7 @@ impl<S: Storage, M: Map4<S::Compute>, C: Stream<S>, D: Stream<S>> Kernel<S::Comp
 {
     type Output = ();
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn run<V: Lanes<Elem = S::Compute>>(self, isa: V::Isa) {
         let lanes = V::LANES;
         let n = self.out.len().min(self.a.len()).min(self.b.len());

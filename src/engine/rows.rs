@@ -65,7 +65,7 @@ pub(crate) trait RowSpec<S: Storage>: Sync {
     /// [`PAIRED`](RowSpec::PAIRED) spec `other` is the same stream of `y` (the same classes
     /// first, then what follows them), else empty. Called only when
     /// [`SWEEPS`](RowSpec::SWEEPS); the default gathers nothing.
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn sweep<V: Lanes<Elem = S::Compute>, R: Storage<Compute = S::Compute>>(
         &self,
         isa: V::Isa,
@@ -95,7 +95,7 @@ pub(crate) trait RowSpec<S: Storage>: Sync {
     /// empty). The default writes zeros, for a gradient that only
     /// [`grad_fix`](RowSpec::grad_fix) makes non-zero.
     #[allow(clippy::too_many_arguments)]
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn grad<V: Lanes<Elem = S::Compute>, O: Storage<Compute = S::Compute>>(
         &self,
         isa: V::Isa,
@@ -130,7 +130,7 @@ pub(crate) trait RowSpec<S: Storage>: Sync {
 
     /// `V::LANES` consecutive rows from `row0`, one row per lane; each row's loss into `out`
     /// (`V::LANES` long) if given.
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn by_lanes<V: Lanes<Elem = S::Compute>, O: Storage<Compute = S::Compute>>(
         &self,
         isa: V::Isa,
@@ -403,7 +403,7 @@ impl<S: Storage, P: RowSpec<S>> Driver<'_, S, P> {
     }
 
     /// Row `row` of `y` for a paired spec; empty (and never sliced) otherwise.
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn other_row(&self, row: usize) -> &[S] {
         if P::PAIRED {
             &self.y[row * self.classes..(row + 1) * self.classes]
@@ -423,7 +423,7 @@ struct RowsChunk<'a, 'd, S, P, O> {
 impl<S: Storage, P: RowSpec<S>, O: Storage<Compute = S::Compute>> RowsChunk<'_, '_, S, P, O> {
     /// One row's contribution, loss and gradient recipe, or `None` for an ignored row. The
     /// row is the first `classes` elements of `stream`, which goes on with what follows it.
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn row<V: Lanes<Elem = S::Compute>, R: Storage<Compute = S::Compute>>(
         &self,
         isa: V::Isa,
@@ -450,7 +450,7 @@ impl<S: Storage, P: RowSpec<S>, O: Storage<Compute = S::Compute>> Kernel<S::Comp
 {
     type Output = P::Total;
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn run<V: Lanes<Elem = S::Compute>>(mut self, isa: V::Isa) -> P::Total {
         let d = self.driver;
         let c = d.classes;
@@ -523,7 +523,7 @@ struct RowsSweeps<'a, 'd, S: Storage, P: RowSpec<S>> {
 impl<S: Storage, P: RowSpec<S>> Kernel<S::Compute> for RowsSweeps<'_, '_, S, P> {
     type Output = ();
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn run<V: Lanes<Elem = S::Compute>>(self, isa: V::Isa) {
         let d = self.driver;
         let c = d.classes;
@@ -551,7 +551,7 @@ impl<S: Storage, P: RowSpec<S>, R: Storage<Compute = S::Compute>> Kernel<S::Comp
 {
     type Output = Option<P::Row>;
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn run<V: Lanes<Elem = S::Compute>>(self, isa: V::Isa) -> Option<P::Row> {
         self.spec.begin::<V, R>(isa, self.row, self.x)
     }
@@ -572,7 +572,7 @@ impl<S: Storage, P: RowSpec<S>, R: Storage<Compute = S::Compute>> Kernel<S::Comp
 {
     type Output = P::Sweep;
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn run<V: Lanes<Elem = S::Compute>>(self, isa: V::Isa) -> P::Sweep {
         self.spec
             .sweep::<V, R>(isa, self.row, self.seg, self.x, self.other)
@@ -595,7 +595,7 @@ impl<S: Storage, P: RowSpec<S>, O: Storage<Compute = S::Compute>> Kernel<S::Comp
 {
     type Output = ();
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn run<V: Lanes<Elem = S::Compute>>(self, isa: V::Isa) {
         self.spec.grad::<V, O>(
             isa, self.g, self.seg, self.src, self.other, self.dst, self.scale,
@@ -616,7 +616,7 @@ impl<S: Storage, P: RowSpec<S>, O: Storage<Compute = S::Compute>> Kernel<S::Comp
 {
     type Output = ();
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn run<V: Lanes<Elem = S::Compute>>(self, isa: V::Isa) {
         self.spec
             .grad_fix::<V, O>(isa, self.g, self.dst, self.scale);

@@ -16,7 +16,7 @@ pub(crate) trait Merge: Copy + Send {
 
 /// Leaves that only write (an `each` form) merge nothing.
 impl Merge for () {
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn merge(self, _: ()) {}
 }
 
@@ -34,7 +34,7 @@ pub struct LossSum {
 
 impl LossSum {
     /// The state of `count` unweighted elements whose losses sum to `loss`.
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     pub(crate) fn unweighted(loss: f64, count: usize) -> LossSum {
         LossSum {
             loss,
@@ -56,7 +56,7 @@ impl LossSum {
 }
 
 impl Merge for LossSum {
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn merge(self, other: LossSum) -> LossSum {
         LossSum {
             loss: self.loss + other.loss,

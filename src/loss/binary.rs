@@ -20,7 +20,7 @@ pub struct BceMap<T> {
 impl<T: Float> Map2<T> for BceMap<T> {
     const PAIRED: bool = true;
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn map<V: Lanes<Elem = T>>(&self, isa: V::Isa, p: V, t: V) -> V {
         let zero = V::splat(isa, T::ZERO);
         let one = V::splat(isa, T::ONE);
@@ -41,7 +41,7 @@ impl<T: Float> Map2<T> for BceMap<T> {
         V::select(t.le(one), loss, nan)
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn map_grad<V: Lanes<Elem = T>>(&self, isa: V::Isa, p: V, t: V) -> (V, V) {
         // PyTorch: (p - t) / max((1 - p) p, EPSILON), with EPSILON the f32 1e-12 in every dtype.
         let one = V::splat(isa, T::ONE);
@@ -380,7 +380,7 @@ pub struct BceLogitsMap<T> {
 /// form subtracts two terms of size `|x|` there, which for soft targets at large `|x|` loses
 /// the digits of the result (the golden2 README measures 1.4x the f32 budget on half inputs).
 /// `x = -inf` gives NaN, as PyTorch's form does (`inf - inf`).
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 pub(crate) fn stable_bce_with_logits<V: Lanes>(isa: V::Isa, x: V, t: V, pw: V, lw: V, l: V) -> V {
     let zero = V::splat(isa, V::Elem::ZERO);
     let one = V::splat(isa, V::Elem::ONE);
@@ -392,7 +392,7 @@ pub(crate) fn stable_bce_with_logits<V: Lanes>(isa: V::Isa, x: V, t: V, pw: V, l
 }
 
 /// The loss of `bce_with_logits` with positive weight `pw` (per lane).
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 pub(crate) fn bce_with_logits_lanes<V: Lanes>(isa: V::Isa, x: V, t: V, pw: V) -> V {
     let one = V::splat(isa, V::Elem::ONE);
     let (_, l) = math::exp_neg_abs_and_log1p(isa, x);
@@ -401,7 +401,7 @@ pub(crate) fn bce_with_logits_lanes<V: Lanes>(isa: V::Isa, x: V, t: V, pw: V) ->
 }
 
 /// The loss of `bce_with_logits` with positive weight `pw` (per lane) and its derivative.
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 pub(crate) fn bce_with_logits_grad_lanes<V: Lanes>(isa: V::Isa, x: V, t: V, pw: V) -> (V, V) {
     // One exp serves both: e = exp(-|x|), l = log1p(e), and sigmoid(x) = 1/(1+e) for
     // x >= 0, e/(1+e) below (no overflow, no cancellation).
@@ -419,12 +419,12 @@ pub(crate) fn bce_with_logits_grad_lanes<V: Lanes>(isa: V::Isa, x: V, t: V, pw: 
 impl<T: Float> Map2<T> for BceLogitsMap<T> {
     const PAIRED: bool = true;
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn map<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, t: V) -> V {
         bce_with_logits_lanes(isa, x, t, V::splat(isa, self.pos_weight))
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn map_grad<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, t: V) -> (V, V) {
         bce_with_logits_grad_lanes(isa, x, t, V::splat(isa, self.pos_weight))
     }

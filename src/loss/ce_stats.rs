@@ -43,7 +43,7 @@ impl CeTotal {
 }
 
 impl Merge for CeTotal {
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn merge(self, other: CeTotal) -> CeTotal {
         CeTotal {
             loss: self.loss.merge(other.loss),

@@ -44,7 +44,7 @@ pub enum Labels<'a> {
 
 impl Labels<'_> {
     /// The label of row `i`, widened.
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     pub(crate) fn get(&self, i: usize) -> i128 {
         match *self {
             Labels::I32(l) => l[i] as i128,
@@ -98,7 +98,7 @@ macro_rules! impl_label {
             }
         }
         impl Label for $t {
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn to_i128(self) -> i128 {
                 self as i128
             }
@@ -741,7 +741,7 @@ impl<T: Float> Softmax<'_, T, false> {
 
 impl<'a, T: Float, const STATS: bool> Softmax<'a, T, STATS> {
     /// A scored row's loss and weight, and its gradient recipe for `scale`, with the z-loss.
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     pub(super) fn finish_loss(
         &self,
         row: &SoftmaxRow<'a, T>,
@@ -761,7 +761,7 @@ impl<'a, T: Float, const STATS: bool> Softmax<'a, T, STATS> {
 
     /// A scored row's cross-entropy and weight, its gradient recipe for `scale`, and the sum
     /// `A` of the target's coefficients (the softmax part of the gradient is `scale·A·p`).
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn finish_cross_entropy(
         &self,
         row: &SoftmaxRow<'a, T>,
@@ -828,7 +828,7 @@ impl<'a, T: Float, S: Storage<Compute = T>, const STATS: bool> RowSpec<S>
     type Total = CeTotal;
     const SWEEPS: bool = true;
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn begin<V: Lanes<Elem = T>, R: Storage<Compute = T>>(
         &self,
         isa: V::Isa,
@@ -879,7 +879,7 @@ impl<'a, T: Float, S: Storage<Compute = T>, const STATS: bool> RowSpec<S>
         }
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn sweep<V: Lanes<Elem = T>, R: Storage<Compute = T>>(
         &self,
         isa: V::Isa,
@@ -906,7 +906,7 @@ impl<'a, T: Float, S: Storage<Compute = T>, const STATS: bool> RowSpec<S>
         }
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn finish<R: Storage<Compute = T>>(
         &self,
         row: &SoftmaxRow<'a, T>,
@@ -940,7 +940,7 @@ impl<'a, T: Float, S: Storage<Compute = T>, const STATS: bool> RowSpec<S>
         (total, loss, grad)
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn grad<V: Lanes<Elem = T>, O: Storage<Compute = T>>(
         &self,
         isa: V::Isa,
@@ -954,7 +954,7 @@ impl<'a, T: Float, S: Storage<Compute = T>, const STATS: bool> RowSpec<S>
         segment_grad::<V, S, O>(isa, g, seg, src, dst, scale);
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn grad_fix<V: Lanes<Elem = T>, O: Storage<Compute = T>>(
         &self,
         isa: V::Isa,
@@ -976,7 +976,7 @@ impl<'a, T: Float, S: Storage<Compute = T>, const STATS: bool> RowSpec<S>
             && classes <= SHORT_ROWS
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn by_lanes<V: Lanes<Elem = T>, O: Storage<Compute = T>>(
         &self,
         isa: V::Isa,
@@ -997,7 +997,7 @@ const SHORT_ROWS: usize = 32;
 /// `LANES` consecutive rows of class-label cross-entropy without smoothing, one row per lane:
 /// the rows are transposed into columns (blocks of `LANES` classes), so max, `exp` and `ln`
 /// run on full vectors. Returns their summed state and writes the row losses to `out`.
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 fn short_rows<
     V: Lanes,
     S: Storage<Compute = V::Elem>,

@@ -538,14 +538,14 @@ impl CtcSpec<'_> {
 }
 
 /// `-inf` in `T`.
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 fn neg_inf<T: Float>() -> T {
     T::from_f64(f64::NEG_INFINITY)
 }
 
 /// `ln(e^a + e^b)`, lane-wise: `max + log1p(exp(-|a - b|))`. Both `-inf` gives `-inf`; NaN in
 /// either gives NaN.
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 fn lse2<V: Lanes>(isa: V::Isa, a: V, b: V) -> V {
     let m = a.max(b);
     let e = math::exp_nonpositive(isa, -(a - b).abs());
@@ -556,7 +556,7 @@ fn lse2<V: Lanes>(isa: V::Isa, a: V, b: V) -> V {
 
 /// `ln(e^a + e^b + e^c)`, lane-wise: `max + ln(Σ exp(x - max))`. All `-inf` gives `-inf`; NaN
 /// in any gives NaN.
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 fn lse3<V: Lanes>(isa: V::Isa, a: V, b: V, c: V) -> V {
     let m = a.max(b).max(c);
     // The sum has a term e^0 = 1, so the clamp of tiny terms to MIN_POSITIVE changes nothing.
@@ -594,7 +594,7 @@ impl<S: Storage> Kernel<S::Compute> for Sample<'_, '_, '_, S> {
     /// The sample's loss, `-ln p` (before zero_infinity).
     type Output = S::Compute;
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn run<V: Lanes<Elem = S::Compute>>(self, isa: V::Isa) -> S::Compute {
         let spec = self.spec;
         let (n, lanes) = (self.n, V::LANES);
@@ -749,7 +749,7 @@ struct Backward<'g, T, R, G> {
 
 /// The backward recursion of one sample, writing its gradient rows (`rows[t]`, `t` below the
 /// input length) as it reaches each frame.
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 fn backward<'x, S: Storage, V: Lanes<Elem = S::Compute>>(
     isa: V::Isa,
     b: Backward<

@@ -99,7 +99,7 @@ pub(crate) struct KlSweep {
 impl Side {
     /// The factor that moves this side's sums to `shift` (1 for a side without a finite max,
     /// whose sum is 0, a clamped residue, or NaN, and is added as it is).
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn factor(&self, shift: f64) -> f64 {
         if self.max == f64::NEG_INFINITY {
             1.0
@@ -109,7 +109,7 @@ impl Side {
     }
 
     /// The side of the larger max.
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn top(a: Side, b: Side) -> Side {
         if b.max > a.max {
             b
@@ -207,7 +207,7 @@ impl<T: Float, S: Storage<Compute = T>> RowSpec<S> for KlRows<T> {
     const SWEEPS: bool = true;
     const PAIRED: bool = true;
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn begin<V: Lanes<Elem = T>, R: Storage<Compute = T>>(
         &self,
         _: V::Isa,
@@ -217,7 +217,7 @@ impl<T: Float, S: Storage<Compute = T>> RowSpec<S> for KlRows<T> {
         Some(())
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn sweep<V: Lanes<Elem = T>, R: Storage<Compute = T>>(
         &self,
         isa: V::Isa,
@@ -235,7 +235,7 @@ impl<T: Float, S: Storage<Compute = T>> RowSpec<S> for KlRows<T> {
         }
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn finish<R: Storage<Compute = T>>(
         &self,
         _: &(),
@@ -268,7 +268,7 @@ impl<T: Float, S: Storage<Compute = T>> RowSpec<S> for KlRows<T> {
         (LossSum::unweighted(loss, 1), loss, grad)
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn grad<V: Lanes<Elem = T>, O: Storage<Compute = T>>(
         &self,
         isa: V::Isa,
@@ -288,7 +288,7 @@ impl<T: Float, S: Storage<Compute = T>> RowSpec<S> for KlRows<T> {
         }
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn grad_fix<V: Lanes<Elem = T>, O: Storage<Compute = T>>(
         &self,
         _: V::Isa,
@@ -301,7 +301,7 @@ impl<T: Float, S: Storage<Compute = T>> RowSpec<S> for KlRows<T> {
 
 /// Sweeps one row (or segment) of both matrices (see the module docs): the first `len`
 /// elements of `student` and `teacher`, whose remainders (the next rows) are only prefetched.
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 fn kl_sweep<
     V: Lanes,
     R: Storage<Compute = V::Elem>,
@@ -441,7 +441,7 @@ fn kl_sweep<
 /// Writes one row's (or segment's) gradient `kₛ·e^((s - mₛ)/T) - kₜ·e^((t - mₜ)/T)` into `dst`,
 /// reading the student from `src`, or from `dst` itself when `src` is `None` (in place: each
 /// vector is read before it is written), and the teacher from `teacher`.
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 fn kl_grad<
     V: Lanes,
     S: Storage<Compute = V::Elem>,
@@ -490,7 +490,7 @@ fn kl_grad<
 /// not get the tier's target features). Both exponentials are flushed below the normal range,
 /// so a masked class's term is exactly 0.
 #[allow(clippy::too_many_arguments)]
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 fn grad_value<V: Lanes, const SCALED: bool>(
     isa: V::Isa,
     x: V,
@@ -507,7 +507,7 @@ fn grad_value<V: Lanes, const SCALED: bool>(
 }
 
 /// `(x - m)·(1/T)`, or `x - m` when `T = 1` (`!SCALED`: the same value).
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 fn centred<V: Lanes, const SCALED: bool>(x: V, m: V, inv: V) -> V {
     if SCALED {
         (x - m) * inv

@@ -157,7 +157,7 @@ const BLOCK_VECS: usize = 64;
 ///
 /// A well-predicted row so counts only the blocks that hold its target or its rivals: one block
 /// of 128K classes, but every row of 1000.
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 pub(crate) fn row_stats<
     V: Lanes,
     R: Storage<Compute = V::Elem>,
@@ -376,7 +376,7 @@ pub(crate) fn row_stats<
 
 /// The classes of a block (at most [`BLOCK_VECS`] vectors, so each lane's count is exact in any
 /// float type) above and at `target`: the rank counts of [`row_stats`].
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 fn count_block<V: Lanes, R: Storage<Compute = V::Elem>>(
     isa: V::Isa,
     xb: &[R],
@@ -403,7 +403,7 @@ fn count_block<V: Lanes, R: Storage<Compute = V::Elem>>(
 /// Adds the lanes of `v` above and at `target` (only those of `keep`, if given) to the counts.
 /// A function, not a closure: closures do not get the tier's target features, so a closure in
 /// the counting loop would be called out of line.
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 fn count<V: Lanes>(isa: V::Isa, target: V, gt: &mut V, eq: &mut V, v: V, keep: Option<V::Mask>) {
     let (zero, one) = (V::splat(isa, V::Elem::ZERO), V::splat(isa, V::Elem::ONE));
     let (g, e) = (
@@ -423,7 +423,7 @@ fn count<V: Lanes>(isa: V::Isa, target: V, gt: &mut V, eq: &mut V, v: V, keep: O
 }
 
 /// `a_c` for one class.
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 pub(crate) fn coef_at<T: Float>(cf: Coef<'_, T>, c: usize) -> T {
     let q = cf.q.map_or(T::ZERO, |q| q[c]);
     let r = cf.r.map_or(T::ONE, |r| r[c]);
@@ -431,7 +431,7 @@ pub(crate) fn coef_at<T: Float>(cf: Coef<'_, T>, c: usize) -> T {
 }
 
 /// `a_c` for the lanes starting at class `c` (`n` of them for a prefix; padding lanes are 0).
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 fn coef_vec<V: Lanes>(isa: V::Isa, cf: Coef<'_, V::Elem>, c: usize, n: Option<usize>) -> V {
     let zero = V::splat(isa, V::Elem::ZERO);
     let q = match cf.q {
@@ -450,7 +450,7 @@ fn coef_vec<V: Lanes>(isa: V::Isa, cf: Coef<'_, V::Elem>, c: usize, n: Option<us
 }
 
 /// The lanes of `s` starting at `c`: a whole vector, or the `n` elements of a prefix.
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 fn load_at<V: Lanes>(isa: V::Isa, s: &[V::Elem], c: usize, n: Option<usize>) -> V {
     match n {
         None => V::load(isa, &s[c..]),
@@ -463,7 +463,7 @@ fn load_at<V: Lanes>(isa: V::Isa, s: &[V::Elem], c: usize, n: Option<usize>) -> 
 /// with a `map`, of the mapped `x`, times the map's slope (the chain rule through a softcap).
 /// Callers run it on [`Pair`]s, so that two exp chains interleave (see BENCHMARKS.md: 10–15%
 /// faster on Zen 3 than a vector at a time).
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 pub(crate) fn grad_sweep<
     V: Lanes,
     S: Storage<Compute = V::Elem>,
@@ -520,7 +520,7 @@ pub(crate) fn grad_sweep<
 
 /// The classes `seg` of a softmax row's gradient (a row spec's `grad`): `g` cut to them, swept
 /// on [`Pair`]s with the map `g` names.
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 pub(crate) fn segment_grad<
     V: Lanes,
     S: Storage<Compute = V::Elem>,
@@ -542,7 +542,7 @@ pub(crate) fn segment_grad<
 
 /// The target class's element of a class-label row's gradient (a row spec's `grad_fix`),
 /// rounded once ([`target_grad`]); nothing for probability targets.
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 pub(crate) fn fix_target_grad<V: Lanes, O: Storage<Compute = V::Elem>>(
     isa: V::Isa,
     g: &RowGrad<'_, V::Elem>,
@@ -555,7 +555,7 @@ pub(crate) fn fix_target_grad<V: Lanes, O: Storage<Compute = V::Elem>>(
 }
 
 /// [`grad_sweep`] with the map `g` names: the raw form, or the softcap.
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 fn grad_sweep_mapped<V: Lanes, S: Storage<Compute = V::Elem>, O: Storage<Compute = V::Elem>>(
     isa: V::Isa,
     src: Option<&[S]>,
@@ -574,7 +574,7 @@ fn grad_sweep_mapped<V: Lanes, S: Storage<Compute = V::Elem>, O: Storage<Compute
 /// bits), minus `delta`, times the softcap's slope if there is one, in `f64`, rounded once. Computed apart from the sweep's stored value so that a 16-bit
 /// gradient is rounded once: the sweep's `p_t` rounded to bf16 and then reduced by 1 would
 /// lose all the digits of `p_t - 1` near 1.
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 fn target_grad<V: Lanes>(
     isa: V::Isa,
     g: &RowGrad<'_, V::Elem>,
@@ -596,7 +596,7 @@ fn target_grad<V: Lanes>(
 }
 
 /// Lane 0 of `v`.
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 pub(crate) fn first_lane<V: Lanes>(v: V) -> V::Elem {
     let mut lanes = [V::Elem::ZERO; 32];
     v.store(&mut lanes[..V::LANES]);

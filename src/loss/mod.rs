@@ -101,11 +101,11 @@ impl<T: Float> Pointwise<T> {
 struct Total;
 
 impl<T: Float> Map2<T> for Total {
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn map<V: crate::simd::Lanes<Elem = T>>(&self, _: V::Isa, x: V, _: V) -> V {
         x
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn map_grad<V: crate::simd::Lanes<Elem = T>>(&self, isa: V::Isa, x: V, _: V) -> (V, V) {
         (x, V::splat(isa, T::ONE))
     }

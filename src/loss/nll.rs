@@ -183,7 +183,7 @@ impl<T: Float, S: Storage<Compute = T>> RowSpec<S> for NllRows<'_, T> {
     type Total = LossSum;
     const SWEEPS: bool = false;
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn begin<V: Lanes<Elem = T>, R: Storage<Compute = T>>(
         &self,
         _: V::Isa,
@@ -197,7 +197,7 @@ impl<T: Float, S: Storage<Compute = T>> RowSpec<S> for NllRows<'_, T> {
         })
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn finish<R: Storage<Compute = T>>(
         &self,
         &(y, w): &(usize, T),
@@ -215,7 +215,7 @@ impl<T: Float, S: Storage<Compute = T>> RowSpec<S> for NllRows<'_, T> {
         (total, loss, (y, -w.to_f64() * scale))
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn grad_fix<V: Lanes<Elem = T>, O: Storage<Compute = T>>(
         &self,
         _: V::Isa,

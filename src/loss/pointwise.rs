@@ -11,12 +11,12 @@ use crate::{check, Float, LossError, Reduction};
 pub struct Mse;
 
 impl<T: Float> Map2<T> for Mse {
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn map<V: Lanes<Elem = T>>(&self, _: V::Isa, x: V, y: V) -> V {
         let d = x - y;
         d * d
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn map_grad<V: Lanes<Elem = T>>(&self, _: V::Isa, x: V, y: V) -> (V, V) {
         let d = x - y;
         (d * d, d + d)
@@ -24,7 +24,7 @@ impl<T: Float> Map2<T> for Mse {
 }
 
 /// `sgn(d)`: 1, -1, or `d` itself for ±0 and NaN (PyTorch's `sgn`, the derivative of `abs`).
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 fn sign<V: Lanes>(isa: V::Isa, d: V) -> V {
     let zero = V::splat(isa, V::Elem::ZERO);
     let one = V::splat(isa, V::Elem::ONE);
@@ -35,11 +35,11 @@ fn sign<V: Lanes>(isa: V::Isa, d: V) -> V {
 pub struct L1;
 
 impl<T: Float> Map2<T> for L1 {
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn map<V: Lanes<Elem = T>>(&self, _: V::Isa, x: V, y: V) -> V {
         (x - y).abs()
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn map_grad<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, y: V) -> (V, V) {
         let d = x - y;
         (d.abs(), sign(isa, d))
@@ -53,7 +53,7 @@ pub struct Huber<T> {
 }
 
 impl<T: Float> Map2<T> for Huber<T> {
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn map<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, y: V) -> V {
         // With c = min(z, delta) both branches are c (z - c/2), and since c/2 is exact,
         // `c * fma(-1/2, c, z)` rounds exactly as PyTorch's `0.5 * z * z` and
@@ -62,7 +62,7 @@ impl<T: Float> Map2<T> for Huber<T> {
         let c = z.min(V::splat(isa, self.delta));
         c * c.mul_add(V::splat(isa, T::from_f64(-0.5)), z)
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn map_grad<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, y: V) -> (V, V) {
         // PyTorch: d clamped to [-delta, delta]. Constants first: x86 min/max return the
         // second operand when either is NaN, so a NaN d survives.
@@ -79,7 +79,7 @@ pub struct SmoothL1<T> {
 }
 
 impl<T: Float> Map2<T> for SmoothL1<T> {
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn map<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, y: V) -> V {
         let half = V::splat(isa, T::from_f64(0.5));
         let beta = V::splat(isa, self.beta);
@@ -88,7 +88,7 @@ impl<T: Float> Map2<T> for SmoothL1<T> {
         // never true for beta = 0, where the quotient is NaN and unused.
         V::select(z.lt(beta), half * z * z / beta, z - half * beta)
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn map_grad<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, y: V) -> (V, V) {
         let d = x - y;
         let grad = if self.beta == T::ZERO {

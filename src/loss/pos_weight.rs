@@ -22,12 +22,12 @@ pub(crate) struct PerClassBceLogitsMap;
 impl<T: Float> Map4<T> for PerClassBceLogitsMap {
     const PAIRED: bool = true;
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn map<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, t: V, w: V, pw: V) -> V {
         bce_with_logits_lanes(isa, x, t, pw) * w
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn map_grad<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, t: V, w: V, pw: V) -> (V, V, V) {
         // As `Weighted`: the weight multiplies the loss and the derivative after them.
         let (loss, d) = bce_with_logits_grad_lanes(isa, x, t, pw);

@@ -24,12 +24,12 @@ pub(crate) struct Raw;
 impl<T: Float> LogitMap<T> for Raw {
     const RAW: bool = true;
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn map<V: Lanes<Elem = T>>(self, _: V::Isa, x: V) -> V {
         x
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn map_with_slope<V: Lanes<Elem = T>>(self, isa: V::Isa, x: V) -> (V, V) {
         (x, V::splat(isa, T::ONE))
     }
@@ -61,12 +61,12 @@ impl<T: Float> Softcap<T> {
 impl<T: Float> LogitMap<T> for Softcap<T> {
     const RAW: bool = false;
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn map<V: Lanes<Elem = T>>(self, isa: V::Isa, x: V) -> V {
         math::tanh(isa, x * V::splat(isa, self.inv)) * V::splat(isa, self.cap)
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn map_with_slope<V: Lanes<Elem = T>>(self, isa: V::Isa, x: V) -> (V, V) {
         let t = math::tanh(isa, x * V::splat(isa, self.inv));
         // 1 - t² in one rounding.

@@ -235,7 +235,7 @@ impl<'a, T: Float, S: Storage<Compute = T>, const STATS: bool> RowSpec<S>
     type Total = ();
     const SWEEPS: bool = true;
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn begin<V: Lanes<Elem = T>, R: Storage<Compute = T>>(
         &self,
         _: V::Isa,
@@ -263,7 +263,7 @@ impl<'a, T: Float, S: Storage<Compute = T>, const STATS: bool> RowSpec<S>
         Some(VocabStart { coef, label, x_t })
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn sweep<V: Lanes<Elem = T>, R: Storage<Compute = T>>(
         &self,
         isa: V::Isa,
@@ -364,7 +364,7 @@ impl<'a, T: Float, S: Storage<Compute = T>> RowSpec<S> for VocabGrad<'a, T> {
     // driver's leaves and splits are sized by. The sweep itself gathers nothing.
     const SWEEPS: bool = true;
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn begin<V: Lanes<Elem = T>, R: Storage<Compute = T>>(
         &self,
         _: V::Isa,
@@ -376,7 +376,7 @@ impl<'a, T: Float, S: Storage<Compute = T>> RowSpec<S> for VocabGrad<'a, T> {
         Some(VocabGradRow { merged, row: start })
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn finish<R: Storage<Compute = T>>(
         &self,
         r: &VocabGradRow<'a, T>,
@@ -403,7 +403,7 @@ impl<'a, T: Float, S: Storage<Compute = T>> RowSpec<S> for VocabGrad<'a, T> {
         (sum, loss, grad)
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn grad<V: Lanes<Elem = T>, O: Storage<Compute = T>>(
         &self,
         isa: V::Isa,
@@ -417,7 +417,7 @@ impl<'a, T: Float, S: Storage<Compute = T>> RowSpec<S> for VocabGrad<'a, T> {
         segment_grad::<V, S, O>(isa, g, seg, src, dst, scale);
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn grad_fix<V: Lanes<Elem = T>, O: Storage<Compute = T>>(
         &self,
         isa: V::Isa,
@@ -431,7 +431,7 @@ impl<'a, T: Float, S: Storage<Compute = T>> RowSpec<S> for VocabGrad<'a, T> {
 
 /// The start of scored row `row` of the unsharded call `spec` from its merged partial (which the
 /// caller checked), or `None` if the row is ignored.
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 fn finish_start<'a, T: Float>(
     spec: &Softmax<'a, T, false>,
     row: usize,

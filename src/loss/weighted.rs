@@ -22,12 +22,12 @@ pub(crate) struct Weighted<'a, M>(pub(crate) &'a M);
 impl<T: Float, M: Map2<T>> Map3<T> for Weighted<'_, M> {
     const PAIRED: bool = M::PAIRED;
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn map<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, t: V, w: V) -> V {
         self.0.map(isa, x, t) * w
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn map_grad<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, t: V, w: V) -> (V, V, V) {
         let (loss, d) = self.0.map_grad(isa, x, t);
         let d = d * w;

@@ -36,7 +36,7 @@ impl Avx2 {
     ///
     /// # Safety
     /// The CPU must have AVX2, FMA and F16C.
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     pub(crate) const unsafe fn new_unchecked() -> Self {
         Avx2(())
     }
@@ -71,7 +71,7 @@ macro_rules! binary_ops {
     ($v:ident, $add:ident, $sub:ident, $mul:ident, $div:ident, $xor:ident, $set1:ident) => {
         impl Add for $v {
             type Output = Self;
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn add(self, rhs: Self) -> Self {
                 // SAFETY: register-only intrinsic; see the note above.
                 $v(unsafe { $add(self.0, rhs.0) })
@@ -79,7 +79,7 @@ macro_rules! binary_ops {
         }
         impl Sub for $v {
             type Output = Self;
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn sub(self, rhs: Self) -> Self {
                 // SAFETY: register-only intrinsic; see the note above.
                 $v(unsafe { $sub(self.0, rhs.0) })
@@ -87,7 +87,7 @@ macro_rules! binary_ops {
         }
         impl Mul for $v {
             type Output = Self;
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn mul(self, rhs: Self) -> Self {
                 // SAFETY: register-only intrinsic; see the note above.
                 $v(unsafe { $mul(self.0, rhs.0) })
@@ -95,7 +95,7 @@ macro_rules! binary_ops {
         }
         impl Div for $v {
             type Output = Self;
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn div(self, rhs: Self) -> Self {
                 // SAFETY: register-only intrinsic; see the note above.
                 $v(unsafe { $div(self.0, rhs.0) })
@@ -103,7 +103,7 @@ macro_rules! binary_ops {
         }
         impl Neg for $v {
             type Output = Self;
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn neg(self) -> Self {
                 // SAFETY: register-only intrinsics; see the note above.
                 $v(unsafe { $xor(self.0, $set1(-0.0)) })
@@ -136,7 +136,7 @@ const ROUND_NEAREST: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
 ///
 /// # Safety
 /// The CPU must have AVX2.
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 unsafe fn pow2_f32(k: __m256) -> __m256 {
     // SAFETY: register-only; AVX2 is the caller's obligation.
     unsafe {
@@ -152,7 +152,7 @@ unsafe fn pow2_f32(k: __m256) -> __m256 {
 ///
 /// # Safety
 /// The CPU must have AVX2.
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 unsafe fn pow2_f64(k: __m256d) -> __m256d {
     // SAFETY: register-only; AVX2 is the caller's obligation.
     unsafe {
@@ -171,18 +171,18 @@ impl Lanes for F32x8 {
     type Acc = (__m256d, __m256d);
     const LANES: usize = 8;
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn splat(_: Avx2, x: f32) -> Self {
         // SAFETY: the token proves AVX2; register-only.
         F32x8(unsafe { _mm256_set1_ps(x) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn load(_: Avx2, src: &[f32]) -> Self {
         let src = &src[..8];
         // SAFETY: the token proves AVX2; `src` has exactly 8 elements to read.
         F32x8(unsafe { _mm256_loadu_ps(src.as_ptr()) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn load_prefix(isa: Avx2, src: &[f32], fill: f32) -> Self {
         let mask = Self::first_lanes(isa, src.len());
         // SAFETY: the token proves AVX2. `vmaskmovps` reads only lanes whose mask bit is set,
@@ -193,7 +193,7 @@ impl Lanes for F32x8 {
             F32x8(_mm256_blendv_ps(_mm256_set1_ps(fill), v, mask))
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn transpose(_: Avx2, block: &mut [Self]) {
         let b: &mut [Self; 8] = block.try_into().expect("a block of 8 vectors");
         // SAFETY: register-only; the vectors prove AVX2. The classic 24-shuffle 8x8 transpose:
@@ -225,7 +225,7 @@ impl Lanes for F32x8 {
             b[7] = F32x8(_mm256_permute2f128_ps::<0x31>(u3, u7));
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn prefetch<E>(_: Avx2, src: &[E]) {
         if let Some(first) = src.first() {
             // SAFETY: `prefetcht0` only hints the cache; it never faults and reads no data
@@ -233,13 +233,13 @@ impl Lanes for F32x8 {
             unsafe { _mm_prefetch::<_MM_HINT_T0>((first as *const E).cast::<i8>()) }
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn store(self, dst: &mut [f32]) {
         let dst = &mut dst[..8];
         // SAFETY: the token proves AVX2; `dst` has exactly 8 elements to write.
         unsafe { _mm256_storeu_ps(dst.as_mut_ptr(), self.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn store_prefix(self, dst: &mut [f32]) {
         // SAFETY: `self` exists, so the CPU has the tier's features.
         let mask = Self::first_lanes(unsafe { Avx2::new_unchecked() }, dst.len());
@@ -247,26 +247,26 @@ impl Lanes for F32x8 {
         // `0..dst.len()` (at most 8), all inside `dst`.
         unsafe { _mm256_maskstore_ps(dst.as_mut_ptr(), _mm256_castps_si256(mask), self.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn load_half<H: Half>(_: Avx2, src: &[H]) -> Self {
         let src: &[u16] = bytemuck::cast_slice(&src[..8]);
         // SAFETY: the token proves AVX2 and F16C; `src` has exactly 8 values (16 bytes) to read.
         F32x8(unsafe { widen_half::<H>(_mm_loadu_si128(src.as_ptr().cast())) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn load_half_prefix<H: Half>(isa: Avx2, src: &[H], fill: f32) -> Self {
         let bits = half::prefix_bits(src);
         // SAFETY: the token proves AVX2 and F16C; `bits` is a local array of 16 values.
         let v = F32x8(unsafe { widen_half::<H>(_mm_loadu_si128(bits.as_ptr().cast())) });
         Self::select(Self::first_lanes(isa, src.len()), v, Self::splat(isa, fill))
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn store_half<H: Half>(self, dst: &mut [H]) {
         let dst: &mut [u16] = bytemuck::cast_slice_mut(&mut dst[..8]);
         // SAFETY: `self` proves AVX2 and F16C; `dst` has exactly 8 values (16 bytes) to write.
         unsafe { _mm_storeu_si128(dst.as_mut_ptr().cast(), narrow_half::<H>(self.0)) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn store_half_prefix<H: Half>(self, dst: &mut [H]) {
         let mut bits = [0u16; 8];
         // SAFETY: `self` proves AVX2 and F16C; `bits` is a local array of 8 values.
@@ -274,52 +274,52 @@ impl Lanes for F32x8 {
         let n = dst.len().min(8);
         bytemuck::cast_slice_mut(&mut dst[..n]).copy_from_slice(&bits[..n]);
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn mul_add(self, b: Self, c: Self) -> Self {
         // SAFETY: register-only; FMA is part of the token's proof.
         F32x8(unsafe { _mm256_fmadd_ps(self.0, b.0, c.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn abs(self) -> Self {
         // SAFETY: register-only.
         F32x8(unsafe { _mm256_andnot_ps(_mm256_set1_ps(-0.0), self.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn min(self, rhs: Self) -> Self {
         // SAFETY: register-only.
         F32x8(unsafe { _mm256_min_ps(self.0, rhs.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn max(self, rhs: Self) -> Self {
         // SAFETY: register-only.
         F32x8(unsafe { _mm256_max_ps(self.0, rhs.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn round(self) -> Self {
         // SAFETY: register-only.
         F32x8(unsafe { _mm256_round_ps::<ROUND_NEAREST>(self.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn lt(self, rhs: Self) -> __m256 {
         // SAFETY: register-only.
         unsafe { _mm256_cmp_ps::<_CMP_LT_OQ>(self.0, rhs.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn le(self, rhs: Self) -> __m256 {
         // SAFETY: register-only.
         unsafe { _mm256_cmp_ps::<_CMP_LE_OQ>(self.0, rhs.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn eq(self, rhs: Self) -> __m256 {
         // SAFETY: register-only.
         unsafe { _mm256_cmp_ps::<_CMP_EQ_OQ>(self.0, rhs.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn is_nan(self) -> __m256 {
         // SAFETY: register-only.
         unsafe { _mm256_cmp_ps::<_CMP_UNORD_Q>(self.0, self.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn first_lanes(_: Avx2, n: usize) -> __m256 {
         // SAFETY: the token proves AVX2; register-only.
         unsafe {
@@ -328,17 +328,17 @@ impl Lanes for F32x8 {
             _mm256_castsi256_ps(_mm256_cmpgt_epi32(n, iota))
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn select(mask: __m256, if_true: Self, if_false: Self) -> Self {
         // SAFETY: register-only (the operands prove AVX2).
         F32x8(unsafe { _mm256_blendv_ps(if_false.0, if_true.0, mask) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn any(mask: __m256) -> bool {
         // SAFETY: register-only; a mask of this tier comes from a comparison of its vectors.
         unsafe { _mm256_movemask_ps(mask) != 0 }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn ldexp(self, n: Self) -> Self {
         // 2^k from bits: adding 1.5 * 2^23 puts k in the low mantissa bits, and shifting
         // (k + 127) into the exponent field drops everything above it. Two factors of at most
@@ -358,12 +358,12 @@ impl Lanes for F32x8 {
             ))
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn pow2_from_rounded(self) -> Self {
         // SAFETY: register-only.
         F32x8(unsafe { _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_castps_si256(self.0))) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn frexp_centered(self) -> (Self, Self) {
         // SAFETY: register-only.
         unsafe {
@@ -395,7 +395,7 @@ impl Lanes for F32x8 {
             )
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn reduce_sum(self) -> f32 {
         // Pairwise over halves: (lane i) + (lane i + 4), then + 2, then + 1.
         // SAFETY: register-only.
@@ -408,7 +408,7 @@ impl Lanes for F32x8 {
             _mm_cvtss_f32(_mm_add_ss(x, _mm_movehdup_ps(x)))
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn reduce_max(self) -> f32 {
         // SAFETY: register-only.
         unsafe {
@@ -420,12 +420,12 @@ impl Lanes for F32x8 {
             _mm_cvtss_f32(_mm_max_ss(x, _mm_movehdup_ps(x)))
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn acc_zero(_: Avx2) -> Self::Acc {
         // SAFETY: the token proves AVX2; register-only.
         unsafe { (_mm256_setzero_pd(), _mm256_setzero_pd()) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn acc_add(acc: Self::Acc, v: Self) -> Self::Acc {
         // SAFETY: register-only.
         unsafe {
@@ -434,12 +434,12 @@ impl Lanes for F32x8 {
             (_mm256_add_pd(acc.0, lo), _mm256_add_pd(acc.1, hi))
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn acc_merge(a: Self::Acc, b: Self::Acc) -> Self::Acc {
         // SAFETY: register-only; accumulators are made only by `acc_zero`, which takes the token.
         unsafe { (_mm256_add_pd(a.0, b.0), _mm256_add_pd(a.1, b.1)) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn acc_sum(acc: Self::Acc) -> f64 {
         // SAFETY: register-only.
         F64x4(unsafe { _mm256_add_pd(acc.0, acc.1) }).reduce_sum()
@@ -453,18 +453,18 @@ impl Lanes for F64x4 {
     type Acc = __m256d;
     const LANES: usize = 4;
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn splat(_: Avx2, x: f64) -> Self {
         // SAFETY: the token proves AVX2; register-only.
         F64x4(unsafe { _mm256_set1_pd(x) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn load(_: Avx2, src: &[f64]) -> Self {
         let src = &src[..4];
         // SAFETY: the token proves AVX2; `src` has exactly 4 elements to read.
         F64x4(unsafe { _mm256_loadu_pd(src.as_ptr()) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn load_prefix(isa: Avx2, src: &[f64], fill: f64) -> Self {
         let mask = Self::first_lanes(isa, src.len());
         // SAFETY: the token proves AVX2. `vmaskmovpd` reads only lanes `0..src.len()` (at most
@@ -474,7 +474,7 @@ impl Lanes for F64x4 {
             F64x4(_mm256_blendv_pd(_mm256_set1_pd(fill), v, mask))
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn transpose(_: Avx2, block: &mut [Self]) {
         let b: &mut [Self; 4] = block.try_into().expect("a block of 4 vectors");
         // SAFETY: register-only; the vectors prove AVX2.
@@ -489,7 +489,7 @@ impl Lanes for F64x4 {
             b[3] = F64x4(_mm256_permute2f128_pd::<0x31>(t1, t3));
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn prefetch<E>(_: Avx2, src: &[E]) {
         if let Some(first) = src.first() {
             // SAFETY: `prefetcht0` only hints the cache; it never faults and reads no data
@@ -497,13 +497,13 @@ impl Lanes for F64x4 {
             unsafe { _mm_prefetch::<_MM_HINT_T0>((first as *const E).cast::<i8>()) }
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn store(self, dst: &mut [f64]) {
         let dst = &mut dst[..4];
         // SAFETY: the token proves AVX2; `dst` has exactly 4 elements to write.
         unsafe { _mm256_storeu_pd(dst.as_mut_ptr(), self.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn store_prefix(self, dst: &mut [f64]) {
         // SAFETY: `self` exists, so the CPU has the tier's features.
         let mask = Self::first_lanes(unsafe { Avx2::new_unchecked() }, dst.len());
@@ -511,52 +511,52 @@ impl Lanes for F64x4 {
         // (at most 4), all inside `dst`.
         unsafe { _mm256_maskstore_pd(dst.as_mut_ptr(), _mm256_castpd_si256(mask), self.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn mul_add(self, b: Self, c: Self) -> Self {
         // SAFETY: register-only; FMA is part of the token's proof.
         F64x4(unsafe { _mm256_fmadd_pd(self.0, b.0, c.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn abs(self) -> Self {
         // SAFETY: register-only.
         F64x4(unsafe { _mm256_andnot_pd(_mm256_set1_pd(-0.0), self.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn min(self, rhs: Self) -> Self {
         // SAFETY: register-only.
         F64x4(unsafe { _mm256_min_pd(self.0, rhs.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn max(self, rhs: Self) -> Self {
         // SAFETY: register-only.
         F64x4(unsafe { _mm256_max_pd(self.0, rhs.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn round(self) -> Self {
         // SAFETY: register-only.
         F64x4(unsafe { _mm256_round_pd::<ROUND_NEAREST>(self.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn lt(self, rhs: Self) -> __m256d {
         // SAFETY: register-only.
         unsafe { _mm256_cmp_pd::<_CMP_LT_OQ>(self.0, rhs.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn le(self, rhs: Self) -> __m256d {
         // SAFETY: register-only.
         unsafe { _mm256_cmp_pd::<_CMP_LE_OQ>(self.0, rhs.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn eq(self, rhs: Self) -> __m256d {
         // SAFETY: register-only.
         unsafe { _mm256_cmp_pd::<_CMP_EQ_OQ>(self.0, rhs.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn is_nan(self) -> __m256d {
         // SAFETY: register-only.
         unsafe { _mm256_cmp_pd::<_CMP_UNORD_Q>(self.0, self.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn first_lanes(_: Avx2, n: usize) -> __m256d {
         // SAFETY: the token proves AVX2; register-only.
         unsafe {
@@ -565,17 +565,17 @@ impl Lanes for F64x4 {
             _mm256_castsi256_pd(_mm256_cmpgt_epi64(n, iota))
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn select(mask: __m256d, if_true: Self, if_false: Self) -> Self {
         // SAFETY: register-only.
         F64x4(unsafe { _mm256_blendv_pd(if_false.0, if_true.0, mask) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn any(mask: __m256d) -> bool {
         // SAFETY: register-only.
         unsafe { _mm256_movemask_pd(mask) != 0 }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn ldexp(self, n: Self) -> Self {
         // As for f32, with 1.5 * 2^52, a bias of 1023 and two factors of at most 2^±1021.
         // SAFETY: register-only.
@@ -593,12 +593,12 @@ impl Lanes for F64x4 {
             ))
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn pow2_from_rounded(self) -> Self {
         // SAFETY: register-only.
         F64x4(unsafe { _mm256_castsi256_pd(_mm256_slli_epi64::<52>(_mm256_castpd_si256(self.0))) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn frexp_centered(self) -> (Self, Self) {
         // SAFETY: register-only.
         unsafe {
@@ -629,7 +629,7 @@ impl Lanes for F64x4 {
             )
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn reduce_sum(self) -> f64 {
         // SAFETY: register-only.
         unsafe {
@@ -640,7 +640,7 @@ impl Lanes for F64x4 {
             _mm_cvtsd_f64(_mm_add_sd(x, _mm_unpackhi_pd(x, x)))
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn reduce_max(self) -> f64 {
         // SAFETY: register-only.
         unsafe {
@@ -651,22 +651,22 @@ impl Lanes for F64x4 {
             _mm_cvtsd_f64(_mm_max_sd(x, _mm_unpackhi_pd(x, x)))
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn acc_zero(_: Avx2) -> __m256d {
         // SAFETY: the token proves AVX2; register-only.
         unsafe { _mm256_setzero_pd() }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn acc_add(acc: __m256d, v: Self) -> __m256d {
         // SAFETY: register-only.
         unsafe { _mm256_add_pd(acc, v.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn acc_merge(a: __m256d, b: __m256d) -> __m256d {
         // SAFETY: register-only; accumulators are made only by `acc_zero`, which takes the token.
         unsafe { _mm256_add_pd(a, b) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn acc_sum(acc: __m256d) -> f64 {
         F64x4(acc).reduce_sum()
     }
@@ -674,7 +674,7 @@ impl Lanes for F64x4 {
 
 impl Avx2 {
     /// AVX-512 detection included AVX2, FMA and F16C, so its token implies this one.
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     pub(crate) fn from_avx512(_: super::avx512::Avx512) -> Self {
         // SAFETY: an `Avx512` token exists only where those features were detected.
         unsafe { Avx2::new_unchecked() }
@@ -685,7 +685,7 @@ impl Avx2 {
 ///
 /// # Safety
 /// The CPU must have AVX2 and F16C (a token of the tier proves it).
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 unsafe fn widen_half<H: Half>(bits: __m128i) -> __m256 {
     // SAFETY: register-only intrinsics, which the caller guarantees (AVX2 and F16C).
     unsafe {
@@ -703,7 +703,7 @@ unsafe fn widen_half<H: Half>(bits: __m128i) -> __m256 {
 ///
 /// # Safety
 /// As [`widen_half`].
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 unsafe fn narrow_half<H: Half>(v: __m256) -> __m128i {
     // SAFETY: register-only intrinsics, which the caller guarantees (AVX2 and F16C).
     unsafe {
@@ -731,7 +731,7 @@ unsafe fn narrow_half<H: Half>(v: __m256) -> __m128i {
 
 impl F32x8 {
     /// Wraps a register of this tier (the token proves the tier).
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     pub(crate) fn from_raw(_: Avx2, v: __m256) -> Self {
         F32x8(v)
     }
@@ -739,7 +739,7 @@ impl F32x8 {
 
 impl F64x4 {
     /// Wraps a register of this tier (the token proves the tier).
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     pub(crate) fn from_raw(_: Avx2, v: __m256d) -> Self {
         F64x4(v)
     }

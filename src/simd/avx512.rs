@@ -35,13 +35,13 @@ impl Avx512 {
     ///
     /// # Safety
     /// The CPU must have AVX-512F, AVX2, FMA and F16C.
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     pub(crate) const unsafe fn new_unchecked() -> Self {
         Avx512(())
     }
 
     /// The AVX2 token, which this one implies.
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn avx2(self) -> avx2::Avx2 {
         // SAFETY-free: detection of this token included AVX2 and FMA.
         avx2::Avx2::from_avx512(self)
@@ -58,7 +58,7 @@ pub(crate) fn run<T: Float, K: Kernel<T>>(isa: Avx512, kernel: K) -> K::Output {
 ///
 /// # Safety
 /// The CPU must have AVX-512F (a token of the tier proves it).
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 unsafe fn widen_half<H: Half>(bits: __m256i) -> __m512 {
     // SAFETY: register-only intrinsics, which the caller guarantees (AVX-512F).
     unsafe {
@@ -76,7 +76,7 @@ unsafe fn widen_half<H: Half>(bits: __m256i) -> __m512 {
 ///
 /// # Safety
 /// As [`widen_half`].
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 unsafe fn narrow_half<H: Half>(v: __m512) -> __m256i {
     // SAFETY: register-only intrinsics, which the caller guarantees (AVX-512F).
     unsafe {
@@ -116,7 +116,7 @@ macro_rules! binary_ops {
     ($v:ident, $add:ident, $sub:ident, $mul:ident, $div:ident, $xor:ident, $cast:ident, $casti:ident, $set1:ident) => {
         impl Add for $v {
             type Output = Self;
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn add(self, rhs: Self) -> Self {
                 // SAFETY: register-only intrinsic; see the note above.
                 $v(unsafe { $add(self.0, rhs.0) })
@@ -124,7 +124,7 @@ macro_rules! binary_ops {
         }
         impl Sub for $v {
             type Output = Self;
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn sub(self, rhs: Self) -> Self {
                 // SAFETY: register-only intrinsic; see the note above.
                 $v(unsafe { $sub(self.0, rhs.0) })
@@ -132,7 +132,7 @@ macro_rules! binary_ops {
         }
         impl Mul for $v {
             type Output = Self;
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn mul(self, rhs: Self) -> Self {
                 // SAFETY: register-only intrinsic; see the note above.
                 $v(unsafe { $mul(self.0, rhs.0) })
@@ -140,7 +140,7 @@ macro_rules! binary_ops {
         }
         impl Div for $v {
             type Output = Self;
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn div(self, rhs: Self) -> Self {
                 // SAFETY: register-only intrinsic; see the note above.
                 $v(unsafe { $div(self.0, rhs.0) })
@@ -148,7 +148,7 @@ macro_rules! binary_ops {
         }
         impl Neg for $v {
             type Output = Self;
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn neg(self) -> Self {
                 // SAFETY: register-only intrinsics; see the note above.
                 $v(unsafe { $casti($xor($cast(self.0), $cast($set1(-0.0)))) })
@@ -188,25 +188,25 @@ impl Lanes for F32x16 {
     type Acc = (__m512d, __m512d);
     const LANES: usize = 16;
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn splat(_: Avx512, x: f32) -> Self {
         // SAFETY: the token proves AVX-512F; register-only.
         F32x16(unsafe { _mm512_set1_ps(x) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn load(_: Avx512, src: &[f32]) -> Self {
         let src = &src[..16];
         // SAFETY: the token proves AVX-512F; `src` has exactly 16 elements to read.
         F32x16(unsafe { _mm512_loadu_ps(src.as_ptr()) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn load_prefix(isa: Avx512, src: &[f32], fill: f32) -> Self {
         let mask = Self::first_lanes(isa, src.len());
         // SAFETY: the token proves AVX-512F. The masked load reads only lanes `0..src.len()`
         // (at most 16), all inside `src`; masked-off lanes are not accessed and do not fault.
         F32x16(unsafe { _mm512_mask_loadu_ps(_mm512_set1_ps(fill), mask, src.as_ptr()) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn prefetch<E>(_: Avx512, src: &[E]) {
         if let Some(first) = src.first() {
             // SAFETY: `prefetcht0` only hints the cache; it never faults and reads no data
@@ -214,13 +214,13 @@ impl Lanes for F32x16 {
             unsafe { _mm_prefetch::<_MM_HINT_T0>((first as *const E).cast::<i8>()) }
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn store(self, dst: &mut [f32]) {
         let dst = &mut dst[..16];
         // SAFETY: AVX-512F is proven by `self`; `dst` has exactly 16 elements to write.
         unsafe { _mm512_storeu_ps(dst.as_mut_ptr(), self.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn store_prefix(self, dst: &mut [f32]) {
         // SAFETY: `self` exists, so the CPU has the tier's features.
         let mask = Self::first_lanes(unsafe { Avx512::new_unchecked() }, dst.len());
@@ -228,26 +228,26 @@ impl Lanes for F32x16 {
         // `0..dst.len()` (at most 16), all inside `dst`.
         unsafe { _mm512_mask_storeu_ps(dst.as_mut_ptr(), mask, self.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn load_half<H: Half>(_: Avx512, src: &[H]) -> Self {
         let src: &[u16] = bytemuck::cast_slice(&src[..16]);
         // SAFETY: the token proves AVX-512F; `src` has exactly 16 values (32 bytes) to read.
         F32x16(unsafe { widen_half::<H>(_mm256_loadu_si256(src.as_ptr().cast())) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn load_half_prefix<H: Half>(isa: Avx512, src: &[H], fill: f32) -> Self {
         let bits = half::prefix_bits(src);
         // SAFETY: the token proves AVX-512F; `bits` is a local array of 16 values.
         let v = F32x16(unsafe { widen_half::<H>(_mm256_loadu_si256(bits.as_ptr().cast())) });
         Self::select(Self::first_lanes(isa, src.len()), v, Self::splat(isa, fill))
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn store_half<H: Half>(self, dst: &mut [H]) {
         let dst: &mut [u16] = bytemuck::cast_slice_mut(&mut dst[..16]);
         // SAFETY: `self` proves AVX-512F; `dst` has exactly 16 values (32 bytes) to write.
         unsafe { _mm256_storeu_si256(dst.as_mut_ptr().cast(), narrow_half::<H>(self.0)) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn store_half_prefix<H: Half>(self, dst: &mut [H]) {
         let mut bits = [0u16; 16];
         // SAFETY: `self` proves AVX-512F; `bits` is a local array of 16 values.
@@ -255,76 +255,76 @@ impl Lanes for F32x16 {
         let n = dst.len().min(16);
         bytemuck::cast_slice_mut(&mut dst[..n]).copy_from_slice(&bits[..n]);
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn mul_add(self, b: Self, c: Self) -> Self {
         // SAFETY: register-only.
         F32x16(unsafe { _mm512_fmadd_ps(self.0, b.0, c.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn abs(self) -> Self {
         // SAFETY: register-only.
         F32x16(unsafe { _mm512_abs_ps(self.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn min(self, rhs: Self) -> Self {
         // SAFETY: register-only.
         F32x16(unsafe { _mm512_min_ps(self.0, rhs.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn max(self, rhs: Self) -> Self {
         // SAFETY: register-only.
         F32x16(unsafe { _mm512_max_ps(self.0, rhs.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn round(self) -> Self {
         // SAFETY: register-only.
         F32x16(unsafe { _mm512_roundscale_ps::<ROUND_NEAREST>(self.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn lt(self, rhs: Self) -> __mmask16 {
         // SAFETY: register-only.
         unsafe { _mm512_cmp_ps_mask::<_CMP_LT_OQ>(self.0, rhs.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn le(self, rhs: Self) -> __mmask16 {
         // SAFETY: register-only.
         unsafe { _mm512_cmp_ps_mask::<_CMP_LE_OQ>(self.0, rhs.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn eq(self, rhs: Self) -> __mmask16 {
         // SAFETY: register-only.
         unsafe { _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(self.0, rhs.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn is_nan(self) -> __mmask16 {
         // SAFETY: register-only.
         unsafe { _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(self.0, self.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn first_lanes(_: Avx512, n: usize) -> __mmask16 {
         ((1u32 << n.min(16)) - 1) as __mmask16
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn select(mask: __mmask16, if_true: Self, if_false: Self) -> Self {
         // SAFETY: register-only.
         F32x16(unsafe { _mm512_mask_blend_ps(mask, if_false.0, if_true.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn any(mask: __mmask16) -> bool {
         mask != 0
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn ldexp(self, n: Self) -> Self {
         // `vscalefps` computes self * 2^floor(n) with one rounding and IEEE overflow/underflow.
         // SAFETY: register-only.
         F32x16(unsafe { _mm512_scalef_ps(self.0, n.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn pow2_from_rounded(self) -> Self {
         // SAFETY: register-only.
         F32x16(unsafe { _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_castps_si512(self.0))) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn frexp_centered(self) -> (Self, Self) {
         // SAFETY: register-only.
         unsafe {
@@ -348,23 +348,23 @@ impl Lanes for F32x16 {
             )
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn reduce_sum(self) -> f32 {
         // Pairwise over halves, then the AVX2 tier's pairwise sum of the 8-lane half.
         let (lo, hi) = self.halves();
         (lo + hi).reduce_sum()
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn reduce_max(self) -> f32 {
         let (lo, hi) = self.halves();
         lo.max(hi).reduce_max()
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn acc_zero(_: Avx512) -> Self::Acc {
         // SAFETY: the token proves AVX-512F; register-only.
         unsafe { (_mm512_setzero_pd(), _mm512_setzero_pd()) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn acc_add(acc: Self::Acc, v: Self) -> Self::Acc {
         // SAFETY: register-only.
         unsafe {
@@ -376,12 +376,12 @@ impl Lanes for F32x16 {
             )
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn acc_merge(a: Self::Acc, b: Self::Acc) -> Self::Acc {
         // SAFETY: register-only; accumulators are made only by `acc_zero`, which takes the token.
         unsafe { (_mm512_add_pd(a.0, b.0), _mm512_add_pd(a.1, b.1)) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn acc_sum(acc: Self::Acc) -> f64 {
         // SAFETY: register-only.
         F64x8(unsafe { _mm512_add_pd(acc.0, acc.1) }).reduce_sum()
@@ -390,7 +390,7 @@ impl Lanes for F32x16 {
 
 impl F32x16 {
     /// The low and high eight lanes, as AVX2-tier vectors.
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn halves(self) -> (avx2::F32x8, avx2::F32x8) {
         // SAFETY: `self` exists, so the CPU has the tier's features.
         let isa = unsafe { Avx512::new_unchecked() }.avx2();
@@ -415,25 +415,25 @@ impl Lanes for F64x8 {
     type Acc = __m512d;
     const LANES: usize = 8;
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn splat(_: Avx512, x: f64) -> Self {
         // SAFETY: the token proves AVX-512F; register-only.
         F64x8(unsafe { _mm512_set1_pd(x) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn load(_: Avx512, src: &[f64]) -> Self {
         let src = &src[..8];
         // SAFETY: the token proves AVX-512F; `src` has exactly 8 elements to read.
         F64x8(unsafe { _mm512_loadu_pd(src.as_ptr()) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn load_prefix(isa: Avx512, src: &[f64], fill: f64) -> Self {
         let mask = Self::first_lanes(isa, src.len());
         // SAFETY: the token proves AVX-512F. The masked load reads only lanes `0..src.len()`
         // (at most 8), all inside `src`; masked-off lanes are not accessed and do not fault.
         F64x8(unsafe { _mm512_mask_loadu_pd(_mm512_set1_pd(fill), mask, src.as_ptr()) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn prefetch<E>(_: Avx512, src: &[E]) {
         if let Some(first) = src.first() {
             // SAFETY: `prefetcht0` only hints the cache; it never faults and reads no data
@@ -441,13 +441,13 @@ impl Lanes for F64x8 {
             unsafe { _mm_prefetch::<_MM_HINT_T0>((first as *const E).cast::<i8>()) }
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn store(self, dst: &mut [f64]) {
         let dst = &mut dst[..8];
         // SAFETY: AVX-512F is proven by `self`; `dst` has exactly 8 elements to write.
         unsafe { _mm512_storeu_pd(dst.as_mut_ptr(), self.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn store_prefix(self, dst: &mut [f64]) {
         // SAFETY: `self` exists, so the CPU has the tier's features.
         let mask = Self::first_lanes(unsafe { Avx512::new_unchecked() }, dst.len());
@@ -455,75 +455,75 @@ impl Lanes for F64x8 {
         // `0..dst.len()` (at most 8), all inside `dst`.
         unsafe { _mm512_mask_storeu_pd(dst.as_mut_ptr(), mask, self.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn mul_add(self, b: Self, c: Self) -> Self {
         // SAFETY: register-only.
         F64x8(unsafe { _mm512_fmadd_pd(self.0, b.0, c.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn abs(self) -> Self {
         // SAFETY: register-only.
         F64x8(unsafe { _mm512_abs_pd(self.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn min(self, rhs: Self) -> Self {
         // SAFETY: register-only.
         F64x8(unsafe { _mm512_min_pd(self.0, rhs.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn max(self, rhs: Self) -> Self {
         // SAFETY: register-only.
         F64x8(unsafe { _mm512_max_pd(self.0, rhs.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn round(self) -> Self {
         // SAFETY: register-only.
         F64x8(unsafe { _mm512_roundscale_pd::<ROUND_NEAREST>(self.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn lt(self, rhs: Self) -> __mmask8 {
         // SAFETY: register-only.
         unsafe { _mm512_cmp_pd_mask::<_CMP_LT_OQ>(self.0, rhs.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn le(self, rhs: Self) -> __mmask8 {
         // SAFETY: register-only.
         unsafe { _mm512_cmp_pd_mask::<_CMP_LE_OQ>(self.0, rhs.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn eq(self, rhs: Self) -> __mmask8 {
         // SAFETY: register-only.
         unsafe { _mm512_cmp_pd_mask::<_CMP_EQ_OQ>(self.0, rhs.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn is_nan(self) -> __mmask8 {
         // SAFETY: register-only.
         unsafe { _mm512_cmp_pd_mask::<_CMP_UNORD_Q>(self.0, self.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn first_lanes(_: Avx512, n: usize) -> __mmask8 {
         ((1u32 << n.min(8)) - 1) as __mmask8
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn select(mask: __mmask8, if_true: Self, if_false: Self) -> Self {
         // SAFETY: register-only.
         F64x8(unsafe { _mm512_mask_blend_pd(mask, if_false.0, if_true.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn any(mask: __mmask8) -> bool {
         mask != 0
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn ldexp(self, n: Self) -> Self {
         // SAFETY: register-only.
         F64x8(unsafe { _mm512_scalef_pd(self.0, n.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn pow2_from_rounded(self) -> Self {
         // SAFETY: register-only.
         F64x8(unsafe { _mm512_castsi512_pd(_mm512_slli_epi64::<52>(_mm512_castpd_si512(self.0))) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn frexp_centered(self) -> (Self, Self) {
         // SAFETY: register-only.
         unsafe {
@@ -547,32 +547,32 @@ impl Lanes for F64x8 {
             )
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn reduce_sum(self) -> f64 {
         let (lo, hi) = self.halves();
         (lo + hi).reduce_sum()
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn reduce_max(self) -> f64 {
         let (lo, hi) = self.halves();
         lo.max(hi).reduce_max()
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn acc_zero(_: Avx512) -> __m512d {
         // SAFETY: the token proves AVX-512F; register-only.
         unsafe { _mm512_setzero_pd() }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn acc_add(acc: __m512d, v: Self) -> __m512d {
         // SAFETY: register-only.
         unsafe { _mm512_add_pd(acc, v.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn acc_merge(a: __m512d, b: __m512d) -> __m512d {
         // SAFETY: register-only; accumulators are made only by `acc_zero`, which takes the token.
         unsafe { _mm512_add_pd(a, b) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn acc_sum(acc: __m512d) -> f64 {
         F64x8(acc).reduce_sum()
     }
@@ -580,7 +580,7 @@ impl Lanes for F64x8 {
 
 impl F64x8 {
     /// The low and high four lanes, as AVX2-tier vectors.
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn halves(self) -> (avx2::F64x4, avx2::F64x4) {
         // SAFETY: `self` exists, so the CPU has the tier's features.
         let isa = unsafe { Avx512::new_unchecked() }.avx2();

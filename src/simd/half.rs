@@ -30,11 +30,11 @@ pub enum HalfFormat {
 
 impl Half for half::bf16 {
     const FORMAT: HalfFormat = HalfFormat::Bf16;
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn to_f64(self) -> f64 {
         half::bf16::to_f64(self)
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn from_f64(x: f64) -> Self {
         // Through f32 when x is an f32 value (every lane value is): one rounding either way,
         // and `from_f32` is the cheaper one.
@@ -44,11 +44,11 @@ impl Half for half::bf16 {
 
 impl Half for half::f16 {
     const FORMAT: HalfFormat = HalfFormat::F16;
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn to_f64(self) -> f64 {
         half::f16::to_f64(self)
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn from_f64(x: f64) -> Self {
         half::f16::from_f32(x as f32)
     }
@@ -58,7 +58,7 @@ impl Half for half::f16 {
 const MAX_LANES: usize = 32;
 
 /// [`Lanes::load_half`] element by element: the default of tiers without a vector conversion.
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 pub(crate) fn load_by_elements<V: Lanes, H: Half>(isa: V::Isa, src: &[H]) -> V {
     let mut buf = [V::Elem::ZERO; MAX_LANES];
     for (b, &h) in buf[..V::LANES].iter_mut().zip(&src[..V::LANES]) {
@@ -68,7 +68,7 @@ pub(crate) fn load_by_elements<V: Lanes, H: Half>(isa: V::Isa, src: &[H]) -> V {
 }
 
 /// [`Lanes::load_half_prefix`] element by element.
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 pub(crate) fn load_prefix_by_elements<V: Lanes, H: Half>(
     isa: V::Isa,
     src: &[H],
@@ -84,7 +84,7 @@ pub(crate) fn load_prefix_by_elements<V: Lanes, H: Half>(
 
 /// [`Lanes::store_half_prefix`] (and, with `dst.len() >= LANES`, `store_half`) element by
 /// element: the first `min(dst.len(), LANES)` lanes.
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 pub(crate) fn store_by_elements<V: Lanes, H: Half>(v: V, dst: &mut [H]) {
     let mut buf = [V::Elem::ZERO; MAX_LANES];
     v.store(&mut buf[..V::LANES]);
@@ -96,7 +96,7 @@ pub(crate) fn store_by_elements<V: Lanes, H: Half>(v: V, dst: &mut [H]) {
 
 /// Copies the bits of `src` (at most 16 values) into a zeroed 16-value buffer, so that a tier
 /// can convert a prefix with its whole-vector instructions.
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 pub(crate) fn prefix_bits<H: Half>(src: &[H]) -> [u16; 16] {
     let mut buf = [0u16; 16];
     let n = src.len().min(16);
@@ -122,7 +122,7 @@ mod tests {
     type Produced = (Vec<u32>, Vec<u16>);
 
     impl<H: Half> RoundTrip<'_, H> {
-        #[inline(always)]
+        #[cfg_attr(not(losskit_unoptimized), inline(always))]
         fn on<V: Lanes<Elem = f32>>(&self, isa: V::Isa) -> Produced {
             let l = V::LANES;
             let mut widened = Vec::new();
@@ -153,7 +153,7 @@ mod tests {
 
     impl<H: Half> Kernel<f32> for RoundTrip<'_, H> {
         type Output = (Produced, Produced);
-        #[inline(always)]
+        #[cfg_attr(not(losskit_unoptimized), inline(always))]
         fn run<V: Lanes<Elem = f32>>(self, isa: V::Isa) -> Self::Output {
             (self.on::<V>(isa), self.on::<Pair<V>>(isa))
         }

@@ -177,7 +177,7 @@ const F64: Consts = Consts {
 };
 
 /// The constant table of element type `T` (`f32` or `f64`: `Float` is sealed to those two).
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 fn consts<T: Float>() -> &'static Consts {
     if core::mem::size_of::<T>() == 4 {
         &F32
@@ -187,13 +187,13 @@ fn consts<T: Float>() -> &'static Consts {
 }
 
 /// `c` (an `f64` constant, rounded to the element type) in every lane.
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 fn splat<V: Lanes>(isa: V::Isa, c: f64) -> V {
     V::splat(isa, <V::Elem as Sealed>::from_f64(c))
 }
 
 /// `Σ coeffs[k]·x^k` by Horner's rule with `mul_add`.
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 pub(crate) fn horner<V: Lanes>(isa: V::Isa, x: V, coeffs: &[f64]) -> V {
     let (&last, rest) = coeffs.split_last().expect("a polynomial has a coefficient");
     let mut acc = splat::<V>(isa, last);
@@ -218,7 +218,7 @@ pub(crate) fn horner<V: Lanes>(isa: V::Isa, x: V, coeffs: &[f64]) -> V {
 // The softmax and sigmoid losses need only `e^x` for `x <= 0` ([`exp_nonpositive`],
 // [`exp_nonpositive_clamped`]); this full-range form is their tested reference point, and the
 // `exp` of the losses whose argument may be positive (poisson_nll, kl_div, sigmoid_focal).
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 pub(crate) fn exp<V: Lanes>(isa: V::Isa, x: V) -> V {
     let k = consts::<V::Elem>();
     // Clamp into [exp_lo, exp_hi], which changes no result but keeps `n` in `ldexp`'s range and
@@ -246,7 +246,7 @@ pub(crate) fn exp<V: Lanes>(isa: V::Isa, x: V) -> V {
 /// (where [`exp`] would give a value under `MIN_POSITIVE`: an absolute difference under
 /// 1.2e-38 for f32), `-inf` gives `+0`, NaN gives NaN. Positive `x` are outside the contract
 /// (correct up to `x < 88`, garbage beyond).
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 pub(crate) fn exp_nonpositive<V: Lanes>(isa: V::Isa, x: V) -> V {
     let lo = splat::<V>(isa, consts::<V::Elem>().exp_normal_lo);
     V::select(x.lt(lo), splat(isa, 0.0), exp_nonpositive_clamped(isa, x))
@@ -266,7 +266,7 @@ pub(crate) fn exp_nonpositive<V: Lanes>(isa: V::Isa, x: V) -> V {
 /// gives `e^ln(MIN_POSITIVE)`, within 1 ULP of `MIN_POSITIVE`; NaN gives NaN (the scaling is a
 /// multiplication, so a NaN's payload bits cannot reach the exponent). Positive `x` are
 /// outside the contract.
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 pub(crate) fn exp_nonpositive_clamped<V: Lanes>(isa: V::Isa, x: V) -> V {
     let k = consts::<V::Elem>();
     let one = splat::<V>(isa, 1.0);
@@ -290,7 +290,7 @@ pub(crate) fn exp_nonpositive_clamped<V: Lanes>(isa: V::Isa, x: V) -> V {
 ///
 /// `corr` is the first-order correction `c/m` (zero for `ln`; `(1 + x - u)/u` for `log1p`).
 /// NaN in `corr` propagates.
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 fn ln_reduced<V: Lanes>(isa: V::Isa, m: V, e: V, corr: V) -> V {
     let k = consts::<V::Elem>();
     let f = m - splat(isa, 1.0);
@@ -303,7 +303,7 @@ fn ln_reduced<V: Lanes>(isa: V::Isa, m: V, e: V, corr: V) -> V {
 }
 
 /// `ln(1 + x)` for `x` in `(-1, +inf)` and NaN (NaN propagates); other inputs give garbage.
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 pub(crate) fn log1p_core<V: Lanes>(isa: V::Isa, x: V) -> V {
     let one = splat::<V>(isa, 1.0);
     let u = one + x;
@@ -321,7 +321,7 @@ pub(crate) fn log1p_core<V: Lanes>(isa: V::Isa, x: V) -> V {
 ///
 /// Range handling: `ln(±0) = -inf`, `ln(x < 0) = NaN` (including `-inf`), `ln(+inf) = +inf`,
 /// `ln(1) = +0`, NaN gives NaN.
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 pub(crate) fn ln<V: Lanes>(isa: V::Isa, x: V) -> V {
     let k = consts::<V::Elem>();
     let zero = splat::<V>(isa, 0.0);
@@ -349,7 +349,7 @@ pub(crate) fn ln<V: Lanes>(isa: V::Isa, x: V) -> V {
 /// Range handling: `log1p(±0) = ±0`, tiny `x` gives `x` (to within the bound),
 /// `log1p(-1) = -inf`, `log1p(x < -1) = NaN` (including `-inf`), `log1p(+inf) = +inf`, NaN
 /// gives NaN.
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 pub(crate) fn log1p<V: Lanes>(isa: V::Isa, x: V) -> V {
     let zero = splat::<V>(isa, 0.0);
     let minus_one = splat::<V>(isa, -1.0);
@@ -375,7 +375,7 @@ pub(crate) fn log1p<V: Lanes>(isa: V::Isa, x: V) -> V {
 ///
 /// Range handling: `±0` gives `±0`, NaN gives NaN; inputs outside `[0, 1]` are outside the
 /// contract.
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 pub(crate) fn log1p_unit<V: Lanes>(isa: V::Isa, e: V) -> V {
     let k = consts::<V::Elem>();
     match *k.log1p_unit_poly {
@@ -384,7 +384,7 @@ pub(crate) fn log1p_unit<V: Lanes>(isa: V::Isa, e: V) -> V {
             // for the high ones, whose errors are scaled by e⁴: depth 6 instead of 10, which
             // matters because BCE's sweep is bound by the latency of its exp-then-log1p chain.
             // `hi·e + lo` (a function: a closure would not get the tier's target features).
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn pair<V: Lanes>(isa: V::Isa, e: V, hi: f64, lo: f64) -> V {
                 splat::<V>(isa, hi).mul_add(e, splat(isa, lo))
             }
@@ -405,7 +405,7 @@ pub(crate) fn log1p_unit<V: Lanes>(isa: V::Isa, e: V) -> V {
 /// [`softplus`] and [`log_sigmoid`], and of binary cross-entropy on logits, which needs `e`
 /// for its gradient too. `e` is [`exp_nonpositive`] (flushed below `MIN_POSITIVE`), `l`
 /// is [`log1p_unit`]. NaN `x` gives NaN in both.
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 pub(crate) fn exp_neg_abs_and_log1p<V: Lanes>(isa: V::Isa, x: V) -> (V, V) {
     let e = exp_nonpositive(isa, -x.abs());
     (e, log1p_unit(isa, e))
@@ -424,7 +424,7 @@ pub(crate) fn exp_neg_abs_and_log1p<V: Lanes>(isa: V::Isa, x: V) -> (V, V) {
 // `exp_neg_abs_and_log1p`, in a form that does not cancel. Both are kept, tested, for the
 // log-sigmoid losses of the second wave (multilabel_soft_margin, sigmoid_focal).
 #[cfg_attr(not(test), allow(dead_code))]
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 pub(crate) fn softplus<V: Lanes>(isa: V::Isa, x: V) -> V {
     let zero = splat::<V>(isa, 0.0);
     let (_, l) = exp_neg_abs_and_log1p(isa, x);
@@ -443,7 +443,7 @@ pub(crate) fn softplus<V: Lanes>(isa: V::Isa, x: V) -> V {
 /// Range handling: `log_sigmoid(-inf) = -inf`, `log_sigmoid(+inf) = +0`, NaN gives NaN;
 /// results below `MIN_POSITIVE` in magnitude (`x` above about 87.34 for f32, 708.40 for f64)
 /// are `+0`, an absolute difference under 1.2e-38 (2.3e-308) from the exact `-e^-x`.
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 #[allow(
     dead_code,
     reason = "bce_with_logits now uses its parts; kept, with its ULP test, for the log-sigmoid losses of the second wave (multilabel_soft_margin, sigmoid_focal)"
@@ -468,7 +468,7 @@ pub(crate) fn log_sigmoid<V: Lanes>(isa: V::Isa, x: V) -> V {
 /// Range handling: `|x|` below `2^-13` (f32; `2^-27` f64) gives `x` (signed zeros and
 /// subnormals included, exactly); `2|x|` is clamped at 20 (f32; 40 f64), where `tanh` rounds
 /// to `±1`, so `±inf` give `±1`; NaN gives NaN.
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 pub(crate) fn tanh<V: Lanes>(isa: V::Isa, x: V) -> V {
     let k = consts::<V::Elem>();
     let (zero, one, two) = (

@@ -102,7 +102,7 @@ struct MapKernel<'a, T> {
 impl<T: Float> Kernel<T> for MapKernel<'_, T> {
     type Output = ();
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn run<V: Lanes<Elem = T>>(self, isa: V::Isa) {
         let (src, dst) = (self.src, self.dst);
         match self.func {
@@ -130,7 +130,7 @@ macro_rules! math_fn {
     ($name:ident, $f:ident) => {
         struct $name;
         impl MathFn for $name {
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn apply<V: Lanes>(isa: V::Isa, x: V) -> V {
                 $f(isa, x)
             }
@@ -149,7 +149,7 @@ math_fn!(TanhFn, tanh);
 
 /// Four independent vectors per step (four exp chains in flight rather than the
 /// latency of one), then single vectors, then one masked tail.
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 fn map_with<V: Lanes, F: MathFn>(isa: V::Isa, src: &[V::Elem], dst: &mut [V::Elem]) {
     let l = V::LANES;
     let n = src.len().min(dst.len());

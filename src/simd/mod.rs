@@ -59,6 +59,15 @@
 //! A kernel only runs at full speed when it is inlined into a function compiled with the tier's
 //! target features: [`dispatch`] instantiates [`Kernel::run`] inside such a function for each
 //! tier, so every method here is `#[inline(always)]`, and so must kernels' `run` bodies be.
+//!
+//! Except unoptimised: there the attribute is written
+//! `#[cfg_attr(not(losskit_unoptimized), inline(always))]`, and `build.rs` sets
+//! `losskit_unoptimized` at opt-level 0. At O0 LLVM gives every temporary of every inlined
+//! call its own stack slot (no stack colouring), which made the largest tier functions'
+//! frames 2 MB (cross-entropy statistics over bf16 rows on AVX2) and overflowed 2 MiB thread
+//! stacks in dependents' debug builds; called instead of inlined, each function's frame holds
+//! only its own temporaries. Inlining never changes a result (no fast-math), so the bits are
+//! those of the optimised build. Write new kernel functions with the same attribute.
 
 pub(crate) mod dispatch;
 pub(crate) mod half;
@@ -113,7 +122,7 @@ pub trait Lanes:
     fn load(isa: Self::Isa, src: &[Self::Elem]) -> Self;
     /// `src` (shorter than `LANES`) in the low lanes, `fill` in the rest. Reads only `src`.
     fn load_prefix(isa: Self::Isa, src: &[Self::Elem], fill: Self::Elem) -> Self;
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn transpose(isa: Self::Isa, block: &mut [Self]) {
         let zero = <Self::Elem as crate::float::sealed::Sealed>::ZERO;
         let l = Self::LANES;
@@ -132,13 +141,13 @@ pub trait Lanes:
     }
     /// Hints the CPU to bring the cache line holding `src[0]` (of any element type) into L1
     /// (nothing if `src` is empty). Never faults, never changes a result. The default does nothing.
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn prefetch<E>(isa: Self::Isa, src: &[E]) {
         let _ = (isa, src);
     }
     /// [`prefetch`](Lanes::prefetch) of every cache line of the first `len` elements of `src`
     /// (of those it has), a line being [`CACHE_LINE`] bytes.
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn prefetch_lines<E>(isa: Self::Isa, src: &[E], len: usize) {
         let step = (CACHE_LINE / core::mem::size_of::<E>().max(1)).max(1);
         for at in (0..len.min(src.len())).step_by(step) {
@@ -152,24 +161,24 @@ pub trait Lanes:
 
     /// The first `LANES` values of `src` (16-bit floats), widened exactly. The x86 f32 lanes
     /// convert in registers; the default converts element by element through `half`.
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn load_half<H: Half>(isa: Self::Isa, src: &[H]) -> Self {
         half::load_by_elements(isa, src)
     }
     /// `src` (shorter than `LANES`) widened into the low lanes, `fill` in the rest. Reads
     /// only `src`.
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn load_half_prefix<H: Half>(isa: Self::Isa, src: &[H], fill: Self::Elem) -> Self {
         half::load_prefix_by_elements(isa, src, fill)
     }
     /// Writes all lanes, each rounded to nearest even, to the first `LANES` values of `dst`.
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn store_half<H: Half>(self, dst: &mut [H]) {
         half::store_by_elements(self, &mut dst[..Self::LANES]);
     }
     /// Writes the low `dst.len()` lanes (`dst` shorter than `LANES`), rounded to nearest
     /// even. Writes only `dst`.
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn store_half_prefix<H: Half>(self, dst: &mut [H]) {
         half::store_by_elements(self, dst);
     }
@@ -263,7 +272,7 @@ mod tests {
 
     impl<T: Float> Kernel<T> for Transpose {
         type Output = Vec<f64>;
-        #[inline(always)]
+        #[cfg_attr(not(losskit_unoptimized), inline(always))]
         fn run<V: Lanes<Elem = T>>(self, isa: V::Isa) -> Vec<f64> {
             let l = V::LANES;
             let data: Vec<T> = (0..l * l).map(T::from_usize).collect();

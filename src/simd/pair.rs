@@ -34,7 +34,7 @@ macro_rules! pair_op {
     ($tr:ident, $f:ident) => {
         impl<V: Lanes> $tr for Pair<V> {
             type Output = Self;
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn $f(self, rhs: Self) -> Self {
                 Pair(self.0.$f(rhs.0), self.1.$f(rhs.1))
             }
@@ -48,7 +48,7 @@ pair_op!(Div, div);
 
 impl<V: Lanes> Neg for Pair<V> {
     type Output = Self;
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn neg(self) -> Self {
         Pair(-self.0, -self.1)
     }
@@ -61,15 +61,15 @@ impl<V: Lanes> Lanes for Pair<V> {
     type Acc = (V::Acc, V::Acc);
     const LANES: usize = 2 * V::LANES;
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn splat(isa: V::Isa, x: V::Elem) -> Self {
         Pair(V::splat(isa, x), V::splat(isa, x))
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn load(isa: V::Isa, src: &[V::Elem]) -> Self {
         Pair(V::load(isa, src), V::load(isa, &src[V::LANES..]))
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn load_prefix(isa: V::Isa, src: &[V::Elem], fill: V::Elem) -> Self {
         if src.len() < V::LANES {
             Pair(V::load_prefix(isa, src, fill), V::splat(isa, fill))
@@ -83,7 +83,7 @@ impl<V: Lanes> Lanes for Pair<V> {
     /// The `2L x 2L` transpose (`L = V::LANES`, at most 16) from four `L x L` transposes: row
     /// `j < L` of the result is column `j` of the rows' low halves (rows `0..L`, then `L..2L`),
     /// row `L + j` column `j` of their high halves.
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn transpose(isa: V::Isa, block: &mut [Self]) {
         let l = V::LANES;
         assert!(
@@ -106,16 +106,16 @@ impl<V: Lanes> Lanes for Pair<V> {
             *p = Pair(q[2 * right][i], q[2 * right + 1][i]);
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn prefetch<E>(isa: V::Isa, src: &[E]) {
         V::prefetch(isa, src);
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn store(self, dst: &mut [V::Elem]) {
         self.0.store(dst);
         self.1.store(&mut dst[V::LANES..]);
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn store_prefix(self, dst: &mut [V::Elem]) {
         if dst.len() < V::LANES {
             self.0.store_prefix(dst);
@@ -124,11 +124,11 @@ impl<V: Lanes> Lanes for Pair<V> {
             self.1.store_prefix(&mut dst[V::LANES..]);
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn load_half<H: Half>(isa: V::Isa, src: &[H]) -> Self {
         Pair(V::load_half(isa, src), V::load_half(isa, &src[V::LANES..]))
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn load_half_prefix<H: Half>(isa: V::Isa, src: &[H], fill: V::Elem) -> Self {
         if src.len() < V::LANES {
             Pair(V::load_half_prefix(isa, src, fill), V::splat(isa, fill))
@@ -139,12 +139,12 @@ impl<V: Lanes> Lanes for Pair<V> {
             )
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn store_half<H: Half>(self, dst: &mut [H]) {
         self.0.store_half(dst);
         self.1.store_half(&mut dst[V::LANES..]);
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn store_half_prefix<H: Half>(self, dst: &mut [H]) {
         if dst.len() < V::LANES {
             self.0.store_half_prefix(dst);
@@ -153,95 +153,95 @@ impl<V: Lanes> Lanes for Pair<V> {
             self.1.store_half_prefix(&mut dst[V::LANES..]);
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn mul_add(self, b: Self, c: Self) -> Self {
         Pair(self.0.mul_add(b.0, c.0), self.1.mul_add(b.1, c.1))
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn abs(self) -> Self {
         Pair(self.0.abs(), self.1.abs())
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn min(self, rhs: Self) -> Self {
         Pair(self.0.min(rhs.0), self.1.min(rhs.1))
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn max(self, rhs: Self) -> Self {
         Pair(self.0.max(rhs.0), self.1.max(rhs.1))
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn round(self) -> Self {
         Pair(self.0.round(), self.1.round())
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn lt(self, rhs: Self) -> Self::Mask {
         (self.0.lt(rhs.0), self.1.lt(rhs.1))
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn le(self, rhs: Self) -> Self::Mask {
         (self.0.le(rhs.0), self.1.le(rhs.1))
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn eq(self, rhs: Self) -> Self::Mask {
         (self.0.eq(rhs.0), self.1.eq(rhs.1))
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn is_nan(self) -> Self::Mask {
         (self.0.is_nan(), self.1.is_nan())
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn first_lanes(isa: V::Isa, n: usize) -> Self::Mask {
         (
             V::first_lanes(isa, n),
             V::first_lanes(isa, n.saturating_sub(V::LANES)),
         )
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn select(mask: Self::Mask, if_true: Self, if_false: Self) -> Self {
         Pair(
             V::select(mask.0, if_true.0, if_false.0),
             V::select(mask.1, if_true.1, if_false.1),
         )
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn any(mask: Self::Mask) -> bool {
         V::any(mask.0) || V::any(mask.1)
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn ldexp(self, n: Self) -> Self {
         Pair(self.0.ldexp(n.0), self.1.ldexp(n.1))
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn pow2_from_rounded(self) -> Self {
         Pair(self.0.pow2_from_rounded(), self.1.pow2_from_rounded())
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn frexp_centered(self) -> (Self, Self) {
         let (m0, e0) = self.0.frexp_centered();
         let (m1, e1) = self.1.frexp_centered();
         (Pair(m0, m1), Pair(e0, e1))
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn reduce_sum(self) -> V::Elem {
         (self.0 + self.1).reduce_sum()
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn reduce_max(self) -> V::Elem {
         self.0.max(self.1).reduce_max()
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn acc_zero(isa: V::Isa) -> Self::Acc {
         (V::acc_zero(isa), V::acc_zero(isa))
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn acc_add(acc: Self::Acc, v: Self) -> Self::Acc {
         (V::acc_add(acc.0, v.0), V::acc_add(acc.1, v.1))
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn acc_merge(a: Self::Acc, b: Self::Acc) -> Self::Acc {
         (V::acc_merge(a.0, b.0), V::acc_merge(a.1, b.1))
     }
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn acc_sum(acc: Self::Acc) -> f64 {
         // Lane i of the high half onto lane i of the low half, then the low half's sum: the
         // order of a vector twice as wide (AVX-512's `acc_sum` for an AVX2 pair).
@@ -262,7 +262,7 @@ mod tests {
 
     impl<T: Float> Kernel<T> for Prefixes {
         type Output = Vec<(Vec<f64>, Vec<f64>, f64, f64)>;
-        #[inline(always)]
+        #[cfg_attr(not(losskit_unoptimized), inline(always))]
         fn run<V: Lanes<Elem = T>>(self, isa: V::Isa) -> Self::Output {
             let l = Pair::<V>::LANES;
             let data: Vec<T> = (1..=l).map(T::from_usize).collect();

@@ -26,35 +26,35 @@ macro_rules! wide_ops {
     ($v:ident) => {
         impl Add for $v {
             type Output = Self;
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn add(self, rhs: Self) -> Self {
                 $v(self.0 + rhs.0)
             }
         }
         impl Sub for $v {
             type Output = Self;
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn sub(self, rhs: Self) -> Self {
                 $v(self.0 - rhs.0)
             }
         }
         impl Mul for $v {
             type Output = Self;
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn mul(self, rhs: Self) -> Self {
                 $v(self.0 * rhs.0)
             }
         }
         impl Div for $v {
             type Output = Self;
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn div(self, rhs: Self) -> Self {
                 $v(self.0 / rhs.0)
             }
         }
         impl Neg for $v {
             type Output = Self;
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn neg(self) -> Self {
                 $v(-self.0)
             }
@@ -65,7 +65,7 @@ wide_ops!(F32x8);
 wide_ops!(F64x4);
 
 /// Sums an array pairwise over halves: the same order as the x86 tiers' horizontal sums.
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 fn pairwise_sum<T: crate::Float, const N: usize>(mut a: [T; N]) -> T {
     let mut n = N;
     while n > 1 {
@@ -78,7 +78,7 @@ fn pairwise_sum<T: crate::Float, const N: usize>(mut a: [T; N]) -> T {
 }
 
 /// The largest element, pairwise over halves with x86 `max` semantics.
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 fn pairwise_max<T: crate::Float, const N: usize>(mut a: [T; N]) -> T {
     let mut n = N;
     while n > 1 {
@@ -102,82 +102,82 @@ macro_rules! wide_lanes {
             type Acc = $acc;
             const LANES: usize = $n;
 
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn splat(_: Portable, x: $t) -> Self {
                 $v($w::splat(x))
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn load(_: Portable, src: &[$t]) -> Self {
                 let mut a = [0.0; $n];
                 a.copy_from_slice(&src[..$n]);
                 $v($w::from(a))
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn load_prefix(_: Portable, src: &[$t], fill: $t) -> Self {
                 let mut a = [fill; $n];
                 let k = src.len().min($n);
                 a[..k].copy_from_slice(&src[..k]);
                 $v($w::from(a))
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn store(self, dst: &mut [$t]) {
                 dst[..$n].copy_from_slice(&self.0.to_array());
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn store_prefix(self, dst: &mut [$t]) {
                 let k = dst.len().min($n);
                 dst[..k].copy_from_slice(&self.0.to_array()[..k]);
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn mul_add(self, b: Self, c: Self) -> Self {
                 $v(self.0.mul_add(b.0, c.0))
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn abs(self) -> Self {
                 $v(self.0.abs())
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn min(self, rhs: Self) -> Self {
                 $v(self.0.cmp_lt(rhs.0).blend(self.0, rhs.0))
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn max(self, rhs: Self) -> Self {
                 $v(rhs.0.cmp_lt(self.0).blend(self.0, rhs.0))
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn round(self) -> Self {
                 $v(self.0.round())
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn lt(self, rhs: Self) -> $w {
                 self.0.cmp_lt(rhs.0)
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn le(self, rhs: Self) -> $w {
                 self.0.cmp_le(rhs.0)
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn eq(self, rhs: Self) -> $w {
                 self.0.cmp_eq(rhs.0)
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn is_nan(self) -> $w {
                 self.0.is_nan()
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn first_lanes(_: Portable, n: usize) -> $w {
                 let iota: [$t; $n] = core::array::from_fn(|i| i as $t);
                 $w::from(iota).cmp_lt($w::splat(n.min($n) as $t))
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn select(mask: $w, if_true: Self, if_false: Self) -> Self {
                 $v(mask.blend(if_true.0, if_false.0))
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn any(mask: $w) -> bool {
                 mask.any()
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn ldexp(self, n: Self) -> Self {
                 // 2^k from bits: adding 1.5 * 2^mant puts k in the low mantissa bits, and
                 // shifting (k + bias) into the exponent field drops everything above it.
@@ -192,12 +192,12 @@ macro_rules! wide_lanes {
                 };
                 $v(self.0 * pow2(half) * pow2(rest))
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn pow2_from_rounded(self) -> Self {
                 let bits: $u = cast(self.0);
                 $v(cast(bits << $mant))
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn frexp_centered(self) -> (Self, Self) {
                 let bits: $u = cast(self.0);
                 let mant_mask = $u::splat((1 << $mant) - 1);
@@ -213,19 +213,19 @@ macro_rules! wide_lanes {
                     $v(small.blend(e, e + $w::splat(1.0))),
                 )
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn reduce_sum(self) -> $t {
                 pairwise_sum(self.0.to_array())
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn reduce_max(self) -> $t {
                 pairwise_max(self.0.to_array())
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn acc_zero(_: Portable) -> $acc {
                 [f64x4::splat(0.0); $n / 4]
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn acc_add(acc: $acc, v: Self) -> $acc {
                 let a = v.0.to_array();
                 let mut out = acc;
@@ -235,7 +235,7 @@ macro_rules! wide_lanes {
                 }
                 out
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn acc_merge(a: $acc, b: $acc) -> $acc {
                 let mut out = a;
                 for (o, &x) in out.iter_mut().zip(b.iter()) {
@@ -243,7 +243,7 @@ macro_rules! wide_lanes {
                 }
                 out
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn acc_sum(acc: $acc) -> f64 {
                 let total = acc.iter().fold(f64x4::splat(0.0), |s, &x| s + x);
                 pairwise_sum(total.to_array())

@@ -18,35 +18,35 @@ macro_rules! scalar_ops {
     ($t:ty) => {
         impl Add for One<$t> {
             type Output = Self;
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn add(self, rhs: Self) -> Self {
                 One(self.0 + rhs.0)
             }
         }
         impl Sub for One<$t> {
             type Output = Self;
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn sub(self, rhs: Self) -> Self {
                 One(self.0 - rhs.0)
             }
         }
         impl Mul for One<$t> {
             type Output = Self;
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn mul(self, rhs: Self) -> Self {
                 One(self.0 * rhs.0)
             }
         }
         impl Div for One<$t> {
             type Output = Self;
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn div(self, rhs: Self) -> Self {
                 One(self.0 / rhs.0)
             }
         }
         impl Neg for One<$t> {
             type Output = Self;
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn neg(self) -> Self {
                 One(-self.0)
             }
@@ -57,14 +57,14 @@ scalar_ops!(f32);
 scalar_ops!(f64);
 
 /// `2^k` for `k` in the normal exponent range of `f64`, built from its bits.
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 fn pow2_f64(k: i64) -> f64 {
     f64::from_bits(((k + 1023) as u64) << 52)
 }
 
 /// `x * 2^n` for integral `n`, in three steps of at most 2^±700 so that no step overflows
 /// before the product does. Results in the subnormal range may be rounded twice.
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 fn ldexp_f64(x: f64, n: f64) -> f64 {
     if n.is_nan() {
         return f64::NAN;
@@ -85,68 +85,68 @@ macro_rules! scalar_lanes {
             type Acc = f64;
             const LANES: usize = 1;
 
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn splat(_: Scalar, x: $t) -> Self {
                 One(x)
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn load(_: Scalar, src: &[$t]) -> Self {
                 One(src[0])
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn load_prefix(_: Scalar, _src: &[$t], fill: $t) -> Self {
                 // A prefix shorter than one lane is empty.
                 One(fill)
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn store(self, dst: &mut [$t]) {
                 dst[0] = self.0;
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn store_prefix(self, _dst: &mut [$t]) {}
 
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn mul_add(self, b: Self, c: Self) -> Self {
                 // Unfused: `f32::mul_add` is a libm call where the target has no FMA.
                 One(self.0 * b.0 + c.0)
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn abs(self) -> Self {
                 One(self.0.abs())
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn min(self, rhs: Self) -> Self {
                 One(if self.0 < rhs.0 { self.0 } else { rhs.0 })
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn max(self, rhs: Self) -> Self {
                 One(if self.0 > rhs.0 { self.0 } else { rhs.0 })
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn round(self) -> Self {
                 One(self.0.round_ties_even())
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn lt(self, rhs: Self) -> bool {
                 self.0 < rhs.0
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn le(self, rhs: Self) -> bool {
                 self.0 <= rhs.0
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn eq(self, rhs: Self) -> bool {
                 self.0 == rhs.0
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn is_nan(self) -> bool {
                 self.0.is_nan()
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn first_lanes(_: Scalar, n: usize) -> bool {
                 n >= 1
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn select(mask: bool, if_true: Self, if_false: Self) -> Self {
                 if mask {
                     if_true
@@ -154,19 +154,19 @@ macro_rules! scalar_lanes {
                     if_false
                 }
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn any(mask: bool) -> bool {
                 mask
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn ldexp(self, n: Self) -> Self {
                 One(ldexp_f64(self.0 as f64, n.0 as f64) as $t)
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn pow2_from_rounded(self) -> Self {
                 One($t::from_bits(self.0.to_bits() << $mant))
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn frexp_centered(self) -> (Self, Self) {
                 let bits = self.0.to_bits();
                 let e = ((bits >> $mant) as i64) - $bias;
@@ -177,27 +177,27 @@ macro_rules! scalar_lanes {
                     (One(m), One(e as $t))
                 }
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn reduce_sum(self) -> $t {
                 self.0
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn reduce_max(self) -> $t {
                 self.0
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn acc_zero(_: Scalar) -> f64 {
                 0.0
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn acc_add(acc: f64, v: Self) -> f64 {
                 acc + v.0 as f64
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn acc_merge(a: f64, b: f64) -> f64 {
                 a + b
             }
-            #[inline(always)]
+            #[cfg_attr(not(losskit_unoptimized), inline(always))]
             fn acc_sum(acc: f64) -> f64 {
                 acc
             }

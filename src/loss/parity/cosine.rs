@@ -32,7 +32,7 @@ const EPS: f64 = 1e-12_f32 as f64;
 struct Moment<const PRODUCT: bool>;
 
 impl<T: Float, const PRODUCT: bool> Map4<T> for Moment<PRODUCT> {
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn map<V: Lanes<Elem = T>>(&self, _: V::Isa, x: V, y: V, _: V, _: V) -> V {
         if PRODUCT {
             x * y
@@ -41,7 +41,7 @@ impl<T: Float, const PRODUCT: bool> Map4<T> for Moment<PRODUCT> {
         }
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn map_grad<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, y: V, z: V, u: V) -> (V, V, V) {
         // The row spec writes its own gradient; the flat gradient path never runs this map.
         let zero = V::splat(isa, T::ZERO);
@@ -58,7 +58,7 @@ pub(crate) struct CosineSweep {
 }
 
 impl Merge for CosineSweep {
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn merge(self, other: CosineSweep) -> CosineSweep {
         CosineSweep {
             dot: self.dot + other.dot,
@@ -255,7 +255,7 @@ impl<S: Storage> RowSpec<S> for CosineEmbeddingRows<'_, S> {
     const SWEEPS: bool = true;
     const PAIRED: bool = true;
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn begin<V: Lanes<Elem = S::Compute>, R: Storage<Compute = S::Compute>>(
         &self,
         _: V::Isa,
@@ -272,7 +272,7 @@ impl<S: Storage> RowSpec<S> for CosineEmbeddingRows<'_, S> {
         }
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn sweep<V: Lanes<Elem = S::Compute>, R: Storage<Compute = S::Compute>>(
         &self,
         isa: V::Isa,
@@ -291,7 +291,7 @@ impl<S: Storage> RowSpec<S> for CosineEmbeddingRows<'_, S> {
         }
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn finish<R: Storage<Compute = S::Compute>>(
         &self,
         pair: &Pair,
@@ -322,7 +322,7 @@ impl<S: Storage> RowSpec<S> for CosineEmbeddingRows<'_, S> {
         (LossSum::unweighted(loss, 1), loss, grad)
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn grad<V: Lanes<Elem = S::Compute>, O: Storage<Compute = S::Compute>>(
         &self,
         isa: V::Isa,
@@ -360,7 +360,7 @@ impl<S: Storage> RowSpec<S> for CosineEmbeddingRows<'_, S> {
         }
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn grad_fix<V: Lanes<Elem = S::Compute>, O: Storage<Compute = S::Compute>>(
         &self,
         _: V::Isa,

@@ -41,7 +41,7 @@ struct Parts<V> {
 }
 
 impl<T: Float> FocalMap<T> {
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn parts<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, t: V) -> Parts<V> {
         let zero = V::splat(isa, T::ZERO);
         let one = V::splat(isa, T::ONE);
@@ -77,13 +77,13 @@ impl<T: Float> FocalMap<T> {
 impl<T: Float> Map2<T> for FocalMap<T> {
     const PAIRED: bool = true;
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn map<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, t: V) -> V {
         let s = self.parts(isa, x, t);
         s.w * (s.ce * s.m)
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn map_grad<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, t: V) -> (V, V) {
         let zero = V::splat(isa, T::ZERO);
         let one = V::splat(isa, T::ONE);

@@ -21,7 +21,7 @@ pub struct GaussianMap<T> {
 
 impl<T: Float> GaussianMap<T> {
     /// The loss, `x - t`, `v` and `(x - t)²/v`.
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn parts<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, t: V, var: V) -> (V, V, V, V) {
         let zero = V::splat(isa, T::ZERO);
         let half = V::splat(isa, T::from_f64(0.5));
@@ -45,12 +45,12 @@ impl<T: Float> GaussianMap<T> {
 impl<T: Float> Map3<T> for GaussianMap<T> {
     const GRAD2: bool = true;
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn map<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, t: V, var: V) -> V {
         self.parts(isa, x, t, var).0
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn map_grad<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, t: V, var: V) -> (V, V, V) {
         let (loss, d, v, q) = self.parts(isa, x, t, var);
         let half = V::splat(isa, T::from_f64(0.5));

@@ -18,7 +18,7 @@ pub struct KlMap {
 }
 
 impl<T: Float> Map2<T> for KlMap {
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn map<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, t: V) -> V {
         if self.log_target {
             // Full-range exp: a log-target above 0 is not a log-probability, but PyTorch
@@ -32,7 +32,7 @@ impl<T: Float> Map2<T> for KlMap {
         }
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn map_grad<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, t: V) -> (V, V) {
         if self.log_target {
             let et = math::exp(isa, t);

@@ -71,7 +71,7 @@ struct Parts<V: Lanes> {
     loss: V,
 }
 
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 fn parts<V: Lanes>(isa: V::Isa, d: V) -> Parts<V> {
     let k = |c: f64| V::splat(isa, V::Elem::from_f64(c));
     let n = terms::<V::Elem>();
@@ -104,12 +104,12 @@ impl<T: Float> Map2<T> for LogCosh {
     // One exp-then-log1p chain per element, like bce: interleave two.
     const PAIRED: bool = true;
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn map<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, y: V) -> V {
         parts(isa, x - y).loss
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn map_grad<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, y: V) -> (V, V) {
         let d = x - y;
         let p = parts(isa, d);

@@ -17,7 +17,7 @@ pub struct HingeEmbedding<T> {
 }
 
 impl<T: Float> Map2<T> for HingeEmbedding<T> {
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn map<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, y: V) -> V {
         let zero = V::splat(isa, T::ZERO);
         let one = V::splat(isa, T::ONE);
@@ -26,7 +26,7 @@ impl<T: Float> Map2<T> for HingeEmbedding<T> {
         V::select(y.eq(one), zero, hinge) + V::select(y.eq(-one), zero, x)
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn map_grad<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, y: V) -> (V, V) {
         let zero = V::splat(isa, T::ZERO);
         let one = V::splat(isa, T::ONE);
@@ -47,7 +47,7 @@ pub struct SoftMargin;
 impl<T: Float> Map2<T> for SoftMargin {
     const PAIRED: bool = true;
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn map<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, y: V) -> V {
         let z = -(y * x);
         let (_, l) = math::exp_neg_abs_and_log1p(isa, z);
@@ -55,7 +55,7 @@ impl<T: Float> Map2<T> for SoftMargin {
         V::splat(isa, T::ZERO).max(z) + l
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn map_grad<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, y: V) -> (V, V) {
         // d/dx = -y·sigmoid(z), sigmoid(z) = 1/(1 + e) for z >= 0 and e/(1 + e) below, with
         // e = e^(-|z|): no overflow and no cancellation (bce_with_logits's arrangement).

@@ -28,7 +28,7 @@ struct Hinge<T, const SQUARED: bool, const SLOPE: bool> {
 }
 
 impl<T: Float, const SQUARED: bool, const SLOPE: bool> Map4<T> for Hinge<T, SQUARED, SLOPE> {
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn map<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, _: V, _: V, _: V) -> V {
         let zero = V::splat(isa, T::ZERO);
         let z = V::splat(isa, self.shift) + x;
@@ -41,7 +41,7 @@ impl<T: Float, const SQUARED: bool, const SLOPE: bool> Map4<T> for Hinge<T, SQUA
         V::select(zero.lt(z), term, zero)
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn map_grad<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, y: V, z: V, u: V) -> (V, V, V) {
         // The row spec writes its own gradient; the flat gradient path never runs this map.
         let zero = V::splat(isa, T::ZERO);
@@ -50,7 +50,7 @@ impl<T: Float, const SQUARED: bool, const SLOPE: bool> Map4<T> for Hinge<T, SQUA
 }
 
 /// `Σ hinge(x_i)` over a segment's classes, `y` (if it is in the segment) left out.
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 fn hinge_sum<V, R, M>(isa: V::Isa, x: &[R], skip: Option<usize>, map: M) -> f64
 where
     V: Lanes,
@@ -69,7 +69,7 @@ where
 
 /// The derivative of the hinge term at the argument `z`: `1` (or `2z` when squared) where
 /// `z > 0`, else 0.
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 fn hinge_slope<T: Float, V: Lanes<Elem = T>>(isa: V::Isa, z: V, squared: bool) -> V {
     let zero = V::splat(isa, T::ZERO);
     let slope = if squared {
@@ -88,7 +88,7 @@ pub(crate) struct MarginSweep {
 }
 
 impl Merge for MarginSweep {
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn merge(self, other: MarginSweep) -> MarginSweep {
         MarginSweep {
             loss: self.loss + other.loss,
@@ -284,7 +284,7 @@ impl<T: Float> MultiMarginRows<'_, T> {
 
     /// The sweep of the classes `x` of a row whose label is at `skip` among them (if it is),
     /// the hinge shifted by `shift`: the summed terms, and the summed slopes when `grad`.
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn sweep_hinges<V: Lanes<Elem = T>, R: Storage<Compute = T>, const SQUARED: bool>(
         &self,
         isa: V::Isa,
@@ -326,7 +326,7 @@ impl<T: Float, S: Storage<Compute = T>> RowSpec<S> for MultiMarginRows<'_, T> {
     type Total = LossSum;
     const SWEEPS: bool = true;
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn begin<V: Lanes<Elem = T>, R: Storage<Compute = T>>(
         &self,
         _: V::Isa,
@@ -341,7 +341,7 @@ impl<T: Float, S: Storage<Compute = T>> RowSpec<S> for MultiMarginRows<'_, T> {
         })
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn sweep<V: Lanes<Elem = T>, R: Storage<Compute = T>>(
         &self,
         isa: V::Isa,
@@ -358,7 +358,7 @@ impl<T: Float, S: Storage<Compute = T>> RowSpec<S> for MultiMarginRows<'_, T> {
         }
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn finish<R: Storage<Compute = T>>(
         &self,
         row: &MarginRow<T>,
@@ -379,7 +379,7 @@ impl<T: Float, S: Storage<Compute = T>> RowSpec<S> for MultiMarginRows<'_, T> {
         (LossSum::unweighted(loss, 1), loss, grad)
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn grad<V: Lanes<Elem = T>, O: Storage<Compute = T>>(
         &self,
         isa: V::Isa,
@@ -419,7 +419,7 @@ impl<T: Float, S: Storage<Compute = T>> RowSpec<S> for MultiMarginRows<'_, T> {
         }
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn grad_fix<V: Lanes<Elem = T>, O: Storage<Compute = T>>(
         &self,
         _: V::Isa,

@@ -22,12 +22,12 @@ struct WeightedSoftMargin;
 impl<T: Float> Map4<T> for WeightedSoftMargin {
     const PAIRED: bool = true;
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn map<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, t: V, w: V, _: V) -> V {
         bce_with_logits_lanes(isa, x, t, V::splat(isa, T::ONE)) * w
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn map_grad<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, t: V, w: V, _: V) -> (V, V, V) {
         let (loss, d) = bce_with_logits_grad_lanes(isa, x, t, V::splat(isa, T::ONE));
         let d = d * w;
@@ -201,7 +201,7 @@ impl<T: Float + Storage<Compute = T>, S: Storage<Compute = T>> RowSpec<S>
     const SWEEPS: bool = true;
     const PAIRED: bool = true;
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn begin<V: Lanes<Elem = T>, R: Storage<Compute = T>>(
         &self,
         _: V::Isa,
@@ -211,7 +211,7 @@ impl<T: Float + Storage<Compute = T>, S: Storage<Compute = T>> RowSpec<S>
         Some(())
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn sweep<V: Lanes<Elem = T>, R: Storage<Compute = T>>(
         &self,
         isa: V::Isa,
@@ -231,7 +231,7 @@ impl<T: Float + Storage<Compute = T>, S: Storage<Compute = T>> RowSpec<S>
         }
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn finish<R: Storage<Compute = T>>(
         &self,
         _: &(),
@@ -248,7 +248,7 @@ impl<T: Float + Storage<Compute = T>, S: Storage<Compute = T>> RowSpec<S>
         )
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn grad<V: Lanes<Elem = T>, O: Storage<Compute = T>>(
         &self,
         isa: V::Isa,
@@ -296,7 +296,7 @@ impl<T: Float + Storage<Compute = T>, S: Storage<Compute = T>> RowSpec<S>
         }
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn grad_fix<V: Lanes<Elem = T>, O: Storage<Compute = T>>(
         &self,
         _: V::Isa,

@@ -54,7 +54,7 @@ struct MaskedHinge<T, const SLOPE: bool> {
 impl<T: Float, const SLOPE: bool> Map4<T> for MaskedHinge<T, SLOPE> {
     const PAIRED: bool = true;
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn map<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, keep: V, _: V, _: V) -> V {
         let zero = V::splat(isa, T::ZERO);
         let z = (V::splat(isa, self.shift) + x) + keep;
@@ -65,7 +65,7 @@ impl<T: Float, const SLOPE: bool> Map4<T> for MaskedHinge<T, SLOPE> {
         V::select(zero.lt(z), term, zero)
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn map_grad<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, y: V, z: V, u: V) -> (V, V, V) {
         // The row spec writes its own gradient; the flat gradient path never runs this map.
         let zero = V::splat(isa, T::ZERO);
@@ -74,7 +74,7 @@ impl<T: Float, const SLOPE: bool> Map4<T> for MaskedHinge<T, SLOPE> {
 }
 
 /// The number of targets of a row: its entries before the first negative one.
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 fn target_count(targets: &Labels<'_>, row: Range<usize>) -> usize {
     let len = row.len();
     (0..len)
@@ -212,20 +212,20 @@ impl<'a, S: Storage> MultilabelMarginRows<'a, S> {
     }
 
     /// Row `row`'s target `j` (among its first [`target_count`]) as a class.
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn target(&self, row: usize, j: usize) -> usize {
         self.targets.get(row * self.classes + j) as usize
     }
 
     /// `1 - x_t` of row `row`'s target `j`, in the element type as PyTorch computes it.
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn shift(&self, row: usize, j: usize) -> S::Compute {
         S::Compute::ONE - self.x[row * self.classes + self.target(row, j)].to_compute()
     }
 
     /// The keep mask of the classes `window` of row `row` (`keep.len() == window.len()`): 0,
     /// and `-inf` at each of its `targets` targets in the window.
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn keep_mask(&self, row: usize, targets: usize, window: Range<usize>, keep: &mut [S::Compute]) {
         keep.fill(S::Compute::ZERO);
         let drop = S::Compute::from_f64(f64::NEG_INFINITY);
@@ -240,7 +240,7 @@ impl<'a, S: Storage> MultilabelMarginRows<'a, S> {
     /// Adds to `sums[j - block.start]`, for each target `j` of `block`, the sum over the
     /// classes `seg` of row `row` (they are `x`) of its hinge terms (or with `SLOPE`, the
     /// number of its active hinges) with the classes that are not targets.
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn target_sums<V, R, const SLOPE: bool>(
         &self,
         isa: V::Isa,
@@ -274,7 +274,7 @@ impl<'a, S: Storage> MultilabelMarginRows<'a, S> {
     /// Writes the gradient of the classes `window` of row `row` that are not targets (0 for the
     /// targets) into `dst`: `factor` times the number of targets whose hinge with the class is
     /// active.
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn class_grad<V: Lanes<Elem = S::Compute>, O: Storage<Compute = S::Compute>>(
         &self,
         isa: V::Isa,
@@ -341,7 +341,7 @@ impl<S: Storage> RowSpec<S> for MultilabelMarginRows<'_, S> {
     type Total = LossSum;
     const SWEEPS: bool = true;
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn begin<V: Lanes<Elem = S::Compute>, R: Storage<Compute = S::Compute>>(
         &self,
         _: V::Isa,
@@ -351,7 +351,7 @@ impl<S: Storage> RowSpec<S> for MultilabelMarginRows<'_, S> {
         Some(row)
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn sweep<V: Lanes<Elem = S::Compute>, R: Storage<Compute = S::Compute>>(
         &self,
         isa: V::Isa,
@@ -389,7 +389,7 @@ impl<S: Storage> RowSpec<S> for MultilabelMarginRows<'_, S> {
         LossSum::unweighted(loss, 0)
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn finish<R: Storage<Compute = S::Compute>>(
         &self,
         &row: &usize,
@@ -406,7 +406,7 @@ impl<S: Storage> RowSpec<S> for MultilabelMarginRows<'_, S> {
         (LossSum::unweighted(loss, 1), loss, grad)
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn grad<V: Lanes<Elem = S::Compute>, O: Storage<Compute = S::Compute>>(
         &self,
         isa: V::Isa,
@@ -426,7 +426,7 @@ impl<S: Storage> RowSpec<S> for MultilabelMarginRows<'_, S> {
         }
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn grad_fix<V: Lanes<Elem = S::Compute>, O: Storage<Compute = S::Compute>>(
         &self,
         isa: V::Isa,

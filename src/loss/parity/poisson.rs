@@ -19,7 +19,7 @@ pub struct PoissonMap<T> {
 
 impl<T: Float> PoissonMap<T> {
     /// The loss and the factor its derivative needs (`e^x` or `x + eps`).
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn parts<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, t: V) -> (V, V) {
         let (base, aux) = if self.log_input {
             // The full-range exp: x may be positive (and overflows to inf past ln(MAX), as
@@ -45,12 +45,12 @@ impl<T: Float> PoissonMap<T> {
 }
 
 impl<T: Float> Map2<T> for PoissonMap<T> {
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn map<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, t: V) -> V {
         self.parts(isa, x, t).0
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn map_grad<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, t: V) -> (V, V) {
         let (loss, aux) = self.parts(isa, x, t);
         // d/dx: e^x - t, or 1 - t/(x + eps); the Stirling term does not depend on x.

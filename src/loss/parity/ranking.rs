@@ -16,7 +16,7 @@ pub struct RankingMap<T> {
 
 impl<T: Float> RankingMap<T> {
     /// The hinge's argument.
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn arg<V: Lanes<Elem = T>>(&self, isa: V::Isa, x1: V, x2: V, y: V) -> V {
         // Separate multiply and add (no fma), as PyTorch's `-target * (x1 - x2) + margin`.
         (-y) * (x1 - x2) + V::splat(isa, self.margin)
@@ -26,13 +26,13 @@ impl<T: Float> RankingMap<T> {
 impl<T: Float> Map3<T> for RankingMap<T> {
     const GRAD2: bool = true;
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn map<V: Lanes<Elem = T>>(&self, isa: V::Isa, x1: V, x2: V, y: V) -> V {
         // The constant first: x86 `max` returns its second operand for NaN, as clamp_min does.
         V::splat(isa, T::ZERO).max(self.arg(isa, x1, x2, y))
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn map_grad<V: Lanes<Elem = T>>(&self, isa: V::Isa, x1: V, x2: V, y: V) -> (V, V, V) {
         let zero = V::splat(isa, T::ZERO);
         let arg = self.arg(isa, x1, x2, y);

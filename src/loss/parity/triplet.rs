@@ -26,7 +26,7 @@ struct Distance<T, const SQUARED: bool> {
 }
 
 impl<T: Float, const SQUARED: bool> Map4<T> for Distance<T, SQUARED> {
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn map<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, y: V, _: V, _: V) -> V {
         let d = x - y + V::splat(isa, self.eps);
         if SQUARED {
@@ -36,7 +36,7 @@ impl<T: Float, const SQUARED: bool> Map4<T> for Distance<T, SQUARED> {
         }
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn map_grad<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, y: V, z: V, u: V) -> (V, V, V) {
         // The row spec writes its own gradient; the flat gradient path never runs this map.
         let zero = V::splat(isa, T::ZERO);
@@ -54,7 +54,7 @@ pub(crate) struct TripletSweep {
 }
 
 impl Merge for TripletSweep {
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn merge(self, other: TripletSweep) -> TripletSweep {
         TripletSweep {
             ap: self.ap + other.ap,
@@ -297,14 +297,14 @@ impl<S: Storage> TripletRows<'_, S> {
     }
 
     /// The classes `seg` of row `row` of an input.
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn part<'m>(&self, m: &'m [S], row: usize, seg: &Range<usize>) -> &'m [S] {
         &m[row * self.dim + seg.start..row * self.dim + seg.end]
     }
 
     /// `Σ|x - y + eps|^p` over a segment, on the running tier (a method, not a closure: a
     /// closure would be compiled without the tier's target features).
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn distance_sum<V: Lanes<Elem = S::Compute>>(&self, isa: V::Isa, x: &[S], y: &[S]) -> f64 {
         let (none, eps) = (None::<&[S]>, self.eps);
         match self.squared {
@@ -314,7 +314,7 @@ impl<S: Storage> TripletRows<'_, S> {
     }
 
     /// The norm from its sum of `|diff|^p`.
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn norm(&self, sum: f64) -> f64 {
         if self.squared {
             sum.sqrt()
@@ -324,7 +324,7 @@ impl<S: Storage> TripletRows<'_, S> {
     }
 
     /// A distance's gradient coefficient: `g/d` for p = 2 (0 where `d = 0`), `g` for p = 1.
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn coefficient(&self, g: f64, d: f64) -> S::Compute {
         let c = match (self.squared, d == 0.0) {
             (true, true) => 0.0,
@@ -346,7 +346,7 @@ pub(crate) struct TripletGrad<T> {
 }
 
 /// `diff` (p = 2) or `sign(diff)` (p = 1, 0 at 0).
-#[inline(always)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
 fn slope<T: Float, V: Lanes<Elem = T>>(isa: V::Isa, diff: V, squared: bool) -> V {
     if squared {
         return diff;
@@ -364,7 +364,7 @@ impl<S: Storage> RowSpec<S> for TripletRows<'_, S> {
     type Total = LossSum;
     const SWEEPS: bool = true;
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn begin<V: Lanes<Elem = S::Compute>, R: Storage<Compute = S::Compute>>(
         &self,
         _: V::Isa,
@@ -374,7 +374,7 @@ impl<S: Storage> RowSpec<S> for TripletRows<'_, S> {
         Some(row)
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn sweep<V: Lanes<Elem = S::Compute>, R: Storage<Compute = S::Compute>>(
         &self,
         isa: V::Isa,
@@ -396,7 +396,7 @@ impl<S: Storage> RowSpec<S> for TripletRows<'_, S> {
         }
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn finish<R: Storage<Compute = S::Compute>>(
         &self,
         &row: &usize,
@@ -434,7 +434,7 @@ impl<S: Storage> RowSpec<S> for TripletRows<'_, S> {
         (LossSum::unweighted(loss, 1), loss, grad)
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn grad<V: Lanes<Elem = S::Compute>, O: Storage<Compute = S::Compute>>(
         &self,
         isa: V::Isa,
@@ -496,7 +496,7 @@ impl<S: Storage> RowSpec<S> for TripletRows<'_, S> {
         }
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn grad_fix<V: Lanes<Elem = S::Compute>, O: Storage<Compute = S::Compute>>(
         &self,
         _: V::Isa,
