@@ -32,14 +32,25 @@ impl<T: Float> Kernel<T> for ReadSum<'_, T> {
                 *s = *s + V::load(isa, &av[k * lanes..]) + V::load(isa, &bv[k * lanes..]);
             }
         }
-        let mut total = s
-            .iter()
-            .fold(V::splat(isa, T::ZERO), |t, &x| t + x)
-            .reduce_sum();
-        for (&x, &y) in a[whole..].iter().zip(&b[whole..]) {
-            total = total + x + y;
+        // The rest as whole vectors and one partial load, not element by element: a scalar
+        // chain of up to `2·step` dependent adds would cost a small call (1000 elements) more
+        // than its vectors.
+        let (a, b) = (&a[whole..], &b[whole..]);
+        let full = a.len() - a.len() % lanes;
+        for (k, (av, bv)) in a[..full]
+            .chunks_exact(lanes)
+            .zip(b[..full].chunks_exact(lanes))
+            .enumerate()
+        {
+            s[k] = s[k] + V::load(isa, av) + V::load(isa, bv);
         }
-        total
+        let zero = T::ZERO;
+        s[ACCS - 1] = s[ACCS - 1]
+            + V::load_prefix(isa, &a[full..], zero)
+            + V::load_prefix(isa, &b[full..], zero);
+        s.iter()
+            .fold(V::splat(isa, T::ZERO), |t, &x| t + x)
+            .reduce_sum()
     }
 }
 
@@ -83,7 +94,11 @@ impl<T: Float> Kernel<T> for ExpSum<'_, T> {
         let one = V::splat(isa, T::ONE);
         let mut s = [V::splat(isa, T::ZERO); 4];
         let whole = self.x.len() - self.x.len() % (4 * lanes);
-        let mut tail = T::ZERO;
+        // The rest as whole vectors and one partial load (whose padding, -inf, adds e^-inf = 0):
+        // every element costs one vector exp's share, as in the loops it bounds.
+        let rest = &self.x[whole..];
+        let full = rest.len() - rest.len() % lanes;
+        let pad = T::from_f64(f64::NEG_INFINITY);
         for _ in 0..self.passes {
             for xv in self.x[..whole].chunks_exact(4 * lanes) {
                 for (k, s) in s.iter_mut().enumerate() {
@@ -91,10 +106,52 @@ impl<T: Float> Kernel<T> for ExpSum<'_, T> {
                     *s = *s + math::exp_nonpositive_clamped(isa, c);
                 }
             }
-            for &x in &self.x[whole..] {
-                tail = tail + (x - T::ONE).exp();
+            for (k, xv) in rest[..full].chunks_exact(lanes).enumerate() {
+                let c = V::load(isa, xv) - one;
+                s[k] = s[k] + math::exp_nonpositive_clamped(isa, c);
+            }
+            if full < rest.len() {
+                let c = V::load_prefix(isa, &rest[full..], pad) - one;
+                s[3] = s[3] + math::exp_nonpositive_clamped(isa, c);
             }
         }
-        ((s[0] + s[1]) + (s[2] + s[3])).reduce_sum() + tail
+        ((s[0] + s[1]) + (s[2] + s[3])).reduce_sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{with_tier, Tier};
+
+    #[test]
+    fn the_ceilings_count_every_element_on_every_tier() {
+        // Ragged lengths: whole blocks, whole vectors and a partial one (every path), small
+        // integers so that every sum is exact.
+        for tier in Tier::available() {
+            for n in [0usize, 1, 15, 16, 17, 127, 128, 129, 1000, 1023] {
+                let a: Vec<f32> = (0..n).map(|i| (i % 7) as f32).collect();
+                let b: Vec<f32> = (0..n).map(|i| (i % 5) as f32).collect();
+                let want: f32 = a.iter().chain(&b).sum();
+                let (read, exp) = with_tier(tier, || {
+                    (read_ceiling(&a, &b), exp_ceiling(&vec![1.0f32; n], 3))
+                })
+                .unwrap();
+                assert_eq!(read, want, "{tier}: read_ceiling over {n}");
+                assert_eq!(exp, (3 * n) as f32, "{tier}: exp_ceiling over {n}");
+                let a64: Vec<f64> = a.iter().map(|&v| v.into()).collect();
+                let b64: Vec<f64> = b.iter().map(|&v| v.into()).collect();
+                let read64 =
+                    with_tier(tier, || read_ceiling(&a64, &b64[..n.saturating_sub(1)])).unwrap();
+                let want64: f64 = a64[..n.saturating_sub(1)]
+                    .iter()
+                    .chain(&b64[..n.saturating_sub(1)])
+                    .sum();
+                assert_eq!(
+                    read64, want64,
+                    "{tier}: f64 read_ceiling over {n} (unequal lengths)"
+                );
+            }
+        }
     }
 }

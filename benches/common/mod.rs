@@ -1,4 +1,4 @@
-//! What the three bench files share: the thread settings, the read ceiling on them, the input
+//! What the bench files share: the thread settings, the read ceiling on them, the input
 //! generator, criterion's per-size settings and the `LOSSKIT_BENCH_MAX` filter.
 //!
 //! Each bench includes this module (`mod common;`) and uses a part of it.

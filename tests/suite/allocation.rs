@@ -73,6 +73,9 @@ fn llm_evaluation_calls_allocate_nothing_on_every_tier() {
     let plain = CrossEntropy::new();
     let z = CrossEntropy::new().z_loss(1e-3).label_smoothing(0.1);
     let cap = CrossEntropy::new().softcap(30.0f32);
+    let vocab = 32_000usize;
+    let vocab_row: Vec<f32> = (0..vocab).map(|i| x[i % x.len()]).collect();
+    let probs: Vec<f32> = x.iter().map(|v| (v.abs() / 10.0).min(1.0)).collect();
     for tier in Tier::available() {
         with_tier(tier, || {
             let mut calls: Vec<(&str, u64)> = Vec::new();
@@ -122,6 +125,18 @@ fn llm_evaluation_calls_allocate_nothing_on_every_tier() {
             });
             count("mse", &mut || {
                 losskit::mse(&x, &y, Reduction::Mean).unwrap();
+            });
+            // The small calls of an inference gateway (bench `small_calls`).
+            count("cross_entropy 1x32000", &mut || {
+                plain
+                    .loss(&vocab_row, vocab, &[31_999], Reduction::Mean)
+                    .unwrap();
+            });
+            count("mse 1000", &mut || {
+                losskit::mse(&x[..1000], &y[..1000], Reduction::Mean).unwrap();
+            });
+            count("bce_with_logits 64", &mut || {
+                losskit::bce_with_logits(&x[..64], &probs[..64], Reduction::Mean).unwrap();
             });
             for (name, n) in calls {
                 assert_eq!(n, 0, "{tier} {name}: {n} allocations");
