@@ -4,8 +4,8 @@
 //!
 //! Groups, all f32, all inside a one-thread rayon pool (`_1t`):
 //!
-//! - `ce_128256_grad_1t` (256 x 128256 logits, 125 MiB) and `ce_1000_grad_1t` (8192 x 1000,
-//!   31 MiB): cross-entropy with `i64` labels, `Reduction::Mean`, logits in [-8, 8):
+//! - `ce_128256_grad_1t` (256 x 128256 logits, 125 MiB), `ce_1000_grad_1t` (8192 x 1000,
+//!   31 MiB) and `ce_10_grad_1t` (65536 x 10, 2.5 MiB: short rows): cross-entropy with `i64` labels, `Reduction::Mean`, logits in [-8, 8):
 //!   - `forward`: `cross_entropy`;
 //!   - `loss_and_grad`: `CrossEntropy::loss_and_grad` into a preallocated gradient buffer;
 //!   - `in_place`: `CrossEntropy::loss_and_grad_in_place`, which overwrites the logits with the
@@ -57,9 +57,10 @@ use losskit::{CrossEntropy, Reduction};
 use rayon::{ThreadPool, ThreadPoolBuilder};
 
 /// Cross-entropy shapes `(rows, classes)`, with the group name and the benchmark parameter.
-const CE_SHAPES: [(usize, usize, &str, &str); 2] = [
+const CE_SHAPES: [(usize, usize, &str, &str); 3] = [
     (256, 128_256, "ce_128256_grad_1t", "256x128256"),
     (8192, 1000, "ce_1000_grad_1t", "8192x1000"),
+    (65536, 10, "ce_10_grad_1t", "65536x10"),
 ];
 
 /// Pointwise sizes in elements, with the label used as the benchmark parameter.

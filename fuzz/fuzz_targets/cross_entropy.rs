@@ -415,7 +415,7 @@ fn run<T: Elem, L: Lab>(c: &Case) {
     {
         let r = c.form.reduction().unwrap();
         let in_place_form = matches!(c.form, Form::GradInPlace(_));
-        // The forward loss of the same call (computed by another path for short rows).
+        // The forward loss of the same call, computed apart from the fused one.
         let plain = with_tier(tier, || {
             if c.form.probs() {
                 ce.loss_probs(&logits, classes, &probs, r)

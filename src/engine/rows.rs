@@ -121,24 +121,27 @@ pub(crate) trait RowSpec<S: Storage>: Sync {
         scale: S::Compute,
     );
 
-    /// Whether [`by_lanes`](RowSpec::by_lanes) computes rows of `classes` classes (in the
-    /// reduce and each modes, on tiers of more than one lane).
+    /// Whether [`by_lanes`](RowSpec::by_lanes) computes rows of `classes` classes (in every
+    /// mode, on tiers of more than one lane).
     fn by_lanes_ok(&self, classes: usize) -> bool {
         let _ = classes;
         false
     }
 
-    /// `V::LANES` consecutive rows from `row0`, one row per lane; each row's loss into `out`
-    /// (`V::LANES` long) if given.
+    /// `V::LANES` consecutive rows from `row0`, one row per lane. `src` is those rows
+    /// (`V::LANES · classes` elements). With no `scale`, each row's loss goes into `out`
+    /// (`V::LANES` long) if given; with a `scale`, `out` (`V::LANES · classes` long) gets the
+    /// rows' gradient times it, read from `src` or, in place (`src` `None`), from `out`.
     #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn by_lanes<V: Lanes<Elem = S::Compute>, O: Storage<Compute = S::Compute>>(
         &self,
         isa: V::Isa,
-        x: &[S],
+        src: Option<&[S]>,
         row0: usize,
         out: Option<&mut [O]>,
+        scale: Option<f64>,
     ) -> Self::Total {
-        let _ = (isa, x, row0, out);
+        let _ = (isa, src, row0, out, scale);
         unreachable!("by_lanes is only called when by_lanes_ok")
     }
 }
@@ -456,18 +459,20 @@ impl<S: Storage, P: RowSpec<S>, O: Storage<Compute = S::Compute>> Kernel<S::Comp
         let c = d.classes;
         let mut sum = P::Total::default();
         let mut first = self.rows.start;
-        if d.scale.is_none() && V::LANES > 1 && d.spec.by_lanes_ok(c) {
+        if V::LANES > 1 && d.spec.by_lanes_ok(c) {
             // One row per lane, so no lane idles and no horizontal reduction.
             let lanes = V::LANES;
             let groups = self.rows.len() / lanes;
+            // What one group writes: its losses, or its gradient rows.
+            let per_group = if d.scale.is_some() { lanes * c } else { lanes };
             for g in 0..groups {
+                let row0 = self.rows.start + g * lanes;
                 let out = self
                     .out
                     .as_deref_mut()
-                    .map(|o| &mut o[g * lanes..(g + 1) * lanes]);
-                let part = d
-                    .spec
-                    .by_lanes::<V, O>(isa, d.x, self.rows.start + g * lanes, out);
+                    .map(|o| &mut o[g * per_group..(g + 1) * per_group]);
+                let src = (!d.in_place).then(|| &d.x[row0 * c..(row0 + lanes) * c]);
+                let part = d.spec.by_lanes::<V, O>(isa, src, row0, out, d.scale);
                 sum = sum.merge(part);
             }
             first += groups * lanes;

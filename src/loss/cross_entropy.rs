@@ -54,6 +54,68 @@ impl Labels<'_> {
             Labels::Usize(l) => l[i] as i128,
         }
     }
+
+    /// The labels of rows `at..at + V::LANES` as lanes: the class, or -1 for a row whose label
+    /// is `ignore`; and how many rows are scored. Every label must be a class below 2^24 or
+    /// `ignore` (the checked calls' labels are). `i64` and `i32` labels convert in registers.
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
+    pub(crate) fn lanes<V: Lanes>(&self, isa: V::Isa, at: usize, ignore: i128) -> (V, u64) {
+        let n = V::LANES;
+        // An `ignore` the type cannot hold matches no label: -1 is no class either.
+        match *self {
+            Labels::I64(l) => {
+                let (l, ignore) = (&l[at..at + n], i64::try_from(ignore).unwrap_or(-1));
+                let scored = l.iter().filter(|&&v| v != ignore).count();
+                (V::from_labels_i64(isa, l, ignore), scored as u64)
+            }
+            Labels::I32(l) => {
+                let (l, ignore) = (&l[at..at + n], i32::try_from(ignore).unwrap_or(-1));
+                let scored = l.iter().filter(|&&v| v != ignore).count();
+                (V::from_labels_i32(isa, l, ignore), scored as u64)
+            }
+            _ => {
+                let mut values = [V::Elem::ZERO; 16];
+                let scored = self.lane_values(at, ignore, &mut values[..n]);
+                (V::load(isa, &values), scored)
+            }
+        }
+    }
+
+    /// The labels of rows `at..at + out.len()` as lane values: the class, or -1 for a row
+    /// whose label is `ignore`; returns how many rows are scored. Every label must be a class
+    /// below 2^24 or `ignore` (the checked calls' labels are), so the values are exact. One
+    /// branch-free loop per label type, for the one-row-per-lane kernels.
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
+    pub(crate) fn lane_values<T: Float>(&self, at: usize, ignore: i128, out: &mut [T]) -> u64 {
+        #[cfg_attr(not(losskit_unoptimized), inline(always))]
+        fn fill<L: Copy + PartialEq + TryFrom<i128>, T: Float>(
+            labels: &[L],
+            ignore: i128,
+            class: impl Fn(L) -> u32,
+            out: &mut [T],
+        ) -> u64 {
+            // An `ignore` the type cannot hold matches no label.
+            let ignore = L::try_from(ignore).ok();
+            let mut scored = 0;
+            let n = out.len();
+            for (o, &l) in out.iter_mut().zip(&labels[..n]) {
+                let ignored = Some(l) == ignore;
+                let value = T::from_usize(class(l) as usize);
+                *o = if ignored { -T::ONE } else { value };
+                scored += u64::from(!ignored);
+            }
+            scored
+        }
+        // Truncation keeps every class (below 2^24) and only garbles ignored labels, which
+        // are replaced.
+        match *self {
+            Labels::I32(l) => fill(&l[at..], ignore, |v| v as u32, out),
+            Labels::I64(l) => fill(&l[at..], ignore, |v| v as u32, out),
+            Labels::U32(l) => fill(&l[at..], ignore, |v| v, out),
+            Labels::U64(l) => fill(&l[at..], ignore, |v| v as u32, out),
+            Labels::Usize(l) => fill(&l[at..], ignore, |v| v as u32, out),
+        }
+    }
 }
 
 /// An integer type that can hold class labels: `i32`, `i64`, `u32`, `u64` or `usize`.
@@ -966,8 +1028,8 @@ impl<'a, T: Float, S: Storage<Compute = T>, const STATS: bool> RowSpec<S>
     }
 
     fn by_lanes_ok(&self, classes: usize) -> bool {
-        // The one-row-per-lane path computes the plain loss alone: no statistics, no z-loss,
-        // no softcap.
+        // The one-row-per-lane path computes the plain loss and its gradient alone: no
+        // statistics, no z-loss, no softcap, no smoothing.
         !STATS
             && self.z_loss == 0.0
             && self.softcap.is_none()
@@ -980,12 +1042,13 @@ impl<'a, T: Float, S: Storage<Compute = T>, const STATS: bool> RowSpec<S>
     fn by_lanes<V: Lanes<Elem = T>, O: Storage<Compute = T>>(
         &self,
         isa: V::Isa,
-        x: &[S],
+        src: Option<&[S]>,
         row0: usize,
         out: Option<&mut [O]>,
+        scale: Option<f64>,
     ) -> CeTotal {
         CeTotal {
-            loss: short_rows::<V, S, O, STATS>(isa, self, x, row0, out),
+            loss: short_rows::<V, S, O, STATS>(isa, self, src, row0, out, scale),
             ..CeTotal::default()
         }
     }
@@ -996,7 +1059,14 @@ const SHORT_ROWS: usize = 32;
 
 /// `LANES` consecutive rows of class-label cross-entropy without smoothing, one row per lane:
 /// the rows are transposed into columns (blocks of `LANES` classes), so max, `exp` and `ln`
-/// run on full vectors. Returns their summed state and writes the row losses to `out`.
+/// run on full vectors. Returns their summed state. `src` is the rows (`LANES · classes`
+/// elements from row `row0`); with no `scale`, `out` (if any) gets each row's loss; with a
+/// `scale`, `out` gets the rows' gradient times it, read from `src` or, when `src` is `None`,
+/// from `out` itself (in place: every element is read before any is written).
+///
+/// The gradient is `k·exp(x_c - max)` with `k = scale·w/Σ`, less `scale·w` at the target,
+/// computed in the compute type (the per-row path subtracts in `f64`: this rounds `scale·w`
+/// once more, within the same few ULP of `scale·w`).
 #[cfg_attr(not(losskit_unoptimized), inline(always))]
 fn short_rows<
     V: Lanes,
@@ -1006,78 +1076,144 @@ fn short_rows<
 >(
     isa: V::Isa,
     spec: &Softmax<'_, V::Elem, STATS>,
-    x: &[S],
+    src: Option<&[S]>,
     row0: usize,
     out: Option<&mut [O]>,
+    scale: Option<f64>,
 ) -> LossSum {
     let Target::Labels { labels, ignore } = spec.target else {
         unreachable!("by_lanes_ok admits class labels only");
     };
     let (c, lanes) = (spec.classes, V::LANES);
-    let base = row0 * c;
+    let zero = V::splat(isa, V::Elem::ZERO);
     // Columns, one row per lane: load each row's classes in blocks of LANES (padded with
     // -inf) and transpose the square blocks, which is cheaper than gathers. SHORT_ROWS is a
     // multiple of every tier's lane count.
     let neg_inf = V::Elem::from_f64(f64::NEG_INFINITY);
     let mut all = [V::splat(isa, neg_inf); SHORT_ROWS];
-    for (jb, block) in all[..c.div_ceil(lanes) * lanes]
-        .chunks_exact_mut(lanes)
-        .enumerate()
-    {
+    let padded = c.div_ceil(lanes) * lanes;
+    for (jb, block) in all[..padded].chunks_exact_mut(lanes).enumerate() {
         let width = lanes.min(c - jb * lanes);
         for (r, v) in block.iter_mut().enumerate() {
-            let from = base + r * c + jb * lanes;
-            *v = if width == lanes {
-                S::load::<V>(isa, &x[from..])
-            } else {
-                S::load_prefix::<V>(isa, &x[from..from + width], neg_inf)
+            let from = r * c + jb * lanes;
+            *v = match (src, out.as_deref()) {
+                (Some(x), _) if width == lanes => S::load::<V>(isa, &x[from..]),
+                (Some(x), _) => S::load_prefix::<V>(isa, &x[from..from + width], neg_inf),
+                (None, Some(x)) if width == lanes => O::load::<V>(isa, &x[from..]),
+                (None, Some(x)) => O::load_prefix::<V>(isa, &x[from..from + width], neg_inf),
+                (None, None) => unreachable!("in place means an output"),
             };
         }
         V::transpose(isa, block);
     }
-    let cols = &all[..c];
-    let mut max = cols[0];
-    for &col in &cols[1..] {
-        max = max.max(col);
-    }
-    // Pairs of columns: two exp chains in flight. Columns past `c` hold -inf, whose exp is 0.
-    let (mut s0, mut s1) = (V::splat(isa, V::Elem::ZERO), V::splat(isa, V::Elem::ZERO));
-    for pair in all[..c.next_multiple_of(2)].chunks_exact(2) {
-        s0 = s0 + math::exp_nonpositive_clamped(isa, pair[0] - max);
-        s1 = s1 + math::exp_nonpositive_clamped(isa, pair[1] - max);
+    let max = tree_max(&all[..c]);
+    // Each row's label as a lane value (-1 for an ignored row: no column matches it), its
+    // weight (0 if ignored), and how many rows are scored.
+    let (label, count) = labels.lanes::<V>(isa, row0, ignore);
+    let scored = zero.le(label);
+    let w = match spec.weight {
+        None => V::select(scored, V::splat(isa, V::Elem::ONE), zero),
+        Some(weight) => {
+            let mut label_t = [V::Elem::ZERO; 16];
+            label.store(&mut label_t);
+            let mut w_t = [V::Elem::ZERO; 16];
+            for (w, &t) in w_t.iter_mut().zip(&label_t[..lanes]) {
+                if t >= V::Elem::ZERO {
+                    *w = weight[t.to_f64() as usize];
+                }
+            }
+            V::load(isa, &w_t)
+        }
+    };
+    // The target logits, and the exponentials in pairs of columns: two exp chains in flight.
+    // Columns past `c` hold -inf, whose exp is 0. The gradient needs the exponentials: they
+    // replace the columns in `all`, flushed below the normal range as the per-row sweep's
+    // are (the sum is the same either way: it has a term of 1, which absorbs them).
+    let mut x_t = zero;
+    let (mut s0, mut s1) = (zero, zero);
+    let even = c.next_multiple_of(2);
+    for (j, pair) in all[..even].chunks_exact_mut(2).enumerate() {
+        let (d0, d1) = (pair[0] - max, pair[1] - max);
+        let (e0, e1) = if scale.is_some() {
+            (
+                math::exp_nonpositive(isa, d0),
+                math::exp_nonpositive(isa, d1),
+            )
+        } else {
+            (
+                math::exp_nonpositive_clamped(isa, d0),
+                math::exp_nonpositive_clamped(isa, d1),
+            )
+        };
+        s0 = s0 + e0;
+        s1 = s1 + e1;
+        let at = V::Elem::from_usize(2 * j);
+        x_t = V::select(label.eq(V::splat(isa, at)), pair[0], x_t);
+        x_t = V::select(label.eq(V::splat(isa, at + V::Elem::ONE)), pair[1], x_t);
+        (pair[0], pair[1]) = (e0, e1);
     }
     let sum = s0 + s1;
     let log_sum = math::ln(isa, sum);
-    // The target logit and weight of each lane's row (ignored rows: weight 0, loss 0 below).
-    let mut x_t = [V::Elem::ZERO; 16];
-    let mut w_t = [V::Elem::ZERO; 16];
-    let mut scored = [false; 16];
-    for r in 0..lanes {
-        let label = labels.get(row0 + r);
-        if label != ignore {
-            let t = label as usize;
-            x_t[r] = x[base + r * c + t].to_compute();
-            w_t[r] = spec.weight.map_or(V::Elem::ONE, |w| w[t]);
-            scored[r] = true;
+    let loss = -(w * ((x_t - max) - log_sum));
+    // Ignored rows add +0 and write +0, whatever their logits.
+    let loss = if count == lanes as u64 {
+        loss
+    } else {
+        V::select(scored, loss, zero)
+    };
+    let total = LossSum {
+        loss: V::acc_sum(V::acc_add(V::acc_zero(isa), loss)),
+        weight: match spec.weight {
+            None => count as f64,
+            Some(_) => V::acc_sum(V::acc_add(V::acc_zero(isa), w)),
+        },
+        count,
+    };
+    let Some(out) = out else {
+        return total;
+    };
+    let Some(scale) = scale else {
+        O::store(loss, out);
+        return total;
+    };
+    let delta = V::splat(isa, V::Elem::from_f64(scale)) * w;
+    let k = delta / sum;
+    for (j, e) in all[..c].iter_mut().enumerate() {
+        let g = k * *e;
+        let at = V::splat(isa, V::Elem::from_usize(j));
+        let g = V::select(label.eq(at), g - delta, g);
+        *e = if count == lanes as u64 {
+            g
+        } else {
+            V::select(scored, g, zero)
+        };
+    }
+    for (jb, block) in all[..padded].chunks_exact_mut(lanes).enumerate() {
+        V::transpose(isa, block);
+        let width = lanes.min(c - jb * lanes);
+        for (r, v) in block.iter().enumerate() {
+            let to = r * c + jb * lanes;
+            if width == lanes {
+                O::store(*v, &mut out[to..]);
+            } else {
+                O::store_prefix(*v, &mut out[to..to + width]);
+            }
         }
     }
-    let w = V::load(isa, &w_t);
-    let loss = -(w * ((V::load(isa, &x_t) - max) - log_sum));
-    let mut losses = [V::Elem::ZERO; 16];
-    loss.store(&mut losses);
-    let mut sum = LossSum::default();
-    for r in 0..lanes {
-        if !scored[r] {
-            losses[r] = V::Elem::ZERO;
-        }
-        sum.loss += losses[r].to_f64();
-        sum.weight += w_t[r].to_f64();
-        sum.count += u64::from(scored[r]);
-    }
-    if let Some(out) = out {
-        for (o, &l) in out.iter_mut().zip(&losses[..lanes]) {
-            *o = O::from_compute(l);
+    total
+}
+
+/// The lane-wise max of `cols` (not empty) in four interleaved chains, so that a row's
+/// length is a quarter of the max's depth on the critical path of a short-row group (x86 `max`:
+/// the order only decides which NaN or signed zero comes out, and a NaN row's sums are NaN
+/// either way).
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
+fn tree_max<V: Lanes>(cols: &[V]) -> V {
+    let mut m = [cols[0]; 4];
+    for quad in cols[1..].chunks(4) {
+        for (m, &col) in m.iter_mut().zip(quad) {
+            *m = m.max(col);
         }
     }
-    sum
+    m[0].max(m[1]).max(m[2].max(m[3]))
 }

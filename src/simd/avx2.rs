@@ -194,6 +194,47 @@ impl Lanes for F32x8 {
         }
     }
     #[cfg_attr(not(losskit_unoptimized), inline(always))]
+    fn from_labels_i64(_: Avx2, src: &[i64], ignore: i64) -> Self {
+        let src = &src[..8];
+        // SAFETY: the token proves AVX2; the two unaligned loads read the 8 labels of `src`.
+        // Each 64-bit label and compare mask is cut to its low 32 bits (which keep every class;
+        // the ignored lanes are replaced by -1): gather the low halves into the low 128 bits,
+        // then join the two vectors' low halves.
+        unsafe {
+            let lo = _mm256_loadu_si256(src.as_ptr().cast());
+            let hi = _mm256_loadu_si256(src[4..].as_ptr().cast());
+            let ig = _mm256_set1_epi64x(ignore);
+            let low_dwords = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+            let labels = _mm256_permute2x128_si256::<0x20>(
+                _mm256_permutevar8x32_epi32(lo, low_dwords),
+                _mm256_permutevar8x32_epi32(hi, low_dwords),
+            );
+            let ignored = _mm256_permute2x128_si256::<0x20>(
+                _mm256_permutevar8x32_epi32(_mm256_cmpeq_epi64(lo, ig), low_dwords),
+                _mm256_permutevar8x32_epi32(_mm256_cmpeq_epi64(hi, ig), low_dwords),
+            );
+            F32x8(_mm256_blendv_ps(
+                _mm256_cvtepi32_ps(labels),
+                _mm256_set1_ps(-1.0),
+                _mm256_castsi256_ps(ignored),
+            ))
+        }
+    }
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
+    fn from_labels_i32(_: Avx2, src: &[i32], ignore: i32) -> Self {
+        let src = &src[..8];
+        // SAFETY: the token proves AVX2; the unaligned load reads the 8 labels of `src`.
+        unsafe {
+            let labels = _mm256_loadu_si256(src.as_ptr().cast());
+            let ignored = _mm256_cmpeq_epi32(labels, _mm256_set1_epi32(ignore));
+            F32x8(_mm256_blendv_ps(
+                _mm256_cvtepi32_ps(labels),
+                _mm256_set1_ps(-1.0),
+                _mm256_castsi256_ps(ignored),
+            ))
+        }
+    }
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn transpose(_: Avx2, block: &mut [Self]) {
         let b: &mut [Self; 8] = block.try_into().expect("a block of 8 vectors");
         // SAFETY: register-only; the vectors prove AVX2. The classic 24-shuffle 8x8 transpose:
@@ -472,6 +513,39 @@ impl Lanes for F64x4 {
         unsafe {
             let v = _mm256_maskload_pd(src.as_ptr(), _mm256_castpd_si256(mask));
             F64x4(_mm256_blendv_pd(_mm256_set1_pd(fill), v, mask))
+        }
+    }
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
+    fn from_labels_i64(_: Avx2, src: &[i64], ignore: i64) -> Self {
+        let src = &src[..4];
+        // SAFETY: the token proves AVX2; the unaligned load reads the 4 labels of `src`. The
+        // low 32 bits of each label (which keep every class) go to the low 128 bits.
+        unsafe {
+            let labels = _mm256_loadu_si256(src.as_ptr().cast());
+            let ignored = _mm256_cmpeq_epi64(labels, _mm256_set1_epi64x(ignore));
+            let low = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(
+                labels,
+                _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7),
+            ));
+            F64x4(_mm256_blendv_pd(
+                _mm256_cvtepi32_pd(low),
+                _mm256_set1_pd(-1.0),
+                _mm256_castsi256_pd(ignored),
+            ))
+        }
+    }
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
+    fn from_labels_i32(_: Avx2, src: &[i32], ignore: i32) -> Self {
+        let src = &src[..4];
+        // SAFETY: the token proves AVX2; the unaligned load reads the 4 labels of `src`.
+        unsafe {
+            let labels = _mm_loadu_si128(src.as_ptr().cast());
+            let ignored = _mm256_cvtepi32_epi64(_mm_cmpeq_epi32(labels, _mm_set1_epi32(ignore)));
+            F64x4(_mm256_blendv_pd(
+                _mm256_cvtepi32_pd(labels),
+                _mm256_set1_pd(-1.0),
+                _mm256_castsi256_pd(ignored),
+            ))
         }
     }
     #[cfg_attr(not(losskit_unoptimized), inline(always))]

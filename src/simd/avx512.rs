@@ -207,6 +207,79 @@ impl Lanes for F32x16 {
         F32x16(unsafe { _mm512_mask_loadu_ps(_mm512_set1_ps(fill), mask, src.as_ptr()) })
     }
     #[cfg_attr(not(losskit_unoptimized), inline(always))]
+    fn from_labels_i64(_: Avx512, src: &[i64], ignore: i64) -> Self {
+        let src = &src[..16];
+        // SAFETY: the token proves AVX-512F; the two unaligned loads read the 16 labels of
+        // `src` and nothing else. Truncating to 32 bits keeps every class (below 2^24); the
+        // ignored lanes it garbles are replaced by -1.
+        unsafe {
+            let lo = _mm512_loadu_si512(src.as_ptr().cast());
+            let hi = _mm512_loadu_si512(src[8..].as_ptr().cast());
+            let ig = _mm512_set1_epi64(ignore);
+            let ignored = u16::from(_mm512_cmpeq_epi64_mask(lo, ig))
+                | (u16::from(_mm512_cmpeq_epi64_mask(hi, ig)) << 8);
+            let labels = _mm512_inserti64x4::<1>(
+                _mm512_castsi256_si512(_mm512_cvtepi64_epi32(lo)),
+                _mm512_cvtepi64_epi32(hi),
+            );
+            F32x16(_mm512_mask_blend_ps(
+                ignored,
+                _mm512_cvtepi32_ps(labels),
+                _mm512_set1_ps(-1.0),
+            ))
+        }
+    }
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
+    fn from_labels_i32(_: Avx512, src: &[i32], ignore: i32) -> Self {
+        let src = &src[..16];
+        // SAFETY: the token proves AVX-512F; the unaligned load reads the 16 labels of `src`.
+        unsafe {
+            let labels = _mm512_loadu_si512(src.as_ptr().cast());
+            let ignored = _mm512_cmpeq_epi32_mask(labels, _mm512_set1_epi32(ignore));
+            F32x16(_mm512_mask_blend_ps(
+                ignored,
+                _mm512_cvtepi32_ps(labels),
+                _mm512_set1_ps(-1.0),
+            ))
+        }
+    }
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
+    fn transpose(_: Avx512, block: &mut [Self]) {
+        let b: &mut [Self; 16] = block.try_into().expect("a block of 16 vectors");
+        // SAFETY: register-only; the vectors prove AVX-512F. 64 shuffles in four stages, as
+        // the AVX2 8x8 transpose with a fourth: interleave pairs of rows within 128-bit lanes
+        // (unpack), gather each lane's four rows (shuffle_ps), then move whole 128-bit lanes
+        // (shuffle_f32x4, twice) so that column `4k + e` collects lane `k` of element `e` of
+        // every group of four rows.
+        unsafe {
+            let mut t = [_mm512_setzero_ps(); 16];
+            for i in 0..8 {
+                t[2 * i] = _mm512_unpacklo_ps(b[2 * i].0, b[2 * i + 1].0);
+                t[2 * i + 1] = _mm512_unpackhi_ps(b[2 * i].0, b[2 * i + 1].0);
+            }
+            // u[4g + e]: lane k holds rows 4g..4g+4 at column 4k + e.
+            let mut u = [_mm512_setzero_ps(); 16];
+            for g in 0..4 {
+                let (lo0, hi0, lo1, hi1) = (t[4 * g], t[4 * g + 1], t[4 * g + 2], t[4 * g + 3]);
+                u[4 * g] = _mm512_shuffle_ps::<0x44>(lo0, lo1);
+                u[4 * g + 1] = _mm512_shuffle_ps::<0xEE>(lo0, lo1);
+                u[4 * g + 2] = _mm512_shuffle_ps::<0x44>(hi0, hi1);
+                u[4 * g + 3] = _mm512_shuffle_ps::<0xEE>(hi0, hi1);
+            }
+            for e in 0..4 {
+                let (u0, u1, u2, u3) = (u[e], u[4 + e], u[8 + e], u[12 + e]);
+                let x0 = _mm512_shuffle_f32x4::<0x44>(u0, u1);
+                let x1 = _mm512_shuffle_f32x4::<0xEE>(u0, u1);
+                let y0 = _mm512_shuffle_f32x4::<0x44>(u2, u3);
+                let y1 = _mm512_shuffle_f32x4::<0xEE>(u2, u3);
+                b[e] = F32x16(_mm512_shuffle_f32x4::<0x88>(x0, y0));
+                b[4 + e] = F32x16(_mm512_shuffle_f32x4::<0xDD>(x0, y0));
+                b[8 + e] = F32x16(_mm512_shuffle_f32x4::<0x88>(x1, y1));
+                b[12 + e] = F32x16(_mm512_shuffle_f32x4::<0xDD>(x1, y1));
+            }
+        }
+    }
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn prefetch<E>(_: Avx512, src: &[E]) {
         if let Some(first) = src.first() {
             // SAFETY: `prefetcht0` only hints the cache; it never faults and reads no data
@@ -432,6 +505,64 @@ impl Lanes for F64x8 {
         // SAFETY: the token proves AVX-512F. The masked load reads only lanes `0..src.len()`
         // (at most 8), all inside `src`; masked-off lanes are not accessed and do not fault.
         F64x8(unsafe { _mm512_mask_loadu_pd(_mm512_set1_pd(fill), mask, src.as_ptr()) })
+    }
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
+    fn from_labels_i64(_: Avx512, src: &[i64], ignore: i64) -> Self {
+        let src = &src[..8];
+        // SAFETY: the token proves AVX-512F; the unaligned load reads the 8 labels of `src`.
+        // Truncating to 32 bits keeps every class; the ignored lanes are replaced by -1.
+        unsafe {
+            let labels = _mm512_loadu_si512(src.as_ptr().cast());
+            let ignored = _mm512_cmpeq_epi64_mask(labels, _mm512_set1_epi64(ignore));
+            F64x8(_mm512_mask_blend_pd(
+                ignored,
+                _mm512_cvtepi32_pd(_mm512_cvtepi64_epi32(labels)),
+                _mm512_set1_pd(-1.0),
+            ))
+        }
+    }
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
+    fn from_labels_i32(_: Avx512, src: &[i32], ignore: i32) -> Self {
+        let src = &src[..8];
+        // SAFETY: the token proves AVX-512F; the unaligned load reads the 8 labels of `src`.
+        unsafe {
+            let labels = _mm256_loadu_si256(src.as_ptr().cast());
+            let ignored = _mm512_cmpeq_epi64_mask(
+                _mm512_cvtepi32_epi64(labels),
+                _mm512_set1_epi64(i64::from(ignore)),
+            );
+            F64x8(_mm512_mask_blend_pd(
+                ignored,
+                _mm512_cvtepi32_pd(labels),
+                _mm512_set1_pd(-1.0),
+            ))
+        }
+    }
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
+    fn transpose(_: Avx512, block: &mut [Self]) {
+        let b: &mut [Self; 8] = block.try_into().expect("a block of 8 vectors");
+        // SAFETY: register-only; the vectors prove AVX-512F. 24 shuffles: interleave pairs of
+        // rows within 128-bit lanes, then move whole lanes twice (as the f32 transpose's last
+        // two stages), so that column `2k + e` collects lane `k` of element `e` of every pair.
+        unsafe {
+            // t[2g + e]: lane k holds rows 2g, 2g+1 at column 2k + e.
+            let mut t = [_mm512_setzero_pd(); 8];
+            for g in 0..4 {
+                t[2 * g] = _mm512_unpacklo_pd(b[2 * g].0, b[2 * g + 1].0);
+                t[2 * g + 1] = _mm512_unpackhi_pd(b[2 * g].0, b[2 * g + 1].0);
+            }
+            for e in 0..2 {
+                let (t0, t1, t2, t3) = (t[e], t[2 + e], t[4 + e], t[6 + e]);
+                let x0 = _mm512_shuffle_f64x2::<0x44>(t0, t1);
+                let x1 = _mm512_shuffle_f64x2::<0xEE>(t0, t1);
+                let y0 = _mm512_shuffle_f64x2::<0x44>(t2, t3);
+                let y1 = _mm512_shuffle_f64x2::<0xEE>(t2, t3);
+                b[e] = F64x8(_mm512_shuffle_f64x2::<0x88>(x0, y0));
+                b[2 + e] = F64x8(_mm512_shuffle_f64x2::<0xDD>(x0, y0));
+                b[4 + e] = F64x8(_mm512_shuffle_f64x2::<0x88>(x1, y1));
+                b[6 + e] = F64x8(_mm512_shuffle_f64x2::<0xDD>(x1, y1));
+            }
+        }
     }
     #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn prefetch<E>(_: Avx512, src: &[E]) {

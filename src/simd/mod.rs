@@ -171,6 +171,19 @@ pub trait Lanes:
     fn load_half_prefix<H: Half>(isa: Self::Isa, src: &[H], fill: Self::Elem) -> Self {
         half::load_prefix_by_elements(isa, src, fill)
     }
+    /// The first `LANES` class labels of `src` as lanes: each label as a float, or -1 where
+    /// it equals `ignore`. Every other label must lie in `[0, 2^24)`, where the conversion is
+    /// exact. The x86 tiers convert in registers (the stores of a scalar loop stall the vector
+    /// load that follows them); the default converts label by label.
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
+    fn from_labels_i64(isa: Self::Isa, src: &[i64], ignore: i64) -> Self {
+        labels_by_elements(isa, &src[..Self::LANES], ignore)
+    }
+    /// [`from_labels_i64`](Lanes::from_labels_i64) for `i32` labels.
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
+    fn from_labels_i32(isa: Self::Isa, src: &[i32], ignore: i32) -> Self {
+        labels_by_elements(isa, &src[..Self::LANES], ignore)
+    }
     /// Writes all lanes, each rounded to nearest even, to the first `LANES` values of `dst`.
     #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn store_half<H: Half>(self, dst: &mut [H]) {
@@ -245,6 +258,25 @@ pub trait Lanes:
     fn acc_sum(acc: Self::Acc) -> f64;
 }
 
+/// [`Lanes::from_labels_i64`] label by label: `src` is `LANES` long.
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
+fn labels_by_elements<V: Lanes, L: Copy + PartialEq + Into<i64>>(
+    isa: V::Isa,
+    src: &[L],
+    ignore: L,
+) -> V {
+    use crate::float::sealed::Sealed;
+    let mut lanes = [V::Elem::ZERO; 16];
+    for (lane, &label) in lanes.iter_mut().zip(src) {
+        *lane = if label == ignore {
+            -V::Elem::ONE
+        } else {
+            V::Elem::from_f64(label.into() as f64)
+        };
+    }
+    V::load(isa, &lanes)
+}
+
 /// A computation over one contiguous piece of data, written once for every tier.
 ///
 /// [`dispatch::Resolved::run`] calls `run` with the lanes of the chosen tier inside a function
@@ -307,5 +339,57 @@ mod tests {
     fn transpose_is_a_transpose_on_every_tier() {
         check::<f32>();
         check::<f64>();
+    }
+
+    /// `from_labels_i64` and `from_labels_i32` of the first `LANES` of 20 labels (ignored
+    /// ones among them, and a 64-bit value whose low half is a class), as `f64`s.
+    struct FromLabels {
+        ignore: i64,
+    }
+
+    impl<T: Float> Kernel<T> for FromLabels {
+        type Output = (Vec<f64>, Vec<f64>);
+        #[cfg_attr(not(losskit_unoptimized), inline(always))]
+        fn run<V: Lanes<Elem = T>>(self, isa: V::Isa) -> (Vec<f64>, Vec<f64>) {
+            let wide: Vec<i64> = LABELS
+                .iter()
+                .map(|&l| if l < 0 { self.ignore } else { l })
+                .collect();
+            let narrow: Vec<i32> = wide.iter().map(|&l| l as i32).collect();
+            let mut a = vec![T::ZERO; V::LANES];
+            let mut b = vec![T::ZERO; V::LANES];
+            V::from_labels_i64(isa, &wide, self.ignore).store(&mut a);
+            V::from_labels_i32(isa, &narrow, self.ignore as i32).store(&mut b);
+            let f = |v: Vec<T>| v.into_iter().map(Sealed::to_f64).collect();
+            (f(a), f(b))
+        }
+    }
+
+    /// Classes, with -1 where the ignore value goes.
+    const LABELS: [i64; 20] = [
+        3, 0, -1, 16_777_215, 7, -1, 1, 2, 31, 30, -1, 9, 5, 4, -1, 8, 6, 10, 11, 12,
+    ];
+
+    #[test]
+    fn labels_become_lanes_on_every_tier() {
+        // PyTorch's -100, a class value, and one whose low 32 bits are a class.
+        for ignore in [-100i64, 7, (5i64 << 32) | 3] {
+            for tier in Tier::available() {
+                let want: Vec<f64> = LABELS
+                    .iter()
+                    .map(|&l| if l < 0 || l == ignore { -1.0 } else { l as f64 })
+                    .collect();
+                let (a, b) = tier.resolve().run::<f32, _>(FromLabels { ignore });
+                assert_eq!(a, want[..a.len()], "{tier} f32 i64, ignore {ignore}");
+                if ignore as i32 as i64 == ignore {
+                    assert_eq!(b, want[..b.len()], "{tier} f32 i32, ignore {ignore}");
+                }
+                let (a, b) = tier.resolve().run::<f64, _>(FromLabels { ignore });
+                assert_eq!(a, want[..a.len()], "{tier} f64 i64, ignore {ignore}");
+                if ignore as i32 as i64 == ignore {
+                    assert_eq!(b, want[..b.len()], "{tier} f64 i32, ignore {ignore}");
+                }
+            }
+        }
     }
 }

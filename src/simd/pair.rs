@@ -107,6 +107,20 @@ impl<V: Lanes> Lanes for Pair<V> {
         }
     }
     #[cfg_attr(not(losskit_unoptimized), inline(always))]
+    fn from_labels_i64(isa: V::Isa, src: &[i64], ignore: i64) -> Self {
+        Pair(
+            V::from_labels_i64(isa, src, ignore),
+            V::from_labels_i64(isa, &src[V::LANES..], ignore),
+        )
+    }
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
+    fn from_labels_i32(isa: V::Isa, src: &[i32], ignore: i32) -> Self {
+        Pair(
+            V::from_labels_i32(isa, src, ignore),
+            V::from_labels_i32(isa, &src[V::LANES..], ignore),
+        )
+    }
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn prefetch<E>(isa: V::Isa, src: &[E]) {
         V::prefetch(isa, src);
     }

@@ -91,19 +91,26 @@ fn check<T: Elem>(c: &Case) -> Result<(), TestCaseError> {
     if let Some(w) = &weight {
         ce = ce.weight(w);
     }
+    let target_of = |r: usize, probs_target: bool| {
+        if probs_target {
+            RowTarget::Probs(&probs[r * k..(r + 1) * k])
+        } else if c.labels[r] == -100 {
+            RowTarget::Ignored
+        } else {
+            RowTarget::Class(c.labels[r] as usize)
+        }
+    };
     // The oracle, per row, on the rounded inputs.
     let rows_of = |probs_target: bool| -> Vec<(f64, f64)> {
         (0..c.rows)
             .map(|r| {
                 let row = &logits[r * k..(r + 1) * k];
-                let target = if probs_target {
-                    RowTarget::Probs(&probs[r * k..(r + 1) * k])
-                } else if c.labels[r] == -100 {
-                    RowTarget::Ignored
-                } else {
-                    RowTarget::Class(c.labels[r] as usize)
-                };
-                reference::cross_entropy_row(row, target, weight.as_deref(), c.smoothing)
+                reference::cross_entropy_row(
+                    row,
+                    target_of(r, probs_target),
+                    weight.as_deref(),
+                    c.smoothing,
+                )
             })
             .collect()
     };
@@ -151,6 +158,47 @@ fn check<T: Elem>(c: &Case) -> Result<(), TestCaseError> {
                     close(mean.f64(), want_mean, scale / divisor, is_f32),
                     "{tier} probs={probs_target} mean {mean:?} vs {want_mean}"
                 );
+                // The gradient of the sum against the oracle's, element by element; for labels
+                // also in place (the same bits), and the loss it returns is the reduced one's.
+                let mut grad = vec![T::of(7.0); c.rows * k];
+                let and_grad = if probs_target {
+                    ce.loss_and_grad_probs(&logits, k, &probs, Reduction::Sum, &mut grad)
+                } else {
+                    ce.loss_and_grad(&logits, k, &c.labels, Reduction::Sum, &mut grad)
+                }
+                .unwrap();
+                // Bit for bit (a NaN as a NaN).
+                let same =
+                    |a: T, b: T| a.bits() == b.bits() || (a.f64().is_nan() && b.f64().is_nan());
+                prop_assert!(
+                    same(and_grad, sum),
+                    "{tier} probs={probs_target}: loss_and_grad {and_grad:?} vs loss {sum:?}"
+                );
+                if !probs_target {
+                    let mut in_place = logits.clone();
+                    let l = ce
+                        .loss_and_grad_in_place(&mut in_place, k, &c.labels, Reduction::Sum)
+                        .unwrap();
+                    prop_assert!(same(l, sum), "{tier}: in place loss {l:?} vs {sum:?}");
+                    prop_assert!(
+                        in_place.iter().zip(&grad).all(|(&a, &b)| same(a, b)),
+                        "{tier}: the gradient in place differs"
+                    );
+                }
+                for r in 0..c.rows {
+                    let want = reference::cross_entropy_row_grad(
+                        &logits[r * k..(r + 1) * k],
+                        target_of(r, probs_target),
+                        weight.as_deref(),
+                        c.smoothing,
+                    );
+                    for (j, (g, w)) in grad[r * k..(r + 1) * k].iter().zip(&want).enumerate() {
+                        prop_assert!(
+                            close(g.f64(), *w, 0.0, is_f32),
+                            "{tier} probs={probs_target} grad[{r}][{j}]: {g:?} vs {w}"
+                        );
+                    }
+                }
                 Ok(())
             })
             .unwrap()?;
