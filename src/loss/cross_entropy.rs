@@ -57,64 +57,46 @@ impl Labels<'_> {
 
     /// The labels of rows `at..at + V::LANES` as lanes: the class, or -1 for a row whose label
     /// is `ignore`; and how many rows are scored. Every label must be a class below 2^24 or
-    /// `ignore` (the checked calls' labels are). `i64` and `i32` labels convert in registers.
+    /// `ignore` (the checked calls' labels are). `i64` and `i32` labels convert in registers;
+    /// unsigned ones are first widened to `i64` label by label.
     #[cfg_attr(not(losskit_unoptimized), inline(always))]
     pub(crate) fn lanes<V: Lanes>(&self, isa: V::Isa, at: usize, ignore: i128) -> (V, u64) {
+        #[cfg_attr(not(losskit_unoptimized), inline(always))]
+        fn scored<L: Copy + PartialEq>(labels: &[L], ignore: L) -> u64 {
+            labels.iter().filter(|&&v| v != ignore).count() as u64
+        }
+        /// Unsigned labels as `i64` (a bijection on the values a row can hold) and `ignore`
+        /// likewise, or -1 when the type cannot hold it: no label is -1 then, as every label
+        /// is a class or `ignore`.
+        #[cfg_attr(not(losskit_unoptimized), inline(always))]
+        fn widened<L: Copy + TryFrom<i128>>(
+            labels: &[L],
+            ignore: i128,
+            to_i64: impl Fn(L) -> i64,
+        ) -> ([i64; 16], i64) {
+            let mut wide = [0i64; 16];
+            for (w, &l) in wide.iter_mut().zip(labels) {
+                *w = to_i64(l);
+            }
+            (wide, L::try_from(ignore).map_or(-1, &to_i64))
+        }
         let n = V::LANES;
         // An `ignore` the type cannot hold matches no label: -1 is no class either.
-        match *self {
+        let (wide, ignore) = match *self {
             Labels::I64(l) => {
                 let (l, ignore) = (&l[at..at + n], i64::try_from(ignore).unwrap_or(-1));
-                let scored = l.iter().filter(|&&v| v != ignore).count();
-                (V::from_labels_i64(isa, l, ignore), scored as u64)
+                return (V::from_labels_i64(isa, l, ignore), scored(l, ignore));
             }
             Labels::I32(l) => {
                 let (l, ignore) = (&l[at..at + n], i32::try_from(ignore).unwrap_or(-1));
-                let scored = l.iter().filter(|&&v| v != ignore).count();
-                (V::from_labels_i32(isa, l, ignore), scored as u64)
+                return (V::from_labels_i32(isa, l, ignore), scored(l, ignore));
             }
-            _ => {
-                let mut values = [V::Elem::ZERO; 16];
-                let scored = self.lane_values(at, ignore, &mut values[..n]);
-                (V::load(isa, &values), scored)
-            }
-        }
-    }
-
-    /// The labels of rows `at..at + out.len()` as lane values: the class, or -1 for a row
-    /// whose label is `ignore`; returns how many rows are scored. Every label must be a class
-    /// below 2^24 or `ignore` (the checked calls' labels are), so the values are exact. One
-    /// branch-free loop per label type, for the one-row-per-lane kernels.
-    #[cfg_attr(not(losskit_unoptimized), inline(always))]
-    pub(crate) fn lane_values<T: Float>(&self, at: usize, ignore: i128, out: &mut [T]) -> u64 {
-        #[cfg_attr(not(losskit_unoptimized), inline(always))]
-        fn fill<L: Copy + PartialEq + TryFrom<i128>, T: Float>(
-            labels: &[L],
-            ignore: i128,
-            class: impl Fn(L) -> u32,
-            out: &mut [T],
-        ) -> u64 {
-            // An `ignore` the type cannot hold matches no label.
-            let ignore = L::try_from(ignore).ok();
-            let mut scored = 0;
-            let n = out.len();
-            for (o, &l) in out.iter_mut().zip(&labels[..n]) {
-                let ignored = Some(l) == ignore;
-                let value = T::from_usize(class(l) as usize);
-                *o = if ignored { -T::ONE } else { value };
-                scored += u64::from(!ignored);
-            }
-            scored
-        }
-        // Truncation keeps every class (below 2^24) and only garbles ignored labels, which
-        // are replaced.
-        match *self {
-            Labels::I32(l) => fill(&l[at..], ignore, |v| v as u32, out),
-            Labels::I64(l) => fill(&l[at..], ignore, |v| v as u32, out),
-            Labels::U32(l) => fill(&l[at..], ignore, |v| v, out),
-            Labels::U64(l) => fill(&l[at..], ignore, |v| v as u32, out),
-            Labels::Usize(l) => fill(&l[at..], ignore, |v| v as u32, out),
-        }
+            Labels::U32(l) => widened(&l[at..at + n], ignore, i64::from),
+            Labels::U64(l) => widened(&l[at..at + n], ignore, |v| v as i64),
+            Labels::Usize(l) => widened(&l[at..at + n], ignore, |v| v as i64),
+        };
+        let wide = &wide[..n];
+        (V::from_labels_i64(isa, wide, ignore), scored(wide, ignore))
     }
 }
 
@@ -1106,7 +1088,7 @@ fn short_rows<
         }
         V::transpose(isa, block);
     }
-    let max = tree_max(&all[..c]);
+    let max = max_of_columns(&all[..c]);
     // Each row's label as a lane value (-1 for an ignored row: no column matches it), its
     // weight (0 if ignored), and how many rows are scored.
     let (label, count) = labels.lanes::<V>(isa, row0, ignore);
@@ -1154,13 +1136,7 @@ fn short_rows<
     }
     let sum = s0 + s1;
     let log_sum = math::ln(isa, sum);
-    let loss = -(w * ((x_t - max) - log_sum));
-    // Ignored rows add +0 and write +0, whatever their logits.
-    let loss = if count == lanes as u64 {
-        loss
-    } else {
-        V::select(scored, loss, zero)
-    };
+    let loss = only_scored(isa, count, label, -(w * ((x_t - max) - log_sum)));
     let total = LossSum {
         loss: V::acc_sum(V::acc_add(V::acc_zero(isa), loss)),
         weight: match spec.weight {
@@ -1181,12 +1157,7 @@ fn short_rows<
     for (j, e) in all[..c].iter_mut().enumerate() {
         let g = k * *e;
         let at = V::splat(isa, V::Elem::from_usize(j));
-        let g = V::select(label.eq(at), g - delta, g);
-        *e = if count == lanes as u64 {
-            g
-        } else {
-            V::select(scored, g, zero)
-        };
+        *e = only_scored(isa, count, label, V::select(label.eq(at), g - delta, g));
     }
     for (jb, block) in all[..padded].chunks_exact_mut(lanes).enumerate() {
         V::transpose(isa, block);
@@ -1203,12 +1174,24 @@ fn short_rows<
     total
 }
 
+/// `v` in the lanes of scored rows (a label of at least 0) and +0 in the others, so that
+/// ignored rows add +0 and write +0 whatever their logits; `count` scored rows of `V::LANES`.
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
+fn only_scored<V: Lanes>(isa: V::Isa, count: u64, label: V, v: V) -> V {
+    if count == V::LANES as u64 {
+        v
+    } else {
+        let zero = V::splat(isa, V::Elem::ZERO);
+        V::select(zero.le(label), v, zero)
+    }
+}
+
 /// The lane-wise max of `cols` (not empty) in four interleaved chains, so that a row's
 /// length is a quarter of the max's depth on the critical path of a short-row group (x86 `max`:
 /// the order only decides which NaN or signed zero comes out, and a NaN row's sums are NaN
 /// either way).
 #[cfg_attr(not(losskit_unoptimized), inline(always))]
-fn tree_max<V: Lanes>(cols: &[V]) -> V {
+fn max_of_columns<V: Lanes>(cols: &[V]) -> V {
     let mut m = [cols[0]; 4];
     for quad in cols[1..].chunks(4) {
         for (m, &col) in m.iter_mut().zip(quad) {

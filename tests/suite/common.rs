@@ -360,6 +360,27 @@ pub fn on_pool<R: Send>(threads: usize, tier: losskit::Tier, f: impl FnOnce() ->
     pool(threads).install(|| losskit::with_tier(tier, f).unwrap())
 }
 
+/// Row `r`'s target for the reference twins: its slice of `probs` (rows of `classes`) when
+/// `as_probs`, else its class label, or [`RowTarget::Ignored`] for PyTorch's -100.
+///
+/// [`RowTarget::Ignored`]: losskit::reference::RowTarget::Ignored
+pub fn row_target<'a, T>(
+    r: usize,
+    as_probs: bool,
+    probs: &'a [T],
+    labels: &[i64],
+    classes: usize,
+) -> losskit::reference::RowTarget<'a, T> {
+    use losskit::reference::RowTarget;
+    if as_probs {
+        RowTarget::Probs(&probs[r * classes..(r + 1) * classes])
+    } else if labels[r] == -100 {
+        RowTarget::Ignored
+    } else {
+        RowTarget::Class(labels[r] as usize)
+    }
+}
+
 /// A deterministic stream of 64-bit values (SplitMix64).
 pub fn splitmix(seed: u64) -> impl FnMut() -> u64 {
     let mut s = seed;

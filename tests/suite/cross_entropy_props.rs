@@ -91,15 +91,8 @@ fn check<T: Elem>(c: &Case) -> Result<(), TestCaseError> {
     if let Some(w) = &weight {
         ce = ce.weight(w);
     }
-    let target_of = |r: usize, probs_target: bool| {
-        if probs_target {
-            RowTarget::Probs(&probs[r * k..(r + 1) * k])
-        } else if c.labels[r] == -100 {
-            RowTarget::Ignored
-        } else {
-            RowTarget::Class(c.labels[r] as usize)
-        }
-    };
+    let target_of =
+        |r: usize, probs_target: bool| common::row_target(r, probs_target, &probs, &c.labels, k);
     // The oracle, per row, on the rounded inputs.
     let rows_of = |probs_target: bool| -> Vec<(f64, f64)> {
         (0..c.rows)

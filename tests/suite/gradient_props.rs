@@ -5,7 +5,7 @@
 use crate::common;
 
 use common::Elem;
-use losskit::reference::{self, RowTarget};
+use losskit::reference;
 use losskit::{with_tier, CrossEntropy, Reduction, Tier};
 use proptest::prelude::*;
 
@@ -159,15 +159,8 @@ proptest! {
         if let Some(w) = &weight {
             ce = ce.weight(w);
         }
-        let target = |r: usize, as_probs: bool| {
-            if as_probs {
-                RowTarget::Probs(&probs[r * classes..(r + 1) * classes])
-            } else if labels[r] == -100 {
-                RowTarget::Ignored
-            } else {
-                RowTarget::Class(labels[r] as usize)
-            }
-        };
+        let target =
+            |r: usize, as_probs: bool| common::row_target(r, as_probs, &probs, &labels, classes);
         for as_probs in [false, true] {
             // Reference gradient of the summed loss, checked against finite differences.
             let mut want = Vec::with_capacity(rows * classes);

@@ -102,15 +102,7 @@ fn check<T: Elem>(c: &Case) -> Result<(), TestCaseError> {
     }
     let cap = T::of(c.cap).f64();
     for probs_target in [false, true] {
-        let target = |r: usize| {
-            if probs_target {
-                RowTarget::Probs(&probs[r * k..(r + 1) * k])
-            } else if c.labels[r] == -100 {
-                RowTarget::Ignored
-            } else {
-                RowTarget::Class(c.labels[r] as usize)
-            }
-        };
+        let target = |r: usize| common::row_target(r, probs_target, &probs, &c.labels, k);
         let rows: Vec<&[T]> = logits.chunks(k.max(1)).take(c.rows).collect();
         // The twin's gradient against central differences of the twin's loss (one class a
         // row, where the row is finite).
