@@ -1,7 +1,9 @@
 //! An eval as one SQL query: writes Parquet files of predictions (regression columns, and
 //! classifier logits with labels), runs losskit's aggregates over them with DataFusion, checks
 //! the results against losskit's one-call API, and times both (Parquet decoding excluded: the
-//! query is timed over the decoded batches in memory).
+//! query is timed over the decoded batches in memory). Then runs each query on the Parquet file
+//! with 1, 2 and 8 target partitions, in DataFusion and on Ballista's in-process standalone
+//! cluster, and checks that all six give the in-memory result's bits.
 //!
 //! ```text
 //! cargo run --release --example sql_eval                 # 10M regression rows, 200K x 1000 logits
@@ -20,6 +22,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Float32Type, Float64Type, In
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::datasource::MemTable;
 use datafusion::error::Result;
+use datafusion::execution::SessionStateBuilder;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use losskit::{CrossEntropy, Reduction};
@@ -138,6 +141,56 @@ async fn decoded(path: &std::path::Path) -> Result<(SessionContext, Vec<RecordBa
     Ok((ctx, all, decode))
 }
 
+/// A Ballista standalone cluster (scheduler and executor in this process) of `partitions`
+/// target partitions with the aggregates registered where Ballista looks for them (the crate
+/// docs, "On Ballista").
+async fn ballista_context(partitions: usize) -> Result<SessionContext> {
+    use ballista::prelude::{SessionConfigExt, SessionContextExt};
+    let state = SessionStateBuilder::new()
+        .with_default_features()
+        .with_config(SessionConfig::new_with_ballista().with_target_partitions(partitions))
+        .build();
+    let local = SessionContext::new_with_state(state);
+    losskit_datafusion::register(&local);
+    let ctx = SessionContext::standalone_with_state(local.state()).await?;
+    losskit_datafusion::register(&ctx);
+    Ok(ctx)
+}
+
+/// `sql` over the Parquet file at `path` (as table `t`) with 1, 2 and 8 target partitions, in
+/// DataFusion and on a Ballista standalone cluster: every run must give `want`'s bits.
+async fn same_bits_everywhere(path: &std::path::Path, sql: &str, want: &[f64]) -> Result<()> {
+    let want: Vec<u64> = want.iter().map(|v| v.to_bits()).collect();
+    let mut runs = vec![];
+    for partitions in [1, 2, 8] {
+        let local = SessionContext::new_with_config(
+            SessionConfig::new().with_target_partitions(partitions),
+        );
+        losskit_datafusion::register(&local);
+        runs.push((format!("DataFusion, {partitions} partitions"), local));
+        runs.push((
+            format!("Ballista standalone, {partitions} partitions"),
+            ballista_context(partitions).await?,
+        ));
+    }
+    for (name, ctx) in &runs {
+        ctx.register_parquet("t", path.to_str().unwrap(), ParquetReadOptions::default())
+            .await?;
+        let t = Instant::now();
+        let got: Vec<u64> = first_row(ctx, sql)
+            .await?
+            .iter()
+            .map(|v| v.to_bits())
+            .collect();
+        assert_eq!(got, want, "{name}: not the in-memory query's bits");
+        println!(
+            "  {name:<34} same bits ({:.3} s, Parquet decoding included)",
+            t.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
 fn column_f32(batches: &[RecordBatch], name: &str) -> Vec<f32> {
     let mut out = vec![];
     for b in batches {
@@ -216,6 +269,7 @@ async fn main() -> Result<()> {
         );
     }
     report(t_sql, t_api, t_partial);
+    same_bits_everywhere(&reg_path, sql, &row).await?;
 
     // Classification.
     let (ctx, batches, decode) = decoded(&cls_path).await?;
@@ -279,6 +333,7 @@ async fn main() -> Result<()> {
     );
     assert_eq!((row[1], row[2]), (stats.accuracy(), stats.top_k_accuracy()));
     report(t_sql, t_api, t_partial);
+    same_bits_everywhere(&cls_path, sql, &row).await?;
 
     std::fs::remove_file(reg_path)?;
     std::fs::remove_file(cls_path)?;

@@ -64,6 +64,38 @@
 //! # }
 //! ```
 //!
+//! # On Ballista
+//!
+//! Ballista (DataFusion's distributed scheduler) ships each aggregate's state between its
+//! stages in the same serde form, so a cluster gives the bits of one process. Its executors
+//! resolve aggregates by name from their own function registry: register the aggregates in the
+//! session state the scheduler and executors are built from, and again on the client context
+//! (Ballista 55's `upgrade_for_ballista` resets the client's aggregate list). For the
+//! in-process standalone cluster:
+//!
+//! ```no_run
+//! # async fn cluster() -> datafusion::error::Result<()> {
+//! use ballista::prelude::{SessionConfigExt, SessionContextExt};
+//! use datafusion::execution::SessionStateBuilder;
+//! use datafusion::prelude::{SessionConfig, SessionContext};
+//!
+//! let state = SessionStateBuilder::new()
+//!     .with_default_features()
+//!     .with_config(SessionConfig::new_with_ballista().with_target_partitions(8))
+//!     .build();
+//! let local = SessionContext::new_with_state(state);
+//! losskit_datafusion::register(&local); // the scheduler's and the executors' registries
+//! let ctx = SessionContext::standalone_with_state(local.state()).await?;
+//! losskit_datafusion::register(&ctx); // the client's, for planning
+//! ctx.sql("SELECT cross_entropy(logits, label) FROM preds").await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! A remote cluster's executors need the same: an executor process whose
+//! `ExecutorProcessConfig::override_function_registry` holds [`udafs`] (a
+//! `BallistaFunctionRegistry` built from a session state on which [`register`] ran).
+//!
 //! [losskit]: https://docs.rs/losskit
 //! [DataFusion]: https://datafusion.apache.org
 

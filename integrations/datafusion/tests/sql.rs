@@ -1,6 +1,6 @@
 //! The aggregates through SQL, against losskit's one-call API: the values within the one-call
-//! API's bound (counts exactly), the bits identical for every partitioning and batch size, NULLs
-//! skipped, malformed rows a query error.
+//! API's bound (counts exactly), the bits identical for every partitioning and batch size and on
+//! Ballista's standalone cluster, NULLs skipped, malformed rows a query error.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,6 +14,7 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::datasource::MemTable;
+use datafusion::execution::SessionStateBuilder;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
@@ -202,6 +203,27 @@ fn context(partitions: usize, batch_size: usize) -> SessionContext {
     ctx
 }
 
+/// A Ballista standalone cluster (scheduler and executor in this process) of `partitions`
+/// target partitions, with the aggregates in the scheduler's, the executor's and the client's
+/// registries (see the crate docs, "On Ballista"). The partition count is the cluster's: the
+/// standalone scheduler ignores a later `SET`.
+async fn ballista_context(partitions: usize) -> SessionContext {
+    use ballista::prelude::{SessionConfigExt, SessionContextExt};
+    let mut config = SessionConfig::new_with_ballista().with_target_partitions(partitions);
+    config.options_mut().optimizer.repartition_file_min_size = 0;
+    let state = SessionStateBuilder::new()
+        .with_default_features()
+        .with_config(config)
+        .build();
+    let local = SessionContext::new_with_state(state);
+    losskit_datafusion::register(&local);
+    let ctx = SessionContext::standalone_with_state(local.state())
+        .await
+        .unwrap();
+    losskit_datafusion::register(&ctx);
+    ctx
+}
+
 /// The query's rows, each as its first column (a string or "") and its f64 columns.
 async fn query(ctx: &SessionContext, sql: &str) -> Vec<(String, Vec<Option<f64>>)> {
     let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
@@ -316,6 +338,24 @@ async fn regression_losses_agree_with_one_call_and_keep_their_bits_across_partit
             }
         }
     }
+    // On Ballista the partial states cross a shuffle between two stages; the same bits.
+    let first = first.unwrap();
+    for partitions in [1, 2, 8] {
+        let ctx = ballista_context(partitions).await;
+        ctx.register_parquet(
+            "preds",
+            path.to_str().unwrap(),
+            ParquetReadOptions::default(),
+        )
+        .await
+        .unwrap();
+        let rows = query(&ctx, REGRESSION_SQL).await;
+        assert_eq!(
+            keyed_bits(&rows),
+            keyed_bits(&first),
+            "Ballista, {partitions} partitions"
+        );
+    }
     std::fs::remove_file(path).unwrap();
 }
 
@@ -354,12 +394,7 @@ async fn cross_entropy_and_statistics_agree_with_one_call_and_keep_their_bits() 
         .await
         .unwrap();
         for column in ["logits", "logit_list"] {
-            let sql = format!(
-                "SELECT model, cross_entropy({column}, label), perplexity({column}, label), \
-                 ce_accuracy({column}, label), ce_top_k_accuracy({column}, label, 3) \
-                 FROM preds GROUP BY model"
-            );
-            let rows = query(&ctx, &sql).await;
+            let rows = query(&ctx, &classification_sql(column)).await;
             assert_eq!(rows.len(), 3);
             for (model, values) in &rows {
                 let (logits, labels) = counted(&c, model);
@@ -391,7 +426,42 @@ async fn cross_entropy_and_statistics_agree_with_one_call_and_keep_their_bits() 
             }
         }
     }
+    let first = first.unwrap();
+    for partitions in [1, 2, 8] {
+        let ctx = ballista_context(partitions).await;
+        ctx.register_parquet(
+            "preds",
+            path.to_str().unwrap(),
+            ParquetReadOptions::default(),
+        )
+        .await
+        .unwrap();
+        for column in ["logits", "logit_list"] {
+            let rows = query(&ctx, &classification_sql(column)).await;
+            let bits: Vec<u64> = rows
+                .iter()
+                .flat_map(|(_, v)| v.iter().map(|x| x.unwrap().to_bits()))
+                .collect();
+            assert_eq!(bits, first, "Ballista, {column}, {partitions} partitions");
+        }
+    }
     std::fs::remove_file(path).unwrap();
+}
+
+/// The query's rows with their values as bits, so that a comparison tells -0 from +0.
+fn keyed_bits(rows: &[(String, Vec<Option<f64>>)]) -> Vec<(String, Vec<Option<u64>>)> {
+    rows.iter()
+        .map(|(key, v)| (key.clone(), v.iter().map(|x| x.map(f64::to_bits)).collect()))
+        .collect()
+}
+
+/// The classification query over the logits column `column`.
+fn classification_sql(column: &str) -> String {
+    format!(
+        "SELECT model, cross_entropy({column}, label), perplexity({column}, label), \
+         ce_accuracy({column}, label), ce_top_k_accuracy({column}, label, 3) \
+         FROM preds GROUP BY model"
+    )
 }
 
 fn memory_context(batches: Vec<RecordBatch>) -> SessionContext {
