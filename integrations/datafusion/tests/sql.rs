@@ -205,9 +205,10 @@ fn context(partitions: usize, batch_size: usize) -> SessionContext {
 
 /// A Ballista standalone cluster (scheduler and executor in this process) of `partitions`
 /// target partitions, with the aggregates in the scheduler's, the executor's and the client's
-/// registries (see the crate docs, "On Ballista"). The partition count is the cluster's: the
+/// registries (see the crate docs, "On Ballista"), and the Parquet file `preds` as table
+/// `preds`. The partition count is the cluster's: the
 /// standalone scheduler ignores a later `SET`.
-async fn ballista_context(partitions: usize) -> SessionContext {
+async fn ballista_context(partitions: usize, preds: &std::path::Path) -> SessionContext {
     use ballista::prelude::{SessionConfigExt, SessionContextExt};
     let mut config = SessionConfig::new_with_ballista().with_target_partitions(partitions);
     config.options_mut().optimizer.repartition_file_min_size = 0;
@@ -221,6 +222,13 @@ async fn ballista_context(partitions: usize) -> SessionContext {
         .await
         .unwrap();
     losskit_datafusion::register(&ctx);
+    ctx.register_parquet(
+        "preds",
+        preds.to_str().unwrap(),
+        ParquetReadOptions::default(),
+    )
+    .await
+    .unwrap();
     ctx
 }
 
@@ -341,14 +349,7 @@ async fn regression_losses_agree_with_one_call_and_keep_their_bits_across_partit
     // On Ballista the partial states cross a shuffle between two stages; the same bits.
     let first = first.unwrap();
     for partitions in [1, 2, 8] {
-        let ctx = ballista_context(partitions).await;
-        ctx.register_parquet(
-            "preds",
-            path.to_str().unwrap(),
-            ParquetReadOptions::default(),
-        )
-        .await
-        .unwrap();
+        let ctx = ballista_context(partitions, &path).await;
         let rows = query(&ctx, REGRESSION_SQL).await;
         assert_eq!(
             keyed_bits(&rows),
@@ -428,14 +429,7 @@ async fn cross_entropy_and_statistics_agree_with_one_call_and_keep_their_bits() 
     }
     let first = first.unwrap();
     for partitions in [1, 2, 8] {
-        let ctx = ballista_context(partitions).await;
-        ctx.register_parquet(
-            "preds",
-            path.to_str().unwrap(),
-            ParquetReadOptions::default(),
-        )
-        .await
-        .unwrap();
+        let ctx = ballista_context(partitions, &path).await;
         for column in ["logits", "logit_list"] {
             let rows = query(&ctx, &classification_sql(column)).await;
             let bits: Vec<u64> = rows
