@@ -69,7 +69,8 @@ pub(crate) mod sealed {
         fn exp(self) -> Self;
         fn ln(self) -> Self;
         fn ln_1p(self) -> Self;
-        /// Adds `values` to `sum` exactly (`f32` through its per-exponent bins).
+        /// Adds `values` to `sum` exactly (through its fixed-point window; what that leaves out
+        /// through per-exponent bins for `f32`, the digits for `f64`).
         fn add_exact(values: &[Self], sum: &mut crate::engine::BinnedExactSum)
         where
             Self: Sized;

@@ -92,7 +92,8 @@ impl ExactSum {
     }
 
     /// Adds `±magnitude · 2^(shift - 1074)` exactly, for `magnitude < 2^64` and
-    /// `shift <= 2046`: the form every finite `f64`, and every bin of `BinnedExactSum`, takes.
+    /// `shift <= 2058`: the form every finite `f64`, and every bin and window total of
+    /// `BinnedExactSum`, takes (the three digits touched end at index `2058 / 32 + 2 = 66`).
     pub(crate) fn add_scaled(&mut self, negative: bool, magnitude: u64, shift: u32) {
         if magnitude == 0 {
             return;
