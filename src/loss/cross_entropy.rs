@@ -1136,7 +1136,9 @@ fn short_rows<
     }
     let sum = s0 + s1;
     let log_sum = math::ln(isa, sum);
-    let loss = only_scored(isa, count, label, -(w * ((x_t - max) - log_sum)));
+    // The lanes of scored rows (a label of at least 0), when some are not.
+    let scored = (count < lanes as u64).then(|| zero.le(label));
+    let loss = only_scored(scored, zero, -(w * ((x_t - max) - log_sum)));
     let total = LossSum {
         loss: V::acc_sum(V::acc_add(V::acc_zero(isa), loss)),
         weight: match spec.weight {
@@ -1157,7 +1159,7 @@ fn short_rows<
     for (j, e) in all[..c].iter_mut().enumerate() {
         let g = k * *e;
         let at = V::splat(isa, V::Elem::from_usize(j));
-        *e = only_scored(isa, count, label, V::select(label.eq(at), g - delta, g));
+        *e = only_scored(scored, zero, V::select(label.eq(at), g - delta, g));
     }
     for (jb, block) in all[..padded].chunks_exact_mut(lanes).enumerate() {
         V::transpose(isa, block);
@@ -1174,15 +1176,13 @@ fn short_rows<
     total
 }
 
-/// `v` in the lanes of scored rows (a label of at least 0) and +0 in the others, so that
-/// ignored rows add +0 and write +0 whatever their logits; `count` scored rows of `V::LANES`.
+/// `v` in the lanes of `scored` and +0 (`zero`) in the others, so that ignored rows add +0 and
+/// write +0 whatever their logits; `None` when every lane is scored.
 #[cfg_attr(not(losskit_unoptimized), inline(always))]
-fn only_scored<V: Lanes>(isa: V::Isa, count: u64, label: V, v: V) -> V {
-    if count == V::LANES as u64 {
-        v
-    } else {
-        let zero = V::splat(isa, V::Elem::ZERO);
-        V::select(zero.le(label), v, zero)
+fn only_scored<V: Lanes>(scored: Option<V::Mask>, zero: V, v: V) -> V {
+    match scored {
+        None => v,
+        Some(mask) => V::select(mask, v, zero),
     }
 }
 
