@@ -332,13 +332,7 @@ mod tests {
 
     #[test]
     fn merge_order_and_grouping_never_change_the_bits() {
-        let mut state = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::engine::exact_bins::tests::xorshift(0x9E37_79B9_7F4A_7C15u64);
         let values: Vec<f64> = (0..2000)
             .map(|_| {
                 let v = next();

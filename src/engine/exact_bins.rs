@@ -275,9 +275,19 @@ fn add_to_bins(bins: &mut [i64; 256], x: f32, folded: &mut ExactSum) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::{BinnedExactSum, ADDS_BEFORE_FOLD};
     use crate::engine::ExactSum;
+
+    /// A xorshift64 stream from `seed` (not 0): the tests' reproducible random bits.
+    pub(in crate::engine) fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+        move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        }
+    }
 
     fn exact(values: &[f32]) -> ExactSum {
         values.iter().fold(ExactSum::ZERO, |mut s, &v| {
@@ -294,13 +304,7 @@ mod tests {
 
     #[test]
     fn equals_the_exact_sum_at_every_exponent() {
-        let mut state = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x2545_F491_4F6C_DD1Du64);
         // Random bit patterns cover every exponent, subnormals and both signs.
         let mut values: Vec<f32> = (0..20_000)
             .map(|_| f32::from_bits(next() as u32))
@@ -346,13 +350,8 @@ mod tests {
 
     #[test]
     fn the_window_and_the_bins_count_every_value_once_on_every_tier() {
-        let mut state = 0x9E37_79B9_7F4A_7C15u64;
-        let mut uniform = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 40) as f32 / (1u64 << 24) as f32
-        };
+        let mut bits = xorshift(0x9E37_79B9_7F4A_7C15u64);
+        let mut uniform = move || (bits() >> 40) as f32 / (1u64 << 24) as f32;
         // Squared errors (nearly all in the window), the same with a few values 2^-20 of the
         // largest and below (the first in, the second out), a range of 2^±60 (mostly left out), signs mixed,
         // subnormals alone, values at the window's limits, non-finite values amid window values.
@@ -417,13 +416,7 @@ mod tests {
 
     #[test]
     fn f64_values_through_the_window_are_exact_on_every_tier() {
-        let mut state = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x2545_F491_4F6C_DD1Du64);
         let exact64 = |values: &[f64]| {
             values.iter().fold(ExactSum::ZERO, |mut s, &v| {
                 s.add(v);
