@@ -15,7 +15,8 @@
 //! read per class) is among them: its per-element `weight` is the third input when given.
 //! The row-wise `multilabel_soft_margin` is timed over `[8192, 1000]` against the read ceiling
 //! of its two matrices, and `multi_margin` (p = 1 and 2) over the same logits against the read
-//! ceiling of the one matrix it reads (its labels are 64 KB beside 32 MB), and
+//! ceiling of the one matrix it reads (its labels are 64 KB beside 32 MB), `multilabel_margin`
+//! over the logits and an i32 target matrix against the two matrices' ceiling, and
 //! `cosine_embedding` over the two matrices as `x1` and `x2`, and `triplet_margin` over three
 //! (against 1.5 times the two matrices' ceiling).
 //!
@@ -192,7 +193,7 @@ fn main() {
             }),
         ),
         (
-            "mse_weighted (mean: 2 passes)",
+            "mse_weighted (mean)",
             [&x, &unit, &weight],
             Box::new(move |a, b, c| losskit::mse_weighted(a, b, c, mean).unwrap()),
             Box::new(move |a, b, c, g, _| {
@@ -450,7 +451,9 @@ fn main() {
                     );
                 }
                 // Four targets a row, then -1: each target is one more sweep of its row (from
-                // cache), so the roofline here is the logits' read once plus four hinge sweeps.
+                // cache). The i32 target matrix is read whole (PyTorch checks every entry), so
+                // the roofline is the read of both matrices: the two-matrix ceiling above (the
+                // targets are as many bytes as the logits).
                 let targets: Vec<i32> = (0..ROWS * CLASSES)
                     .map(|i| {
                         let (r, j) = (i / CLASSES, i % CLASSES);
@@ -479,7 +482,7 @@ fn main() {
                     "  {:<30} reduce {r:>6.0} us  {:>5.2} of read (the roofline) | \
                      and_grad {g:>6.0} us  ({:.2} ns a target-class pair)",
                     "multilabel_margin 4 targets",
-                    read_one / r,
+                    read_rows / r,
                     r * 1e3 / (4 * ROWS * CLASSES) as f64,
                 );
             })

@@ -63,6 +63,14 @@ pub(crate) trait Map3<T: Float>: Sync {
     /// Whether the second derivative of [`map_grad`](Map3::map_grad) is written (into a second
     /// gradient slice); if not, it is never stored and may be anything.
     const GRAD2: bool = false;
+    /// Whether the third input is a weight whose sum a mean divides by (PyTorch's `mse_loss`
+    /// and `l1_loss` with `weight`): then the reducing sweep (without gradients, whose scale
+    /// needs the sum first) also sums it, into the state's
+    /// [`weight`](LossSum::weight), from the loads the loss already made, instead of a
+    /// second pass over the weights. It is summed exactly as [`total`](crate::loss::total)
+    /// sums it (same leaves, lanes, blocks and tail), so for a map that is not
+    /// [`PAIRED`](Map3::PAIRED) the bits are those of that second pass.
+    const SUMS_WEIGHT: bool = false;
     /// The per-element loss.
     fn map<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, y: V, z: V) -> V;
     /// The per-element loss, its derivative with respect to `x`, and the second derivative.
@@ -74,6 +82,7 @@ pub(crate) trait Map3<T: Float>: Sync {
 impl<T: Float, M: Map3<T>> Map3<T> for &M {
     const PAIRED: bool = M::PAIRED;
     const GRAD2: bool = M::GRAD2;
+    const SUMS_WEIGHT: bool = M::SUMS_WEIGHT;
 
     #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn map<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, y: V, z: V) -> V {
@@ -97,6 +106,9 @@ pub(crate) trait Map4<T: Float>: Sync {
     const PAIRED: bool = false;
     /// As [`Map3::GRAD2`].
     const GRAD2: bool = false;
+    /// As [`Map3::SUMS_WEIGHT`]: the reducing sweep also sums the third input (not when it
+    /// writes gradients: their scale needs the sum before the sweep).
+    const SUMS_Z: bool = false;
     /// The per-element loss.
     fn map<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, y: V, z: V, u: V) -> V;
     /// The per-element loss, its derivative with respect to `x`, and the second derivative.
@@ -117,6 +129,7 @@ impl<M> Copy for Three<'_, M> {}
 impl<T: Float, M: Map3<T>> Map4<T> for Three<'_, M> {
     const PAIRED: bool = M::PAIRED;
     const GRAD2: bool = M::GRAD2;
+    const SUMS_Z: bool = M::SUMS_WEIGHT;
 
     #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn map<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, y: V, z: V, _: V) -> V {
@@ -435,28 +448,34 @@ where
 {
     let zero = S::Compute::ZERO;
     match weight {
-        Some(c) => Sum::<S, R, M, &[W], Absent, false> {
-            a: x,
-            b: y,
-            c,
-            d: Absent,
-            grad: &mut [],
-            grad2: &mut [],
-            scale: zero,
-            map,
+        Some(c) => {
+            Sum::<S, R, M, &[W], Absent, false> {
+                a: x,
+                b: y,
+                c,
+                d: Absent,
+                grad: &mut [],
+                grad2: &mut [],
+                scale: zero,
+                map,
+            }
+            .run::<V>(isa)
+            .0
         }
-        .run::<V>(isa),
-        None => Sum::<S, R, M, One, Absent, false> {
-            a: x,
-            b: y,
-            c: One,
-            d: Absent,
-            grad: &mut [],
-            grad2: &mut [],
-            scale: zero,
-            map,
+        None => {
+            Sum::<S, R, M, One, Absent, false> {
+                a: x,
+                b: y,
+                c: One,
+                d: Absent,
+                grad: &mut [],
+                grad2: &mut [],
+                scale: zero,
+                map,
+            }
+            .run::<V>(isa)
+            .0
         }
-        .run::<V>(isa),
     }
 }
 
@@ -477,7 +496,7 @@ fn sweep<S: Storage, M: Map4<S::Compute> + Copy, C: Stream<S>, D: Stream<S>, con
     let leaf = |i: usize, grads: Option<(&mut [S], &mut [S])>| {
         let range = plan.leaf(i);
         let (grad, grad2) = grads.unwrap_or_default();
-        let sum = tier.run(Sum::<S, S, M, C, D, GRAD> {
+        let (sum, z) = tier.run(Sum::<S, S, M, C, D, GRAD> {
             a: &a[range.clone()],
             b: &b[range.clone()],
             c: c.part(range.clone()),
@@ -487,7 +506,11 @@ fn sweep<S: Storage, M: Map4<S::Compute> + Copy, C: Stream<S>, D: Stream<S>, con
             scale,
             map,
         });
-        LossSum::unweighted(sum, range.len())
+        let state = LossSum::unweighted(sum, range.len());
+        match M::SUMS_Z && !GRAD {
+            true => LossSum { weight: z, ..state },
+            false => state,
+        }
     };
     tree_reduce(plan.leaves, plan.parallel, grads, plan.per_leaf, &leaf).unwrap_or_default()
 }
@@ -591,10 +614,11 @@ impl<
         const GRAD: bool,
     > Kernel<S::Compute> for Sum<'_, S, R, M, C, D, GRAD>
 {
-    type Output = f64;
+    /// `Σ map`, and `Σ z` for a map with [`Map4::SUMS_Z`] when not writing gradients (else 0).
+    type Output = (f64, f64);
 
     #[cfg_attr(not(losskit_unoptimized), inline(always))]
-    fn run<V: Lanes<Elem = S::Compute>>(self, isa: V::Isa) -> f64 {
+    fn run<V: Lanes<Elem = S::Compute>>(self, isa: V::Isa) -> (f64, f64) {
         if M::PAIRED {
             self.sweep::<Pair<V>>(isa)
         } else {
@@ -613,7 +637,7 @@ impl<
     > Sum<'_, S, R, M, C, D, GRAD>
 {
     #[cfg_attr(not(losskit_unoptimized), inline(always))]
-    fn sweep<V: Lanes<Elem = S::Compute>>(mut self, isa: V::Isa) -> f64 {
+    fn sweep<V: Lanes<Elem = S::Compute>>(mut self, isa: V::Isa) -> (f64, f64) {
         let lanes = V::LANES;
         let step = lanes * UNROLL;
         let block = step * BLOCK_STEPS;
@@ -621,6 +645,11 @@ impl<
         let (a, b) = (&self.a[..n], &self.b[..n]);
         let zero = V::splat(isa, S::Compute::ZERO);
         let mut acc = V::acc_zero(isa);
+        // `Σ z` (M::SUMS_Z only, and not with gradients, whose scale needed it before the
+        // sweep; otherwise these stay zero and are compiled out), in the same blocks, lanes and
+        // order as the loss, which is how `total` sums a slice.
+        let sums_z = M::SUMS_Z && !GRAD;
+        let mut z_acc = V::acc_zero(isa);
 
         let full = n - n % block;
         for (bi, (ab, bb)) in a[..full]
@@ -629,41 +658,57 @@ impl<
             .enumerate()
         {
             let mut s = [zero; UNROLL];
+            let mut zs = [zero; UNROLL];
             for (si, (av, bv)) in ab.chunks_exact(step).zip(bb.chunks_exact(step)).enumerate() {
-                for (k, s) in s.iter_mut().enumerate() {
+                for (k, (s, zs)) in s.iter_mut().zip(zs.iter_mut()).enumerate() {
                     let x = R::load::<V>(isa, &av[k * lanes..]);
                     let y = S::load::<V>(isa, &bv[k * lanes..]);
-                    *s = *s + self.lanes(isa, x, y, bi * block + si * step + k * lanes, None);
+                    let at = bi * block + si * step + k * lanes;
+                    *s = *s + self.lanes(isa, x, y, at, None);
+                    if sums_z {
+                        *zs = *zs + self.c.load::<V>(isa, at);
+                    }
                 }
             }
             acc = V::acc_add(acc, (s[0] + s[1]) + (s[2] + s[3]));
+            if sums_z {
+                z_acc = V::acc_add(z_acc, (zs[0] + zs[1]) + (zs[2] + zs[3]));
+            }
         }
 
         // The last partial block: whole vectors, then one masked vector.
         let (a, b) = (&a[full..], &b[full..]);
         let whole = a.len() - a.len() % lanes;
         let mut s = zero;
+        let mut zs = zero;
         for (j, (av, bv)) in a[..whole]
             .chunks_exact(lanes)
             .zip(b[..whole].chunks_exact(lanes))
             .enumerate()
         {
-            s = s + self.lanes(
-                isa,
-                R::load::<V>(isa, av),
-                S::load::<V>(isa, bv),
-                full + j * lanes,
-                None,
-            );
+            let at = full + j * lanes;
+            s = s + self.lanes(isa, R::load::<V>(isa, av), S::load::<V>(isa, bv), at, None);
+            if sums_z {
+                zs = zs + self.c.load::<V>(isa, at);
+            }
         }
         let (a, b) = (&a[whole..], &b[whole..]);
         if !a.is_empty() {
             let x = R::load_prefix::<V>(isa, a, S::Compute::ZERO);
             let y = S::load_prefix::<V>(isa, b, S::Compute::ZERO);
-            let v = self.lanes(isa, x, y, full + whole, Some(a.len()));
-            s = s + V::select(V::first_lanes(isa, a.len()), v, zero);
+            let at = full + whole;
+            let v = self.lanes(isa, x, y, at, Some(a.len()));
+            let first = V::first_lanes(isa, a.len());
+            s = s + V::select(first, v, zero);
+            if sums_z {
+                zs = zs + V::select(first, self.c.load_tail::<V>(isa, at), zero);
+            }
         }
-        V::acc_sum(V::acc_add(acc, s))
+        let z = match sums_z {
+            true => V::acc_sum(V::acc_add(z_acc, zs)),
+            false => 0.0,
+        };
+        (V::acc_sum(V::acc_add(acc, s)), z)
     }
 }
 

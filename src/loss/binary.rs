@@ -252,7 +252,7 @@ impl<T: Float> Bce<T> {
             check_probabilities("input", probs)?;
             check_probabilities("target", target)?;
         }
-        Ok(weighted::finish(sum, weight, reduction, Divisor::Count))
+        Ok(weighted::finish(sum, reduction, Divisor::Count))
     }
 
     /// [`each`](Self::each) with a per-element `weight`: `out[i] = w[i]·bce(p[i], t[i])`.

@@ -137,23 +137,23 @@ macro_rules! with_map3 {
             Pointwise3::GaussianNll($m) => $body,
             Pointwise3::MarginRanking($m) => $body,
             Pointwise3::WeightedMse => {
-                let $m = &weighted::Weighted(&pointwise::Mse);
+                let $m = &weighted::Weighted::<_, true>(&pointwise::Mse);
                 $body
             }
             Pointwise3::WeightedL1 => {
-                let $m = &weighted::Weighted(&pointwise::L1);
+                let $m = &weighted::Weighted::<_, true>(&pointwise::L1);
                 $body
             }
             Pointwise3::WeightedHuber(inner) => {
-                let $m = &weighted::Weighted(inner);
+                let $m = &weighted::Weighted::<_, false>(inner);
                 $body
             }
             Pointwise3::WeightedBce(inner) => {
-                let $m = &weighted::Weighted(inner);
+                let $m = &weighted::Weighted::<_, false>(inner);
                 $body
             }
             Pointwise3::WeightedBceWithLogits(inner) => {
-                let $m = &weighted::Weighted(inner);
+                let $m = &weighted::Weighted::<_, false>(inner);
                 $body
             }
         }

@@ -16,11 +16,14 @@ use crate::storage::Storage;
 use crate::{check, Float, LossError, Reduction};
 
 /// `w · map(x, t)`, with derivative `w · d map / dx`: a two-input map weighted by the third
-/// input (PyTorch's `unweighted * weight`, multiplied after the loss).
-pub(crate) struct Weighted<'a, M>(pub(crate) &'a M);
+/// input (PyTorch's `unweighted * weight`, multiplied after the loss). `BY_WEIGHTS`: the mean
+/// divides by the summed weights ([`Divisor::Weights`]), which the reducing sweep then sums
+/// beside the loss ([`Map3::SUMS_WEIGHT`]).
+pub(crate) struct Weighted<'a, M, const BY_WEIGHTS: bool>(pub(crate) &'a M);
 
-impl<T: Float, M: Map2<T>> Map3<T> for Weighted<'_, M> {
+impl<T: Float, M: Map2<T>, const BY_WEIGHTS: bool> Map3<T> for Weighted<'_, M, BY_WEIGHTS> {
     const PAIRED: bool = M::PAIRED;
+    const SUMS_WEIGHT: bool = BY_WEIGHTS;
 
     #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn map<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, t: V, w: V) -> V {
@@ -60,22 +63,20 @@ pub(crate) fn reduce<S: Storage>(
 ) -> Result<S::Compute, LossError> {
     check_lens(input.len(), target.len(), weight.len())?;
     let sum = S::pointwise3_sum(&map, input, target, weight);
-    Ok(finish(sum, weight, reduction, divisor))
+    Ok(finish(sum, reduction, divisor))
 }
 
-/// The reduced weighted loss of a sum: its mean divides by what `divisor` says.
-pub(crate) fn finish<S: Storage>(
+/// The reduced weighted loss of a sum: its mean divides by what `divisor` says, which the sweep
+/// left in `sum.weight` — the summed weights for the maps of [`Divisor::Weights`] losses (they
+/// sum their third input in the loss's own sweep, [`Map3::SUMS_WEIGHT`]), the element count for
+/// the others.
+pub(crate) fn finish<T: Float>(
     sum: crate::engine::LossSum,
-    weight: &[S],
     reduction: Reduction,
     divisor: Divisor,
-) -> S::Compute {
-    let div = match (reduction, divisor) {
-        // One more read of the weights, for the mean only (the sum needs none).
-        (Reduction::Mean, Divisor::Weights) => S::total(weight).loss,
-        _ => sum.weight,
-    };
-    sum.finish(div, reduction)
+) -> T {
+    debug_assert!(divisor == Divisor::Weights || sum.weight == sum.count as f64);
+    sum.finish(sum.weight, reduction)
 }
 
 /// The reduced weighted loss and its gradient with respect to `input`, after checking lengths.
@@ -355,4 +356,84 @@ pub fn huber_weighted_and_grad<S: Storage>(
 ) -> Result<S::Compute, LossError> {
     let map = huber_map(delta)?;
     reduce_grad(input, target, weight, reduction, grad, map, Divisor::Count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::CHUNK;
+    use crate::{bf16, with_tier, Tier};
+
+    /// Irregular weights whose sum rounds (so an order change would show): `w_i` in `[0, 2)`.
+    fn weights(n: usize) -> Vec<f64> {
+        (0..n)
+            .map(|i| ((i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 11) as f64 / 2f64.powi(52))
+            .collect()
+    }
+
+    /// The weights' sum that the mean of mse_weighted and l1_weighted divides by comes from the
+    /// loss's own sweep with the bits of the separate pass it replaced (`total`), on every
+    /// tier and storage type, at lengths around every path (vectors, blocks, leaves, tails);
+    /// the huber and bce forms (which divide by the count) keep the count there.
+    fn sweep_sums_weights_as_total<S: Storage>(from: impl Fn(f64) -> S) {
+        for tier in Tier::available() {
+            for n in [
+                0,
+                1,
+                7,
+                8,
+                9,
+                31,
+                33,
+                511,
+                512,
+                513,
+                1025,
+                4097,
+                CHUNK - 1,
+                CHUNK + 37,
+                3 * CHUNK + 5,
+            ] {
+                let w: Vec<S> = weights(n).into_iter().map(&from).collect();
+                let x: Vec<S> = (0..n).map(|i| from((i % 13) as f64 / 4.0)).collect();
+                let t: Vec<S> = (0..n).map(|i| from((i % 7) as f64 / 3.0)).collect();
+                let (mse, l1, huber, total) = with_tier(tier, || {
+                    (
+                        S::pointwise3_sum(&Pointwise3::WeightedMse, &x, &t, &w),
+                        S::pointwise3_sum(&Pointwise3::WeightedL1, &x, &t, &w),
+                        S::pointwise3_sum(
+                            &Pointwise3::WeightedHuber(Huber {
+                                delta: S::Compute::ONE,
+                            }),
+                            &x,
+                            &t,
+                            &w,
+                        ),
+                        crate::loss::total(&w),
+                    )
+                })
+                .unwrap();
+                let what = format!("{tier}, {n} elements, {}", core::any::type_name::<S>());
+                assert_eq!(mse.weight.to_bits(), total.loss.to_bits(), "mse: {what}");
+                assert_eq!(l1.weight.to_bits(), total.loss.to_bits(), "l1: {what}");
+                assert_eq!(huber.weight, n as f64, "huber: {what}");
+                assert_eq!((mse.count, l1.count), (n as u64, n as u64), "{what}");
+            }
+        }
+    }
+
+    #[test]
+    fn sweep_sums_weights_as_total_f32() {
+        sweep_sums_weights_as_total::<f32>(|v| v as f32);
+    }
+
+    #[test]
+    fn sweep_sums_weights_as_total_f64() {
+        sweep_sums_weights_as_total::<f64>(|v| v);
+    }
+
+    #[test]
+    fn sweep_sums_weights_as_total_bf16() {
+        sweep_sums_weights_as_total::<bf16>(bf16::from_f64);
+    }
 }
