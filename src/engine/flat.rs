@@ -446,37 +446,33 @@ where
     M: Map4<S::Compute> + Copy,
     W: Storage<Compute = S::Compute>,
 {
-    let zero = S::Compute::ZERO;
     match weight {
-        Some(c) => {
-            Sum::<S, R, M, &[W], Absent, false> {
-                a: x,
-                b: y,
-                c,
-                d: Absent,
-                grad: &mut [],
-                grad2: &mut [],
-                scale: zero,
-                map,
-            }
-            .run::<V>(isa)
-            .0
-        }
-        None => {
-            Sum::<S, R, M, One, Absent, false> {
-                a: x,
-                b: y,
-                c: One,
-                d: Absent,
-                grad: &mut [],
-                grad2: &mut [],
-                scale: zero,
-                map,
-            }
-            .run::<V>(isa)
-            .0
-        }
+        Some(c) => row_sum_over::<V, S, R, M, _>(isa, x, y, c, map),
+        None => row_sum_over::<V, S, R, M, _>(isa, x, y, One, map),
     }
+}
+
+/// [`row_sum`] with its third stream resolved.
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
+fn row_sum_over<V, S, R, M, C>(isa: V::Isa, x: &[R], y: &[S], c: C, map: M) -> f64
+where
+    V: Lanes<Elem = S::Compute>,
+    S: Storage,
+    R: Storage<Compute = S::Compute>,
+    M: Map4<S::Compute> + Copy,
+    C: Stream<S>,
+{
+    let sum = Sum::<S, R, M, C, Absent, false> {
+        a: x,
+        b: y,
+        c,
+        d: Absent,
+        grad: &mut [],
+        grad2: &mut [],
+        scale: S::Compute::ZERO,
+        map,
+    };
+    sum.run::<V>(isa).0
 }
 
 /// The one reducing driver: every leaf on the active tier, merged in the fixed tree.
