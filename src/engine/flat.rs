@@ -647,22 +647,25 @@ impl<
         let sums_z = M::SUMS_Z && !GRAD;
         let mut z_acc = V::acc_zero(isa);
 
+        // One `chunks_exact` iterator per loop, the other input indexed beside it, rather than
+        // zipping two: the zip's setup (`Iterator::zip`, lengths by division) is a call LLVM
+        // leaves out of line in the largest kernels, once per loop, which a row spec that sums
+        // one short window per call (multilabel_margin: one call per target and row) pays every
+        // call. The order is unchanged: blocks, steps, accumulators, then the rest. Inside a
+        // block every index is below a constant bound, so the loads' checks fold away.
         let full = n - n % block;
-        for (bi, (ab, bb)) in a[..full]
-            .chunks_exact(block)
-            .zip(b[..full].chunks_exact(block))
-            .enumerate()
-        {
+        for (bi, ab) in a[..full].chunks_exact(block).enumerate() {
+            let bb = &b[bi * block..][..block];
             let mut s = [zero; UNROLL];
             let mut zs = [zero; UNROLL];
-            for (si, (av, bv)) in ab.chunks_exact(step).zip(bb.chunks_exact(step)).enumerate() {
-                for (k, (s, zs)) in s.iter_mut().zip(zs.iter_mut()).enumerate() {
-                    let x = R::load::<V>(isa, &av[k * lanes..]);
-                    let y = S::load::<V>(isa, &bv[k * lanes..]);
-                    let at = bi * block + si * step + k * lanes;
-                    *s = *s + self.lanes(isa, x, y, at, None);
+            for si in 0..BLOCK_STEPS {
+                for k in 0..UNROLL {
+                    let i = si * step + k * lanes;
+                    let at = bi * block + i;
+                    let (x, y) = (R::load::<V>(isa, &ab[i..]), S::load::<V>(isa, &bb[i..]));
+                    s[k] = s[k] + self.lanes(isa, x, y, at, None);
                     if sums_z {
-                        *zs = *zs + self.c.load::<V>(isa, at);
+                        zs[k] = zs[k] + self.c.load::<V>(isa, at);
                     }
                 }
             }
@@ -673,17 +676,18 @@ impl<
         }
 
         // The last partial block: whole vectors, then one masked vector.
-        let (a, b) = (&a[full..], &b[full..]);
-        let whole = a.len() - a.len() % lanes;
+        let whole = n - n % lanes;
         let mut s = zero;
         let mut zs = zero;
-        for (j, (av, bv)) in a[..whole]
-            .chunks_exact(lanes)
-            .zip(b[..whole].chunks_exact(lanes))
-            .enumerate()
-        {
+        for (j, av) in a[full..whole].chunks_exact(lanes).enumerate() {
             let at = full + j * lanes;
-            s = s + self.lanes(isa, R::load::<V>(isa, av), S::load::<V>(isa, bv), at, None);
+            s = s + self.lanes(
+                isa,
+                R::load::<V>(isa, av),
+                S::load::<V>(isa, &b[at..]),
+                at,
+                None,
+            );
             if sums_z {
                 zs = zs + self.c.load::<V>(isa, at);
             }
@@ -692,12 +696,11 @@ impl<
         if !a.is_empty() {
             let x = R::load_prefix::<V>(isa, a, S::Compute::ZERO);
             let y = S::load_prefix::<V>(isa, b, S::Compute::ZERO);
-            let at = full + whole;
-            let v = self.lanes(isa, x, y, at, Some(a.len()));
+            let v = self.lanes(isa, x, y, whole, Some(a.len()));
             let first = V::first_lanes(isa, a.len());
             s = s + V::select(first, v, zero);
             if sums_z {
-                zs = zs + V::select(first, self.c.load_tail::<V>(isa, at), zero);
+                zs = zs + V::select(first, self.c.load_tail::<V>(isa, whole), zero);
             }
         }
         let z = match sums_z {
@@ -736,15 +739,18 @@ impl<S: Storage, M: Map4<S::Compute>, C: Stream<S>, D: Stream<S>> Kernel<S::Comp
         );
         let whole = n - n % lanes;
         let (out_whole, out_tail) = out.split_at_mut(whole);
-        for (j, ((o, av), bv)) in out_whole
-            .chunks_exact_mut(lanes)
-            .zip(a[..whole].chunks_exact(lanes))
-            .zip(b[..whole].chunks_exact(lanes))
-            .enumerate()
-        {
-            let (z, u) = (c.load::<V>(isa, j * lanes), d.load::<V>(isa, j * lanes));
+        // One iterator, the inputs indexed beside it, as in `Sum::sweep`.
+        for (j, o) in out_whole.chunks_exact_mut(lanes).enumerate() {
+            let at = j * lanes;
+            let (z, u) = (c.load::<V>(isa, at), d.load::<V>(isa, at));
             self.map
-                .map(isa, S::load::<V>(isa, av), S::load::<V>(isa, bv), z, u)
+                .map(
+                    isa,
+                    S::load::<V>(isa, &a[at..]),
+                    S::load::<V>(isa, &b[at..]),
+                    z,
+                    u,
+                )
                 .store(o);
         }
         if !out_tail.is_empty() {

@@ -25,10 +25,18 @@ mod label {
         /// that one compiled kernel serves every label type.
         fn labels(labels: &[Self]) -> super::Labels<'_>;
 
-        /// The index of the first label outside `lo..hi`, compared in the label's own width
-        /// (the bounds saturated to it) and without a branch per label, so that the check of
-        /// a whole target matrix runs at memory speed rather than one `i128` compare at a time.
-        fn first_outside(labels: &[Self], lo: i128, hi: i128) -> Option<usize>;
+        /// The number of labels outside `lo..hi` that equal `ignore`, or the index of the
+        /// first that is outside and does not: compared in the label's own width (the bounds
+        /// saturated to it) on the active tier (see `label_scan`), so that the check of a whole
+        /// target matrix or label column runs at memory speed rather than one `i128` compare
+        /// at a time.
+        fn outside(labels: &[Self], lo: i128, hi: i128, ignore: i128) -> Result<usize, usize>;
+
+        /// The index of the first label outside `lo..hi`.
+        fn first_outside(labels: &[Self], lo: i128, hi: i128) -> Option<usize> {
+            // No label equals an `ignore` outside every type's range.
+            Self::outside(labels, lo, hi, i128::MIN).err()
+        }
     }
 }
 
@@ -121,24 +129,19 @@ macro_rules! impl_label {
                 Labels::$v(labels)
             }
 
-            fn first_outside(labels: &[$t], lo: i128, hi: i128) -> Option<usize> {
-                const CHUNK: usize = 256;
+            fn outside(labels: &[$t], lo: i128, hi: i128, ignore: i128) -> Result<usize, usize> {
                 let (min, max) = (<$t>::MIN as i128, <$t>::MAX as i128);
+                // An `ignore` the type cannot hold matches no label.
+                let ignore = (min..=max).contains(&ignore).then_some(ignore as $t);
                 if hi - 1 < min || lo > max || hi <= lo {
-                    // No value of the type is in range.
-                    return if labels.is_empty() { None } else { Some(0) };
+                    // No value of the type is in range: every label is outside.
+                    let (min, max) = (<$t>::MIN, <$t>::MAX);
+                    return super::label_scan::scan(labels, max, min, ignore);
                 }
                 // Inclusive bounds, both values of the type: `lo..hi` holds exactly the labels
                 // in `lo..=last`.
                 let (lo, last) = (lo.max(min) as $t, (hi - 1).min(max) as $t);
-                let outside = |t: $t| (t < lo) | (t > last);
-                for (c, chunk) in labels.chunks(CHUNK).enumerate() {
-                    if chunk.iter().fold(false, |any, &t| any | outside(t)) {
-                        let at = chunk.iter().position(|&t| outside(t));
-                        return at.map(|i| c * CHUNK + i);
-                    }
-                }
-                None
+                super::label_scan::scan(labels, lo, last, ignore)
             }
         }
         impl Label for $t {
@@ -156,11 +159,11 @@ impl_label!(i32 => I32, i64 => I64, u32 => U32, u64 => U64, usize => Usize);
 /// if given, has `classes` elements (checked by the caller).
 ///
 /// When `ignore` is outside `0..classes` (PyTorch's -100), the labels outside it are found a
-/// chunk at a time in the label type's own width ([`first_outside`]), and only those are
+/// chunk at a time in the label type's own width ([`outside`]), and only those are
 /// compared with `ignore`, so that the check of millions of short rows' labels runs at their
 /// memory speed rather than one `i128` compare at a time.
 ///
-/// [`first_outside`]: label::Sealed::first_outside
+/// [`outside`]: label::Sealed::outside
 pub(crate) fn scored_weight<T: Float, L: Label>(
     labels: &[L],
     classes: usize,
@@ -168,21 +171,13 @@ pub(crate) fn scored_weight<T: Float, L: Label>(
     weight: Option<&[T]>,
 ) -> Result<f64, LossError> {
     if !(0..classes as i128).contains(&ignore) {
-        let mut ignored = 0usize;
-        let mut from = 0;
-        while let Some(at) = L::first_outside(&labels[from..], 0, classes as i128) {
-            let row = from + at;
-            let label = labels[row].to_i128();
-            if label != ignore {
-                return Err(LossError::LabelOutOfRange {
-                    row,
-                    label,
-                    classes,
-                });
+        let ignored = L::outside(labels, 0, classes as i128, ignore).map_err(|row| {
+            LossError::LabelOutOfRange {
+                row,
+                label: labels[row].to_i128(),
+                classes,
             }
-            ignored += 1;
-            from = row + 1;
-        }
+        })?;
         let Some(w) = weight else {
             // The count the loop below would sum, exactly (rows are far fewer than 2^53).
             return Ok((labels.len() - ignored) as f64);

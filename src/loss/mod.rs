@@ -7,6 +7,7 @@ pub(crate) mod ce_stats;
 pub(crate) mod cross_entropy;
 pub(crate) mod ctc;
 pub(crate) mod kl_div_logits;
+pub(crate) mod label_scan;
 pub(crate) mod log_sum_exp;
 pub(crate) mod nll;
 pub(crate) mod parity;

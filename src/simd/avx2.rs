@@ -132,6 +132,11 @@ binary_ops!(
 
 const ROUND_NEAREST: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
 
+/// The bits of `sqrt(1/2)` as `frexp_centered` centres it: the `m` it returns starts here
+/// (`SQRT_2` halved, the bound the other tiers compare with), for `f32` and `f64`.
+pub(super) const FREXP_F32_C: i32 = 0x3f35_04f3;
+pub(super) const FREXP_F64_C: i64 = 0x3fe6_a09e_667f_3bcd;
+
 /// `2^k` for integral `k` in `[-126, 127]`.
 ///
 /// # Safety
@@ -408,32 +413,25 @@ impl Lanes for F32x8 {
     fn frexp_centered(self) -> (Self, Self) {
         // SAFETY: register-only.
         unsafe {
+            // With C the bits of sqrt(1/2) rounded (the bound `m` starts at) and
+            // D = C - (126 << 23), u = bits - D does not wrap for positive normal inputs; its
+            // exponent field is e + 126 and its low bits are m's offset from C. Five operations,
+            // where masking the fields and re-centring `m` by compare-and-blend took ten. The
+            // same bits as that and as the other tiers: `m` and `e` are determined exactly.
             let bits = _mm256_castps_si256(self.0);
-            let mant = _mm256_and_si256(bits, _mm256_set1_epi32((1 << 23) - 1));
-            let m = _mm256_castsi256_ps(_mm256_or_si256(
-                mant,
-                _mm256_castps_si256(_mm256_set1_ps(1.0)),
-            ));
-            // The biased exponent as a float: OR it into the mantissa of 2^23.
+            let u = _mm256_sub_epi32(bits, _mm256_set1_epi32(FREXP_F32_C - (126 << 23)));
+            let m = _mm256_add_epi32(
+                _mm256_and_si256(u, _mm256_set1_epi32((1 << 23) - 1)),
+                _mm256_set1_epi32(FREXP_F32_C),
+            );
+            // e + 126 as a float: OR it into the mantissa of 2^23.
             let two23 = _mm256_set1_ps(8388608.0);
-            let field = _mm256_or_si256(_mm256_srli_epi32::<23>(bits), _mm256_castps_si256(two23));
+            let field = _mm256_or_si256(_mm256_srli_epi32::<23>(u), _mm256_castps_si256(two23));
             let e = _mm256_sub_ps(
                 _mm256_castsi256_ps(field),
-                _mm256_set1_ps(8388608.0 + 127.0),
+                _mm256_set1_ps(8388608.0 + 126.0),
             );
-            let big = _mm256_cmp_ps::<_CMP_GE_OQ>(m, _mm256_set1_ps(core::f32::consts::SQRT_2));
-            (
-                F32x8(_mm256_blendv_ps(
-                    m,
-                    _mm256_mul_ps(m, _mm256_set1_ps(0.5)),
-                    big,
-                )),
-                F32x8(_mm256_blendv_ps(
-                    e,
-                    _mm256_add_ps(e, _mm256_set1_ps(1.0)),
-                    big,
-                )),
-            )
+            (F32x8(_mm256_castsi256_ps(m)), F32x8(e))
         }
     }
     #[cfg_attr(not(losskit_unoptimized), inline(always))]
@@ -676,31 +674,20 @@ impl Lanes for F64x4 {
     fn frexp_centered(self) -> (Self, Self) {
         // SAFETY: register-only.
         unsafe {
+            // As for f32 (`F32x8::frexp_centered`), with 52-bit fields and 1022.
             let bits = _mm256_castpd_si256(self.0);
-            let mant = _mm256_and_si256(bits, _mm256_set1_epi64x((1 << 52) - 1));
-            let m = _mm256_castsi256_pd(_mm256_or_si256(
-                mant,
-                _mm256_castpd_si256(_mm256_set1_pd(1.0)),
-            ));
+            let u = _mm256_sub_epi64(bits, _mm256_set1_epi64x(FREXP_F64_C - (1022 << 52)));
+            let m = _mm256_add_epi64(
+                _mm256_and_si256(u, _mm256_set1_epi64x((1 << 52) - 1)),
+                _mm256_set1_epi64x(FREXP_F64_C),
+            );
             let two52 = _mm256_set1_pd(4503599627370496.0);
-            let field = _mm256_or_si256(_mm256_srli_epi64::<52>(bits), _mm256_castpd_si256(two52));
+            let field = _mm256_or_si256(_mm256_srli_epi64::<52>(u), _mm256_castpd_si256(two52));
             let e = _mm256_sub_pd(
                 _mm256_castsi256_pd(field),
-                _mm256_set1_pd(4503599627370496.0 + 1023.0),
+                _mm256_set1_pd(4503599627370496.0 + 1022.0),
             );
-            let big = _mm256_cmp_pd::<_CMP_GE_OQ>(m, _mm256_set1_pd(core::f64::consts::SQRT_2));
-            (
-                F64x4(_mm256_blendv_pd(
-                    m,
-                    _mm256_mul_pd(m, _mm256_set1_pd(0.5)),
-                    big,
-                )),
-                F64x4(_mm256_blendv_pd(
-                    e,
-                    _mm256_add_pd(e, _mm256_set1_pd(1.0)),
-                    big,
-                )),
-            )
+            (F64x4(_mm256_castsi256_pd(m)), F64x4(e))
         }
     }
     #[cfg_attr(not(losskit_unoptimized), inline(always))]

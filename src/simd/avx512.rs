@@ -6,6 +6,7 @@
 use core::arch::x86_64::*;
 use core::ops::{Add, Div, Mul, Neg, Sub};
 
+use super::avx2::{FREXP_F32_C, FREXP_F64_C};
 use super::half::{self, Half, HalfFormat};
 use super::{avx2, Kernel, Lanes};
 use crate::Float;
@@ -401,24 +402,20 @@ impl Lanes for F32x16 {
     fn frexp_centered(self) -> (Self, Self) {
         // SAFETY: register-only.
         unsafe {
+            // As on the AVX2 tier (`avx2::F32x8::frexp_centered`), so the bits are the same.
             let bits = _mm512_castps_si512(self.0);
-            let mant = _mm512_and_si512(bits, _mm512_set1_epi32((1 << 23) - 1));
-            let m = _mm512_castsi512_ps(_mm512_or_si512(
-                mant,
-                _mm512_castps_si512(_mm512_set1_ps(1.0)),
-            ));
-            let two23 = _mm512_set1_ps(8388608.0);
-            let field = _mm512_or_si512(_mm512_srli_epi32::<23>(bits), _mm512_castps_si512(two23));
+            let u = _mm512_sub_epi32(bits, _mm512_set1_epi32(FREXP_F32_C - (126 << 23)));
+            let m = _mm512_add_epi32(
+                _mm512_and_si512(u, _mm512_set1_epi32((1 << 23) - 1)),
+                _mm512_set1_epi32(FREXP_F32_C),
+            );
+            let shift = _mm512_set1_ps(8388608.0);
+            let field = _mm512_or_si512(_mm512_srli_epi32::<23>(u), _mm512_castps_si512(shift));
             let e = _mm512_sub_ps(
                 _mm512_castsi512_ps(field),
-                _mm512_set1_ps(8388608.0 + 127.0),
+                _mm512_set1_ps(8388608.0 + 126.0),
             );
-            let big =
-                _mm512_cmp_ps_mask::<_CMP_GE_OQ>(m, _mm512_set1_ps(core::f32::consts::SQRT_2));
-            (
-                F32x16(_mm512_mask_mul_ps(m, big, m, _mm512_set1_ps(0.5))),
-                F32x16(_mm512_mask_add_ps(e, big, e, _mm512_set1_ps(1.0))),
-            )
+            (F32x16(_mm512_castsi512_ps(m)), F32x16(e))
         }
     }
     #[cfg_attr(not(losskit_unoptimized), inline(always))]
@@ -658,24 +655,20 @@ impl Lanes for F64x8 {
     fn frexp_centered(self) -> (Self, Self) {
         // SAFETY: register-only.
         unsafe {
+            // As on the AVX2 tier (`avx2::F32x8::frexp_centered`), so the bits are the same.
             let bits = _mm512_castpd_si512(self.0);
-            let mant = _mm512_and_si512(bits, _mm512_set1_epi64((1 << 52) - 1));
-            let m = _mm512_castsi512_pd(_mm512_or_si512(
-                mant,
-                _mm512_castpd_si512(_mm512_set1_pd(1.0)),
-            ));
-            let two52 = _mm512_set1_pd(4503599627370496.0);
-            let field = _mm512_or_si512(_mm512_srli_epi64::<52>(bits), _mm512_castpd_si512(two52));
+            let u = _mm512_sub_epi64(bits, _mm512_set1_epi64(FREXP_F64_C - (1022 << 52)));
+            let m = _mm512_add_epi64(
+                _mm512_and_si512(u, _mm512_set1_epi64((1 << 52) - 1)),
+                _mm512_set1_epi64(FREXP_F64_C),
+            );
+            let shift = _mm512_set1_pd(4503599627370496.0);
+            let field = _mm512_or_si512(_mm512_srli_epi64::<52>(u), _mm512_castpd_si512(shift));
             let e = _mm512_sub_pd(
                 _mm512_castsi512_pd(field),
-                _mm512_set1_pd(4503599627370496.0 + 1023.0),
+                _mm512_set1_pd(4503599627370496.0 + 1022.0),
             );
-            let big =
-                _mm512_cmp_pd_mask::<_CMP_GE_OQ>(m, _mm512_set1_pd(core::f64::consts::SQRT_2));
-            (
-                F64x8(_mm512_mask_mul_pd(m, big, m, _mm512_set1_pd(0.5))),
-                F64x8(_mm512_mask_add_pd(e, big, e, _mm512_set1_pd(1.0))),
-            )
+            (F64x8(_mm512_castsi512_pd(m)), F64x8(e))
         }
     }
     #[cfg_attr(not(losskit_unoptimized), inline(always))]

@@ -722,3 +722,58 @@ fn exact_values_f32() {
 fn exact_values_f64() {
     exact_values::<f64>();
 }
+
+/// `ln` and `log1p` take a shorter path for vectors with no special lane (zero, negative,
+/// subnormal, infinite or NaN for `ln`; at most -1, infinite or NaN for `log1p`): a value's
+/// result must not depend on which path its vector took. Each value is mapped once among
+/// ordinary neighbours and once beside a special value in every other lane, on every tier.
+fn path_independent<T: Check>(func: Func, specials: &[f64]) {
+    let mut rng = Rng(0xfa57 ^ func as u64);
+    let plain: Vec<T> = (0..4099)
+        .map(|i| match func {
+            Func::Ln if i % 4 == 0 => T::from_f64(rng.uniform(0.5, 2.0)),
+            Func::Ln => T::from_raw_bits(T::ONE_BITS / 2 + rng.next() % T::ONE_BITS),
+            _ => T::from_f64(rng.uniform(-0.99, 3.0)),
+        })
+        .collect();
+    let mixed: Vec<T> = plain
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| {
+            if i % 2 == 1 {
+                T::from_f64(specials[(i / 2) % specials.len()])
+            } else {
+                x
+            }
+        })
+        .collect();
+    let (mut a, mut b) = (vec![T::ZERO; plain.len()], vec![T::ZERO; plain.len()]);
+    let mut compared = 0;
+    for tier in Tier::available() {
+        for (src, dst) in [(&plain, &mut a), (&mixed, &mut b)] {
+            tier.resolve().run(MapKernel { func, src, dst });
+        }
+        for (i, (y, z)) in a.iter().zip(&b).enumerate().step_by(2) {
+            assert_eq!(
+                y.to_raw_bits(),
+                z.to_raw_bits(),
+                "{} {} on {tier} at x = {:?}: {y:?} among ordinary values, {z:?} beside specials",
+                T::NAME,
+                func.name(),
+                plain[i]
+            );
+            compared += 1;
+        }
+    }
+    assert!(compared >= 2050, "{compared} values compared");
+}
+
+#[test]
+fn ln_and_log1p_path_independent() {
+    let ln_specials = [0.0, -1.0, 1e-40, f64::INFINITY, f64::NAN, 1e-310];
+    let log1p_specials = [-1.0, -2.0, f64::INFINITY, f64::NAN];
+    path_independent::<f32>(Func::Ln, &ln_specials);
+    path_independent::<f64>(Func::Ln, &ln_specials);
+    path_independent::<f32>(Func::Log1p, &log1p_specials);
+    path_independent::<f64>(Func::Log1p, &log1p_specials);
+}

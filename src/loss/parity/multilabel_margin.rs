@@ -223,16 +223,40 @@ impl<'a, S: Storage> MultilabelMarginRows<'a, S> {
         S::Compute::ONE - self.x[row * self.classes + self.target(row, j)].to_compute()
     }
 
-    /// The keep mask of the classes `window` of row `row` (`keep.len() == window.len()`): 0,
-    /// and `-inf` at each of its `targets` targets in the window.
+    /// The keep mask of the classes `window` of row `row` (`keep.len() == window.len()`, all 0
+    /// on entry): `-inf` at each of its `targets` targets in the window.
     #[cfg_attr(not(losskit_unoptimized), inline(always))]
     fn keep_mask(&self, row: usize, targets: usize, window: Range<usize>, keep: &mut [S::Compute]) {
-        keep.fill(S::Compute::ZERO);
-        let drop = S::Compute::from_f64(f64::NEG_INFINITY);
+        self.mark_targets(row, targets, window, keep, f64::NEG_INFINITY);
+    }
+
+    /// Sets the entries of `keep` that [`keep_mask`](Self::keep_mask) set back to 0.
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
+    fn clear_mask(
+        &self,
+        row: usize,
+        targets: usize,
+        window: Range<usize>,
+        keep: &mut [S::Compute],
+    ) {
+        self.mark_targets(row, targets, window, keep, 0.0);
+    }
+
+    /// Sets `keep` to `value` at each of row `row`'s `targets` targets in the window.
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
+    fn mark_targets(
+        &self,
+        row: usize,
+        targets: usize,
+        window: Range<usize>,
+        keep: &mut [S::Compute],
+        value: f64,
+    ) {
+        let value = S::Compute::from_f64(value);
         for j in 0..targets {
             let t = self.target(row, j);
             if window.contains(&t) {
-                keep[t - window.start] = drop;
+                keep[t - window.start] = value;
             }
         }
     }
@@ -267,6 +291,8 @@ impl<'a, S: Storage> MultilabelMarginRows<'a, S> {
                 *sum +=
                     row_sum::<V, S::Compute, R, _, S::Compute>(isa, &x[at..end], keep, None, map);
             }
+            // Back to all zeros for the next window (`O(targets)`, not a fill of the window).
+            self.clear_mask(row, targets, seg.start + at..seg.start + end, keep);
             at = end;
         }
     }
@@ -379,11 +405,13 @@ impl<S: Storage> RowSpec<S> for MultilabelMarginRows<'_, S> {
         V::prefetch_lines(isa, next, ahead);
         let mut loss = 0.0;
         let mut block = 0;
+        let mut sums = [0.0; TARGET_BLOCK];
         while block < targets {
             let end = (block + TARGET_BLOCK).min(targets);
-            let mut sums = [0.0; TARGET_BLOCK];
-            self.target_sums::<V, R, false>(isa, row, seg.clone(), x, block..end, &mut sums);
-            loss += sums[..end - block].iter().sum::<f64>();
+            let sums = &mut sums[..end - block];
+            sums.fill(0.0);
+            self.target_sums::<V, R, false>(isa, row, seg.clone(), x, block..end, sums);
+            loss += sums.iter().sum::<f64>();
             block = end;
         }
         LossSum::unweighted(loss, 0)
