@@ -63,6 +63,28 @@ impl Labels<'_> {
         }
     }
 
+    /// Whether any label of `range` is below `lo` or above `last`. The bounds are taken in the
+    /// label type, saturated to it, so `lo..=last` must hold a value of every label type (as
+    /// `-1..=classes - 1` does). `#[inline(always)]`: in a tier's kernel, the compares are as
+    /// wide as its vectors.
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
+    pub(crate) fn any_outside(&self, range: Range<usize>, lo: i128, last: i128) -> bool {
+        use super::label_scan::any_in;
+        macro_rules! within {
+            ($l:expr, $t:ty) => {{
+                let (min, max) = (<$t>::MIN as i128, <$t>::MAX as i128);
+                any_in(&$l[range], lo.max(min) as $t, last.min(max) as $t)
+            }};
+        }
+        match *self {
+            Labels::I32(l) => within!(l, i32),
+            Labels::I64(l) => within!(l, i64),
+            Labels::U32(l) => within!(l, u32),
+            Labels::U64(l) => within!(l, u64),
+            Labels::Usize(l) => within!(l, usize),
+        }
+    }
+
     /// The labels of rows `at..at + V::LANES` as lanes: the class, or -1 for a row whose label
     /// is `ignore`; and how many rows are scored. Every label must be a class below 2^24 or
     /// `ignore` (the checked calls' labels are). `i64` and `i32` labels convert in registers;

@@ -22,7 +22,7 @@ struct Scan<'a, L> {
 /// Whether any of `labels` is below `lo` or above `last`. `#[inline(always)]`, so that it is
 /// compiled into the tier's kernel (a closure there would not get its target features).
 #[cfg_attr(not(losskit_unoptimized), inline(always))]
-fn any_in<L: Copy + PartialOrd>(labels: &[L], lo: L, last: L) -> bool {
+pub(crate) fn any_in<L: Copy + PartialOrd>(labels: &[L], lo: L, last: L) -> bool {
     labels
         .iter()
         .fold(false, |any, &t| any | (t < lo) | (t > last))

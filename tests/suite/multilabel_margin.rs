@@ -294,14 +294,38 @@ proptest! {
     }
 }
 
-/// The range check of every entry (done in each label type's own width, a chunk at a time)
-/// names the first entry outside `-1..classes`, as a plain scan does: at each type's extremes,
-/// and at every position of a target matrix longer than one chunk.
+/// The range check of every entry (done in each label type's own width, a chunk at a time;
+/// by the rows' sweeps in the reduced form, before any work in the forms that write) names
+/// the first entry outside `-1..classes`, as a plain scan does: at each type's extremes, at
+/// every position of a target matrix longer than one chunk, on every tier and in all forms.
 #[test]
 fn the_first_entry_out_of_range_is_named_for_every_label_type() {
     fn first<L: losskit::Label>(targets: &[L], classes: usize) -> Option<LossError> {
         let x = vec![0.0f32; targets.len()];
-        losskit::multilabel_margin(&x, targets, classes, Reduction::Sum).err()
+        let mut firsts = Tier::available().into_iter().flat_map(|tier| {
+            with_tier(tier, || {
+                let mut each = vec![0.0f32; targets.len() / classes];
+                let mut grad = vec![0.0f32; targets.len()];
+                [
+                    losskit::multilabel_margin(&x, targets, classes, Reduction::Sum).err(),
+                    losskit::multilabel_margin_each(&x, targets, classes, &mut each).err(),
+                    losskit::multilabel_margin_and_grad(
+                        &x,
+                        targets,
+                        classes,
+                        Reduction::Sum,
+                        &mut grad,
+                    )
+                    .err(),
+                ]
+            })
+            .unwrap()
+        });
+        let first = firsts.next().unwrap();
+        for other in firsts {
+            assert_eq!(other, first, "the forms and tiers disagree");
+        }
+        first
     }
     fn scan<L: losskit::Label>(targets: &[L], classes: usize) -> Option<LossError> {
         let at = targets
@@ -338,4 +362,35 @@ fn the_first_entry_out_of_range_is_named_for_every_label_type() {
     sweep(&[600, 601, u32::MAX], 2u32);
     sweep(&[600, 601, u64::MAX], 0u64);
     sweep(&[600, 601, usize::MAX], 1usize);
+}
+
+/// The reduced form checks a split row (few rows of at least `2 · CHUNK` classes, cut into
+/// segments swept apart) segment by segment: a bad entry in any segment is found, and a bad
+/// target listed in the first segment is never used to read a score by the others.
+#[test]
+fn a_split_row_is_checked_in_every_segment() {
+    let classes = 3 << 16;
+    let x = vec![0.5f32; classes];
+    for (at, bad) in [
+        (0usize, classes as i32),
+        (1, -2),
+        (70_000, classes as i32),
+        (classes - 1, -5),
+    ] {
+        for tier in Tier::available() {
+            let mut t = vec![-1i32; classes];
+            t[0] = 7;
+            t[at] = bad;
+            let want = LossError::LabelOutOfRange {
+                row: 0,
+                label: bad as i128,
+                classes,
+            };
+            let got = with_tier(tier, || {
+                losskit::multilabel_margin(&x, &t, classes, Reduction::Sum)
+            })
+            .unwrap();
+            assert_eq!(got, Err(want), "{tier}: entry {at}");
+        }
+    }
 }

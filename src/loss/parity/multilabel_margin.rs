@@ -5,15 +5,32 @@
 //!
 //! A row spec on the row driver; its `Row` is the row's index and the spec holds the input and
 //! the targets. The classes are taken in windows of [`WINDOW`]: a window's *keep mask* (0 for a
-//! class that is not a target, `-inf` for one that is, built from the row's target list) is the
-//! second stream of the flat sweep's loop ([`row_sum`]), run once per target over the window,
-//! so a target class's term is never added (PyTorch's exact 0 where every other term is 0, and
-//! an infinite or NaN target score adds nothing there) and the error bound is the flat
-//! driver's. The hinge argument is computed as PyTorch does, `(1 - x_j) + x_i` in the element
-//! type (adding the mask's 0 changes no bits), and a term counts only where it is `> 0`.
+//! class that is not a target, `-inf` for one that is, built from the row's target list) is
+//! added to the scores, so a target class's term is never added (PyTorch's exact 0 where every
+//! other term is 0, and an infinite or NaN target score adds nothing there). The hinge argument
+//! is PyTorch's `(1 - x_j) + x_i` in the element type: `(1 - x_j) + (x_i + keep)` is the same
+//! value wherever it is `> 0`, the only place a term counts (`x_i + 0` is `x_i` but for the
+//! sign of a zero, which no positive sum depends on).
+//!
+//! One pass over a window serves [`PASS_TARGETS`] targets ([`hinge_sums`]): each vector of
+//! scores is loaded and masked once for all of them, and their sums are independent chains
+//! (one target a pass would leave one chain of dependent adds, bound by the add's latency).
+//! A target's terms are summed in the flat sweep's blocks: lane sums of [`GROUP_VECS`] vectors,
+//! [`BLOCK_GROUPS`] of them added, then the block added to the target's `f64` sum (widened
+//! exactly for `f32`). The terms are non-negative, so for `f32` a window's sum is within
+//! `(GROUP_VECS - 1 + BLOCK_GROUPS - 1)·u = 10·u` of exact, relative to it (`u` the unit
+//! roundoff), and for `f64` within `(10 + blocks)·u`, `blocks` the number of `32·LANES`-class
+//! blocks in the window: the flat driver's bound.
 //!
 //! The work is `targets · classes` per row, as in PyTorch's kernel. The mask is built per
 //! window from the target list (`O(targets)` a window), so no per-call buffer is needed.
+//!
+//! Every target entry must be in `-1..classes`, those after a row's `-1` too. The forms that
+//! write (`_each`, `_and_grad`) check the whole matrix before any work, so that an error writes
+//! nothing; the reduced form checks each row's entries in its sweep, beside the scores, so
+//! that the target matrix, as large as the scores, streams from memory together with them
+//! instead of in a pass of its own. A row with a bad entry is skipped and flagged, and a
+//! flagged call ends with the full check's error.
 //!
 //! The gradient of a class that is not a target is `scale/classes` times the number of targets
 //! whose hinge with it is active (counted exactly, rounded once); a target class's is minus
@@ -22,55 +39,134 @@
 //! rounded once per listing). A gradient call sweeps each row three times: the loss, the counts
 //! of the classes and the counts of the targets.
 
-use core::mem::size_of;
 use core::ops::Range;
+use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
-use crate::engine::{row_sum, run_rows, LossSum, Map4, RowSpec, RowsOut};
+use crate::engine::{run_rows, LossSum, RowSpec, RowsOut};
 use crate::float::sealed::Sealed as _;
 use crate::loss::cross_entropy::{Label, Labels};
 use crate::simd::Lanes;
 use crate::storage::sealed::Sealed as _;
 use crate::storage::Storage;
-use crate::{check, Float, LossError, Reduction};
+use crate::{check, LossError, Reduction};
 
 /// Classes per window: the keep mask (and in the gradient the counts) of one window live on
 /// the stack, at most 8 KiB each for `f64`.
 const WINDOW: usize = 1024;
 
-/// How much of the next row a row's sweep prefetches (all of it, for rows up to 16 KiB).
-const PREFETCH_BYTES: usize = 16 * 1024;
-
 /// Targets whose sums the target gradient gathers in one pass over the row's windows.
 const TARGET_BLOCK: usize = 256;
 
-/// The hinge term `max(0, shift + x + keep)` with `shift = 1 - x_j` (or with `SLOPE`, its
-/// derivative `1`), counted only where the argument is `> 0`; `keep` is the mask (second
-/// stream): 0 keeps the class, `-inf` drops it.
-#[derive(Clone, Copy)]
-struct MaskedHinge<T, const SLOPE: bool> {
-    shift: T,
-}
+/// Targets whose hinge terms one pass over a window sums (see the module docs): four
+/// independent chains, as the flat sweep's four accumulators.
+const PASS_TARGETS: usize = 4;
 
-impl<T: Float, const SLOPE: bool> Map4<T> for MaskedHinge<T, SLOPE> {
-    const PAIRED: bool = true;
+/// Vectors a target's lane sums take before they are added to its block sums: a lane sum holds
+/// at most this many terms.
+const GROUP_VECS: usize = 8;
 
-    #[cfg_attr(not(losskit_unoptimized), inline(always))]
-    fn map<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, keep: V, _: V, _: V) -> V {
-        let zero = V::splat(isa, T::ZERO);
-        let z = (V::splat(isa, self.shift) + x) + keep;
+/// Group sums a target's block sums take before they are added to its `f64` sum (widened
+/// exactly for `f32`): the flat sweep's blocks of `4 · 8` vectors.
+const BLOCK_GROUPS: usize = 4;
+
+/// Adds to `sum` (one per target) the hinge term `max(0, shift + xk)` of each lane of `xk`
+/// (the scores plus the keep mask) and each target's `shift = 1 - x_j`, or with `SLOPE` 1
+/// where it is active: a term counts only where the argument is `> 0`.
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
+fn add_hinges<V: Lanes, const G: usize, const SLOPE: bool>(
+    xk: V,
+    shifts: &[V; G],
+    sum: &mut [V; G],
+    zero: V,
+    one: V,
+) {
+    for (s, &shift) in sum.iter_mut().zip(shifts) {
+        let z = shift + xk;
         let term = match SLOPE {
             false => z,
-            true => V::splat(isa, T::ONE),
+            true => one,
         };
-        V::select(zero.lt(z), term, zero)
+        *s = *s + V::select(zero.lt(z), term, zero);
     }
+}
 
-    #[cfg_attr(not(losskit_unoptimized), inline(always))]
-    fn map_grad<V: Lanes<Elem = T>>(&self, isa: V::Isa, x: V, y: V, z: V, u: V) -> (V, V, V) {
-        // The row spec writes its own gradient; the flat gradient path never runs this map.
-        let zero = V::splat(isa, T::ZERO);
-        (self.map(isa, x, y, z, u), zero, zero)
+/// The sums over the classes `x` (their keep mask `keep`, as long) of the hinge terms of the
+/// `G` targets whose `1 - x_j` are `shifts` (or with `SLOPE`, their numbers of active hinges),
+/// in one pass: a vector of scores is loaded and masked once for all `G` targets, and summed
+/// in blocks as the module docs describe.
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
+fn hinge_sums<V, R, const G: usize, const SLOPE: bool>(
+    isa: V::Isa,
+    x: &[R],
+    keep: &[V::Elem],
+    shifts: [V::Elem; G],
+) -> [f64; G]
+where
+    V: Lanes,
+    V::Elem: Storage<Compute = V::Elem>,
+    R: Storage<Compute = V::Elem>,
+{
+    let lanes = V::LANES;
+    let (zero, one) = (V::splat(isa, V::Elem::ZERO), V::splat(isa, V::Elem::ONE));
+    let mut shift = [zero; G];
+    for (v, &s) in shift.iter_mut().zip(&shifts) {
+        *v = V::splat(isa, s);
     }
+    let n = x.len().min(keep.len());
+    let (x, keep) = (&x[..n], &keep[..n]);
+    let mut acc = [V::acc_zero(isa); G];
+    // Adds each target's `group` sums into its block sums.
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
+    fn add_group<V: Lanes, const G: usize>(block: &mut [V; G], group: &[V; G]) {
+        for (b, &g) in block.iter_mut().zip(group) {
+            *b = *b + g;
+        }
+    }
+    let block = lanes * GROUP_VECS * BLOCK_GROUPS;
+    let full = n - n % block;
+    for (bi, xb) in x[..full].chunks_exact(block).enumerate() {
+        let kb = &keep[bi * block..][..block];
+        let mut block_sum = [zero; G];
+        for g in 0..BLOCK_GROUPS {
+            let mut group = [zero; G];
+            for v in 0..GROUP_VECS {
+                let at = (g * GROUP_VECS + v) * lanes;
+                let xk = R::load::<V>(isa, &xb[at..]) + V::Elem::load::<V>(isa, &kb[at..]);
+                add_hinges::<V, G, SLOPE>(xk, &shift, &mut group, zero, one);
+            }
+            add_group(&mut block_sum, &group);
+        }
+        for (a, &b) in acc.iter_mut().zip(&block_sum) {
+            *a = V::acc_add(*a, b);
+        }
+    }
+    // The last partial block in the same groups, its last vector padded with `-inf` masks.
+    let minus_inf = V::Elem::from_f64(f64::NEG_INFINITY);
+    let vecs = (n - full).div_ceil(lanes);
+    let mut block_sum = [zero; G];
+    let mut v = 0;
+    while v < vecs {
+        let end = (v + GROUP_VECS).min(vecs);
+        let mut group = [zero; G];
+        for k in v..end {
+            let at = full + k * lanes;
+            let xk = match at + lanes <= n {
+                true => R::load::<V>(isa, &x[at..]) + V::Elem::load::<V>(isa, &keep[at..]),
+                false => {
+                    R::load_prefix::<V>(isa, &x[at..], V::Elem::ZERO)
+                        + V::Elem::load_prefix::<V>(isa, &keep[at..], minus_inf)
+                }
+            };
+            add_hinges::<V, G, SLOPE>(xk, &shift, &mut group, zero, one);
+        }
+        add_group(&mut block_sum, &group);
+        v = end;
+    }
+    let mut out = [0.0; G];
+    for ((o, &a), &b) in out.iter_mut().zip(&acc).zip(&block_sum) {
+        *o = V::acc_sum(V::acc_add(a, b));
+    }
+    out
 }
 
 /// The number of targets of a row: its entries before the first negative one.
@@ -111,8 +207,14 @@ pub fn multilabel_margin<S: Storage, L: Label>(
     classes: usize,
     reduction: Reduction,
 ) -> Result<S::Compute, LossError> {
-    let spec = MultilabelMarginRows::new(input, target, classes)?;
+    // The targets are checked in the sweep (a reduced call writes nothing, so an error found
+    // late costs nothing but the work): one pass over memory instead of two.
+    let spec = MultilabelMarginRows::new(input, target, classes, TargetCheck::InSweep)?;
     let sum = S::multilabel_margin_rows(&spec, RowsOut::Reduce);
+    if spec.bad_target.load(Relaxed) {
+        // A row with an entry outside `-1..classes` was skipped: the error names the first.
+        check_targets(target, classes)?;
+    }
     Ok(sum.finish(spec.rows as f64, reduction))
 }
 
@@ -134,7 +236,7 @@ pub fn multilabel_margin_each<S: Storage, L: Label>(
     classes: usize,
     out: &mut [S::Compute],
 ) -> Result<(), LossError> {
-    let spec = MultilabelMarginRows::new(input, target, classes)?;
+    let spec = MultilabelMarginRows::new(input, target, classes, TargetCheck::Before)?;
     check::same_len("out", out.len(), "rows of input", spec.rows)?;
     S::multilabel_margin_rows(&spec, RowsOut::Each(out));
     Ok(())
@@ -164,19 +266,49 @@ pub fn multilabel_margin_and_grad<S: Storage, L: Label>(
     reduction: Reduction,
     grad: &mut [S],
 ) -> Result<S::Compute, LossError> {
-    let spec = MultilabelMarginRows::new(input, target, classes)?;
+    let spec = MultilabelMarginRows::new(input, target, classes, TargetCheck::Before)?;
     check::same_len("grad", grad.len(), "input", input.len())?;
     let scale = reduction.row_grad_scale(spec.rows as f64);
     let sum = S::multilabel_margin_rows(&spec, RowsOut::Grad(grad, scale));
     Ok(sum.finish(spec.rows as f64, reduction))
 }
 
-/// A checked multilabel_margin call: the row spec the engine runs.
+/// When a call's targets are checked for entries outside `-1..classes`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum TargetCheck {
+    /// In one pass before any work: the forms that write (`_each`, `_and_grad`) must fail
+    /// before they write.
+    Before,
+    /// By each row's sweep, over its own entries before it reads a score through them: the
+    /// target matrix is read while the scores are (both matrices stream together, where a pass
+    /// before the work reads the targets alone). A row with a bad entry is skipped and flagged.
+    InSweep,
+}
+
+/// The error of the first entry of `target` outside `-1..classes`, if one is.
+fn check_targets<L: Label>(target: &[L], classes: usize) -> Result<(), LossError> {
+    // Every entry, the ignored ones after a row's -1 too, as PyTorch checks them.
+    match L::first_outside(target, -1, classes as i128) {
+        Some(at) => Err(LossError::LabelOutOfRange {
+            row: at / classes,
+            label: target[at].to_i128(),
+            classes,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// A checked multilabel_margin call (its targets checked, or to be checked by the sweeps): the
+/// row spec the engine runs.
 pub struct MultilabelMarginRows<'a, S> {
     rows: usize,
     classes: usize,
     x: &'a [S],
     targets: Labels<'a>,
+    check: TargetCheck,
+    /// Set by a sweep that found an entry outside `-1..classes` (only with
+    /// [`TargetCheck::InSweep`]; a relaxed store on that row alone, never on the hot path).
+    bad_target: AtomicBool,
 }
 
 /// What a row's gradient needs: its index and `scale/classes`.
@@ -187,22 +319,24 @@ pub(crate) struct MultilabelMarginGrad<T> {
 }
 
 impl<'a, S: Storage> MultilabelMarginRows<'a, S> {
-    fn new<L: Label>(x: &'a [S], target: &'a [L], classes: usize) -> Result<Self, LossError> {
+    fn new<L: Label>(
+        x: &'a [S],
+        target: &'a [L],
+        classes: usize,
+        check: TargetCheck,
+    ) -> Result<Self, LossError> {
         let rows = check::rows::<S>(x.len(), classes, None)?;
         check::same_len("target", target.len(), "input", x.len())?;
-        // Every entry, the ignored ones after a row's -1 too, as PyTorch checks them.
-        if let Some(at) = L::first_outside(target, -1, classes as i128) {
-            return Err(LossError::LabelOutOfRange {
-                row: at / classes,
-                label: target[at].to_i128(),
-                classes,
-            });
+        if check == TargetCheck::Before {
+            check_targets(target, classes)?;
         }
         Ok(MultilabelMarginRows {
             rows,
             classes,
             x,
             targets: L::labels(target),
+            check,
+            bad_target: AtomicBool::new(false),
         })
     }
 
@@ -284,16 +418,48 @@ impl<'a, S: Storage> MultilabelMarginRows<'a, S> {
             let end = (at + WINDOW).min(x.len());
             let keep = &mut keep[..end - at];
             self.keep_mask(row, targets, seg.start + at..seg.start + end, keep);
-            for (j, sum) in block.clone().zip(sums.iter_mut()) {
-                let map = MaskedHinge::<S::Compute, SLOPE> {
-                    shift: self.shift(row, j),
-                };
-                *sum +=
-                    row_sum::<V, S::Compute, R, _, S::Compute>(isa, &x[at..end], keep, None, map);
+            let mut j = block.start;
+            while j < block.end {
+                let pass = (block.end - j).min(PASS_TARGETS);
+                let sums = &mut sums[j - block.start..][..pass];
+                let (x, keep) = (&x[at..end], &keep[..]);
+                match pass {
+                    4 => self.add_pass::<V, R, 4, SLOPE>(isa, row, j, x, keep, sums),
+                    3 => self.add_pass::<V, R, 3, SLOPE>(isa, row, j, x, keep, sums),
+                    2 => self.add_pass::<V, R, 2, SLOPE>(isa, row, j, x, keep, sums),
+                    _ => self.add_pass::<V, R, 1, SLOPE>(isa, row, j, x, keep, sums),
+                }
+                j += pass;
             }
             // Back to all zeros for the next window (`O(targets)`, not a fill of the window).
             self.clear_mask(row, targets, seg.start + at..seg.start + end, keep);
             at = end;
+        }
+    }
+
+    /// Adds to `sums` the [`hinge_sums`] over the classes `x` (their keep mask `keep`) of row
+    /// `row`'s `G` targets from its `first`.
+    #[cfg_attr(not(losskit_unoptimized), inline(always))]
+    #[allow(clippy::too_many_arguments)]
+    fn add_pass<V, R, const G: usize, const SLOPE: bool>(
+        &self,
+        isa: V::Isa,
+        row: usize,
+        first: usize,
+        x: &[R],
+        keep: &[S::Compute],
+        sums: &mut [f64],
+    ) where
+        V: Lanes<Elem = S::Compute>,
+        R: Storage<Compute = S::Compute>,
+    {
+        let mut shifts = [S::Compute::ZERO; G];
+        for (k, s) in shifts.iter_mut().enumerate() {
+            *s = self.shift(row, first + k);
+        }
+        let pass = hinge_sums::<V, R, G, SLOPE>(isa, x, keep, shifts);
+        for (sum, p) in sums.iter_mut().zip(pass) {
+            *sum += p;
         }
     }
 
@@ -386,23 +552,27 @@ impl<S: Storage> RowSpec<S> for MultilabelMarginRows<'_, S> {
         stream: &[R],
         _: &[S],
     ) -> LossSum {
-        let targets = target_count(&self.targets, row * self.classes..(row + 1) * self.classes);
+        let base = row * self.classes;
+        let targets = target_count(&self.targets, base..base + self.classes);
+        if self.check == TargetCheck::InSweep {
+            // The row's entries in `seg` (each segment of a split row checks its own), and the
+            // targets this segment reads scores through, wherever they are.
+            let last = self.classes as i128 - 1;
+            let outside_seg = seg.start > 0 || seg.end < targets;
+            let bad = self
+                .targets
+                .any_outside(base + seg.start..base + seg.end, -1, last)
+                || (outside_seg && self.targets.any_outside(base..base + targets, -1, last));
+            if bad {
+                self.bad_target.store(true, Relaxed);
+                return LossSum::unweighted(0.0, 0);
+            }
+        }
+        // Nothing of the next row is prefetched: both matrices are read in order, which the
+        // hardware prefetchers follow, while a burst of software prefetches for a whole row
+        // (64 lines of each matrix) fills the core's line-fill buffers and stalls it (25%
+        // slower at [8192, 1000] on a Sapphire Rapids core, BENCHMARKS.md).
         let x = &stream[..seg.len()];
-        // What follows the row in the stream (the next row) comes from DRAM next: its lines are
-        // requested now, so that they arrive while this row's targets sweep it from L1 (each
-        // row starting with a cold 4 KiB page otherwise costs more than its sweeps).
-        // A next row without targets is never read, so it is not fetched either.
-        let next_has_targets =
-            row + 1 < self.rows && self.targets.get((row + 1) * self.classes) >= 0;
-        let next = match next_has_targets {
-            true => stream.get(seg.len()..).unwrap_or_default(),
-            false => &[],
-        };
-        let ahead = next
-            .len()
-            .min(seg.len())
-            .min(PREFETCH_BYTES / size_of::<R>());
-        V::prefetch_lines(isa, next, ahead);
         let mut loss = 0.0;
         let mut block = 0;
         let mut sums = [0.0; TARGET_BLOCK];
