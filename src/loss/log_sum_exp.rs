@@ -7,6 +7,10 @@
 //! log-sum-exp, applied per block so that the hot loops stay branch-free. The state of a sweep,
 //! [`RowStats`], merges across segments of a row ([`Merge`]), which is how the engine splits a
 //! long row over threads. [`grad_sweep`] writes `k·exp(x - max) - scale·a` over a row.
+//!
+//! Half-precision logits (bf16, f16) are widened as they are loaded; a long row's pass 1 also
+//! stores each widened block on the stack, and pass 2 reads that copy, so the exp-bound pass
+//! does not pay for the widening a second time.
 
 use super::softcap::{LogitMap, Raw, Softcap};
 use crate::engine::Merge;
@@ -125,6 +129,16 @@ const PREFETCH_BLOCKS: usize = 2;
 /// the two passes, and the per-block work (a compare, a widening add) is amortised over them.
 const BLOCK_VECS: usize = 64;
 
+/// The elements of the stack copy that a row of half-precision logits keeps of each block
+/// between its two passes (4 KiB of f32: one block of 16 lanes): pass 1 widens each vector once
+/// and stores it, pass 2 reads the copy, so the widening (two operations a vector for bf16 on
+/// AVX-512, a two-uop `vcvtph2ps` for f16) is not paid twice on the exp-bound pass.
+const WIDE_BLOCK: usize = 1024;
+
+/// The blocks a row needs before it gets the copy: zeroing the buffer costs about what the
+/// copy saves on one block.
+const WIDE_MIN_BLOCKS: usize = 4;
+
 /// Sweeps one row (see the module docs): the first `len` elements of `stream`, whose remainder
 /// (what follows the row in memory, typically the next rows) is only prefetched, up to
 /// [`PREFETCH_BLOCKS`] blocks past the row's end. A segment of a split row is its own stream.
@@ -172,13 +186,40 @@ pub(crate) fn row_stats<
     top_k: u64,
     map: M,
 ) -> RowStats {
+    let block = V::LANES * BLOCK_VECS;
+    // The copy's buffer is declared (and zeroed) only on this branch: a row of one or two
+    // blocks would pay more for zeroing it than the copy saves.
+    if core::mem::size_of::<R>() < core::mem::size_of::<V::Elem>()
+        && block <= WIDE_BLOCK
+        && len >= WIDE_MIN_BLOCKS * block
+    {
+        let mut wide = [V::Elem::ZERO; WIDE_BLOCK];
+        sweep_row::<V, R, M, STATS>(isa, stream, len, coef, x_t, top_k, map, Some(&mut wide))
+    } else {
+        sweep_row::<V, R, M, STATS>(isa, stream, len, coef, x_t, top_k, map, None)
+    }
+}
+
+/// [`row_stats`], with `wide` (at least one block long) to keep each block's widened logits
+/// between the two passes.
+#[allow(clippy::too_many_arguments)]
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
+fn sweep_row<V: Lanes, R: Storage<Compute = V::Elem>, M: LogitMap<V::Elem>, const STATS: bool>(
+    isa: V::Isa,
+    stream: &[R],
+    len: usize,
+    coef: Option<Coef<'_, V::Elem>>,
+    x_t: V::Elem,
+    top_k: u64,
+    map: M,
+    mut wide: Option<&mut [V::Elem]>,
+) -> RowStats {
     let x = &stream[..len];
     let neg_inf = V::Elem::from_f64(f64::NEG_INFINITY);
     let lanes = V::LANES;
     let block = lanes * BLOCK_VECS;
     let zero = V::splat(isa, V::Elem::ZERO);
     let target = V::splat(isa, x_t);
-    let lowest = V::splat(isa, V::Elem::LN_MIN_POSITIVE);
     let (mut max, mut sum, mut dot, mut coef_sum) = (neg_inf, 0.0f64, 0.0f64, 0.0f64);
     let (mut ent, mut above, mut tied) = (0.0f64, 0u64, 0u64);
     // Σ exp(x - max) (and Σ e^c·c) of the blocks since `max` last moved.
@@ -190,15 +231,41 @@ pub(crate) fn row_stats<
         let pairs = whole - whole % (2 * lanes);
         // Pass 1: the block's max, lane-wise, in two chains.
         let (mut m0, mut m1) = (V::splat(isa, neg_inf), V::splat(isa, neg_inf));
-        for xv in xb[..pairs].chunks_exact(2 * lanes) {
-            m0 = m0.max(R::load::<V>(isa, xv));
-            m1 = m1.max(R::load::<V>(isa, &xv[lanes..]));
-        }
-        if pairs < whole {
-            m0 = m0.max(R::load::<V>(isa, &xb[pairs..]));
-        }
-        if whole < xb.len() {
-            m1 = m1.max(R::load_prefix::<V>(isa, &xb[whole..], neg_inf));
+        match wide.as_deref_mut() {
+            None => {
+                for xv in xb[..pairs].chunks_exact(2 * lanes) {
+                    m0 = m0.max(R::load::<V>(isa, xv));
+                    m1 = m1.max(R::load::<V>(isa, &xv[lanes..]));
+                }
+                if pairs < whole {
+                    m0 = m0.max(R::load::<V>(isa, &xb[pairs..]));
+                }
+                if whole < xb.len() {
+                    m1 = m1.max(R::load_prefix::<V>(isa, &xb[whole..], neg_inf));
+                }
+            }
+            // The same loads and maxima, each vector also stored for pass 2. The padded last
+            // vector fits: `whole < xb.len() <= block`, both multiples of `lanes`.
+            Some(w) => {
+                for (i, xv) in xb[..pairs].chunks_exact(2 * lanes).enumerate() {
+                    let (v0, v1) = (R::load::<V>(isa, xv), R::load::<V>(isa, &xv[lanes..]));
+                    let wv = &mut w[2 * i * lanes..][..2 * lanes];
+                    v0.store(wv);
+                    v1.store(&mut wv[lanes..]);
+                    m0 = m0.max(v0);
+                    m1 = m1.max(v1);
+                }
+                if pairs < whole {
+                    let v0 = R::load::<V>(isa, &xb[pairs..]);
+                    v0.store(&mut w[pairs..]);
+                    m0 = m0.max(v0);
+                }
+                if whole < xb.len() {
+                    let v1 = R::load_prefix::<V>(isa, &xb[whole..], neg_inf);
+                    v1.store(&mut w[whole..]);
+                    m1 = m1.max(v1);
+                }
+            }
         }
         let raw_max = m0.max(m1);
         // A map is increasing, so the block's mapped max is the map of its max (to its
@@ -244,96 +311,24 @@ pub(crate) fn row_stats<
             }
             continue;
         }
-        // Pass 2, from L1: Σ exp(x - max), four vectors a step so that four independent exp
-        // chains and sums are in flight; with coefficients, Σ a (x - max) too.
+        // Pass 2, from L1 (from the widened copy, if pass 1 made one: the same values).
         let mv = V::splat(isa, max);
-        let (mut s0, mut s1, mut s2, mut s3) = (zero, zero, zero, zero);
-        let (mut d, mut a_acc) = (zero, zero);
-        let (mut t0, mut t1) = (zero, zero);
-        let quads = whole - whole % (4 * lanes);
-        for (j, xv) in xb[..quads].chunks_exact(4 * lanes).enumerate() {
-            // Pass 1 of the block after next reads from DRAM; start those lines now so that
-            // the memory stream overlaps this block's exp work instead of stalling pass 1. Near
-            // the row's end they are the next row's (a row of a few blocks would otherwise
-            // begin every max pass with a miss to DRAM).
-            let ahead = start + PREFETCH_BLOCKS * block + 4 * j * lanes;
-            V::prefetch_lines(isa, stream.get(ahead..).unwrap_or_default(), 4 * lanes);
-            let c0 = map.map(isa, R::load::<V>(isa, xv)) - mv;
-            let c1 = map.map(isa, R::load::<V>(isa, &xv[lanes..])) - mv;
-            let c2 = map.map(isa, R::load::<V>(isa, &xv[2 * lanes..])) - mv;
-            let c3 = map.map(isa, R::load::<V>(isa, &xv[3 * lanes..])) - mv;
-            if STATS {
-                let (e0, e1) = (
-                    math::exp_nonpositive_clamped(isa, c0),
-                    math::exp_nonpositive_clamped(isa, c1),
-                );
-                let (e2, e3) = (
-                    math::exp_nonpositive_clamped(isa, c2),
-                    math::exp_nonpositive_clamped(isa, c3),
-                );
-                s0 = s0 + e0;
-                s1 = s1 + e1;
-                s2 = s2 + e2;
-                s3 = s3 + e3;
-                t0 = e2.mul_add(lowest.max(c2), e0.mul_add(lowest.max(c0), t0));
-                t1 = e3.mul_add(lowest.max(c3), e1.mul_add(lowest.max(c1), t1));
-            } else {
-                // The loss alone: the order of the loss-only sweep before the statistics.
-                s0 = s0 + math::exp_nonpositive_clamped(isa, c0);
-                s1 = s1 + math::exp_nonpositive_clamped(isa, c1);
-                s2 = s2 + math::exp_nonpositive_clamped(isa, c2);
-                s3 = s3 + math::exp_nonpositive_clamped(isa, c3);
-            }
-            if let Some(cf) = coef {
-                let at = start + 4 * j * lanes;
-                for (k, c) in [c0, c1, c2, c3].into_iter().enumerate() {
-                    let a = coef_vec::<V>(isa, cf, at + k * lanes, None);
-                    d = a.mul_add(c, d);
-                    a_acc = a_acc + a;
-                }
-            }
-        }
-        for (j, xv) in xb[quads..whole].chunks_exact(lanes).enumerate() {
-            let c0 = map.map(isa, R::load::<V>(isa, xv)) - mv;
-            let e0 = math::exp_nonpositive_clamped(isa, c0);
-            s0 = s0 + e0;
-            if STATS {
-                t0 = e0.mul_add(lowest.max(c0), t0);
-            }
-            if let Some(cf) = coef {
-                let a = coef_vec::<V>(isa, cf, start + quads + j * lanes, None);
-                d = a.mul_add(c0, d);
-                a_acc = a_acc + a;
-            }
-        }
-        if whole < xb.len() {
-            let n = xb.len() - whole;
-            let padded = R::load_prefix::<V>(isa, &xb[whole..], neg_inf);
-            // The padding stays -inf (a map would move it: softcap(-inf) = -cap).
-            let mapped = if M::RAW {
-                padded
-            } else {
-                let fill = V::splat(isa, neg_inf);
-                V::select(V::first_lanes(isa, n), map.map(isa, padded), fill)
-            };
-            let centered = mapped - mv;
-            let e1 = math::exp_nonpositive_clamped(isa, centered);
-            s1 = s1 + e1;
-            if STATS {
-                let keep = V::first_lanes(isa, n);
-                t1 = t1 + V::select(keep, e1 * lowest.max(centered), zero);
-            }
-            if let Some(cf) = coef {
-                let a = coef_vec::<V>(isa, cf, start + whole, Some(n));
-                let keep = V::first_lanes(isa, n);
-                d = d + V::select(keep, a * centered, zero);
-                a_acc = a_acc + a;
-            }
-        }
-        let block_sum = (s0 + s1) + (s2 + s3);
+        let sums = match wide.as_deref() {
+            Some(w) => exp_pass::<V, V::Elem, R, M, STATS>(
+                isa,
+                &w[..xb.len()],
+                stream,
+                start,
+                coef,
+                mv,
+                map,
+            ),
+            None => exp_pass::<V, R, R, M, STATS>(isa, xb, stream, start, coef, mv, map),
+        };
+        let block_sum = sums.exp;
         acc = V::acc_add(acc, block_sum);
         if STATS {
-            acc_ent = V::acc_add(acc_ent, t0 + t1);
+            acc_ent = V::acc_add(acc_ent, sums.ent);
             // A NaN in the block reaches its sum (exp keeps NaN); +inf does too (inf - inf),
             // which only makes the test conservative.
             if above < top_k {
@@ -355,8 +350,8 @@ pub(crate) fn row_stats<
             }
         }
         if coef.is_some() {
-            dot += V::acc_sum(V::acc_add(V::acc_zero(isa), d));
-            coef_sum += V::acc_sum(V::acc_add(V::acc_zero(isa), a_acc));
+            dot += V::acc_sum(V::acc_add(V::acc_zero(isa), sums.dot));
+            coef_sum += V::acc_sum(V::acc_add(V::acc_zero(isa), sums.coef));
         }
     }
     RowStats {
@@ -371,6 +366,134 @@ pub(crate) fn row_stats<
         },
         above,
         tied,
+    }
+}
+
+/// The sums of one block's exp pass ([`exp_pass`]).
+struct BlockSums<V> {
+    /// `Σ exp(x - max)`.
+    exp: V,
+    /// `Σ e^c·c` (with `STATS`).
+    ent: V,
+    /// `Σ a·(x - max)` and `Σ a` (with coefficients).
+    dot: V,
+    coef: V,
+}
+
+/// Pass 2 of [`row_stats`] over one block `xb` (which starts at `start` in `stream`), from L1:
+/// `Σ exp(x - max)`, four vectors a step so that four independent exp chains and sums are in
+/// flight; with coefficients, `Σ a (x - max)` too. `xb` is the block itself or its widened copy
+/// (`S` = the compute type): the same values, so the same bits. `stream` is what is prefetched.
+#[cfg_attr(not(losskit_unoptimized), inline(always))]
+fn exp_pass<
+    V: Lanes,
+    S: Storage<Compute = V::Elem>,
+    R: Storage,
+    M: LogitMap<V::Elem>,
+    const STATS: bool,
+>(
+    isa: V::Isa,
+    xb: &[S],
+    stream: &[R],
+    start: usize,
+    coef: Option<Coef<'_, V::Elem>>,
+    mv: V,
+    map: M,
+) -> BlockSums<V> {
+    let neg_inf = V::Elem::from_f64(f64::NEG_INFINITY);
+    let lanes = V::LANES;
+    let block = lanes * BLOCK_VECS;
+    let zero = V::splat(isa, V::Elem::ZERO);
+    let lowest = V::splat(isa, V::Elem::LN_MIN_POSITIVE);
+    let whole = xb.len() - xb.len() % lanes;
+    let (mut s0, mut s1, mut s2, mut s3) = (zero, zero, zero, zero);
+    let (mut d, mut a_acc) = (zero, zero);
+    let (mut t0, mut t1) = (zero, zero);
+    let quads = whole - whole % (4 * lanes);
+    for (j, xv) in xb[..quads].chunks_exact(4 * lanes).enumerate() {
+        // Pass 1 of the block after next reads from DRAM; start those lines now so that
+        // the memory stream overlaps this block's exp work instead of stalling pass 1. Near
+        // the row's end they are the next row's (a row of a few blocks would otherwise
+        // begin every max pass with a miss to DRAM).
+        let ahead = start + PREFETCH_BLOCKS * block + 4 * j * lanes;
+        V::prefetch_lines(isa, stream.get(ahead..).unwrap_or_default(), 4 * lanes);
+        let c0 = map.map(isa, S::load::<V>(isa, xv)) - mv;
+        let c1 = map.map(isa, S::load::<V>(isa, &xv[lanes..])) - mv;
+        let c2 = map.map(isa, S::load::<V>(isa, &xv[2 * lanes..])) - mv;
+        let c3 = map.map(isa, S::load::<V>(isa, &xv[3 * lanes..])) - mv;
+        if STATS {
+            let (e0, e1) = (
+                math::exp_nonpositive_clamped(isa, c0),
+                math::exp_nonpositive_clamped(isa, c1),
+            );
+            let (e2, e3) = (
+                math::exp_nonpositive_clamped(isa, c2),
+                math::exp_nonpositive_clamped(isa, c3),
+            );
+            s0 = s0 + e0;
+            s1 = s1 + e1;
+            s2 = s2 + e2;
+            s3 = s3 + e3;
+            t0 = e2.mul_add(lowest.max(c2), e0.mul_add(lowest.max(c0), t0));
+            t1 = e3.mul_add(lowest.max(c3), e1.mul_add(lowest.max(c1), t1));
+        } else {
+            // The loss alone: the order of the loss-only sweep before the statistics.
+            s0 = s0 + math::exp_nonpositive_clamped(isa, c0);
+            s1 = s1 + math::exp_nonpositive_clamped(isa, c1);
+            s2 = s2 + math::exp_nonpositive_clamped(isa, c2);
+            s3 = s3 + math::exp_nonpositive_clamped(isa, c3);
+        }
+        if let Some(cf) = coef {
+            let at = start + 4 * j * lanes;
+            for (k, c) in [c0, c1, c2, c3].into_iter().enumerate() {
+                let a = coef_vec::<V>(isa, cf, at + k * lanes, None);
+                d = a.mul_add(c, d);
+                a_acc = a_acc + a;
+            }
+        }
+    }
+    for (j, xv) in xb[quads..whole].chunks_exact(lanes).enumerate() {
+        let c0 = map.map(isa, S::load::<V>(isa, xv)) - mv;
+        let e0 = math::exp_nonpositive_clamped(isa, c0);
+        s0 = s0 + e0;
+        if STATS {
+            t0 = e0.mul_add(lowest.max(c0), t0);
+        }
+        if let Some(cf) = coef {
+            let a = coef_vec::<V>(isa, cf, start + quads + j * lanes, None);
+            d = a.mul_add(c0, d);
+            a_acc = a_acc + a;
+        }
+    }
+    if whole < xb.len() {
+        let n = xb.len() - whole;
+        let padded = S::load_prefix::<V>(isa, &xb[whole..], neg_inf);
+        // The padding stays -inf (a map would move it: softcap(-inf) = -cap).
+        let mapped = if M::RAW {
+            padded
+        } else {
+            let fill = V::splat(isa, neg_inf);
+            V::select(V::first_lanes(isa, n), map.map(isa, padded), fill)
+        };
+        let centered = mapped - mv;
+        let e1 = math::exp_nonpositive_clamped(isa, centered);
+        s1 = s1 + e1;
+        if STATS {
+            let keep = V::first_lanes(isa, n);
+            t1 = t1 + V::select(keep, e1 * lowest.max(centered), zero);
+        }
+        if let Some(cf) = coef {
+            let a = coef_vec::<V>(isa, cf, start + whole, Some(n));
+            let keep = V::first_lanes(isa, n);
+            d = d + V::select(keep, a * centered, zero);
+            a_acc = a_acc + a;
+        }
+    }
+    BlockSums {
+        exp: (s0 + s1) + (s2 + s3),
+        ent: t0 + t1,
+        dot: d,
+        coef: a_acc,
     }
 }
 

@@ -751,9 +751,21 @@ unsafe fn widen_half<H: Half>(bits: __m128i) -> __m256 {
     // SAFETY: register-only intrinsics, which the caller guarantees (AVX2 and F16C).
     unsafe {
         match H::FORMAT {
-            // A bf16 is the upper half of the f32 with the same value.
+            // A bf16 is the upper half of the f32 with the same value. One shuffle places
+            // each value there and zeroes the low half (index bytes with the top bit set give
+            // 0); `vpshufb` stays within 128-bit lanes, so both lanes get all 16 bytes by a
+            // broadcast, which a load from memory does on a load port (`vbroadcasti128`): one
+            // ALU operation a vector instead of a zero-extension and a shift.
             HalfFormat::Bf16 => {
-                _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(bits)))
+                #[rustfmt::skip]
+                let spread = _mm256_setr_epi8(
+                    -128, -128, 0, 1, -128, -128, 2, 3, -128, -128, 4, 5, -128, -128, 6, 7,
+                    -128, -128, 8, 9, -128, -128, 10, 11, -128, -128, 12, 13, -128, -128, 14, 15,
+                );
+                _mm256_castsi256_ps(_mm256_shuffle_epi8(
+                    _mm256_broadcastsi128_si256(bits),
+                    spread,
+                ))
             }
             HalfFormat::F16 => _mm256_cvtph_ps(bits),
         }

@@ -395,3 +395,102 @@ fn few_long_rows_split_into_segments_give_identical_bits_and_gradients_for_1_2_3
         }
     }
 }
+
+/// Half-precision logits are widened exactly and swept in f32 (a row of four blocks or more
+/// through a widened copy of each block that pass 1 stores and pass 2 reads): every form gives
+/// the bits of the same call on the f32 widening, on every tier. A copy that misplaced, dropped
+/// or padded a vector wrongly would change them.
+#[test]
+fn half_logits_give_the_bits_of_their_f32_widening_on_every_tier() {
+    use losskit::{bf16, f16, Storage};
+    fn run<H: Storage<Compute = f32>>(round: fn(f32) -> H, widen: fn(H) -> f32) {
+        let mut bits = common::splitmix(29);
+        let mut next = move || (bits() >> 40) as f32 / (1u64 << 24) as f32;
+        // Mid rows (no copy), rows of 4–9 blocks with ragged ends, a row split into segments.
+        for (rows, classes) in [
+            (3usize, 1000usize),
+            (3, 4096 + 17),
+            (2, 9000 + 5),
+            (1, 140_001),
+        ] {
+            let n = rows * classes;
+            // A ramp, so that later blocks raise the max (the rescale), and masked classes.
+            let logits: Vec<H> = (0..n)
+                .map(|i| match i % 997 {
+                    13 => round(f32::NEG_INFINITY),
+                    _ => round((next() - 0.5) * 24.0 + (i % classes) as f32 * 4e-4),
+                })
+                .collect();
+            let wide: Vec<f32> = logits.iter().map(|&v| widen(v)).collect();
+            let labels: Vec<i64> = (0..rows)
+                .map(|r| {
+                    if r == 1 {
+                        -100
+                    } else {
+                        ((r * 7919) % classes) as i64
+                    }
+                })
+                .collect();
+            let probs: Vec<f32> = (0..n)
+                .map(|i| ((i % 7) as f32) / (3.0 * classes as f32))
+                .collect();
+            let weight: Vec<f32> = (0..classes).map(|c| 0.5 + (c % 5) as f32 * 0.25).collect();
+            let plain = CrossEntropy::new();
+            let smooth = CrossEntropy::new().weight(&weight).label_smoothing(0.1);
+            let capped = CrossEntropy::new().softcap(15.0);
+            let tag = format!("{} {rows}x{classes}", core::any::type_name::<H>());
+            for tier in Tier::available() {
+                with_tier(tier, || {
+                    for (name, ce) in [
+                        ("plain", &plain),
+                        ("smoothed", &smooth),
+                        ("capped", &capped),
+                    ] {
+                        let (h, f) = (
+                            ce.loss(&logits, classes, &labels, Reduction::Sum).unwrap(),
+                            ce.loss(&wide, classes, &labels, Reduction::Sum).unwrap(),
+                        );
+                        assert_eq!(h.to_bits(), f.to_bits(), "{tier} {tag} {name}: {h} vs {f}");
+                        let (mut each_h, mut each_f) = (vec![0.0f32; rows], vec![0.0f32; rows]);
+                        ce.each(&logits, classes, &labels, &mut each_h).unwrap();
+                        ce.each(&wide, classes, &labels, &mut each_f).unwrap();
+                        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                        assert_eq!(bits(&each_h), bits(&each_f), "{tier} {tag} {name} each");
+                    }
+                    let (h, f) = (
+                        smooth
+                            .loss_probs(&logits, classes, &probs, Reduction::Mean)
+                            .unwrap(),
+                        smooth
+                            .loss_probs(&wide, classes, &probs, Reduction::Mean)
+                            .unwrap(),
+                    );
+                    assert_eq!(h.to_bits(), f.to_bits(), "{tier} {tag} probs: {h} vs {f}");
+                    assert_eq!(
+                        plain.stats(&logits, classes, &labels).unwrap(),
+                        plain.stats(&wide, classes, &labels).unwrap(),
+                        "{tier} {tag} stats"
+                    );
+                    // The gradient is computed in f32 and rounded once into the half type.
+                    let (mut grad_h, mut grad_f) = (logits.clone(), vec![0.0f32; n]);
+                    let h = plain
+                        .loss_and_grad(&logits, classes, &labels, Reduction::Mean, &mut grad_h)
+                        .unwrap();
+                    let f = plain
+                        .loss_and_grad(&wide, classes, &labels, Reduction::Mean, &mut grad_f)
+                        .unwrap();
+                    assert_eq!(h.to_bits(), f.to_bits(), "{tier} {tag} fused: {h} vs {f}");
+                    let wrong = (0..n)
+                        .filter(|&i| {
+                            widen(grad_h[i]).to_bits() != widen(round(grad_f[i])).to_bits()
+                        })
+                        .count();
+                    assert_eq!(wrong, 0, "{tier} {tag}: gradients not the rounded f32 ones");
+                })
+                .unwrap();
+            }
+        }
+    }
+    run::<bf16>(bf16::from_f32, bf16::to_f32);
+    run::<f16>(f16::from_f32, f16::to_f32);
+}
